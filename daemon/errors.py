@@ -1,0 +1,166 @@
+"""The one exception tree of seo-sync and the named exit codes the CLI maps it to.
+
+Every error an operator can meet carries a `hint`: the next thing to try. Messages never
+contain secrets (credentials are never formatted into them).
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes (sysexits.h where one fits, so systemd and scripts can tell them apart)."""
+
+    OK = 0
+    FAILURE = 1  # generic failure; `health`: degraded
+    DOWN = 2  # `health`: the daemon is not running
+    CONFLICT = 3  # optimistic-lock conflict (VersionMismatch)
+    REFUSED = 4  # a protection rule refused the operation (token, rate limit)
+    DIFFERENT = 5  # `verify`: cache and DynamoDB differ
+    USAGE = 64  # EX_USAGE: bad command line
+    DATAERR = 65  # EX_DATAERR: bad input data
+    NOINPUT = 66  # EX_NOINPUT: a named file or item does not exist
+    UNAVAILABLE = 69  # EX_UNAVAILABLE: DynamoDB unreachable, table missing
+    SOFTWARE = 70  # EX_SOFTWARE: a bug; a thread died
+    CANTCREAT = 73  # EX_CANTCREAT: cannot write a file (backup, export)
+    IOERR = 74  # EX_IOERR: disk full, corrupt cache
+    TEMPFAIL = 75  # EX_TEMPFAIL: lock held by another process; try again later
+    NOPERM = 77  # EX_NOPERM: AWS access denied, bad credentials
+    CONFIG = 78  # EX_CONFIG: bad configuration
+
+
+class SeoSyncError(Exception):
+    """Base of every error seo-sync raises on purpose; carries an exit code and an operator hint."""
+
+    exit_code: ExitCode = ExitCode.FAILURE
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
+
+
+class ConfigError(SeoSyncError):
+    """The configuration (file, environment or flags) is invalid."""
+
+    exit_code = ExitCode.CONFIG
+
+
+class UsageError(SeoSyncError):
+    """The command line or an argument is wrong."""
+
+    exit_code = ExitCode.USAGE
+
+
+class BadInput(SeoSyncError):
+    """Input data (an id, a file, an item) is malformed; nothing was changed."""
+
+    exit_code = ExitCode.DATAERR
+
+
+class NotFound(SeoSyncError):
+    """A named item, file or business does not exist."""
+
+    exit_code = ExitCode.NOINPUT
+
+
+class CodecError(BadInput):
+    """A DynamoDB value cannot be represented losslessly (e.g. a number of more than 38 digits)."""
+
+
+class SourceError(SeoSyncError):
+    """DynamoDB or DynamoDB Streams failed."""
+
+    exit_code = ExitCode.UNAVAILABLE
+
+
+class SourceUnavailable(SourceError):
+    """DynamoDB cannot be reached (connection refused, timeout, DNS)."""
+
+
+class SourceThrottled(SourceError):
+    """DynamoDB throttled the request or answered 5xx; retry later with backoff."""
+
+
+class AccessDenied(SourceError):
+    """The credentials are missing, invalid, expired, or lack a permission."""
+
+    exit_code = ExitCode.NOPERM
+
+
+class TableMissing(SourceError):
+    """A DynamoDB table (or its stream) does not exist."""
+
+
+class StreamGone(SourceError):
+    """The stream position is no longer readable (trimmed, shard gone, stream replaced): resync."""
+
+
+class IteratorExpired(SourceError):
+    """A shard iterator expired; get a new one after the last committed sequence number."""
+
+
+class DynamoDisabled(ConfigError):
+    """USE_DYNAMODB=false in the named .env: commands that need DynamoDB refuse."""
+
+
+class CacheError(SeoSyncError):
+    """The cache database cannot be opened or written."""
+
+    exit_code = ExitCode.IOERR
+
+
+class CacheCorrupt(CacheError):
+    """The cache database failed its integrity check."""
+
+
+class CacheBusy(CacheError):
+    """Another connection holds a write lock on the cache longer than busy_timeout."""
+
+    exit_code = ExitCode.TEMPFAIL
+
+
+class LockHeld(SeoSyncError):
+    """Another process holds the cache writer lock (a running daemon or CLI command)."""
+
+    exit_code = ExitCode.TEMPFAIL
+
+    def __init__(self, message: str, hint: str | None = None, pid: int | None = None) -> None:
+        super().__init__(message, hint)
+        self.pid = pid
+
+
+class VersionMismatch(SeoSyncError):
+    """An optimistic-lock conflict: the item in DynamoDB is not at the expected `_version`."""
+
+    exit_code = ExitCode.CONFLICT
+
+    def __init__(self, message: str, current: dict | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint or "read the current item, re-apply your change, and retry")
+        self.current = current
+
+
+class ProtectionRefused(SeoSyncError):
+    """Delete protection refused the operation (missing token, rate limit)."""
+
+    exit_code = ExitCode.REFUSED
+
+
+class RateLimited(ProtectionRefused):
+    """The delete-rate limit for this entity type is used up for the current hour."""
+
+
+class BackupFailed(SeoSyncError):
+    """A backup file could not be written, so the delete did not happen."""
+
+    exit_code = ExitCode.CANTCREAT
+
+
+class DaemonUnavailable(SeoSyncError):
+    """No daemon answers on the status socket."""
+
+    exit_code = ExitCode.DOWN
