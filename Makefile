@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench soak clean
+.PHONY: demo test lint bench soak tools clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -12,19 +12,25 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+# System tools the tests drive (systemd-analyze for the unit file; setpriv/unshare for uid and
+# disk-full tests). Installed from Debian's packages when missing, so a fresh machine passes too.
+tools:
+	@command -v systemd-analyze >/dev/null && command -v setpriv >/dev/null && command -v unshare >/dev/null \
+	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd util-linux >/dev/null; }
+
 demo: $(STAMP)
 	$(BIN)/seo-sync demo
 
-test: $(STAMP)
-	$(BIN)/ruff check daemon tests
-	$(BIN)/python -m pytest -q
-
-lint: $(STAMP)
-	$(BIN)/ruff check daemon tests
+test: $(STAMP) tools
+	$(BIN)/ruff check daemon tests examples
 	$(BIN)/bandit -q -c pyproject.toml -r daemon
+	$(BIN)/python -m pytest
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench
+
+soak: $(STAMP)
+	SEO_SYNC_SOAK_SECONDS=1800 $(BIN)/python -m pytest -q tests/fault/test_soak.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

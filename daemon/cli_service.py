@@ -1,0 +1,55 @@
+"""Daemon commands: `run`, `health`, `resync`."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from daemon.clikit import AppContext, pass_app, root
+from daemon.errors import DaemonUnavailable, ExitCode
+
+
+@root.command()
+@pass_app
+def run(app: AppContext) -> int:
+    """Run the sync daemon in the foreground (systemd: Type=notify)."""
+    from daemon.logs import configure_logging  # noqa: PLC0415
+    from daemon.service import Service  # noqa: PLC0415
+
+    settings = app.settings()
+    configure_logging(settings.log_format,
+                      "DEBUG" if app.verbose else settings.log_level)
+    return Service(settings).run()
+
+
+@root.command()
+@pass_app
+def health(app: AppContext) -> int:
+    """Ask the daemon whether it is healthy: exit 0 healthy, 1 degraded, 2 not running."""
+    from daemon.control import request_json  # noqa: PLC0415
+
+    settings = app.settings()
+    try:
+        answer = request_json(settings.socket_path, "health", timeout=2.0)
+    except DaemonUnavailable as e:
+        app.emit({"ok": False, "running": False, "reasons": [e.message]},
+                 lambda: click.echo(f"down: {e.message}"))
+        return int(ExitCode.DOWN)
+    ok = bool(answer.get("ok"))
+    app.emit(answer, lambda: click.echo(("healthy" if ok else "degraded") + (
+        "" if ok else ": " + "; ".join(answer.get("reasons", [])))))
+    return int(ExitCode.OK if ok else ExitCode.FAILURE)
+
+
+@root.command()
+@click.argument("table", required=False)
+@pass_app
+def resync(app: AppContext, table: str | None) -> int:
+    """Ask the running daemon for a full resync of one table or all (same as SIGHUP)."""
+    from daemon.control import request_json  # noqa: PLC0415
+
+    settings = app.settings()
+    answer = request_json(settings.socket_path, "resync" + (f" {table}" if table else ""), timeout=5.0)
+    app.emit(answer, lambda: click.echo(json.dumps(answer)))
+    return int(ExitCode.OK if answer.get("ok") else ExitCode.FAILURE)
