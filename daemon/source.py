@@ -348,6 +348,8 @@ class Source:
     def put_item(self, spec: TableSpec, item: Item, expected_version: int | bool | None = False) -> None:
         """PutItem; with `expected_version` (an int, or None for "must not exist") it is conditional.
 
+        `expected_version=0` also matches an existing item that has no `_version` attribute.
+
         A failed condition raises VersionMismatch carrying the current item (ALL_OLD).
         """
         name = spec.dynamo_name(self.prefix)
@@ -355,6 +357,11 @@ class Source:
         if expected_version is None:
             kwargs["ConditionExpression"] = "attribute_not_exists(#h)"
             kwargs["ExpressionAttributeNames"] = {"#h": spec.hash_key}
+        elif expected_version is not False and int(expected_version) == 0:
+            # 0 also matches an existing item written without `_version` (an unversioned writer).
+            kwargs["ConditionExpression"] = "(attribute_exists(#h) AND attribute_not_exists(#v)) OR #v = :v"
+            kwargs["ExpressionAttributeNames"] = {"#h": spec.hash_key, "#v": "_version"}
+            kwargs["ExpressionAttributeValues"] = {":v": {"N": "0"}}
         elif expected_version is not False:
             kwargs["ConditionExpression"] = "#v = :v"
             kwargs["ExpressionAttributeNames"] = {"#v": "_version"}
