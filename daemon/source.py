@@ -382,6 +382,29 @@ class Source:
         except bexc.BotoCoreError as e:
             raise self.ctx.translate(e, "PutItem", name) from None
 
+    def put_item_unless_newer(self, spec: TableSpec, item: Item) -> bool:
+        """PutItem unless DynamoDB holds a newer `_version` of it; False when skipped for that reason.
+
+        Without a `_version` of our own, only an absent item or one without `_version` is overwritten.
+        """
+        name = spec.dynamo_name(self.prefix)
+        ours = item.get("_version", {}).get("N")
+        cond = "attribute_not_exists(#h) OR attribute_not_exists(#v)"
+        kwargs: dict[str, Any] = {"TableName": name, "Item": item,
+                                  "ExpressionAttributeNames": {"#h": spec.hash_key, "#v": "_version"}}
+        if ours is not None:
+            cond += " OR #v <= :v"
+            kwargs["ExpressionAttributeValues"] = {":v": {"N": ours}}
+        try:
+            self.ddb.put_item(ConditionExpression=cond, **kwargs)
+            return True
+        except bexc.ClientError as e:
+            if e.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise self.ctx.translate(e, "PutItem", name) from None
+        except bexc.BotoCoreError as e:
+            raise self.ctx.translate(e, "PutItem", name) from None
+
     def batch_write(self, spec: TableSpec, items: list[Item], max_rounds: int = 8) -> int:
         """BatchWriteItem in chunks of 25, retrying unprocessed items with backoff; returns the count."""
         name = spec.dynamo_name(self.prefix)
