@@ -532,6 +532,17 @@ class Reader:
             out[r[0]] = {"stream_arn": r[1], "last_full_sync": r[2], "full_sync_reason": r[3]}
         return out
 
+    def check_shape(self) -> None:
+        """Raise CacheError unless this is a readable cache database with all five data tables."""
+        try:
+            names = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.DatabaseError as e:
+            raise CacheCorrupt(f"not a readable SQLite database: {e}") from None
+        missing = [t for t in (*TABLES, "_sync_tables") if t not in names]
+        if missing:
+            raise CacheError(f"not a seo-sync cache: tables missing: {', '.join(missing)}",
+                             hint="name a cache.db written by seo-sync")
+
 
 class _Snapshot:
     def __init__(self, conn: sqlite3.Connection) -> None:
