@@ -1,0 +1,485 @@
+"""The status socket (DESIGN §5): a small Unix-socket server in the daemon, its client, and metrics.
+
+Protocol: the client sends one request line (`status`, `health`, `resync [table]`,
+`refresh <table> <key-json>`, `metrics`), the daemon sends one answer and closes. No request
+within the timeout means `status`. Robustness against floods and slow clients: one selector thread
+reads requests (cheap, with a deadline and a size cap each), a bounded pool of `max_clients` threads
+runs the handler, and at most `max_connections` connections are open at a time (the rest wait in the
+kernel backlog). Only root, the daemon's own uid and members of the configured group are answered
+(SO_PEERCRED / SO_PEERGROUPS), on top of the socket file's 0660 mode.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import grp
+import json
+import math
+import os
+import pwd
+import re
+import selectors
+import socket
+import stat
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from daemon import errors
+from daemon.errors import ConfigError, DaemonUnavailable, ExitCode, LockHeld, SeoSyncError
+
+log = structlog.get_logger()
+
+Handler = Callable[[str, list[str]], str]
+DEFAULT_COMMAND = "status"
+COMMAND_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+SO_PEERGROUPS = getattr(socket, "SO_PEERGROUPS", 59)  # Linux ≥ 4.13; Python has no constant for it
+MAX_PEER_GROUPS = 256
+SOCKET_MODE = 0o660
+
+
+def error_answer(message: str, hint: str | None = None, kind: str = "error", exit_code: int | None = None) -> str:
+    """The JSON text of an error answer (the only shape of answer that carries an "error" key)."""
+    out: dict[str, Any] = {"ok": False, "error": message, "kind": kind}
+    if hint:
+        out["hint"] = hint
+    if exit_code is not None:
+        out["exit_code"] = exit_code
+    return json.dumps(out)
+
+
+def parse_request(line: str) -> tuple[str, list[str]]:
+    """Split a request line into (command, args); the last argument takes the rest of the line."""
+    parts = line.strip().split(None, 2)
+    if not parts:
+        return DEFAULT_COMMAND, []
+    command = parts[0].lower()
+    if not COMMAND_RE.fullmatch(command):
+        raise errors.BadInput(f"bad command {parts[0][:40]!r}", hint="commands: status health resync refresh metrics")
+    return command, parts[1:]
+
+
+def resolve_group(name: str | None) -> int | None:
+    """The gid of ServiceSettings.socket_group (None when unset); ConfigError if no such group."""
+    if name is None:
+        return None
+    try:
+        return grp.getgrnam(name).gr_gid
+    except KeyError:
+        if name.isdigit():
+            return int(name)
+        raise ConfigError(f"service.socket_group = {name!r}: no such group",
+                          hint="create it (see systemd/seo-sync.sysusers.conf) or unset socket_group") from None
+
+
+@dataclass
+class _Conn:
+    sock: socket.socket
+    deadline: float
+    uid: int
+    buf: bytearray = field(default_factory=bytearray)
+
+
+class ControlServer:
+    """The daemon side of the status socket."""
+
+    def __init__(self, path: Path, handler: Handler, *, allowed_uids: set[int], allowed_gid: int | None,
+                 timeout: float = 1.0, max_clients: int = 16, max_request: int = 4096,
+                 max_connections: int | None = None) -> None:
+        self.path = Path(path)
+        self.handler = handler
+        self.allowed_uids = {0, *allowed_uids}
+        self.allowed_gid = allowed_gid
+        self.timeout = timeout
+        self.max_clients = max_clients
+        self.max_request = max_request
+        self.max_connections = max_connections or 4 * max_clients
+        self._listener: socket.socket | None = None
+        self._inode: int | None = None
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+
+    # -- binding ---------------------------------------------------------------------------------
+    def bind(self) -> None:
+        """Listen on `path` (mode 0660), replacing a stale socket file but never a live or foreign one."""
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+        self._clear_stale()
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            sock.bind(str(tmp))
+            os.chmod(tmp, SOCKET_MODE)  # before the rename: nobody ever sees a wider mode
+            if self.allowed_gid is not None:
+                try:
+                    os.chown(tmp, -1, self.allowed_gid)
+                except PermissionError:
+                    log.warning("control_socket_chgrp_failed", path=str(self.path), gid=self.allowed_gid)
+            os.rename(tmp, self.path)
+            sock.listen(min(socket.SOMAXCONN, 1024))
+            sock.setblocking(False)
+        except OSError as e:
+            sock.close()
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise errors.SeoSyncError(f"cannot create status socket {self.path}: {e.strerror or e}",
+                                      hint="check the directory exists and is writable by the daemon") from None
+        self._listener = sock
+        self._inode = os.stat(self.path).st_ino
+        log.info("control_socket_listening", path=str(self.path))
+
+    def _clear_stale(self) -> None:
+        try:
+            st = os.lstat(self.path)
+        except FileNotFoundError:
+            return
+        if not stat.S_ISSOCK(st.st_mode):
+            raise ConfigError(f"status socket path {self.path} exists and is not a socket",
+                              hint="remove it or point --socket / SEO_SYNC_SOCKET elsewhere")
+        if st.st_uid not in (os.geteuid(), 0) and os.geteuid() != 0:
+            raise ConfigError(f"status socket {self.path} belongs to uid {st.st_uid}, not to us",
+                              hint="another user's daemon uses this path; choose another --socket")
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        probe.settimeout(self.timeout)
+        try:
+            probe.connect(str(self.path))
+        except (ConnectionRefusedError, FileNotFoundError):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+            log.info("control_socket_stale_removed", path=str(self.path))
+            return
+        except OSError as e:
+            if e.errno != errno.EAGAIN:  # EAGAIN: its backlog is full, so something is alive there
+                raise errors.SeoSyncError(f"cannot probe status socket {self.path}: {e.strerror or e}") from None
+        finally:
+            probe.close()
+        raise LockHeld(f"another daemon answers on status socket {self.path}",
+                       hint="stop it first (systemctl stop seo-sync), or use another --socket")
+
+    # -- serving ---------------------------------------------------------------------------------
+    def serve_forever(self, stop: threading.Event) -> None:
+        """Answer clients until `stop` is set; never raises because of a client or the handler."""
+        if self._listener is None:
+            raise RuntimeError("bind() first")
+        sel = selectors.DefaultSelector()
+        conns: dict[int, _Conn] = {}
+        accepting = True
+        sel.register(self._listener, selectors.EVENT_READ, "accept")
+        sel.register(self._wake_r, selectors.EVENT_READ, "wake")
+        pool = ThreadPoolExecutor(self.max_clients, thread_name_prefix="control")
+        try:
+            while not stop.is_set():
+                now = time.monotonic()
+                next_deadline = min((c.deadline for c in conns.values()), default=now + 0.2)
+                for key, _ in sel.select(timeout=max(0.0, min(0.2, next_deadline - now))):
+                    if key.data == "accept":
+                        self._accept(sel, conns)
+                    elif key.data == "wake":
+                        with contextlib.suppress(BlockingIOError):
+                            self._wake_r.recv(4096)
+                    else:
+                        self._read(sel, conns, key.data, pool)
+                now = time.monotonic()
+                for c in [c for c in conns.values() if c.deadline <= now]:
+                    # A slow or silent client: what it sent so far is its request ("" means status).
+                    self._dispatch(sel, conns, c, pool)
+                with self._lock:
+                    full = len(conns) + self._in_flight >= self.max_connections
+                if full and accepting:
+                    sel.unregister(self._listener)
+                    accepting = False
+                elif not full and not accepting:
+                    sel.register(self._listener, selectors.EVENT_READ, "accept")
+                    accepting = True
+        finally:
+            for c in conns.values():
+                c.sock.close()
+            pool.shutdown(wait=False, cancel_futures=True)
+            sel.close()
+
+    def _accept(self, sel: selectors.BaseSelector, conns: dict[int, _Conn]) -> None:
+        assert self._listener is not None
+        for _ in range(self.max_connections):
+            with self._lock:
+                if len(conns) + self._in_flight >= self.max_connections:
+                    return
+            try:
+                sock, _ = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:  # EMFILE and friends: leave the rest in the backlog for now
+                log.warning("control_accept_failed", error=e.strerror or str(e))
+                return
+            sock.setblocking(False)
+            pid, uid, gid = peer_credentials(sock)
+            if not self._allowed(sock, uid, gid):
+                log.warning("control_peer_refused", uid=uid, pid=pid)
+                self._send_now(sock, error_answer(f"permission denied for uid {uid}", kind="denied",
+                                                  hint="the status socket answers root, the daemon's user and "
+                                                       "members of service.socket_group"))
+                continue
+            conns[sock.fileno()] = _Conn(sock, time.monotonic() + self.timeout, uid)
+            sel.register(sock, selectors.EVENT_READ, sock.fileno())
+
+    def _allowed(self, sock: socket.socket, uid: int, gid: int) -> bool:
+        if uid in self.allowed_uids:
+            return True
+        if self.allowed_gid is None:
+            return False
+        return gid == self.allowed_gid or self.allowed_gid in peer_groups(sock, uid, gid)
+
+    def _read(self, sel: selectors.BaseSelector, conns: dict[int, _Conn], fd: int, pool: ThreadPoolExecutor) -> None:
+        c = conns[fd]
+        try:
+            chunk = c.sock.recv(self.max_request + 1 - len(c.buf))
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:  # the client reset the connection: nobody to answer
+            self._drop(sel, conns, c)
+            c.sock.close()
+            return
+        if chunk:
+            c.buf += chunk
+            if b"\n" not in c.buf:
+                if len(c.buf) > self.max_request:
+                    self._drop(sel, conns, c)
+                    self._send_now(c.sock, error_answer(f"request larger than {self.max_request} bytes",
+                                                        kind="too_large"))
+                return
+        self._dispatch(sel, conns, c, pool)  # a full line, or EOF: what arrived is the request
+
+    def _dispatch(self, sel: selectors.BaseSelector, conns: dict[int, _Conn], c: _Conn,
+                  pool: ThreadPoolExecutor) -> None:
+        self._drop(sel, conns, c)
+        line = bytes(c.buf).split(b"\n", 1)[0]
+        with self._lock:
+            self._in_flight += 1
+        future = pool.submit(self._answer, c.sock, line, c.uid)
+        future.add_done_callback(lambda f, sock=c.sock: sock.close() if f.cancelled() else None)
+
+    def _drop(self, sel: selectors.BaseSelector, conns: dict[int, _Conn], c: _Conn) -> None:
+        sel.unregister(c.sock)
+        del conns[c.sock.fileno()]
+
+    def _answer(self, sock: socket.socket, line: bytes, uid: int) -> None:
+        """Run in a pool thread: call the handler, send its answer, close."""
+        try:
+            answer = self.run_handler(line)
+            sock.setblocking(True)
+            sock.settimeout(self.timeout)
+            sock.sendall(answer.encode("utf-8") + (b"" if answer.endswith("\n") else b"\n"))
+        except OSError as e:
+            log.debug("control_send_failed", uid=uid, error=e.strerror or str(e))
+        except Exception:  # a bug here must not cost the daemon its status socket
+            log.exception("control_answer_failed", uid=uid)
+        finally:
+            sock.close()
+            with self._lock:
+                self._in_flight -= 1
+            with contextlib.suppress(OSError):
+                self._wake_w.send(b"x")
+
+    def run_handler(self, line: bytes) -> str:
+        """Parse one request line and return the answer text; every failure becomes an error answer."""
+        try:
+            command, args = parse_request(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            return error_answer("request is not UTF-8", kind="bad_request")
+        except SeoSyncError as e:
+            return error_answer(e.message, e.hint, kind="bad_request", exit_code=int(e.exit_code))
+        try:
+            return self.handler(command, args)
+        except SeoSyncError as e:
+            return error_answer(e.message, e.hint, kind=type(e).__name__, exit_code=int(e.exit_code))
+        except Exception as e:
+            log.exception("control_handler_failed", command=command)
+            return error_answer(f"internal error in {command}: {type(e).__name__}", kind="failed",
+                                exit_code=int(ExitCode.SOFTWARE), hint="see the daemon's log")
+
+    def _send_now(self, sock: socket.socket, text: str) -> None:
+        """Answer a refused or oversized request at once and close (from the selector thread)."""
+        with contextlib.suppress(OSError):
+            sock.send(text.encode("utf-8") + b"\n")
+            # Unread input at close() would turn into ECONNRESET for the client before it reads us.
+            for _ in range(16):
+                if not sock.recv(self.max_request):
+                    break
+        sock.close()
+
+    def close(self) -> None:
+        """Stop listening and remove the socket file (only if it is still ours)."""
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+            with contextlib.suppress(FileNotFoundError):
+                if os.stat(self.path).st_ino == self._inode:
+                    os.unlink(self.path)
+        self._wake_r.close()
+        self._wake_w.close()
+
+
+def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
+    """(pid, uid, gid) of the process that connected, from SO_PEERCRED."""
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, gid = struct.unpack("3i", raw)
+    return pid, uid, gid
+
+
+def peer_groups(sock: socket.socket, uid: int, gid: int) -> set[int]:
+    """The peer's supplementary groups (SO_PEERGROUPS), else its groups by name from the user database."""
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, SO_PEERGROUPS, 4 * MAX_PEER_GROUPS)
+        return set(struct.unpack(f"{len(raw) // 4}I", raw))
+    except OSError:
+        pass
+    try:
+        return set(os.getgrouplist(pwd.getpwuid(uid).pw_name, gid))
+    except (KeyError, OSError):
+        return set()
+
+
+# -- client ----------------------------------------------------------------------------------------
+def request(socket_path: Path, command: str, timeout: float = 5.0) -> str:
+    """Send one request line to the daemon and return its answer text; DaemonUnavailable if none."""
+    if "\n" in command:
+        raise errors.BadInput("a request is one line")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(str(socket_path))
+        try:
+            sock.sendall(command.encode("utf-8") + b"\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the daemon answered (a refusal) and closed before reading: its answer is still there
+        chunks: list[bytes] = []
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                if not chunks:
+                    raise
+                break  # the daemon closed with part of our request unread, after answering
+            if not chunk:
+                break
+            chunks.append(chunk)
+    except FileNotFoundError:
+        raise DaemonUnavailable(f"the daemon is not running (no status socket at {socket_path})",
+                                hint="start it (systemctl start seo-sync) or pass the right --socket") from None
+    except ConnectionRefusedError:
+        raise DaemonUnavailable(f"nothing listens on {socket_path} (left by a daemon that was killed?)",
+                                hint="start the daemon; it replaces a stale socket file") from None
+    except PermissionError:
+        raise DaemonUnavailable(f"permission denied on {socket_path}",
+                                hint="run as root, the service user, or a member of its group") from None
+    except TimeoutError:
+        raise DaemonUnavailable(f"the daemon did not answer on {socket_path} within {timeout:g}s",
+                                hint="it may be stuck: check `journalctl -u seo-sync`") from None
+    except OSError as e:
+        raise DaemonUnavailable(f"cannot talk to the daemon on {socket_path}: {e.strerror or e}") from None
+    finally:
+        sock.close()
+    return b"".join(chunks).decode("utf-8")
+
+
+def request_json(socket_path: Path, command: str, timeout: float = 5.0) -> Any:
+    """`request` and parse the JSON answer; an error answer is raised as the daemon's exception."""
+    text = request(socket_path, command, timeout)
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise DaemonUnavailable(f"the daemon's answer to {command.split()[0]!r} is not JSON") from None
+    if isinstance(data, dict) and "error" in data:
+        raise _rebuild_error(data)
+    return data
+
+
+def _rebuild_error(data: dict[str, Any]) -> SeoSyncError:
+    cls = getattr(errors, str(data.get("kind", "")), None)
+    message, hint = f"daemon: {data['error']}", data.get("hint")
+    if isinstance(cls, type) and issubclass(cls, SeoSyncError):
+        return cls(message, hint=hint)
+    err = SeoSyncError(message, hint)
+    with contextlib.suppress(ValueError, TypeError):
+        err.exit_code = ExitCode(int(data.get("exit_code", ExitCode.FAILURE)))
+    return err
+
+
+# -- metrics ---------------------------------------------------------------------------------------
+STATES = ("starting", "syncing", "streaming", "degraded", "stopping")
+TABLE_STATES = (*STATES, "error")
+TABLE_GAUGES = (("rows", "rows", "gauge", "Rows in the cache table."),
+                ("lag_seconds", "lag_seconds", "gauge", "Age of the last applied stream record."),
+                ("dead_letters", "dead_letters", "gauge", "Records in the dead-letter table."))
+TABLE_COUNTERS = (("skipped_stale", "skipped_stale_total", "Changes skipped for a lower _version."),
+                  ("records_applied", "records_applied_total", "Stream records applied."),
+                  ("get_records_calls", "get_records_calls_total", "GetRecords calls made."))
+
+
+def render_metrics(snapshot: dict[str, Any]) -> str:
+    """Prometheus text format from a status snapshot ({state, uptime, version, tables: {name: {...}}})."""
+    out: list[str] = []
+    state = str(snapshot.get("state", "unknown"))
+    _family(out, "seo_sync_state", "gauge", "Daemon state (1 for the current one).",
+            [({"state": s}, 1 if s == state else 0) for s in _with(STATES, state)])
+    _family(out, "seo_sync_uptime_seconds", "gauge", "Seconds since the daemon started.",
+            [({}, snapshot.get("uptime"))])
+    _family(out, "seo_sync_info", "gauge", "Build information.", [({"version": str(snapshot.get("version", ""))}, 1)])
+    tables = _tables(snapshot.get("tables"))
+    for key, name, kind, help_text in TABLE_GAUGES:
+        _family(out, f"seo_sync_table_{name}", kind, help_text, [({"table": t}, v.get(key)) for t, v in tables])
+    for key, name, help_text in TABLE_COUNTERS:
+        _family(out, f"seo_sync_table_{name}", "counter", help_text, [({"table": t}, v.get(key)) for t, v in tables])
+    _family(out, "seo_sync_table_state", "gauge", "Table state (1 for the current one).",
+            [({"table": t, "state": s}, 1 if s == str(v.get("state")) else 0)
+             for t, v in tables if v.get("state") is not None for s in _with(TABLE_STATES, str(v["state"]))])
+    return "\n".join(out) + "\n"
+
+
+def _tables(raw: Any) -> list[tuple[str, dict[str, Any]]]:
+    if isinstance(raw, dict):
+        return [(str(k), v) for k, v in raw.items() if isinstance(v, dict)]
+    if isinstance(raw, list):
+        return [(str(v.get("name", v.get("table", ""))), v) for v in raw if isinstance(v, dict)]
+    return []
+
+
+def _with(known: tuple[str, ...], current: str) -> tuple[str, ...]:
+    return known if current in known else (*known, current)
+
+
+def _family(out: list[str], name: str, kind: str, help_text: str,
+            samples: Iterable[tuple[dict[str, str], Any]]) -> None:
+    lines = [f"{name}{_labels(labels)} {_number(v)}" for labels, v in samples if _number(v) is not None]
+    if lines:
+        out += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", *lines]
+
+
+def _labels(labels: dict[str, str]) -> str:
+    if not labels:
+        return ""
+    esc = {k: v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"') for k, v in labels.items()}
+    return "{" + ",".join(f'{k}="{v}"' for k, v in esc.items()) + "}"
+
+
+def _number(v: Any) -> str | None:
+    if isinstance(v, bool):
+        return "1" if v else "0"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "NaN"
+        return ("+Inf" if v > 0 else "-Inf") if math.isinf(v) else repr(v)
+    return None
