@@ -13,7 +13,8 @@ import click
 from daemon.clikit import root
 from daemon.errors import ExitCode, SeoSyncError
 
-COMMAND_MODULES = ("daemon.cli_data", "daemon.cli_protect", "daemon.cli_service")
+COMMAND_MODULES = ("daemon.cli_data", "daemon.cli_sync", "daemon.cli_inspect", "daemon.cli_protect",
+                   "daemon.cli_service")
 
 
 def _load_commands() -> None:
