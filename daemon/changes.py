@@ -64,6 +64,12 @@ def _dead(spec: TableSpec, record: dict[str, Any], seq: str, reason: str) -> Cha
                   event=str(record.get("eventName", "")))
 
 
+def created_at_of(record: dict[str, Any]) -> float | None:
+    """The record's ApproximateCreationDateTime as epoch seconds (None if absent)."""
+    dyn = record.get("dynamodb") if isinstance(record, dict) else None
+    return _created_at(dyn) if isinstance(dyn, dict) else None
+
+
 def sequence_of(record: dict[str, Any]) -> str:
     """The record's sequence number ('' if it has none)."""
     dyn = record.get("dynamodb") or {}
