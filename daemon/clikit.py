@@ -93,4 +93,9 @@ pass_app = click.make_pass_decorator(AppContext)
 @click.pass_context
 def root(ctx: click.Context, **opts: Any) -> None:
     """seo-sync: keeps the SEO platform's SQLite read cache in step with DynamoDB."""
+    from daemon.logs import configure_logging  # logging is set up by the command line, never at import
+
     ctx.obj = AppContext(**opts)
+    # Logs go to stderr so stdout stays the command's own output (JSON with --json); `run` re-routes them.
+    configure_logging(opts.get("log_format") or "auto", "DEBUG" if opts.get("verbose") else "WARNING",
+                      stream=sys.stderr)
