@@ -444,7 +444,9 @@ class _Transaction:
                 self.conn.execute("COMMIT")
                 return
             except sqlite3.Error as e:
-                self.conn.execute("ROLLBACK")
+                # SQLITE_FULL / IOERR at COMMIT may already have rolled the transaction back.
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
                 raise _as_cache_error(e) from None
         if self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
