@@ -1,0 +1,95 @@
+"""Part 1: full sync of the five tables vs (a) merely scanning them, (b) a naive loop.
+
+All three run in this process against the moto server process, one after another, in a rotating
+order per run; each ratio divides two times taken in the same run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from daemon.cache import Cache
+from daemon.config import Settings, load_settings
+from daemon.schema import TABLES
+from tests.bench import ddb
+from tests.bench.common import PartResult, Target, missing
+from tests.bench.stats import ratios, summarize
+
+
+def bench_settings(data_dir: Path, endpoint: str) -> Settings:
+    """Default settings pointed at the moto server and a data dir (nothing from the environment)."""
+    return load_settings(path=None, env={},
+                         overrides={"data_dir": data_dir, "aws": {"endpoint_url": endpoint, "region": ddb.REGION}})
+
+
+def seo_sync_full_sync(endpoint: str, data_dir: Path) -> tuple[float, int]:
+    """seo-sync's full sync of all five tables into a fresh cache: (seconds, rows in the cache)."""
+    from daemon.fullsync import full_sync_table
+
+    settings = bench_settings(data_dir, endpoint)
+    cache = Cache.open(settings.cache_path)
+    try:
+        src = ddb.source(endpoint, settings.table_prefix)
+        start = time.perf_counter()
+        for spec in TABLES.values():
+            full_sync_table(cache, src, spec, settings.fullsync, capture_stream=True, reason="bench")
+        seconds = time.perf_counter() - start
+        return seconds, sum(cache.count(t) for t in TABLES)
+    finally:
+        cache.close()
+
+
+def run(endpoint: str, work: Path, expected_items: int, reps: int) -> PartResult:
+    """Measure the three ways of copying the tables `reps` times."""
+    part = PartResult("fullsync", "1. Full sync vs scan-only and a naive loop")
+    started = time.perf_counter()
+    segments = bench_settings(work, endpoint).fullsync.scan_segments
+    why = missing("daemon.fullsync:full_sync_table")
+    if why:
+        part.notes.append(f"seo-sync full sync not available yet: {why}; baselines measured alone")
+    times: dict[str, list[float]] = {"scan": [], "fullsync": [], "naive": []}
+    counts: dict[str, list[int]] = {"scan": [], "fullsync": [], "naive": []}
+
+    def scan(_rep: int) -> tuple[float, int]:
+        return ddb.scan_only(endpoint, segments)
+
+    def full(rep: int) -> tuple[float, int]:
+        return seo_sync_full_sync(endpoint, work / f"fullsync-{rep}")
+
+    def naive(rep: int) -> tuple[float, int]:
+        (work / f"naive-{rep}").mkdir(parents=True, exist_ok=True)
+        return ddb.naive_loop(endpoint, work / f"naive-{rep}" / "naive.db")
+
+    runners: dict[str, Callable[[int], tuple[float, int]]] = {"scan": scan, "fullsync": full, "naive": naive}
+    order = ["scan", "fullsync", "naive"]
+    for rep in range(reps):
+        for name in order[rep % 3:] + order[:rep % 3]:  # rotate so no contender always goes first
+            if name == "fullsync" and why:
+                continue
+            seconds, rows = runners[name](rep)
+            times[name].append(seconds)
+            counts[name].append(rows)
+    part.add(f"scan only (boto3, {segments} segments)", summarize(times["scan"]), "s")
+    part.add("naive loop (1 segment, INSERT per item, autocommit)", summarize(times["naive"]), "s")
+    if not why:
+        part.add("seo-sync full sync", summarize(times["fullsync"]), "s")
+        vs_scan = part.add("full sync / scan only (same run)", summarize(ratios(times["fullsync"], times["scan"])),
+                           "x")
+        vs_naive = part.add("full sync / naive loop (same run)",
+                            summarize(ratios(times["fullsync"], times["naive"])), "x")
+        part.add("full sync items/s", summarize([n / t for n, t in zip(counts["fullsync"], times["fullsync"],
+                                                                        strict=True)]), "items/s")
+        part.targets.append(Target("full sync / scan only", vs_scan.median, "<=", 1.2, "x"))
+        part.targets.append(Target("full sync / naive loop", vs_naive.median, "<=", 0.5, "x"))
+        if any(c != expected_items for c in counts["fullsync"]):
+            part.notes.append(f"WARNING: full sync left {counts['fullsync']} rows, expected {expected_items}")
+    part.add("scan items/s", summarize([n / t for n, t in zip(counts["scan"], times["scan"], strict=True)]),
+             "items/s")
+    part.notes.append(f"{expected_items:,} items in five tables on moto's HTTP server (a separate process); "
+                      f"seo-sync and scan-only use {segments} Scan segments a table, tables one after another; "
+                      "the naive loop writes with SQLite defaults (rollback journal, synchronous=FULL).")
+    part.raw = {"seconds": times, "rows": counts, "segments": segments}
+    part.seconds = time.perf_counter() - started
+    return part
