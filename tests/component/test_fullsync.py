@@ -1,0 +1,200 @@
+"""fullsync.py against FakeStreams: capture before copy, spill, swap, abort, readers never see a drop."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from daemon import codec
+from daemon.cache import Cache, Checkpoint, Reader
+from daemon.config import FullSyncSettings, StreamSettings
+from daemon.errors import SeoSyncError
+from daemon.fullsync import FullSyncAborted, Spill, full_sync_table
+from daemon.schema import BUSINESSES
+from daemon.tailer import TableTailer, apply_batch
+from tests.fakes.fake_streams import FakeWorld, create_tables, fake_source
+
+TABLE = "seo_businesses"
+FS = FullSyncSettings(scan_segments=3, batch_size=20, spill_threshold=100)
+STREAM = StreamSettings(idle_poll_interval=0.05)
+
+
+@pytest.fixture
+def world():
+    w = FakeWorld()
+    create_tables(w, ["businesses"])
+    return w
+
+
+@pytest.fixture
+def cache(tmp_path):
+    c = Cache.open(tmp_path / "cache.db")
+    yield c
+    c.close()
+
+
+def put(world, i, version=1, name="n"):
+    world.put(TABLE, codec.item_from_python({"business_id": f"b{i:04d}", "name": name, "_version": version}))
+
+
+def cache_items(cache):
+    return {it["business_id"]["S"]: it for it in Reader(cache.conn).items(BUSINESSES)}
+
+
+def world_items(world):
+    return {k[0]: v for k, v in world.tables[TABLE].items.items()}
+
+
+def sync(cache, world, **kw):
+    return full_sync_table(cache, fake_source(world), BUSINESSES, kw.pop("settings", FS),
+                           stream_settings=STREAM, **kw)
+
+
+def test_writes_during_full_sync_are_all_in_the_cache(world, cache):
+    """Puts, updates and deletes made while the Scan runs are captured and applied before the swap."""
+    for i in range(300):
+        put(world, i)
+    state = {"n": 0}
+
+    def hook(table, _):
+        n = state["n"] = state["n"] + 1
+        put(world, 1000 + n, version=1)  # new item
+        put(world, n % 300, version=2, name="updated")  # update, maybe already scanned
+        world.delete(TABLE, (f"b{(n * 7) % 300:04d}",))  # delete, maybe already scanned
+
+    world.scan_hook = hook
+    result = sync(cache, world, reason="test")
+    assert state["n"] > 10 and result.stream_records > 0
+    assert cache_items(cache) == world_items(world)
+    cps = cache.checkpoints("businesses")
+    assert len(cps) == 1 and cps[0].sequence_number is not None
+    assert cache.table_state("businesses")["stream_arn"] == world.stream(TABLE).arn
+
+
+def test_stream_records_past_spill_threshold_are_spilled_and_applied_in_order(world, cache):
+    """More captured records than spill_threshold go to disk and still apply in stream order."""
+    for i in range(50):
+        put(world, i)
+
+    def hook(table, _):
+        for v in range(40):
+            put(world, v % 10, version=100 + v + len(world.calls))
+
+    world.scan_hook = hook
+    result = sync(cache, world)
+    assert result.stream_records > FS.spill_threshold
+    assert cache_items(cache) == world_items(world)
+
+
+def test_spill_keeps_memory_bounded_and_round_trips_bytes_and_times():
+    """Spill holds fewer than `threshold` records in memory and returns all in order, losslessly."""
+    spill = Spill(100)
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    recs = [{"dynamodb": {"SequenceNumber": str(i), "NewImage": {"b": {"B": bytes([i % 256])}},
+                          "ApproximateCreationDateTime": when}} for i in range(1050)]
+    for i in range(0, 1050, 7):
+        spill.extend("s1", recs[i:i + 7])
+        assert len(spill.memory) < 100
+    out = list(spill)
+    spill.close()
+    assert [r["dynamodb"]["SequenceNumber"] for _, r in out] == [str(i) for i in range(1050)]
+    assert out[300][1]["dynamodb"]["NewImage"]["b"]["B"] == bytes([300 % 256])
+    assert out[0][1]["dynamodb"]["ApproximateCreationDateTime"] == when.timestamp()
+
+
+def test_without_capture_writes_arn_but_no_checkpoints(world, cache):
+    """capture_stream=False (CLI, no daemon) swaps the scan in with the ARN and no checkpoints."""
+    for i in range(30):
+        put(world, i)
+    cache.save_checkpoints([Checkpoint("businesses", "old-arn", "s0", None, "5")])
+    result = sync(cache, world, capture_stream=False)
+    assert result.rows == 30 and result.stream_records == 0
+    assert cache.checkpoints("businesses") == []
+    assert cache.table_state("businesses")["stream_arn"] == world.stream(TABLE).arn
+
+
+def test_positions_come_from_valid_checkpoints_else_latest(world, cache):
+    """A checkpoint on the current stream is resumed AFTER its sequence; shards without one start at LATEST."""
+    put(world, 1)
+    first = sync(cache, world)
+    b = first.shards.readable()[0]
+    put(world, 2)
+    tailer = TableTailer(fake_source(world), BUSINESSES, first.shards, STREAM, 1, clock=time.monotonic)
+    for bt in tailer.step(poll_all=True):
+        apply_batch(cache, BUSINESSES, bt)
+    seq = cache.checkpoints("businesses")[0].sequence_number
+    assert seq is not None
+    world.calls.clear()
+    sync(cache, world)
+    its = [c[1] for c in world.calls if c[0] == "get_shard_iterator"]
+    assert its[0] == {"ShardId": b.shard_id, "ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": seq}
+    world.calls.clear()
+    sync(cache, world, use_checkpoints=False)
+    its = [c[1] for c in world.calls if c[0] == "get_shard_iterator"]
+    assert its[0]["ShardIteratorType"] == "LATEST"
+
+
+def test_aborted_full_sync_leaves_the_live_table_untouched(world, cache):
+    """should_stop mid-scan raises FullSyncAborted, drops the shadow, and keeps the old table and checkpoints."""
+    for i in range(100):
+        put(world, i)
+    sync(cache, world)
+    before_cps = cache.checkpoints("businesses")
+    for i in range(100, 200):
+        put(world, i)
+    with pytest.raises(FullSyncAborted):
+        sync(cache, world, should_stop=lambda: cache.conn.execute(
+            "SELECT count(*) FROM sqlite_master WHERE name='_shadow_businesses'").fetchone()[0] > 0
+            and Reader(cache.conn).conn.execute("SELECT count(*) FROM _shadow_businesses").fetchone()[0] >= 40)
+    assert len(cache_items(cache)) == 100
+    assert [c.sequence_number for c in cache.checkpoints("businesses")] == [c.sequence_number for c in before_cps]
+    assert cache.conn.execute("SELECT count(*) FROM sqlite_master WHERE name='_shadow_businesses'").fetchone()[0] == 0
+
+
+def test_resync_under_readers(world, cache, tmp_path):
+    """A reader polling row counts during a full resync never sees fewer rows than N minus real deletes."""
+    n = 400
+    for i in range(n):
+        put(world, i)
+    sync(cache, world)
+    deleted = {"n": 0}
+
+    def hook(table, _):
+        time.sleep(0.005)  # stretch the scan so the reader polls many times during it
+        if deleted["n"] < 20:
+            world.delete(TABLE, (f"b{deleted['n']:04d}",))
+            deleted["n"] += 1
+
+    world.scan_hook = hook
+    reader = Reader.open(tmp_path / "cache.db")
+    seen: list[int] = []
+    done = threading.Event()
+
+    def poll():
+        while not done.is_set():
+            seen.append(reader.count("businesses"))
+
+    t = threading.Thread(target=poll)
+    t.start()
+    try:
+        sync(cache, world, settings=FullSyncSettings(scan_segments=2, batch_size=10, spill_threshold=100))
+    finally:
+        done.set()
+        t.join()
+    assert len(seen) > 20
+    assert min(seen) >= n - deleted["n"]
+    assert reader.count("businesses") == n - deleted["n"]
+    reader.close()
+
+
+def test_stream_disabled_or_wrong_view_type_is_a_clear_error(world, cache):
+    """A table without a stream, or with a KEYS_ONLY stream, fails the full sync with a clear message."""
+    world.stream(TABLE).enabled = False
+    with pytest.raises(SeoSyncError, match="not enabled"):
+        sync(cache, world)
+    world.create_table(TABLE, ("business_id",), view_type="KEYS_ONLY")
+    with pytest.raises(SeoSyncError, match="view type KEYS_ONLY"):
+        sync(cache, world)
