@@ -1,0 +1,158 @@
+"""The engine against moto's HTTP server, written to by plain boto3: full sync under writes, table
+re-created (stream ARN change), table missing, and records continuing after a resync."""
+
+from __future__ import annotations
+
+import threading
+
+import boto3
+import pytest
+
+from daemon import codec, tailer
+from daemon.cache import Cache, Reader
+from daemon.engine import Engine
+from daemon.schema import BUSINESSES, KEYWORDS
+from daemon.source import Source
+from tests.conftest import make_settings
+from tests.fakes.fake_streams import EngineThreads, wait_for
+
+
+@pytest.fixture
+def env(tmp_path, dynamo_endpoint, monkeypatch):
+    monkeypatch.setattr(tailer, "DESCRIBE_INTERVAL", 0.5)
+    settings = make_settings(tmp_path / "data", dynamo_endpoint, stream={"idle_poll_interval": 0.1},
+                             fullsync={"scan_segments": 2, "batch_size": 200})
+    source = Source(settings.aws, settings.table_prefix)
+    ddb = boto3.client("dynamodb", endpoint_url=dynamo_endpoint, region_name="us-east-1")
+    cache = Cache.open(settings.cache_path)
+    yield settings, source, ddb, cache
+    cache.close()
+
+
+def biz(i: int, version: int, name: str = "n") -> dict:
+    return {"business_id": {"S": f"b{i:05d}"}, "name": {"S": name}, "_version": {"N": str(version)}}
+
+
+def dynamo_items(ddb, table: str) -> dict:
+    out, kwargs = {}, {"TableName": table, "ConsistentRead": True}
+    while True:
+        resp = ddb.scan(**kwargs)
+        for it in resp["Items"]:
+            out[tuple(it[k]["S"] for k in ("business_id", "keyword_id") if k in it)] = it
+        if "LastEvaluatedKey" not in resp:
+            return out
+        kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+
+def cache_items(engine, spec) -> dict:
+    items = engine.submit(lambda c: list(Reader(c.conn).items(spec)))
+    return {tuple(it[k]["S"] for k in spec.key_names): it for it in items}
+
+
+def in_step(engine, ddb, spec) -> bool:
+    return cache_items(engine, spec) == dynamo_items(ddb, spec.dynamo_name())
+
+
+def test_writes_during_full_sync_are_all_in_the_cache(env):
+    """Plain boto3 puts, updates and deletes during the boot full sync all end up in the cache, none regressed."""
+    settings, source, ddb, cache = env
+    source.create_table(BUSINESSES)
+    source.batch_write(BUSINESSES, [biz(i, 1) for i in range(600)])
+    engine = Engine(settings, source, cache, tables=["businesses"])
+    stop_writes = threading.Event()
+    written = {"n": 0}
+
+    def writer():
+        n = 0
+        while not stop_writes.is_set() and n < 2000:
+            n += 1
+            ddb.put_item(TableName="seo_businesses", Item=biz(n % 600, 1 + n, "during"))
+            if n % 5 == 0:
+                ddb.delete_item(TableName="seo_businesses", Key={"business_id": {"S": f"b{(n * 13) % 600:05d}"}})
+            if n % 7 == 0:
+                ddb.put_item(TableName="seo_businesses", Item=biz(5000 + n, 1, "new"))
+            written["n"] = n
+
+    w = threading.Thread(target=writer)
+    w.start()
+    try:
+        with EngineThreads(engine):
+            assert engine.boot_synced.wait(60)
+            boot_writes = written["n"]
+            stop_writes.set()
+            w.join()
+            wait_for(lambda: in_step(engine, ddb, BUSINESSES), 30, "cache == DynamoDB")
+            snap = engine.snapshot()["tables"]["businesses"]
+    finally:
+        stop_writes.set()
+        w.join()
+    assert boot_writes > 20  # the writes really overlapped the full sync
+    assert snap["state"] == "streaming" and snap["gaps"] == 0
+    rows = {r["business_id"]: r["_version"] for r in Reader(cache.conn).rows(BUSINESSES)}
+    versions = {k[0]: int(v["_version"]["N"]) for k, v in dynamo_items(ddb, "seo_businesses").items()}
+    assert rows == versions
+
+
+def test_table_recreated_is_detected_and_resynced_and_records_continue(env):
+    """Delete + re-create (new stream ARN) is a gap: that table alone is resynced, then new records
+    apply from the right place while the other table keeps streaming."""
+    settings, source, ddb, cache = env
+    source.create_table(BUSINESSES)
+    source.create_table(KEYWORDS)
+    source.batch_write(BUSINESSES, [biz(i, 1) for i in range(50)])
+    engine = Engine(settings, source, cache, tables=["businesses", "keywords"])
+    with EngineThreads(engine):
+        assert engine.boot_synced.wait(60)
+        old_arn = engine.snapshot()["tables"]["businesses"]["stream_arn"]
+        source.delete_table(BUSINESSES)
+        source.create_table(BUSINESSES)
+        source.batch_write(BUSINESSES, [biz(i, 7, "second life") for i in range(10)])
+        kw = {"business_id": {"S": "b1"}, "keyword_id": {"S": "k#en"}, "keyword": {"S": "during"}}
+        ddb.put_item(TableName="seo_keywords", Item=kw)
+        wait_for(lambda: engine.snapshot()["tables"]["businesses"]["gaps"] >= 1, 30, "gap detected")
+        wait_for(lambda: engine.snapshot()["tables"]["businesses"]["state"] == "streaming"
+                 and in_step(engine, ddb, BUSINESSES), 30, "resynced")
+        snap = engine.snapshot()["tables"]
+        assert snap["businesses"]["stream_arn"] != old_arn
+        assert "ARN" in (snap["businesses"]["last_gap_reason"] or "") or "no longer exists" in (
+            snap["businesses"]["last_gap_reason"] or "")
+        assert snap["keywords"]["gaps"] == 0
+        wait_for(lambda: in_step(engine, ddb, KEYWORDS), 20, "keywords streamed")
+        # records after the resync continue from the right place
+        for i in range(10, 30):
+            ddb.put_item(TableName="seo_businesses", Item=biz(i, 8, "after"))
+        ddb.put_item(TableName="seo_businesses", Item=biz(0, 9, "updated after"))
+        wait_for(lambda: in_step(engine, ddb, BUSINESSES), 30, "records after resync")
+        assert engine.snapshot()["tables"]["businesses"]["gaps"] == snap["businesses"]["gaps"]
+
+
+def test_table_deleted_or_access_denied(env):
+    """A missing table is marked error with its message while the other table streams; created later, it syncs."""
+    settings, source, ddb, cache = env
+    source.create_table(BUSINESSES)
+    engine = Engine(settings, source, cache, tables=["businesses", "keywords"])
+    with EngineThreads(engine):
+        wait_for(lambda: engine.snapshot()["tables"]["keywords"]["state"] == "error", 30, "error state")
+        assert "seo_keywords" in engine.snapshot()["tables"]["keywords"]["error"]
+        assert not engine.boot_synced.is_set()
+        ddb.put_item(TableName="seo_businesses", Item=biz(1, 1))
+        wait_for(lambda: in_step(engine, ddb, BUSINESSES), 30, "businesses streams on")
+        source.create_table(KEYWORDS)
+        assert engine.boot_synced.wait(30)
+        assert engine.snapshot()["tables"]["keywords"]["state"] == "streaming"
+
+
+def test_refresh_reads_consistently_and_applies_on_the_writer(env):
+    """refresh() applies the item DynamoDB holds now and reports presence and version."""
+    settings, source, ddb, cache = env
+    source.create_table(BUSINESSES)
+    engine = Engine(settings, source, cache, tables=["businesses"])
+    with EngineThreads(engine):
+        assert engine.boot_synced.wait(30)
+        ddb.put_item(TableName="seo_businesses", Item=biz(3, 4, "fresh"))
+        out = engine.refresh("businesses", ("b00003",))
+        assert out == {"table": "businesses", "key": ["b00003"], "present": True, "version": 4}
+        got = engine.submit(lambda c: Reader(c.conn).get(BUSINESSES, ("b00003",)))
+        assert got == biz(3, 4, "fresh")
+        assert engine.refresh("businesses", ("nope",))["present"] is False
+    assert codec.version_of(got) == 4
