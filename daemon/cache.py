@@ -184,8 +184,23 @@ class Cache:
         return cache
 
     def close(self) -> None:
-        """Close the connection (a clean close checkpoints the WAL)."""
+        """Close the connection, leaving a file that read-only readers can open (docs/reader-contract.md).
+
+        A clean close of the last WAL connection deletes -wal and -shm, and a reader that may not
+        create files in the data directory then cannot open the database at all. So the writer
+        switches the file to journal_mode=DELETE (which checkpoints) before closing; the next `open`
+        switches it back to WAL. While a reader is connected the switch fails at once and the WAL
+        files stay, which is what that reader needs; if that reader left before our close, the
+        files went with it and the switch is retried on a fresh connection.
+        """
+        _leave_rollback_journal(self.conn)
         self.conn.close()
+        for _ in range(3):
+            if not _wal_mode_without_shm(self.path):
+                return
+            conn = sqlite3.connect(self.path, isolation_level=None)
+            _leave_rollback_journal(conn)
+            conn.close()
 
     def migrate(self) -> None:
         """Create the internal and data tables if missing; drop leftover shadows of a killed sync."""
@@ -422,6 +437,24 @@ class Cache:
     def dead_letter_count(self, table: str | None = None) -> int:
         """Dead letters recorded (for one table, or all)."""
         return Reader(self.conn).dead_letter_count(table)
+
+
+def _leave_rollback_journal(conn: sqlite3.Connection) -> None:
+    try:
+        conn.execute("PRAGMA busy_timeout = 0")
+        conn.execute("PRAGMA journal_mode = DELETE")
+    except sqlite3.Error:
+        pass  # busy (a reader is connected) or disk full: the WAL files stay, readers still work
+
+
+def _wal_mode_without_shm(path: Path) -> bool:
+    """True when the header says WAL but -shm is gone: a read-only reader could not open the file."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(20)
+    except OSError:
+        return False
+    return len(header) == 20 and header[18:20] == b"\x02\x02" and not Path(f"{path}-shm").exists()
 
 
 class _Transaction:
