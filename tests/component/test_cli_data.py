@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import threading
 from pathlib import Path
 
 import boto3
@@ -12,8 +14,10 @@ import pytest
 from daemon import codec
 from daemon.cache import Reader, WriterLock
 from daemon.cli import run
+from daemon.demo import embedded_settings, run_demo_sync
 from daemon.errors import ExitCode
 from daemon.schema import TABLES
+from daemon.source import Source
 
 N38 = "12345678901234567890123456789012345678"
 N38_FRACTION = "-0.00000000000000000000000000000000000000000012345678901234567890123456789012345678"
@@ -329,3 +333,72 @@ def test_use_dynamodb_false_refuses_every_dynamodb_command(tmp_path, capsys):
         assert code == ExitCode.CONFIG and "USE_DYNAMODB=false" in err, args
     code = run(["--data-dir", str(tmp_path), "--env-file", str(env), "--json", "status"])
     assert code == 0 and json.loads(capsys.readouterr().out)["dynamodb"] == {"enabled": False}
+
+
+class FakeDaemon:
+    """A status socket that answers every request with one JSON line, as the daemon does; records requests."""
+
+    def __init__(self, path: Path, answer: dict) -> None:
+        self.requests: list[str] = []
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(str(path))
+        self.sock.listen(4)
+        self.answer = answer
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                self.requests.append(conn.makefile().readline().strip())
+                conn.sendall(json.dumps(self.answer).encode() + b"\n")
+
+    def close(self) -> None:
+        """Stop answering."""
+        self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        self.thread.join(timeout=5)
+
+
+def test_with_a_daemon_running_sync_from_dynamo_asks_it_to_resync(cli, loaded, tmp_path):
+    """When the daemon holds the writer lock, a full sync-from-dynamo becomes a resync request on its socket."""
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    with WriterLock(data / "cache.db"):
+        daemon = FakeDaemon(data / "seo-sync.sock", {"ok": True, "state": "streaming"})
+        try:
+            code, out, _ = cli("--json", "sync-from-dynamo")
+            assert code == 0 and json.loads(out)["via"] == "daemon"
+            code, out, _ = cli("--json", "status")
+            assert json.loads(out)["daemon"]["state"] == "streaming"
+        finally:
+            daemon.close()
+    assert daemon.requests == ["resync", "status"]
+
+
+def test_demo_command_loads_the_sample_and_syncs_it(dynamo_endpoint, tmp_path, capsys):
+    """`seo-sync demo` runs an embedded DynamoDB, loads data/sample and fills the cache: >= 10 businesses, en+es."""
+    code = run(["--data-dir", str(tmp_path / "demo"), "--json", "demo"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0 and summary["businesses"] >= 10 and summary["rows"] == summary["loaded"]
+    reader = Reader.open(tmp_path / "demo" / "cache.db")
+    try:
+        assert {r["language"] for r in reader.rows(TABLES["keywords"])} == {"en", "es"}
+        assert {r["template_id"].split("#")[1] for r in reader.rows(TABLES["prompt_templates"])} >= {"1", "2"}
+        assert all(json.loads(r["data"]) for r in reader.rows(TABLES["questionnaires"]))
+    finally:
+        reader.close()
+
+
+def test_sample_data_synced_by_the_demo_verifies_identical(cli, settings):
+    """The demo's load + full sync leaves a cache that `verify` finds identical to DynamoDB."""
+    summary = run_demo_sync(embedded_settings(settings, settings.aws.endpoint_url), Source(settings.aws, "seo_"))
+    assert summary["tables_created"] == list(TABLES)
+    code, out, _ = cli("--json", "verify")
+    report = json.loads(out)
+    assert code == 0 and report["identical"] and report["tables"]["keywords"]["cache_count"] == summary["loaded"][
+        "keywords"]
