@@ -67,10 +67,10 @@ def parse_request(line: str) -> tuple[str, list[str]]:
     return command, parts[1:]
 
 
-def resolve_group(name: str | None) -> int | None:
-    """The gid of ServiceSettings.socket_group (None when unset); ConfigError if no such group."""
+def resolve_group(name: str | None) -> int:
+    """The gid of ServiceSettings.socket_group; unset means the daemon's own group (seo-sync in the unit)."""
     if name is None:
-        return None
+        return os.getegid()
     try:
         return grp.getgrnam(name).gr_gid
     except KeyError:

@@ -336,8 +336,8 @@ def test_file_mode_keeps_other_users_out(open_dir: Path) -> None:
 
 
 def test_resolve_group() -> None:
-    """socket_group resolves by name or number; an unknown name is a config error."""
-    assert control.resolve_group(None) is None
+    """socket_group resolves by name or number, unset to our own group; an unknown name is a config error."""
+    assert control.resolve_group(None) == os.getegid()
     assert control.resolve_group("root") == 0
     assert control.resolve_group("4242") == 4242
     with pytest.raises(ConfigError):
