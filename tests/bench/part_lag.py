@@ -1,0 +1,149 @@
+"""Part 3: replication lag, write acknowledged by DynamoDB -> row visible to a cache reader.
+
+Measured twice in the same benchmark run with the same writer and reader processes: once with
+`seo-sync run` streaming, once with a plain poller that polls every shard and sleeps 1 s. The
+60-second run is cut into three equal windows; each figure is the median of the three windows'
+percentiles (with min and max), and the overall percentiles over every sample are reported too.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.bench.lagproc import UPDATED
+from tests.bench.motoproc import REPO_ROOT, MotoProcess
+from tests.bench.stats import lag_percentiles, summarize
+
+DRAIN_SECONDS = 3.0
+
+
+def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    out = open(log, "ab")  # the child owns it from here
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "tests.bench.lagproc", *args], stdout=out, stderr=out,
+                            env=env, cwd=str(REPO_ROOT))
+    out.close()
+    return proc
+
+
+def _wait(proc: subprocess.Popen[bytes], timeout: float, what: str, log: Path) -> None:
+    try:
+        code = proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+        raise RuntimeError(f"{what} did not finish within {timeout:.0f}s") from None
+    if code != 0:
+        tail = log.read_text(errors="replace")[-600:] if log.exists() else ""
+        raise RuntimeError(f"{what} exited with {code}: {tail}")
+
+
+def measure(endpoint: str, cache_db: Path, work: Path, *, rate: float, seconds: float, first: int,
+            seed: bool, reader_interval: float = 0.002) -> dict[str, Any]:
+    """Run the reader and the writer against whatever keeps `cache_db` in step; returns raw results."""
+    work.mkdir(parents=True, exist_ok=True)
+    stop_file = work / "reader.stop"
+    stop_file.unlink(missing_ok=True)
+    reader_out, writer_out, log = work / "reader.json", work / "writer.json", work / "lagproc.log"
+    reader = _spawn(["reader", "--db", str(cache_db), "--seconds", str(seconds + 120), "--interval",
+                     str(reader_interval), "--stop-file", str(stop_file), "--out", str(reader_out)], log)
+    try:
+        writer_args = ["writer", "--endpoint", endpoint, "--rate", str(rate), "--seconds", str(seconds),
+                       "--first", str(first), "--out", str(writer_out)]
+        writer = _spawn([*writer_args, "--seed"] if seed else writer_args, log)
+        _wait(writer, seconds + 120, "the lag writer", log)
+        time.sleep(DRAIN_SECONDS)
+    finally:
+        stop_file.write_text("stop")
+        _wait(reader, 30, "the lag reader", log)
+    writes = json.loads(writer_out.read_text())
+    seen = json.loads(reader_out.read_text())
+    return {"writes": writes["writes"], "start": writes["start"], "end": writes["end"], "seen": seen["seen"],
+            "reader_polls": seen["polls"]}
+
+
+def lags(raw: dict[str, Any]) -> tuple[list[tuple[float, float]], int]:
+    """(ack time, lag ms) for every write that became visible, and how many never did."""
+    updated: dict[str, tuple[list[int], list[float]]] = {t: ([], []) for t in UPDATED}
+    inserted: dict[tuple[str, int], float] = {}
+    for table, n, t in raw["seen"]:
+        if table in updated:
+            updated[table][0].append(n)
+            updated[table][1].append(t)
+        else:
+            inserted.setdefault((table, n), t)
+    out, missing = [], 0
+    for n, table, _sent, ack in raw["writes"]:
+        if table in updated:
+            marks, times = updated[table]
+            i = bisect.bisect_left(marks, n)  # the first look at a mark >= n: n (or newer) was visible
+            t = times[i] if i < len(marks) else None
+        else:
+            t = inserted.get((table, n))
+        if t is None:
+            missing += 1
+        else:
+            out.append((ack, (t - ack) * 1000.0))
+    return out, missing
+
+
+def window_percentiles(samples: list[tuple[float, float]], start: float, seconds: float,
+                       windows: int = 3) -> list[dict[str, float]]:
+    """Percentiles of the lags of writes acknowledged in each of `windows` equal slices of the run."""
+    out = []
+    width = seconds / windows
+    for w in range(windows):
+        lo, hi = start + w * width, start + (w + 1) * width
+        values = [lag for ack, lag in samples if lo <= ack < hi or (w == windows - 1 and ack >= hi)]
+        if values:
+            out.append(lag_percentiles(values))
+    return out
+
+
+def summarize_run(name: str, raw: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """Per-window and overall percentiles of one measured run."""
+    samples, missing = lags(raw)
+    per_window = window_percentiles(samples, raw["start"], seconds)
+    overall = lag_percentiles([lag for _, lag in samples])
+    return {
+        "name": name, "writes": len(raw["writes"]), "visible": len(samples), "never_visible": missing,
+        "achieved_rate": len(raw["writes"]) / max(1e-9, raw["end"] - raw["start"]),
+        "windows": per_window, "overall": overall,
+        "summary": {p: summarize([w[p] for w in per_window]).as_dict() for p in ("p50", "p95", "p99", "max")}
+        if per_window else {},
+        "lags_ms": [round(lag, 3) for _, lag in samples],
+    }
+
+
+def run_poller_baseline(moto: MotoProcess, work: Path, *, rate: float, seconds: float, first: int,
+                        interval: float = 1.0) -> dict[str, Any]:
+    """The plain poller (poll every shard, sleep `interval`) under the same writer and reader."""
+    work.mkdir(parents=True, exist_ok=True)
+    ready, out, log = work / "poller.ready", work / "poller.json", work / "poller.log"
+    db = work / "poller-cache" / "cache.db"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    ready.unlink(missing_ok=True)
+    poller = _spawn(["poller", "--endpoint", moto.endpoint, "--db", str(db), "--interval", str(interval),
+                     "--seconds", str(seconds + DRAIN_SECONDS + 60), "--ready", str(ready), "--out", str(out)], log)
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            if poller.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the poller did not start: {log.read_text(errors='replace')[-600:]}")
+            time.sleep(0.05)
+        before = moto.counts()
+        raw = measure(moto.endpoint, db, work, rate=rate, seconds=seconds, first=first, seed=True)
+        after = moto.counts()
+    finally:
+        if poller.poll() is None:
+            poller.terminate()  # our own child, by its pid
+            poller.wait(10)
+    raw["calls"] = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    return raw
