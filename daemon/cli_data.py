@@ -214,7 +214,9 @@ def status(app: AppContext) -> int:
             state = "reachable" if dynamo["reachable"] else "NOT reachable"
             click.echo(f"DynamoDB: {state} at {dynamo.get('endpoint', '?')} ({dynamo.get('region', '?')})")
             if dynamo.get("error"):
-                click.echo(f"  {dynamo['error']}\n  hint: {dynamo.get('hint')}")
+                click.echo(f"  {dynamo['error']}")
+            if dynamo.get("hint"):
+                click.echo(f"  hint: {dynamo['hint']}")
         cache = out["cache"]
         rows = [(name, t.get("name"), t.get("status"), t.get("view_type"), t.get("item_count"),
                  cache.get("tables", {}).get(name, {}).get("rows"),
@@ -222,8 +224,9 @@ def status(app: AppContext) -> int:
                 for name, t in ((n, dynamo.get("tables", {}).get(n, {})) for n in TABLES)]
         app.table(None, ["table", "DynamoDB name", "state", "stream", "items (approx.)", "cache rows",
                          "last full sync"], rows)
-        click.echo(f"cache: {cache['path']}" + (f", {cache['size_bytes']} bytes" if "size_bytes" in cache else
-                                                 " (absent)") + (f"; {cache['error']}" if "error" in cache else ""))
+        size = f", {cache['size_bytes']} bytes" if "size_bytes" in cache else " (absent)"
+        click.echo(f"cache: {cache['path']}{size}" + "".join(f"; {cache[k]}" for k in ("error", "hint") if k in cache)
+                   + (f"; {cache['dead_letters']} dead letters" if cache.get("dead_letters") else ""))
         click.echo("daemon: " + (str(daemon.get("state", "running")) if daemon else "not running"))
 
     app.emit(out, human)

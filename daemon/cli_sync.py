@@ -46,9 +46,11 @@ def sync_all_tables(cache: Cache, source: Source, s: Settings, reason: str, bars
     for spec in TABLES.values():
         started = time.monotonic()
         total = source.describe_table(spec).item_count
+        report = bars.add(spec.name, total or None)
         fullsync.full_sync_table(cache, source, spec, s.fullsync, capture_stream=False, reason=reason,
-                                 progress=bars.add(spec.name, total or None))
+                                 progress=report)
         out[spec.name] = {"rows": cache.count(spec.name), "seconds": round(time.monotonic() - started, 3)}
+        report(out[spec.name]["rows"])
         log.info("sync_from_dynamo_table", table=spec.name, **out[spec.name])
     return out
 

@@ -126,6 +126,8 @@ def run_demo_sync(settings: Settings, source: Source,
                 fullsync.full_sync_table(cache, source, spec, settings.fullsync, capture_stream=False,
                                          reason="demo", progress=report)
                 rows[spec.name] = cache.count(spec.name)
+                if report is not None:
+                    report(rows[spec.name])
         finally:
             cache.close()
     return {"endpoint": source.endpoint, "cache": str(settings.cache_path), "tables_created": created,
