@@ -122,7 +122,8 @@ class ControlServer:
         try:
             sock.bind(str(tmp))
             os.chmod(tmp, SOCKET_MODE)  # before the rename: nobody ever sees a wider mode
-            if self.allowed_gid is not None:
+            # chown is filtered under the unit (SystemCallFilter=~@privileged): only when really needed.
+            if self.allowed_gid is not None and os.stat(tmp).st_gid != self.allowed_gid:
                 try:
                     os.chown(tmp, -1, self.allowed_gid)
                 except PermissionError:

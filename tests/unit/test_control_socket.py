@@ -316,6 +316,7 @@ def test_group_member_is_answered(open_dir: Path, gid: int, groups: list[int]) -
     path = open_dir / "status.sock"
     running = Running(path, Recorder(), allowed_uids={os.geteuid()}, allowed_gid=4242)
     try:
+        assert os.stat(path).st_gid == 4242  # the socket file belongs to the configured group
         path.chmod(0o666)
         out = _as_user(lambda: request(path, "status"), 65534, gid, groups)
     finally:
