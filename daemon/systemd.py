@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 
 import structlog
 
@@ -111,6 +112,40 @@ class Notifier:
             if self._sock is not None:
                 self._sock.close()
                 self._sock = None
+
+
+class ProgressMonitor:
+    """Heartbeats of the worker threads: the main loop sends WATCHDOG=1 only while none is stale.
+
+    A worker beats after every loop iteration (an empty poll counts: it proves the thread is not
+    stuck), so a wedged writer or poller stops the pings and systemd's watchdog restarts the daemon.
+    """
+
+    def __init__(self, max_age: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_age = max_age
+        self._clock = clock
+        self._last: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def register(self, name: str) -> None:
+        """Start watching a worker (counts as a beat now)."""
+        self.beat(name)
+
+    def unregister(self, name: str) -> None:
+        """Stop watching a worker that ended on purpose."""
+        with self._lock:
+            self._last.pop(name, None)
+
+    def beat(self, name: str) -> None:
+        """The worker `name` made progress (or completed an idle iteration) just now."""
+        with self._lock:
+            self._last[name] = self._clock()
+
+    def stale(self) -> dict[str, float]:
+        """Workers silent for longer than max_age, with how many seconds they have been silent."""
+        now = self._clock()
+        with self._lock:
+            return {n: round(now - t, 3) for n, t in self._last.items() if now - t > self.max_age}
 
 
 def _one_line(text: str) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.systemd import Notifier, socket_address
+from daemon.systemd import Notifier, ProgressMonitor, socket_address
 
 
 @pytest.fixture
@@ -123,3 +123,56 @@ def test_watchdog_interval(env: dict[str, str], expected: float | None) -> None:
 def test_socket_address(value: str | None, expected: str | None) -> None:
     """Path and abstract addresses are understood; anything else disables notification."""
     assert socket_address(value) == expected
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        """The current fake time."""
+        return self.now
+
+
+def test_progress_monitor_flags_a_silent_worker() -> None:
+    """A worker that stops beating for longer than max_age is reported stale; the others are not."""
+    clock = FakeClock()
+    mon = ProgressMonitor(max_age=30, clock=clock)
+    mon.register("writer")
+    mon.register("poller-keywords")
+    clock.now += 20
+    mon.beat("poller-keywords")
+    assert mon.stale() == {}
+    clock.now += 15
+    assert mon.stale() == {"writer": 35.0}
+    mon.beat("writer")
+    assert mon.stale() == {}
+    mon.unregister("poller-keywords")
+    clock.now += 31
+    assert set(mon.stale()) == {"writer"}
+
+
+def test_watchdog_pings_stop_when_the_writer_is_wedged(notify_sock: tuple[socket.socket, str]) -> None:
+    """TESTING row 5 at unit level: a main loop that pings only while workers are fresh goes silent."""
+    sock, path = notify_sock
+    clock = FakeClock()
+    notifier = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "60000000"})
+    interval = notifier.watchdog_interval()
+    assert interval == 60.0
+    mon = ProgressMonitor(max_age=interval / 2, clock=clock)
+    mon.register("writer")
+    sent = []
+    for tick in range(10):  # one main-loop iteration every 5 fake seconds; the writer wedges at tick 3
+        clock.now += 5
+        if tick < 3:
+            mon.beat("writer")
+        sent.append(notifier.watchdog() if not mon.stale() else False)
+    assert sent == [True] * 9 + [False]  # stale once silent > 30 s: 7 ticks after the last beat
+    sock.setblocking(False)  # local datagrams are queued by the time sendto returns
+    received = []
+    with pytest.raises(BlockingIOError):
+        while True:
+            received.append(sock.recv(100))
+    assert received == [b"WATCHDOG=1"] * 9
