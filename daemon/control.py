@@ -44,6 +44,8 @@ COMMAND_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 SO_PEERGROUPS = getattr(socket, "SO_PEERGROUPS", 59)  # Linux ≥ 4.13; Python has no constant for it
 MAX_PEER_GROUPS = 256
 SOCKET_MODE = 0o660
+ACCEPT_PAUSE = 0.1  # seconds to stop accepting after accept() failed (EMFILE), instead of spinning
+LOG_EVERY = 10.0  # seconds between log lines about refused or failing clients
 
 
 def error_answer(message: str, hint: str | None = None, kind: str = "error", exit_code: int | None = None) -> str:
@@ -106,6 +108,8 @@ class ControlServer:
         self._inode: int | None = None
         self._lock = threading.Lock()
         self._in_flight = 0
+        self._accept_paused_until = 0.0
+        self._logged_at: dict[str, float] = {}
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -198,6 +202,7 @@ class ControlServer:
                     self._dispatch(sel, conns, c, pool)
                 with self._lock:
                     full = len(conns) + self._in_flight >= self.max_connections
+                full = full or time.monotonic() < self._accept_paused_until
                 if full and accepting:
                     sel.unregister(self._listener)
                     accepting = False
@@ -220,19 +225,34 @@ class ControlServer:
                 sock, _ = self._listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as e:  # EMFILE and friends: leave the rest in the backlog for now
-                log.warning("control_accept_failed", error=e.strerror or str(e))
+            except OSError as e:  # EMFILE and friends: leave the rest in the backlog for a moment
+                self._accept_paused_until = time.monotonic() + ACCEPT_PAUSE
+                if self._should_log("accept_failed"):
+                    log.warning("control_accept_failed", error=e.strerror or str(e))
                 return
             sock.setblocking(False)
-            pid, uid, gid = peer_credentials(sock)
+            try:
+                pid, uid, gid = peer_credentials(sock)
+            except OSError:
+                sock.close()
+                continue
             if not self._allowed(sock, uid, gid):
-                log.warning("control_peer_refused", uid=uid, pid=pid)
+                if self._should_log("peer_refused"):
+                    log.warning("control_peer_refused", uid=uid, pid=pid)
                 self._send_now(sock, error_answer(f"permission denied for uid {uid}", kind="denied",
                                                   hint="the status socket answers root, the daemon's user and "
                                                        "members of service.socket_group"))
                 continue
             conns[sock.fileno()] = _Conn(sock, time.monotonic() + self.timeout, uid)
             sel.register(sock, selectors.EVENT_READ, sock.fileno())
+
+    def _should_log(self, what: str) -> bool:
+        """At most one line per LOG_EVERY seconds for each kind of client misbehaviour (floods)."""
+        now = time.monotonic()
+        if now - self._logged_at.get(what, -LOG_EVERY) < LOG_EVERY:
+            return False
+        self._logged_at[what] = now
+        return True
 
     def _allowed(self, sock: socket.socket, uid: int, gid: int) -> bool:
         if uid in self.allowed_uids:
