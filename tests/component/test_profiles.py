@@ -301,3 +301,22 @@ def test_delete_then_restore_gives_back_the_identical_item_over_all_types(settin
     assert codec.item_hash({**after, "_version": stored["_version"]}) == codec.item_hash(stored)
     for path in settings.backup_dir.iterdir():
         Path(path).unlink()
+
+
+def test_with_the_real_daemon_running_writes_and_deletes_show_in_the_cache_at_once(tmp_path, dynamo_endpoint):
+    """Against a running `seo-sync run`: the write path refreshes through its socket; no waiting for the stream."""
+    from tests.service.harness import Daemon, seed
+
+    seed(dynamo_endpoint, tmp_path / "seed", businesses=2)
+    daemon = Daemon(dynamo_endpoint, tmp_path / "data")
+    try:
+        daemon.wait_ready()
+        settings = make_settings(tmp_path / "data", dynamo_endpoint, socket=daemon.socket_path)
+        store = ProfileStore(settings)
+        created = store.create(KEYWORDS, codec.item_from_python({"business_id": "biz-000", "keyword_id": "new#en"}))
+        assert created.cache == "daemon"
+        assert _cached(settings, KEYWORDS, ("biz-000", "new#en"))["_version"] == {"N": "1"}
+        [deleted] = store.delete(BUSINESSES, ("biz-001",), confirm=CONFIRM_TOKEN)
+        assert deleted.cache == "daemon" and _cached(settings, BUSINESSES, ("biz-001",)) is None
+    finally:
+        daemon.close()
