@@ -70,6 +70,7 @@ class ServiceSettings(_Section):
     socket_timeout: float = Field(1.0, gt=0, le=10)
     socket_max_clients: int = Field(16, ge=1, le=256)
     busy_timeout_ms: int = Field(5000, ge=0, le=60000)
+    debug_commands: bool = Field(False, description="test-only socket commands that simulate hangs")
 
 
 class MaintenanceSettings(_Section):
@@ -228,6 +229,9 @@ def load_settings(
             raise ConfigError(f"cannot read config file {file_path}: {e.strerror}") from None
     if env_file is not None:
         data = _deep_merge(data, _from_env_file(env_file))
+    if env.get("AWS_REGION") and not env.get("AWS_DEFAULT_REGION"):
+        # boto3 itself only reads AWS_DEFAULT_REGION; the platform's .env and DESIGN §7 use AWS_REGION.
+        data = _deep_merge({"aws": {"region": env["AWS_REGION"]}}, data)
     data = _deep_merge(data, _from_env(env))
     data = _deep_merge(data, {k: v for k, v in (overrides or {}).items() if v is not None})
     try:

@@ -25,9 +25,9 @@ import structlog
 from daemon import __version__
 from daemon.cache import Cache, Reader, WriterLock
 from daemon.config import Settings
-from daemon.control import ControlServer, render_metrics
+from daemon.control import ControlServer, render_metrics, resolve_group
 from daemon.engine import Engine
-from daemon.errors import BadInput, CacheCorrupt, ExitCode, SeoSyncError
+from daemon.errors import BadInput, CacheCorrupt, ExitCode
 from daemon.logs import dump_thread_stacks
 from daemon.maintenance import Maintenance
 from daemon.schema import TABLES, table
@@ -50,7 +50,7 @@ class Service:
         self.settings = settings
         self.notifier = notifier or Notifier(env)
         self.source_factory = source_factory or (lambda s: Source(s.aws, s.table_prefix))
-        self.fault_injection = env.get("SEO_SYNC_FAULT_INJECTION") == "1"  # test-only debug commands
+        self.fault_injection = settings.service.debug_commands  # test-only: debug-hang, debug-wedge-writer
         self.events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()  # reentrant: signal-safe
         self.state = "starting"
         self.started_at = time.time()
@@ -90,7 +90,7 @@ class Service:
         self.engine = Engine(s, self.source_factory(s), self.cache)
         self.control = ControlServer(
             s.socket_path, self.handle_command, allowed_uids={0, os.getuid()},
-            allowed_gid=_group_id(s.service.socket_group), timeout=s.service.socket_timeout,
+            allowed_gid=resolve_group(s.service.socket_group), timeout=s.service.socket_timeout,
             max_clients=s.service.socket_max_clients)
         self.control.bind()
         self._start_thread("control", self.control.serve_forever)
@@ -118,7 +118,7 @@ class Service:
         def runner() -> None:
             try:
                 target(self.stop_event)
-            except BaseException as e:  # noqa: BLE001 - any death is reported to the main loop
+            except BaseException as e:
                 self.events.put(("thread_died", (name, f"{type(e).__name__}: {e}")))
                 log.exception("thread_died", thread=name)
                 return
@@ -276,6 +276,10 @@ class Service:
         if self.fault_injection and command == "debug-hang" and args:
             self._hang_main_until = time.monotonic() + float(args[0])
             return json.dumps({"ok": True})
+        if self.fault_injection and command == "debug-wedge-writer" and args:
+            seconds = float(args[0])
+            self.engine.submit(lambda _cache: time.sleep(seconds), timeout=seconds + 10)
+            return json.dumps({"ok": True})
         raise BadInput(f"unknown command {command[:40]!r}",
                        hint="one of: status, health, resync [table], refresh <table> <key-json>, metrics")
 
@@ -290,7 +294,7 @@ class Service:
         }
 
     def _maintenance_jobs(self) -> dict[str, Callable[[], object]]:
-        from daemon import protection  # noqa: PLC0415 - keeps the write path out of import time
+        from daemon import protection
 
         assert self.engine is not None
         engine, s = self.engine, self.settings
@@ -350,14 +354,3 @@ def _quarantine(path: Path) -> Path:
         if src.exists():
             os.replace(src, Path(str(target) + suffix))
     return target
-
-
-def _group_id(name: str | None) -> int | None:
-    if not name:
-        return None
-    import grp  # noqa: PLC0415
-
-    try:
-        return grp.getgrnam(name).gr_gid
-    except KeyError:
-        raise SeoSyncError(f"socket_group {name!r} does not exist", hint="create the group or fix the config") from None
