@@ -52,6 +52,12 @@ def open_source(settings: Settings, command: str) -> Source:
     return Source(settings.aws, settings.table_prefix)
 
 
+def preflight(source: Source, specs: Iterable[TableSpec] | None = None) -> None:
+    """Raise the one clear error (unreachable, access denied, table missing) before any work starts."""
+    for spec in specs if specs is not None else TABLES.values():
+        source.describe_table(spec)
+
+
 def open_reader(path: Path) -> Reader:
     """A read-only reader of a cache file, checked to hold the five tables."""
     reader = Reader.open(path)

@@ -14,7 +14,7 @@ import click
 import structlog
 
 from daemon import codec
-from daemon.cli_data import Bars, check_business_id, key_of, open_reader, open_source
+from daemon.cli_data import Bars, check_business_id, key_of, open_reader, open_source, preflight
 from daemon.clikit import AppContext, pass_app, root
 from daemon.errors import ExitCode, NotFound, SeoSyncError
 from daemon.schema import TABLES, TableSpec, check_safe_id
@@ -201,6 +201,7 @@ def verify(app: AppContext, tables: tuple[str, ...]) -> int:
     s = app.settings()
     source = open_source(s, "verify")
     specs = [table_spec(t) for t in tables] or list(TABLES.values())
+    preflight(source, specs)
     reader = open_reader(s.cache_path)
     try:
         with Bars(app) as bars:

@@ -14,7 +14,7 @@ import structlog
 
 from daemon import codec
 from daemon.cache import Cache, Reader, WriterLock
-from daemon.cli_data import Bars, ask_daemon, check_business_id, key_of, open_reader, open_source
+from daemon.cli_data import Bars, ask_daemon, check_business_id, key_of, open_reader, open_source, preflight
 from daemon.clikit import AppContext, pass_app, root
 from daemon.config import Settings
 from daemon.errors import (
@@ -92,6 +92,7 @@ def sync_from_dynamo(app: AppContext, business_id: str | None) -> int:
     source = open_source(s, "sync-from-dynamo")
     if business_id is not None:
         check_business_id(business_id)
+    preflight(source)  # DynamoDB answers and every table exists, before the cache is touched
     lock = WriterLock(s.cache_path)
     try:
         lock.acquire()
@@ -134,10 +135,13 @@ def _put_all(source: Source, spec: TableSpec, items: list[codec.Item], done: Cal
             errors.append(f"{'/'.join(key_of(spec, item))}: {e.message}"[:300])
             return "failed"
 
-    with ThreadPoolExecutor(max_workers=PUT_WORKERS) as pool:
+    pool = ThreadPoolExecutor(max_workers=PUT_WORKERS)
+    try:
         for n, result in enumerate(pool.map(put, items), 1):
             counts[result] += 1
             done(n)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # after a fatal error, queued puts never start
     return {"written": counts["written"], "skipped": counts["skipped"], "failed": counts["failed"],
             "errors": errors[:20]}
 
@@ -153,6 +157,7 @@ def sync_to_dynamo(app: AppContext, business_id: str | None, from_path: Path | N
     source = open_source(s, "sync-to-dynamo")
     if business_id is not None:
         check_business_id(business_id)
+    preflight(source)
     path = from_path or s.cache_path
     reader = open_reader(path)
     try:

@@ -316,6 +316,7 @@ def test_dynamodb_unreachable_is_one_clear_message(tmp_path, capsys):
         assert code == ExitCode.UNAVAILABLE, args
         assert "127.0.0.1:9" in err and "eu-west-3" in err and "seo_" in err and "hint:" in err
         assert "Traceback" not in err
+    assert not (tmp_path / "cache.db").exists()  # nothing was touched before DynamoDB answered
     code = run(["--config", str(cfg), "--json", "status"])
     st = json.loads(capsys.readouterr().out)
     assert code == ExitCode.UNAVAILABLE and st["dynamodb"]["reachable"] is False and "127.0.0.1:9" in st[
