@@ -216,7 +216,8 @@ class ControlServer:
             sel.close()
 
     def _accept(self, sel: selectors.BaseSelector, conns: dict[int, _Conn]) -> None:
-        assert self._listener is not None
+        if self._listener is None:
+            return
         for _ in range(self.max_connections):
             with self._lock:
                 if len(conns) + self._in_flight >= self.max_connections:
