@@ -403,3 +403,25 @@ def test_sample_data_synced_by_the_demo_verifies_identical(cli, settings):
     report = json.loads(out)
     assert code == 0 and report["identical"] and report["tables"]["keywords"]["cache_count"] == summary["loaded"][
         "keywords"]
+
+
+def test_wrong_region_names_the_region_and_the_next_step(loaded, tmp_path, dynamo_endpoint, capsys):
+    """Tables made in us-east-1, settings saying eu-west-1: exit 69 naming the table and region, hint to check it."""
+    cfg = tmp_path / "other-region.toml"
+    cfg.write_text(f'data_dir = "{tmp_path / "r"}"\n[aws]\nendpoint_url = "{dynamo_endpoint}"\nregion = "eu-west-1"\n')
+    code = run(["--config", str(cfg), "sync-from-dynamo"])
+    err = capsys.readouterr().err
+    assert code == ExitCode.UNAVAILABLE and "seo_businesses" in err and "eu-west-1" in err and "region" in err
+    assert "Traceback" not in err
+
+
+def test_missing_credentials_exit_77_with_how_to_set_them(config, monkeypatch, tmp_path, capsys):
+    """No AWS credentials anywhere: exit 77 (NOPERM) and a hint naming the ways to provide them."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    code = run(["--config", str(config), "create-tables"])
+    err = capsys.readouterr().err
+    assert code == ExitCode.NOPERM and "credentials" in err and "--env-file" in err and "Traceback" not in err
