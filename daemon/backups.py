@@ -7,7 +7,8 @@ sets, binary as base64), the time and the reason. Its name is built only from va
 the umask) into a temporary name, fsync, then a no-replace link to the final name and an fsync of
 the directory: if any step fails the caller gets BackupFailed and must not delete.
 
-Pruning touches only regular files whose name matches our pattern, that we own, and whose recorded
+Pruning touches only regular files whose name matches our pattern, owned by us (this process's user
+or the backup directory's owner, i.e. the service user when root runs the CLI), and whose recorded
 time agrees with their name; symlinks, directories and foreign files are left alone.
 """
 
@@ -250,15 +251,23 @@ def read_backup(path: Path) -> Backup:
     return parse_backup(path, data)
 
 
-def _ours(entry: os.DirEntry[str]) -> re.Match[str] | None:
-    """The name match when `entry` is a regular file (not a symlink) we own with our name pattern."""
+def _owners(dir_fd_or_path: int | Path) -> set[int]:
+    """Who counts as "us": this process's user and the backup directory's owner (the service user)."""
+    try:
+        return {os.geteuid(), os.stat(dir_fd_or_path).st_uid}
+    except OSError:
+        return {os.geteuid()}
+
+
+def _ours(entry: os.DirEntry[str], owners: set[int]) -> re.Match[str] | None:
+    """The name match when `entry` is a regular file (not a symlink) of ours with our name pattern."""
     m = NAME_RE.fullmatch(entry.name)
     if m is None or m["table"] not in TABLES:
         return None
     try:
         if not entry.is_file(follow_symlinks=False):
             return None
-        return m if entry.stat(follow_symlinks=False).st_uid == os.geteuid() else None
+        return m if entry.stat(follow_symlinks=False).st_uid in owners else None
     except OSError:
         return None
 
@@ -275,8 +284,9 @@ def list_backups(backup_dir: Path, business_id: str | None = None, table: str | 
         return []
     except OSError as e:
         raise BadInput(f"cannot read the backup directory {backup_dir}: {e.strerror}") from None
+    owners = _owners(backup_dir)
     for entry in entries:
-        m = _ours(entry)
+        m = _ours(entry, owners)
         if m is None or (business_id and m["business"] != business_id) or (table and m["table"] != table):
             continue
         try:
@@ -304,12 +314,13 @@ def prune_dir(backup_dir: Path, cutoff: float, *, stale_tmp_cutoff: float | None
         log.error("backup.prune_unreadable", dir=str(backup_dir), error=e.strerror)
         res.errors += 1
         return res
+    owners = _owners(dir_fd)
     try:
         for entry in os.scandir(dir_fd):
             if stale_tmp_cutoff is not None and entry.name.startswith(TMP_PREFIX):
-                _prune_tmp(entry, dir_fd, stale_tmp_cutoff, res)
+                _prune_tmp(entry, dir_fd, stale_tmp_cutoff, res, owners)
                 continue
-            m = _ours(entry)
+            m = _ours(entry, owners)
             if m is None:
                 res.skipped_foreign += 1
                 continue
@@ -323,7 +334,7 @@ def prune_dir(backup_dir: Path, cutoff: float, *, stale_tmp_cutoff: float | None
             except (OSError, BadInput, NotFound):
                 res.skipped_foreign += 1
                 continue
-            if backup.time_us != name_us or st.st_mtime - backup.time > 86400 or st.st_uid != os.geteuid():
+            if backup.time_us != name_us or st.st_mtime - backup.time > 86400 or st.st_uid not in owners:
                 res.skipped_foreign += 1
                 continue
             try:
@@ -339,14 +350,14 @@ def prune_dir(backup_dir: Path, cutoff: float, *, stale_tmp_cutoff: float | None
     return res
 
 
-def _prune_tmp(entry: os.DirEntry[str], dir_fd: int, cutoff: float, res: PruneResult) -> None:
+def _prune_tmp(entry: os.DirEntry[str], dir_fd: int, cutoff: float, res: PruneResult, owners: set[int]) -> None:
     """Remove a temporary file a killed writer left behind, once it is older than `cutoff`."""
     if not NAME_RE.fullmatch(entry.name[len(TMP_PREFIX):]):
         res.skipped_foreign += 1
         return
     try:
         st = entry.stat(follow_symlinks=False)
-        if stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and st.st_mtime < cutoff:
+        if stat.S_ISREG(st.st_mode) and st.st_uid in owners and st.st_mtime < cutoff:
             os.unlink(entry.name, dir_fd=dir_fd)
             res.removed.append(entry.name)
     except FileNotFoundError:

@@ -15,7 +15,7 @@ import click
 from daemon import backups, codec, schema
 from daemon.cli_data import open_source
 from daemon.clikit import AppContext, pass_app, root
-from daemon.errors import BadInput, CodecError, NotFound, VersionMismatch
+from daemon.errors import BadInput, CodecError, NotFound, SeoSyncError, VersionMismatch
 from daemon.profiles import ProfileStore, WriteResult
 from daemon.protection import CONFIRM_TOKEN, Ledger, prune_backups
 
@@ -160,7 +160,12 @@ def backups_list(app: AppContext, business: str | None, table_name: str | None, 
     settings = app.settings()
     spec = schema.table(table_name) if table_name else None
     found = backups.list_backups(settings.backup_dir, business, spec.name if spec else None)
-    outcomes = Ledger(settings.protection_path).outcomes() if settings.protection_path.exists() else {}
+    outcomes: dict[str, str] = {}
+    if settings.protection_path.exists():
+        try:
+            outcomes = Ledger(settings.protection_path).outcomes()
+        except SeoSyncError as e:  # a read-only ledger still lets the files be listed
+            click.echo(f"note: outcomes unavailable ({e.message})", err=True)
     rows = [{**b.summary(), "outcome": outcomes.get(b.path.name)} for b in found]
     app.emit({"backup_dir": str(settings.backup_dir), "backups": rows}, lambda: app.table(
         f"{len(rows)} backup(s) in {settings.backup_dir}",

@@ -96,7 +96,7 @@ class Ledger:
         try:
             conn = sqlite3.connect(self.path, isolation_level=None, timeout=self.busy_timeout_ms / 1000)
         except sqlite3.Error as e:
-            raise ProtectionRefused(f"cannot open the protection ledger {self.path}: {e}; nothing was deleted",
+            raise ProtectionRefused(f"cannot open the protection ledger {self.path}: {e}",
                                     hint="check the data directory's owner and mode") from None
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
@@ -112,8 +112,9 @@ class Ledger:
                 conn.execute("ROLLBACK")
                 raise
         except sqlite3.Error as e:
-            raise ProtectionRefused(f"the protection ledger {self.path} failed: {e}; nothing was deleted",
-                                    hint="check disk space and that no process holds protection.db locked") from None
+            raise ProtectionRefused(f"the protection ledger {self.path} failed: {e}",
+                                    hint="check disk space, its owner and mode, and that no process holds it locked"
+                                    ) from None
         finally:
             conn.close()
 

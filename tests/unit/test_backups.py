@@ -227,6 +227,17 @@ def test_prune_leaves_files_of_another_owner(tmp_path):
     assert prune_backups((bdir, ledger), now=T0) == 0 and path.exists()
 
 
+def test_root_pruning_the_service_users_directory_removes_the_service_users_backups(tmp_path):
+    """Files owned by the backup directory's owner (the service user) count as ours for an operator's prune."""
+    if os.geteuid() != 0:
+        pytest.fail("this check needs root to chown (CI runs as root)")
+    bdir, ledger = _dirs(tmp_path)
+    path = _backup_at(bdir, "acme", T0 - 40 * DAY)
+    os.chown(bdir, 65534, 65534)
+    os.chown(path, 65534, 65534)
+    assert prune_backups((bdir, ledger), now=T0) == 1 and not path.exists()
+
+
 def test_prune_survives_clock_jumps_of_a_year_either_way(tmp_path):
     """A clock a year ahead prunes at most as of last run + 2 days; a year behind prunes nothing."""
     bdir, ledger = _dirs(tmp_path)
