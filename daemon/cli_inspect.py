@@ -14,6 +14,7 @@ import click
 import structlog
 
 from daemon import codec
+from daemon.cache import Reader
 from daemon.cli_data import Bars, check_business_id, key_of, open_reader, open_source, preflight
 from daemon.clikit import AppContext, pass_app, root
 from daemon.errors import ExitCode, NotFound, SeoSyncError
@@ -159,7 +160,7 @@ def compare_table(spec: TableSpec, cache_items: dict[tuple[str, ...], str],
                                 if cache_items[k] != dynamo_items[k])}
 
 
-def _verify_table(app: AppContext, spec: TableSpec, reader: Any, source: Source, bars: Bars) -> dict[str, Any]:
+def _verify_table(spec: TableSpec, reader: Reader, source: Source, bars: Bars) -> dict[str, Any]:
     with reader.snapshot():
         cached = {key_of(spec, it): codec.item_hash(it) for it in reader.items(spec)}
     done = bars.add(f"{spec.name} (DynamoDB)", None)
@@ -205,7 +206,7 @@ def verify(app: AppContext, tables: tuple[str, ...]) -> int:
     reader = open_reader(s.cache_path)
     try:
         with Bars(app) as bars:
-            report = {spec.name: _verify_table(app, spec, reader, source, bars) for spec in specs}
+            report = {spec.name: _verify_table(spec, reader, source, bars) for spec in specs}
     finally:
         reader.close()
     same = all(t["identical"] for t in report.values())
