@@ -174,6 +174,35 @@ def test_a_delete_backs_up_soft_deletes_and_leaves_the_cache_at_once(store, sour
     assert Ledger(settings.protection_path).outcomes() == {result.backup.name: "deleted"}
 
 
+def test_a_delete_that_loses_a_race_changes_nothing_and_gives_its_slot_back(store, source, settings, monkeypatch):
+    """The item changed between our read and the soft delete: conflict, item intact, backup kept, slot refunded."""
+    store.create(BUSINESSES, _sample(BUSINESSES))
+    stale = source.get_item(BUSINESSES, ("acme",))
+    store.update(BUSINESSES, {**_sample(BUSINESSES), "name": {"S": "newer"}}, expected_version=1)
+    monkeypatch.setattr(source, "get_item", lambda spec, key, consistent=True: stale)
+    with pytest.raises(VersionMismatch, match="backup kept"):
+        store.delete(BUSINESSES, ("acme",), confirm=CONFIRM_TOKEN)
+    monkeypatch.undo()
+    assert source.get_item(BUSINESSES, ("acme",))["name"] == {"S": "newer"}
+    ledger = Ledger(settings.protection_path)
+    assert ledger.used("business", T0) == 0 and list(ledger.outcomes().values()) == ["conflict"]
+
+
+def test_a_delete_whose_outcome_is_unknown_keeps_its_slot_counted(store, source, settings, monkeypatch):
+    """DynamoDB times out on every attempt: the error says so, and the slot stays counted (fail closed)."""
+    store.create(BUSINESSES, _sample(BUSINESSES))
+
+    def timeout(**kwargs):
+        raise bexc.ReadTimeoutError(endpoint_url=source.endpoint)
+
+    monkeypatch.setattr(source.ddb, "put_item", timeout)
+    with pytest.raises(SourceUnavailable) as exc:
+        store.delete(BUSINESSES, ("acme",), confirm=CONFIRM_TOKEN)
+    assert "may or may not have landed" in str(exc.value)
+    ledger = Ledger(settings.protection_path)
+    assert ledger.used("business", T0) == 1 and list(ledger.outcomes().values()) == ["unknown"]
+
+
 def test_a_delete_without_the_token_changes_nothing(store, source, settings):
     """No token: refused before the ledger, the backup dir and DynamoDB are touched."""
     store.create(BUSINESSES, _sample(BUSINESSES))
