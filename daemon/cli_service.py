@@ -18,8 +18,9 @@ def run(app: AppContext) -> int:
     from daemon.service import Service  # noqa: PLC0415
 
     settings = app.settings()
-    configure_logging(settings.log_format,
-                      "DEBUG" if app.verbose else settings.log_level)
+    aws = settings.aws
+    secrets = [v.get_secret_value() for v in (aws.access_key_id, aws.secret_access_key, aws.session_token) if v]
+    configure_logging(settings.log_format, "DEBUG" if app.verbose else settings.log_level, secrets=secrets)
     return Service(settings).run()
 
 

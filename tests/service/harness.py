@@ -136,6 +136,8 @@ class Daemon:
 
     def log(self) -> str:
         """Everything the daemon printed so far."""
+        if self._log.closed:
+            return self.final_log
         self._log.flush()
         return self.log_path.read_text(errors="replace")
 
@@ -150,6 +152,7 @@ class Daemon:
                 self.proc.wait(5)
         self.notify.close()
         self._log.close()
+        self.final_log = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         shutil.rmtree(self.short, ignore_errors=True)
 
 
