@@ -7,6 +7,7 @@ a full sync fills a shadow table that replaces the live one in one transaction (
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -70,7 +71,8 @@ class WriterLock:
     def acquire(self) -> WriterLock:
         """Take the lock or raise LockHeld naming the holder's pid."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
+        # 0600: flock needs no write access, so a cache reader able to open this file could hold the lock.
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
@@ -88,6 +90,8 @@ class WriterLock:
                     pid=holder,
                 ) from None
             raise
+        with contextlib.suppress(OSError):  # a lock file left 0640 by an older version
+            os.fchmod(fd, 0o600)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd

@@ -293,6 +293,20 @@ def test_a_reader_can_neither_write_nor_create_files(db, writer):
     assert run_as(READER_UID, [CACHE_GID], try_create)["ok"] == "denied"
 
 
+def test_a_reader_cannot_take_the_writer_lock(db, writer):
+    """The lock file is 0600: a reader cannot even open it, so it cannot hold the lock and stall the daemon."""
+    assert oct(stat.S_IMODE((db.parent / "cache.db.lock").stat().st_mode)) == "0o600"
+
+    def grab() -> str:
+        import fcntl
+
+        fd = os.open(db.parent / "cache.db.lock", os.O_RDONLY)
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return "locked"
+
+    assert "PermissionError" in run_as(READER_UID, [CACHE_GID], grab)["error"]
+
+
 def test_reader_reads_after_kill_9_and_while_the_daemon_restarts(db, writer):
     """After SIGKILL the -wal/-shm stay; a reader reads every committed row, and the restarted writer's too."""
     writer.kill9()
