@@ -3,7 +3,7 @@
 The contract (docs/reader-contract.md):
 - open ``file:<data dir>/cache.db?mode=ro`` as a URI: the reader never writes and never creates a
   file. Never add ``immutable=1``: it turns locking off and reads torn pages while the daemon writes;
-- run as a user in the cache's group (``seo-sync``); the data directory is 2750 and files 0640;
+- run as a user in the cache's group (``seo-sync``); the data directory is 0750 and files 0640;
 - hold one read transaction (BEGIN … COMMIT) around every read that takes more than one statement,
   so it sees one consistent state; keep it short, a long one stops the WAL from being recycled;
 - wait on a busy database (busy_timeout) and retry the whole read a few times: SQLITE_BUSY is brief

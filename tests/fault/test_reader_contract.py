@@ -4,7 +4,8 @@ The writer ("the daemon") is a forked child running as its own uid and group wit
 holding the WriterLock and a `Cache` open for its whole life, like the daemon. Readers are forked
 children running as another uid that has the cache's group as a supplementary group, and they read
 through examples/reader.py (read-only URI, one snapshot per read, busy retry). The data directory is
-2750 writer:group, the files 0640. Numeric ids only: no users are created.
+0750 writer:group as systemd/seo-sync.service makes it, the files 0640. Numeric ids only: no users
+are created.
 """
 
 from __future__ import annotations
@@ -202,14 +203,14 @@ def _writer_main(db: Path, commands: Any, answers: Any) -> None:
 
 @pytest.fixture
 def db() -> Iterator[Path]:
-    """A data directory laid out as the unit does it: 2750 writer:cache-group, under a traversable parent."""
+    """A data directory laid out as the unit does it: 0750 writer:cache-group, under a traversable parent."""
     base = Path(tempfile.mkdtemp(prefix="seo-reader-contract-"))
     try:
         base.chmod(0o755)
         data = base / "seo-sync"
         data.mkdir()
         os.chown(data, WRITER_UID, CACHE_GID)
-        data.chmod(0o2750)
+        data.chmod(0o750)  # StateDirectoryMode=0750
         yield data / "cache.db"
     finally:
         shutil.rmtree(base, ignore_errors=True)
@@ -232,8 +233,8 @@ def files(db: Path) -> dict[str, str]:
 
 
 def test_cache_files_get_the_contract_modes_and_group(db, writer):
-    """With UMask 0027 in a 2750 directory the cache, -wal and -shm are 0640 and belong to the cache group."""
-    assert oct(stat.S_IMODE(db.parent.stat().st_mode)) == "0o2750"
+    """With UMask 0027 in a 0750 directory the cache, -wal and -shm are 0640 and belong to the cache group."""
+    assert oct(stat.S_IMODE(db.parent.stat().st_mode)) == "0o750"
     for name in ("cache.db", "cache.db-wal", "cache.db-shm"):
         st = (db.parent / name).stat()
         assert (oct(stat.S_IMODE(st.st_mode)), st.st_uid, st.st_gid) == ("0o640", WRITER_UID, CACHE_GID), name
