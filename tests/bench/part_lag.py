@@ -14,12 +14,14 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.bench.common import PartResult, Target
 from tests.bench.lagproc import UPDATED
-from tests.bench.motoproc import REPO_ROOT, MotoProcess
-from tests.bench.stats import lag_percentiles, summarize
+from tests.bench.motoproc import REPO_ROOT
+from tests.bench.stats import Summary, lag_percentiles, summarize
 
 DRAIN_SECONDS = 3.0
 
@@ -122,15 +124,15 @@ def summarize_run(name: str, raw: dict[str, Any], seconds: float) -> dict[str, A
     }
 
 
-def run_poller_baseline(moto: MotoProcess, work: Path, *, rate: float, seconds: float, first: int,
-                        interval: float = 1.0) -> dict[str, Any]:
+def run_poller_baseline(endpoint: str, work: Path, *, rate: float, seconds: float, first: int,
+                        interval: float = 1.0, counts: Callable[[], dict[str, int]] | None = None) -> dict[str, Any]:
     """The plain poller (poll every shard, sleep `interval`) under the same writer and reader."""
     work.mkdir(parents=True, exist_ok=True)
     ready, out, log = work / "poller.ready", work / "poller.json", work / "poller.log"
     db = work / "poller-cache" / "cache.db"
     db.parent.mkdir(parents=True, exist_ok=True)
     ready.unlink(missing_ok=True)
-    poller = _spawn(["poller", "--endpoint", moto.endpoint, "--db", str(db), "--interval", str(interval),
+    poller = _spawn(["poller", "--endpoint", endpoint, "--db", str(db), "--interval", str(interval),
                      "--seconds", str(seconds + DRAIN_SECONDS + 60), "--ready", str(ready), "--out", str(out)], log)
     try:
         deadline = time.monotonic() + 60
@@ -138,12 +140,50 @@ def run_poller_baseline(moto: MotoProcess, work: Path, *, rate: float, seconds: 
             if poller.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the poller did not start: {log.read_text(errors='replace')[-600:]}")
             time.sleep(0.05)
-        before = moto.counts()
-        raw = measure(moto.endpoint, db, work, rate=rate, seconds=seconds, first=first, seed=True)
-        after = moto.counts()
+        before = counts() if counts else {}
+        raw = measure(endpoint, db, work, rate=rate, seconds=seconds, first=first, seed=True)
+        after = counts() if counts else {}
     finally:
         if poller.poll() is None:
             poller.terminate()  # our own child, by its pid
             poller.wait(10)
     raw["calls"] = {k: after.get(k, 0) - before.get(k, 0) for k in after}
     return raw
+
+
+def lag_part(daemon_raw: dict[str, Any] | None, poller_raw: dict[str, Any] | None, seconds: float,
+             rate: float, reader_interval: float, why_no_daemon: str | None = None) -> PartResult:
+    """The lag figures of both runs side by side, with the targets on the daemon's."""
+    part = PartResult("lag", "3. Replication lag")
+    runs = {}
+    for name, raw in (("seo-sync run", daemon_raw), ("plain poller, 1 s sleep", poller_raw)):
+        if raw is None:
+            continue
+        run = summarize_run(name, raw, seconds)
+        runs[name] = run
+        for p in ("p50", "p95", "p99", "max"):
+            if run["summary"]:
+                part.add(f"{name}: {p}", Summary(**run["summary"][p]), "ms")
+        part.notes.append(
+            f"{name}: {run['writes']} writes at {run['achieved_rate']:.1f}/s, {run['visible']} seen by the reader, "
+            f"{run['never_visible']} not visible within {DRAIN_SECONDS:.0f} s after the last write; over all "
+            f"samples p50 {run['overall']['p50']:.0f} ms, p95 {run['overall']['p95']:.0f} ms, "
+            f"p99 {run['overall']['p99']:.0f} ms, max {run['overall']['max']:.0f} ms."
+            + (f" Calls seen by moto meanwhile: {raw['calls']}." if raw.get("calls") else ""))
+    if "seo-sync run" in runs and runs["seo-sync run"]["summary"]:
+        s = runs["seo-sync run"]["summary"]
+        part.targets.append(Target("lag p50", s["p50"]["median"], "<=", 150, "ms"))
+        part.targets.append(Target("lag p99", s["p99"]["median"], "<=", 500, "ms"))
+        if runs["seo-sync run"]["never_visible"]:
+            part.targets.append(Target("writes never visible", runs["seo-sync run"]["never_visible"], "<=", 0, ""))
+    elif why_no_daemon:
+        part.notes.insert(0, f"seo-sync run not available yet: {why_no_daemon}; the baseline was measured alone")
+    part.notes.append(
+        f"Writer: one process, plain boto3 UpdateItem (30%) and PutItem (70%) on one business across the five "
+        f"tables at {rate:g}/s for {seconds:g} s, lag counted from the moment DynamoDB acknowledged the write. "
+        f"Reader: one process polling the cache read-only every {reader_interval * 1000:g} ms (PRAGMA data_version "
+        f"first) and time-stamping each change when it first becomes visible. Figures: median over three "
+        f"{seconds / 3:g}-second windows (min and max across the windows). The poller polls every shard once, "
+        "applies through the same Cache.apply_batch, then sleeps 1 s.")
+    part.raw = runs
+    return part

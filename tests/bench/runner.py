@@ -1,0 +1,215 @@
+"""`python -m tests.bench [--quick] [--out DIR]`: every benchmark part in one go, then the report.
+
+Order (full plan, about 12 minutes on 2 cores): apply throughput (no DynamoDB); moto in its own
+process, loaded with >= 20,000 items; full sync vs the baselines; three daemon boots (boot time,
+status answer time, memory at 20,000 items), the last one kept for the idle window and the lag run;
+the plain-poller lag baseline; memory on the synthetic source at 20,000 and 100,000 items. A part
+whose module or command is missing is reported as "not available yet: <reason>"; a part that fails
+is reported as an error; the others still run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tests.bench import ddb, part_apply, part_daemon, part_fullsync, part_lag
+from tests.bench.common import PartResult
+from tests.bench.daemonproc import DaemonProcess, why_no_daemon
+from tests.bench.datagen import make_dataset
+from tests.bench.motoproc import MotoProcess
+from tests.bench.pngplot import lag_plot
+from tests.bench.report import render_markdown, write_json
+
+PARTS = ("apply", "fullsync", "boot", "idle", "lag", "memory")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Sizes and durations of one benchmark run."""
+
+    items: int = 20_000
+    apply_records: int = 60_000
+    reps: int = 3
+    lag_rate: float = 50.0
+    lag_seconds: float = 60.0
+    idle_seconds: float = 60.0
+    memory_sizes: tuple[int, int] = (20_000, 100_000)
+    boot_timeout: float = 300.0
+    reader_interval: float = 0.002
+
+
+FULL = Plan()
+QUICK = Plan(items=2_000, apply_records=10_000, lag_seconds=15.0, idle_seconds=15.0, memory_sizes=(2_000, 10_000),
+             boot_timeout=120.0)
+
+
+def _quiet_logs() -> None:
+    """Only warnings from the daemon modules the bench runs in-process (full sync, apply)."""
+    try:
+        from daemon.logs import configure_logging
+    except ImportError:
+        return
+    configure_logging("console", "WARNING", stream=sys.stderr)
+
+
+def _say(start: float, text: str) -> None:
+    print(f"[{time.monotonic() - start:6.0f}s] {text}", file=sys.stderr, flush=True)
+
+
+def _guard(parts: list[PartResult], key: str, title: str, fn: Callable[[], PartResult]) -> PartResult | None:
+    """Run one part; an exception becomes an error entry in the report instead of ending the run."""
+    try:
+        part = fn()
+    except Exception as e:
+        _record_error(parts, key, title, e)
+        return None
+    parts.append(part)
+    return part
+
+
+def _record_error(parts: list[PartResult], key: str, title: str, exc: BaseException) -> None:
+    """Report a failed part with the exception and the tail of its traceback."""
+    tb = "".join(traceback.format_exception(exc, limit=-3)).strip().splitlines()
+    part = PartResult(key, title, status="error", reason=f"{type(exc).__name__}: {str(exc)[:400]}")
+    part.notes.append("traceback tail: " + " / ".join(line.strip() for line in tb[-4:]))
+    parts.append(part)
+
+
+def run(plan: Plan, out: Path, only: set[str], command: str, keep_work: bool = False) -> list[PartResult]:
+    """Run the selected parts of `plan`, write the report files into `out`; returns the parts."""
+    start = time.monotonic()
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
+    out.mkdir(parents=True, exist_ok=True)
+    work = out / "work"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    ddb.install_fake_aws_env()
+    _quiet_logs()
+    for name in [k for k in os.environ if k.startswith("SEO_SYNC_")]:
+        os.environ.pop(name)  # the daemon children get exactly the settings the bench gives them
+    parts: list[PartResult] = []
+    no_daemon = why_no_daemon()
+    daemon_raw = poller_raw = None
+    memory_part: PartResult | None = None
+
+    if "apply" in only:
+        _say(start, f"apply throughput: {plan.apply_records:,} records x {plan.reps}")
+        _guard(parts, "apply", "2. Apply throughput", lambda: part_apply.run(work, plan.apply_records, plan.reps))
+
+    needs_moto = only & {"fullsync", "boot", "idle", "lag", "memory"}
+    moto = MotoProcess(work / "moto.log").start() if needs_moto else None
+    try:
+        if moto is not None:
+            dataset = make_dataset(plan.items)
+            ddb.create_tables(moto.endpoint)
+            load_s = ddb.load(moto.endpoint, dataset.items)
+            _say(start, f"moto at {moto.endpoint}: loaded {dataset.total:,} items {dataset.counts()} in {load_s:.1f}s")
+            if "fullsync" in only:
+                _say(start, f"full sync vs scan-only vs naive loop x {plan.reps}")
+                _guard(parts, "fullsync", "1. Full sync vs scan-only and a naive loop",
+                       lambda: part_fullsync.run(moto.endpoint, work, dataset.total, plan.reps))
+            kept: DaemonProcess | None = None
+            if no_daemon:
+                for key, title in (("boot", "6. Boot to READY and status answer time during a full sync"),
+                                   ("idle", "4. Idle cost")):
+                    if key in only:
+                        parts.append(PartResult(key, title).unavailable(f"not available yet: {no_daemon}"))
+            elif only & {"boot", "idle", "lag", "memory"}:
+                _say(start, f"daemon boots x {plan.reps} on {dataset.total:,} items")
+                keep = bool(only & {"idle", "lag"})
+                try:
+                    boot, memory_part, kept = part_daemon.boot_runs(moto, work, plan.reps, plan.boot_timeout,
+                                                                    dataset.total, keep)
+                    if "boot" in only:
+                        parts.append(boot)
+                except Exception as e:
+                    _record_error(parts, "boot", "6. Boot to READY and status answer time during a full sync", e)
+            try:
+                if kept is not None and "idle" in only:
+                    _say(start, f"idle cost: {plan.idle_seconds:.0f} s")
+                    _guard(parts, "idle", "4. Idle cost",
+                           lambda: part_daemon.idle_cost(moto, kept, plan.idle_seconds))
+                if kept is not None and "lag" in only:
+                    _say(start, f"lag with seo-sync run: {plan.lag_rate:g}/s for {plan.lag_seconds:.0f} s")
+                    before = moto.counts()
+                    daemon_raw = part_lag.measure(moto.endpoint, kept.cache_path, work / "lag-daemon",
+                                                  rate=plan.lag_rate, seconds=plan.lag_seconds, first=1, seed=True,
+                                                  reader_interval=plan.reader_interval)
+                    after = moto.counts()
+                    daemon_raw["calls"] = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+                    daemon_raw["daemon_status"] = part_daemon.lag_status(kept)
+            except Exception as e:
+                _record_error(parts, "lag", "3. Replication lag", e)
+                daemon_raw = None
+            finally:
+                if kept is not None:
+                    kept.stop()
+            if "lag" in only:
+                _say(start, f"lag with the plain 1 s poller: {plan.lag_rate:g}/s for {plan.lag_seconds:.0f} s")
+                try:
+                    poller_raw = part_lag.run_poller_baseline(moto.endpoint, work / "lag-poller",
+                                                              rate=plan.lag_rate, seconds=plan.lag_seconds,
+                                                              first=1_000_000, counts=moto.counts)
+                except Exception as e:
+                    _record_error(parts, "lag-baseline", "3. Replication lag (poller baseline)", e)
+                if daemon_raw is not None or poller_raw is not None:
+                    parts.append(part_lag.lag_part(daemon_raw, poller_raw, plan.lag_seconds, plan.lag_rate,
+                                                   plan.reader_interval, no_daemon))
+    finally:
+        if moto is not None:
+            moto.stop()
+
+    if "memory" in only:
+        if no_daemon:
+            parts.append(PartResult("memory", "5. Peak memory of the daemon during a full sync")
+                         .unavailable(f"not available yet: {no_daemon}"))
+        else:
+            _say(start, f"memory on the synthetic source: {plan.memory_sizes} items x {plan.reps}")
+            _guard(parts, "memory", "5. Peak memory of the daemon during a full sync",
+                   lambda: part_daemon.synthetic_memory(work, plan.memory_sizes, plan.reps, plan.boot_timeout,
+                                                        memory_part))
+
+    order = {k: i for i, k in enumerate(("fullsync", "apply", "lag", "lag-baseline", "idle", "memory", "boot"))}
+    parts.sort(key=lambda p: order.get(p.key, 99))
+    seconds = time.monotonic() - start
+    plot = None
+    lag = next((p for p in parts if p.key == "lag" and p.raw), None)
+    if lag is not None:
+        plot = lag_plot({name: run["lags_ms"] for name, run in lag.raw.items()}, out / "bench-lag.png",
+                        limits=[("p50 limit 150 ms", 150.0), ("p99 limit 500 ms", 500.0)],
+                        title="Replication lag: write acknowledged -> visible in SQLite")
+    plan_doc = {**asdict(plan), "parts": sorted(only), "loadavg_at_start": load_at_start}
+    write_json(out / "bench-results.json", command, plan_doc, parts, seconds)
+    (out / "bench-report.md").write_text(render_markdown(command, plan_doc, parts, seconds, plot))
+    if not keep_work:
+        shutil.rmtree(work, ignore_errors=True)
+    _say(start, f"done: {out / 'bench-report.md'}, {out / 'bench-results.json'}"
+                + (f", {plot}" if plot else ""))
+    return parts
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run the benchmark."""
+    p = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="small sizes and short windows (about 3 minutes)")
+    p.add_argument("--out", type=Path, default=Path("bench-results"),
+                   help="directory for bench-report.md, bench-results.json, bench-lag.png (default ./bench-results)")
+    p.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of: {', '.join(PARTS)}")
+    p.add_argument("--keep-work", action="store_true", help="keep the scratch directory (caches, logs)")
+    args = p.parse_args(argv)
+    only = {x.strip() for x in args.only.split(",") if x.strip()}
+    unknown = only - set(PARTS)
+    if unknown:
+        p.error(f"unknown parts: {', '.join(sorted(unknown))}")
+    command = "python -m tests.bench" + (" --quick" if args.quick else "") + \
+        (f" --only {args.only}" if only != set(PARTS) else "")
+    run(QUICK if args.quick else FULL, args.out, only, command, args.keep_work)
+    return 0
