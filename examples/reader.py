@@ -28,7 +28,19 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 BUSY_TIMEOUT_S = 5.0  # SQLite waits this long for a lock before raising SQLITE_BUSY
 RETRIES = 4  # then the whole read is retried with backoff: 0.05, 0.1, 0.2, 0.4 s
-TABLES = ("businesses", "questionnaires", "keywords", "service_areas", "prompt_templates")
+# Whole statements, never SQL assembled from strings: values are always bound parameters.
+COUNT_SQL = {
+    "businesses": "SELECT count(*) FROM businesses",
+    "questionnaires": "SELECT count(*) FROM questionnaires",
+    "keywords": "SELECT count(*) FROM keywords",
+    "service_areas": "SELECT count(*) FROM service_areas",
+    "prompt_templates": "SELECT count(*) FROM prompt_templates",
+}
+CHILD_ROWS_SQL = {
+    "keywords": "SELECT * FROM keywords WHERE business_id = ? ORDER BY keyword_id",
+    "service_areas": "SELECT * FROM service_areas WHERE business_id = ? ORDER BY area_id",
+    "prompt_templates": "SELECT * FROM prompt_templates WHERE business_id = ? ORDER BY template_id",
+}
 JSON_COLUMNS = {"data", "required_variables", "optional_variables", "_extra"}
 _BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 
@@ -83,10 +95,7 @@ def business_profile(conn: sqlite3.Connection, business_id: str) -> dict[str, An
         profile: dict[str, Any] = {"business": _row(business)}
         q = c.execute("SELECT * FROM questionnaires WHERE business_id = ?", (business_id,)).fetchone()
         profile["questionnaire"] = _row(q) if q else None
-        for table, sort_key in (("keywords", "keyword_id"), ("service_areas", "area_id"),
-                                ("prompt_templates", "template_id")):
-            # Table and column names are constants of this file, never input; the value is bound.
-            sql = f"SELECT * FROM {table} WHERE business_id = ? ORDER BY {sort_key}"  # noqa: S608
+        for table, sql in CHILD_ROWS_SQL.items():
             profile[table] = [_row(r) for r in c.execute(sql, (business_id,))]
         return profile
 
@@ -95,7 +104,7 @@ def business_profile(conn: sqlite3.Connection, business_id: str) -> dict[str, An
 
 def counts(conn: sqlite3.Connection) -> dict[str, int]:
     """Rows per table, all from one snapshot."""
-    return read(conn, lambda c: {t: c.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES})  # noqa: S608
+    return read(conn, lambda c: {t: c.execute(sql).fetchone()[0] for t, sql in COUNT_SQL.items()})
 
 
 def main(argv: list[str]) -> int:
