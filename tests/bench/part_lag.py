@@ -48,7 +48,7 @@ def _wait(proc: subprocess.Popen[bytes], timeout: float, what: str, log: Path) -
 
 
 def measure(endpoint: str, cache_db: Path, work: Path, *, rate: float, seconds: float, first: int,
-            seed: bool, reader_interval: float = 0.002) -> dict[str, Any]:
+            seed: bool, reader_interval: float = 0.002, drain: float = DRAIN_SECONDS) -> dict[str, Any]:
     """Run the reader and the writer against whatever keeps `cache_db` in step; returns raw results."""
     work.mkdir(parents=True, exist_ok=True)
     stop_file = work / "reader.stop"
@@ -61,7 +61,7 @@ def measure(endpoint: str, cache_db: Path, work: Path, *, rate: float, seconds: 
                        "--first", str(first), "--out", str(writer_out)]
         writer = _spawn([*writer_args, "--seed"] if seed else writer_args, log)
         _wait(writer, seconds + 120, "the lag writer", log)
-        time.sleep(DRAIN_SECONDS)
+        time.sleep(drain)
     finally:
         stop_file.write_text("stop")
         _wait(reader, 30, "the lag reader", log)
@@ -125,7 +125,8 @@ def summarize_run(name: str, raw: dict[str, Any], seconds: float) -> dict[str, A
 
 
 def run_poller_baseline(endpoint: str, work: Path, *, rate: float, seconds: float, first: int,
-                        interval: float = 1.0, counts: Callable[[], dict[str, int]] | None = None) -> dict[str, Any]:
+                        interval: float = 1.0, counts: Callable[[], dict[str, int]] | None = None,
+                        drain: float = DRAIN_SECONDS) -> dict[str, Any]:
     """The plain poller (poll every shard, sleep `interval`) under the same writer and reader."""
     work.mkdir(parents=True, exist_ok=True)
     ready, out, log = work / "poller.ready", work / "poller.json", work / "poller.log"
@@ -133,7 +134,7 @@ def run_poller_baseline(endpoint: str, work: Path, *, rate: float, seconds: floa
     db.parent.mkdir(parents=True, exist_ok=True)
     ready.unlink(missing_ok=True)
     poller = _spawn(["poller", "--endpoint", endpoint, "--db", str(db), "--interval", str(interval),
-                     "--seconds", str(seconds + DRAIN_SECONDS + 60), "--ready", str(ready), "--out", str(out)], log)
+                     "--seconds", str(seconds + drain + 60), "--ready", str(ready), "--out", str(out)], log)
     try:
         deadline = time.monotonic() + 60
         while not ready.exists():
@@ -141,7 +142,7 @@ def run_poller_baseline(endpoint: str, work: Path, *, rate: float, seconds: floa
                 raise RuntimeError(f"the poller did not start: {log.read_text(errors='replace')[-600:]}")
             time.sleep(0.05)
         before = counts() if counts else {}
-        raw = measure(endpoint, db, work, rate=rate, seconds=seconds, first=first, seed=True)
+        raw = measure(endpoint, db, work, rate=rate, seconds=seconds, first=first, seed=True, drain=drain)
         after = counts() if counts else {}
     finally:
         if poller.poll() is None:

@@ -1,0 +1,177 @@
+"""Smoke test of the benchmark code (tests/bench/) on tiny sizes, so it keeps working between runs.
+
+The benchmark itself (`make bench`) is outside the default run; this checks its code paths and
+that what it compares is comparable (the apply path and the raw baseline write the same rows).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+
+from daemon.codec import validate_item
+from daemon.schema import TABLES
+from tests.bench import ddb, lagproc, part_apply, part_fullsync, part_lag, pngplot, runner
+from tests.bench.common import PartResult, Target, missing
+from tests.bench.datagen import business_items, make_dataset
+from tests.bench.fakesource import FakeSourceProcess
+from tests.bench.report import render_markdown
+from tests.bench.stats import lag_percentiles, percentile, ratios, summarize
+
+
+def _rows(db: Path) -> dict[str, list[tuple]]:
+    conn = sqlite3.connect(db)
+    try:
+        return {t: conn.execute(f'SELECT * FROM "{t}" ORDER BY 1, 2').fetchall() for t in TABLES}
+    finally:
+        conn.close()
+
+
+def test_generated_businesses_have_the_realistic_shape() -> None:
+    """Generated data: valid items, unique keys, keywords in two languages, versioned templates, deterministic."""
+    ds = make_dataset(600)
+    assert ds.total >= 600 and all(ds.counts()[t] > 0 for t in TABLES)
+    for table, items in ds.items.items():
+        spec = TABLES[table]
+        assert len({tuple(i[k]["S"] for k in spec.key_names) for i in items}) == len(items)
+        for item in items:
+            validate_item(item)
+    assert {i["language"]["S"] for i in ds.items["keywords"]} == {"en", "es"}
+    assert len(ds.items["keywords"]) / ds.businesses >= 100
+    assert any(int(t["version"]["N"]) > 1 for t in ds.items["prompt_templates"])
+    assert business_items(3) == business_items(3)
+
+
+def test_stats_median_percentiles_and_same_run_ratios() -> None:
+    """Summaries are median/min/max; percentiles use nearest rank; ratios pair runs one to one."""
+    s = summarize([3.0, 1.0, 2.0])
+    assert (s.median, s.min, s.max, s.runs) == (2.0, 1.0, 3.0, 3)
+    assert percentile(list(range(1, 101)), 99) == 99
+    assert lag_percentiles([10.0] * 99 + [500.0])["max"] == 500.0
+    assert ratios([2.0, 9.0], [1.0, 3.0]) == [2.0, 3.0]
+    with pytest.raises(ValueError):
+        ratios([1.0], [1.0, 2.0])
+
+
+def test_apply_path_and_raw_baseline_write_identical_rows(tmp_path: Path) -> None:
+    """The apply-throughput comparison is fair: both sides end with exactly the same table contents."""
+    pages = part_apply.make_batches(300)
+    part_apply.run_apply_path(tmp_path / "apply.db", pages)
+    part_apply.run_raw(tmp_path / "raw.db", part_apply.raw_rows(pages))
+    applied, raw = _rows(tmp_path / "apply.db"), _rows(tmp_path / "raw.db")
+    assert applied == raw
+    assert sum(len(v) for v in applied.values()) == sum(len(r) for _, r in pages) // 2
+
+
+def test_apply_part_reports_figures_and_targets(tmp_path: Path) -> None:
+    """The apply part yields throughput, raw rate and the same-run ratio with both targets."""
+    part = part_apply.run(tmp_path, 200, reps=2)
+    assert part.status == "ok"
+    assert part.figures["apply path records/s"].runs == 2
+    assert {t.name for t in part.targets} == {"apply throughput", "apply time / raw upsert time"}
+
+
+def test_baselines_and_full_sync_copy_every_item(tmp_path: Path, dynamo_endpoint: str) -> None:
+    """Scan-only counts every item; the naive loop and seo-sync's full sync store every item."""
+    ds = make_dataset(250)
+    ddb.create_tables(dynamo_endpoint)
+    ddb.load(dynamo_endpoint, ds.items)
+    assert ddb.scan_only(dynamo_endpoint, 2)[1] == ds.total
+    assert ddb.naive_loop(dynamo_endpoint, tmp_path / "naive.db")[1] == ds.total
+    if missing("daemon.fullsync:full_sync_table") is None:
+        assert part_fullsync.seo_sync_full_sync(dynamo_endpoint, tmp_path / "full")[1] == ds.total
+
+
+def test_lag_analysis_maps_marks_to_first_visibility() -> None:
+    """An update counts as visible at the first look showing its mark or a newer one; unseen writes count."""
+    raw = {
+        "writes": [[1, "businesses", 0.0, 1.0], [11, "businesses", 0.0, 2.0], [3, "keywords", 0.0, 1.5],
+                   [13, "keywords", 0.0, 1.6]],
+        "seen": [["businesses", 11, 2.25], ["keywords", 3, 1.75]],
+    }
+    samples, never = part_lag.lags(raw)
+    assert sorted(round(lag) for _, lag in samples) == [250, 250, 1250]
+    assert never == 1
+    assert lagproc.mark_of("prompt_templates", lagproc.sort_key_for("prompt_templates", 42)) == 42
+    assert lagproc.mark_of("keywords", lagproc.sort_key_for("keywords", 7)) == 7
+
+
+def test_poller_lag_harness_runs_writer_reader_and_poller(tmp_path: Path, dynamo_endpoint: str) -> None:
+    """The writer, reader and 1-s-style poller processes cooperate; every write becomes visible (~4 s)."""
+    ddb.create_tables(dynamo_endpoint)
+    raw = part_lag.run_poller_baseline(dynamo_endpoint, tmp_path, rate=20, seconds=1.0, first=1, interval=0.1,
+                                       drain=1.0)
+    run = part_lag.summarize_run("poller", raw, 1.0)
+    assert run["writes"] == 20
+    assert run["never_visible"] == 0
+    assert run["overall"]["p50"] > 0
+
+
+def test_synthetic_source_serves_partitioned_scans_and_a_stream() -> None:
+    """The synthetic source answers boto3 Scans whose segments partition the table exactly."""
+    ddb.install_fake_aws_env()
+    src = FakeSourceProcess(300).start()
+    try:
+        client = ddb.client(src.endpoint)
+        for segments in (1, 3):
+            assert ddb.scan_only(src.endpoint, segments)[1] == src.total
+        keys = []
+        for seg in range(3):
+            kwargs = {"TableName": "seo_keywords", "Segment": seg, "TotalSegments": 3, "Limit": 37}
+            while True:
+                resp = client.scan(**kwargs)
+                keys += [(i["business_id"]["S"], i["keyword_id"]["S"]) for i in resp["Items"]]
+                if "LastEvaluatedKey" not in resp:
+                    break
+                kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        assert len(keys) == len(set(keys)) > 0
+        arn = client.describe_table(TableName="seo_keywords")["Table"]["LatestStreamArn"]
+        streams = ddb.client(src.endpoint, "dynamodbstreams")
+        shards = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+        it = streams.get_shard_iterator(StreamArn=arn, ShardId=shards[0]["ShardId"],
+                                        ShardIteratorType="LATEST")["ShardIterator"]
+        assert streams.get_records(ShardIterator=it)["Records"] == []
+    finally:
+        src.stop()
+
+
+def test_png_plot_is_a_valid_png(tmp_path: Path) -> None:
+    """The stdlib PNG writer produces a decodable image with the series colour in it."""
+    path = pngplot.lag_plot({"a": [10.0, 20.0, 30.0, 200.0], "b": [500.0, 900.0]}, tmp_path / "lag.png",
+                            limits=[("p50 limit", 150.0)], width=400, height=300)
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    assert (width, height) == (400, 300)
+    idat_len = struct.unpack(">I", data[33:37])[0]
+    pixels = zlib.decompress(data[41:41 + idat_len])
+    assert len(pixels) == height * (1 + 3 * width)
+    assert bytes(pngplot.SERIES_COLORS[0]) in pixels
+
+
+def test_report_lists_targets_and_unavailable_parts() -> None:
+    """The markdown report shows met/missed targets and a 'not available yet' line with its reason."""
+    ok = PartResult("apply", "2. Apply throughput")
+    ok.add("apply path records/s", summarize([1.0, 2.0, 3.0]), "records/s")
+    ok.targets.append(Target("apply throughput", 2.0, ">=", 50_000, "records/s"))
+    na = PartResult("idle", "4. Idle cost").unavailable("not available yet: daemon.service cannot be imported")
+    text = render_markdown("python -m tests.bench", {"reps": 3}, [ok, na], 12.0, None)
+    assert "**missed**" in text
+    assert "not available yet: daemon.service cannot be imported" in text
+    assert "| apply path records/s | 2 | 1 | 3 | 3 | records/s |" in text
+
+
+def test_runner_writes_report_and_json(tmp_path: Path) -> None:
+    """`python -m tests.bench --only apply` on a tiny plan writes bench-report.md and bench-results.json."""
+    plan = runner.Plan(apply_records=100, reps=2)
+    runner.run(plan, tmp_path, {"apply"}, "python -m tests.bench --only apply")
+    doc = json.loads((tmp_path / "bench-results.json").read_text())
+    assert [p["key"] for p in doc["parts"]] == ["apply"]
+    assert doc["parts"][0]["figures"]["apply path records/s"]["runs"] == 2
+    assert "## 2. Apply throughput" in (tmp_path / "bench-report.md").read_text()
+    assert not (tmp_path / "work").exists()
