@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import http.client
+import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -144,7 +147,50 @@ def test_proxy_refuses_non_loopback_addresses():
         FaultProxy("http://127.0.0.1:80", listen_host="0.0.0.0")
 
 
+def test_process_mode_is_controlled_over_stdin(dynamo_endpoint):
+    """`python -m tests.fault.proxy` prints its endpoint, applies stdin commands, and exits when stdin closes."""
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-m", "tests.fault.proxy", "--target", dynamo_endpoint], cwd=repo,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        endpoint = json.loads(proc.stdout.readline())["endpoint"]
+        proc.stdin.write("reset\n")
+        proc.stdin.flush()
+        assert json.loads(proc.stdout.readline())["mode"] == "reset"
+        host, port = endpoint.removeprefix("http://").split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=5)
+        with pytest.raises(OSError):
+            conn.request("GET", "/moto-api/")
+            conn.getresponse()
+        proc.stdin.write("stats\n")
+        proc.stdin.flush()
+        assert json.loads(proc.stdout.readline())["fault_reset"] == 1
+        proc.stdin.close()
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_stdin_command_syntax_parses_mode_and_options():
     """The process mode's commands name a mode and key=value options."""
     assert _parse_command("reset probability=0.2 duration=5 then=latency") == (
         "reset", {"probability": 0.2, "duration": 5.0, "then": "latency"})
+
+
+@pytest.mark.parametrize("mode", ["reset", "drop"])
+def test_under_random_faults_every_call_succeeds_or_is_source_unavailable(proxy, source, mode):
+    """With half the requests faulted, each Source call either works or raises SourceUnavailable, nothing else."""
+    info = source.describe_table(SPEC)
+    proxy.set_mode(mode, probability=0.5)
+    outcomes = []
+    for _ in range(8):
+        try:
+            source.get_item(SPEC, ("acme",))
+            source.streams.describe_stream(info.stream_arn)
+            outcomes.append("ok")
+        except SourceUnavailable:
+            outcomes.append("unavailable")
+    assert set(outcomes) == {"ok", "unavailable"}
+    assert proxy.stats()[f"fault_{mode}"] >= outcomes.count("unavailable")
