@@ -18,6 +18,7 @@ from daemon.codec import validate_item
 from daemon.schema import TABLES
 from tests.bench import ddb, lagproc, part_apply, part_fullsync, part_lag, pngplot, runner
 from tests.bench.common import PartResult, Target, missing
+from tests.bench.daemonproc import DaemonProcess, StatusProber, why_no_daemon
 from tests.bench.datagen import business_items, make_dataset
 from tests.bench.fakesource import FakeSourceProcess
 from tests.bench.report import render_markdown
@@ -137,6 +138,29 @@ def test_synthetic_source_serves_partitioned_scans_and_a_stream() -> None:
                                         ShardIteratorType="LATEST")["ShardIterator"]
         assert streams.get_records(ShardIterator=it)["Records"] == []
     finally:
+        src.stop()
+
+
+def test_daemon_harness_sees_ready_memory_and_status(tmp_path: Path) -> None:
+    """`seo-sync run` on the synthetic source: READY=1 seen, peak RSS read, status answered (~4 s)."""
+    why = why_no_daemon()
+    if why:
+        pytest.fail(f"the daemon the benchmark drives cannot run: {why}")
+    ddb.install_fake_aws_env()
+    src = FakeSourceProcess(300).start()
+    proc = DaemonProcess(tmp_path / "data", src.endpoint).start()
+    prober = StatusProber(proc, pause=0.01)
+    prober.start()
+    try:
+        assert proc.wait_ready(60) > 0
+        prober.stop()
+        assert proc.ready_peak_rss > 10 * 2**20
+        rows = {t: v["rows"] for t, v in proc.status()["tables"].items()}
+        assert sum(rows.values()) == src.total
+        assert prober.failures == 0
+    finally:
+        prober.stop()
+        assert proc.stop() == 0
         src.stop()
 
 
