@@ -10,7 +10,7 @@ import base64
 import hashlib
 import json
 import re
-from decimal import Context, Decimal, Inexact, InvalidOperation, Rounded
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
 from daemon.errors import CodecError
@@ -23,12 +23,12 @@ TYPES = ("S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS")
 _JSON_NUMBER_RE = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
 _CANONICAL_INT_RE = re.compile(r"(?:0|-?[1-9]\d{0,18})")
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-# DynamoDB: 38 digits of precision, magnitude 1E-130 .. 9.99..E+125.
-_DDB_CONTEXT = Context(prec=38, Emin=-128, Emax=126, traps=[Inexact, Rounded, InvalidOperation])
+# Wide enough that normalize() never rounds what it is asked to count.
+_WIDE = Context(prec=400, Emin=-999999, Emax=999999)
 
 
 def check_number(text: str) -> str:
-    """Return `text` if it is a DynamoDB number of at most 38 digits, else raise CodecError."""
+    """Return `text` if it is a DynamoDB number (<= 38 significant digits, 1E-130 <= |n| < 1E+126)."""
     if not isinstance(text, str) or not text or len(text) > 200:
         raise CodecError(f"not a number string: {text!r:.60}")
     try:
@@ -37,10 +37,12 @@ def check_number(text: str) -> str:
         raise CodecError(f"not a number: {text!r:.60}") from None
     if not d.is_finite():
         raise CodecError(f"not a finite number: {text!r:.60}")
-    try:
-        _DDB_CONTEXT.create_decimal(d)
-    except (Inexact, Rounded, InvalidOperation):
-        raise CodecError(f"number {text:.60} has more than 38 digits or is out of range") from None
+    if d.is_zero():
+        return text
+    if len(d.normalize(_WIDE).as_tuple().digits) > 38:
+        raise CodecError(f"number {text:.60} has more than 38 significant digits")
+    if not -130 <= d.adjusted() <= 125:
+        raise CodecError(f"number {text:.60} is outside DynamoDB's range (1E-130 to 9.9E+125)")
     return text
 
 
