@@ -40,7 +40,7 @@ def check_number(text: str) -> str:
     if d.is_zero():
         return text
     if len(d.normalize(_WIDE).as_tuple().digits) > 38:
-        raise CodecError(f"number {text:.60} has more than 38 significant digits")
+        raise CodecError(f"number {text:.60} has more than 38 digits (significant)")
     if not -130 <= d.adjusted() <= 125:
         raise CodecError(f"number {text:.60} is outside DynamoDB's range (1E-130 to 9.9E+125)")
     return text
