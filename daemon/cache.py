@@ -182,6 +182,11 @@ class Cache:
             if "not a database" in str(e) or "malformed" in str(e):
                 raise CacheCorrupt(f"cache {path} is not a valid database: {e}",
                                    hint="it is set aside and rebuilt by a full sync") from None
+            if "locked" in str(e) or "busy" in str(e):
+                # After a clean stop the file is in rollback-journal mode; going back to WAL needs a
+                # moment with no read transaction open (docs/reader-contract.md).
+                raise CacheBusy(f"cannot open cache {path}: {e}",
+                                hint="a reader holds a long read transaction; retry when it ends") from None
             raise CacheError(f"cannot open cache {path}: {e}") from None
         cache = cls(conn, path)
         cache.migrate()

@@ -395,3 +395,24 @@ def test_a_bare_wal_close_would_lock_readers_out(db, writer):
     assert set(files(db)) == {"cache.db", "cache.db.lock"}
     error = run_as(READER_UID, [CACHE_GID], read_counts(db))["error"]
     assert "readonly database" in error and "reader-contract" in error
+
+
+def test_a_read_transaction_during_start_delays_the_writer_and_then_lets_it_in(tmp_path):
+    """After a clean stop, opening for writing waits for a running read, raises CacheBusy, and works after it."""
+    from daemon.cache import Cache
+    from daemon.errors import CacheBusy
+
+    path = tmp_path / "cache.db"
+    Cache.open(path).close()
+    conn = reader_example.connect(path)
+    conn.execute("BEGIN")
+    conn.execute("SELECT count(*) FROM businesses").fetchone()
+    with pytest.raises(CacheBusy) as exc:
+        Cache.open(path, busy_timeout_ms=200)
+    assert "read transaction" in str(exc.value)
+    conn.execute("COMMIT")
+    cache = Cache.open(path, busy_timeout_ms=200)
+    assert cache.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert reader_example.counts(conn)["businesses"] == 0  # the reader's connection still works in WAL mode
+    cache.close()
+    conn.close()
