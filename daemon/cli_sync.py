@@ -191,11 +191,12 @@ def sync_to_dynamo(app: AppContext, business_id: str | None, from_path: Path | N
 
 
 @root.command()
-@click.option("--no-daemon", is_flag=True, help="Only load and sync, then stop (today's behaviour).")
+@click.option("--no-daemon", is_flag=True, help="Only load the sample data and run one full sync, then stop.")
 @click.option("--port", type=int, default=0, show_default=True, help="Port of the embedded DynamoDB (0: free).")
+@click.option("--seconds", type=float, default=None, help="Stop after this long (default: run until Ctrl-C).")
 @pass_app
-def demo(app: AppContext, no_daemon: bool, port: int) -> int:
-    """Embedded local DynamoDB (moto) with the sample businesses, synced into <data-dir>/cache.db."""
+def demo(app: AppContext, no_daemon: bool, port: int, seconds: float | None) -> int:
+    """The daemon on an embedded local DynamoDB (moto) with the sample data and a simulated writer."""
     try:
         from daemon.demo import EmbeddedDynamo, embedded_settings, run_demo_sync
         server = EmbeddedDynamo(port)
@@ -204,6 +205,12 @@ def demo(app: AppContext, no_daemon: bool, port: int) -> int:
     server.start()
     try:
         s = embedded_settings(app.settings(), server.endpoint)
+        if not no_daemon:
+            from daemon.demo_live import run_live_demo
+
+            summary = run_live_demo(s, server.endpoint, app.err_console, seconds)
+            app.emit(summary, lambda: _live_summary(app, summary))
+            return ExitCode.OK if summary["daemon_exit_code"] == 0 else ExitCode.FAILURE
         with Bars(app) as bars:
             summary = run_demo_sync(s, Source(s.aws, s.table_prefix), progress=bars.add)
     finally:
@@ -217,3 +224,11 @@ def demo(app: AppContext, no_daemon: bool, port: int) -> int:
 
     app.emit(summary, human)
     return ExitCode.OK
+
+
+def _live_summary(app: AppContext, summary: dict[str, Any]) -> None:
+    status = summary.get("final_status") or {}
+    app.table(f"demo stopped (daemon exit code {summary['daemon_exit_code']}); writer: {summary['writer']}",
+              ["table", "rows in cache", "records applied"],
+              ((n, t.get("rows"), t.get("records_applied")) for n, t in (status.get("tables") or {}).items()))
+    click.echo(f"cache: {summary['cache']}\ndaemon log: {summary['daemon_log']}")
