@@ -233,7 +233,7 @@ class Engine:
             return
         if problem is None:
             shards = ShardSet.from_checkpoints(self.source.streams, spec.name, arn, self.settings.stream,
-                                               self.cache.checkpoints(spec.name))
+                                               self.cache.checkpoints(spec.name), wall=self.clock)
             state = self.cache.table_state(spec.name)
             with rt.lock:
                 rt.generation += 1
@@ -288,7 +288,7 @@ class Engine:
             result = full_sync_table(self.cache, self.source, spec, self.settings.fullsync, capture_stream=True,
                                      reason=reason, progress=interleave,
                                      should_stop=lambda: self._stopping(stop), use_checkpoints=not gap,
-                                     stream_settings=self.settings.stream)
+                                     stream_settings=self.settings.stream, wall=self.clock)
         except FullSyncAborted:
             with rt.lock:
                 rt.resync_pending, rt.resync_reason = True, reason

@@ -248,7 +248,8 @@ def full_sync_table(cache: Cache, source: Source, spec: TableSpec, settings: Ful
                     progress: Callable[[int], None] | None = None,
                     should_stop: Callable[[], bool] | None = None,
                     use_checkpoints: bool = True,
-                    stream_settings: StreamSettings | None = None) -> FullSyncResult:
+                    stream_settings: StreamSettings | None = None,
+                    wall: Callable[[], float] = time.time) -> FullSyncResult:
     """Rebuild one cache table from DynamoDB without ever exposing a half or regressed table.
 
     With `capture_stream` the stream is captured from positions taken first (valid checkpoints
@@ -270,7 +271,7 @@ def full_sync_table(cache: Cache, source: Source, spec: TableSpec, settings: Ful
     capture: _Capture | None = None
     if capture_stream:
         arn = _check_stream(info)
-        shards = ShardSet(source.streams, spec.name, arn, stream_settings or StreamSettings())
+        shards = ShardSet(source.streams, spec.name, arn, stream_settings or StreamSettings(), wall=wall)
         prior = cache.checkpoints(spec.name) if use_checkpoints else []
         shards.take_positions(prior)
         capture = _Capture(shards, spill)

@@ -26,6 +26,7 @@ from daemon.source import StreamInfo, StreamReader
 
 log = structlog.get_logger()
 BACKOFF_BASE = 0.5
+UNREAD_SAFETY = 0.9  # a shard unread for this share of the retention may already be trimmed
 IDLE_TOUCH_SECONDS = 600.0  # refresh an idle shard's checkpoint time this often (age-based gap check)
 
 
@@ -42,6 +43,7 @@ class Cursor:
     finished: bool = False  # read to its end
     latest_as_of: float | None = None
     finished_at: float | None = None  # clock() when this process read it to its end
+    discovered_at: float | None = None  # wall() when a shard new to us was first listed
     next_due: float = 0.0
     failures: int = 0
     records_read: int = 0
@@ -151,7 +153,7 @@ class ShardSet:
             if s.shard_id not in self.cursors:
                 # Appeared after our positions were taken: read it all, after its parent's end.
                 self.cursors[s.shard_id] = Cursor(s.shard_id, s.parent_shard_id, start="TRIM_HORIZON",
-                                                  closed=s.closed)
+                                                  closed=s.closed, discovered_at=self.wall())
                 log.info("shard_discovered", table=self.table, shard=s.shard_id, parent=s.parent_shard_id)
         return gone
 
@@ -193,6 +195,12 @@ class ShardSet:
     def _acquire(self, c: Cursor) -> str:
         if c.seq is not None:
             return self.reader.shard_iterator(self.arn, c.shard_id, "AFTER_SEQUENCE_NUMBER", c.seq, self.table)
+        if c.start == "TRIM_HORIZON" and c.discovered_at is not None:
+            # Unread for longer than the stream keeps records: TRIM_HORIZON would skip what was trimmed.
+            unread = self.wall() - c.discovered_at
+            if unread > UNREAD_SAFETY * self.settings.checkpoint_max_age_hours * 3600:
+                raise StreamGone(f"shard {c.shard_id} was listed {unread / 3600:.1f} h ago and never read",
+                                 hint="its oldest records may be trimmed; a full sync repairs it")
         if c.start in ("TRIM_HORIZON", "LATEST"):
             return self.reader.shard_iterator(self.arn, c.shard_id, c.start, None, self.table)
         raise StreamGone(f"shard {c.shard_id} lost its LATEST position before delivering a record",
@@ -209,8 +217,10 @@ class ShardSet:
             page = self.reader.get_records(c.iterator, self.settings.get_records_limit, self.table)
         except IteratorExpired:
             c.iterator = None
-            if c.seq is None and c.start != "TRIM_HORIZON":
-                raise StreamGone(f"iterator of shard {c.shard_id} expired at LATEST before any record",
+            if c.seq is None:
+                # No sequence number to resume after: LATEST would skip records, and TRIM_HORIZON
+                # might silently skip records trimmed while the iterator sat expired.
+                raise StreamGone(f"iterator of shard {c.shard_id} expired at {c.start} before any record",
                                  hint="a full sync takes new positions") from None
             log.info("iterator_expired", table=self.table, shard=c.shard_id, after=c.seq)
             c.next_due = now
