@@ -14,8 +14,8 @@ from daemon.errors import DaemonUnavailable, ExitCode
 @pass_app
 def run(app: AppContext) -> int:
     """Run the sync daemon in the foreground (systemd: Type=notify)."""
-    from daemon.logs import configure_logging  # noqa: PLC0415
-    from daemon.service import Service  # noqa: PLC0415
+    from daemon.logs import configure_logging
+    from daemon.service import Service
 
     settings = app.settings()
     aws = settings.aws
@@ -28,14 +28,14 @@ def run(app: AppContext) -> int:
 @pass_app
 def health(app: AppContext) -> int:
     """Ask the daemon whether it is healthy: exit 0 healthy, 1 degraded, 2 not running."""
-    from daemon.control import request_json  # noqa: PLC0415
+    from daemon.control import request_json
 
     settings = app.settings()
     try:
         answer = request_json(settings.socket_path, "health", timeout=2.0)
     except DaemonUnavailable as e:
-        app.emit({"ok": False, "running": False, "reasons": [e.message]},
-                 lambda: click.echo(f"down: {e.message}"))
+        why = e.message
+        app.emit({"ok": False, "running": False, "reasons": [why]}, lambda: click.echo(f"down: {why}"))
         return int(ExitCode.DOWN)
     ok = bool(answer.get("ok"))
     app.emit(answer, lambda: click.echo(("healthy" if ok else "degraded") + (
@@ -48,7 +48,7 @@ def health(app: AppContext) -> int:
 @pass_app
 def resync(app: AppContext, table: str | None) -> int:
     """Ask the running daemon for a full resync of one table or all (same as SIGHUP)."""
-    from daemon.control import request_json  # noqa: PLC0415
+    from daemon.control import request_json
 
     settings = app.settings()
     answer = request_json(settings.socket_path, "resync" + (f" {table}" if table else ""), timeout=5.0)

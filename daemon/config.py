@@ -173,8 +173,8 @@ def _from_env_file(path: Path) -> dict[str, Any]:
     values = dotenv_values(path)
     aws: dict[str, Any] = {}
     mapping = {
-        "AWS_ACCESS_KEY_ID": "access_key_id", "AWS_SECRET_ACCESS_KEY": "secret_access_key",
-        "AWS_SESSION_TOKEN": "session_token", "AWS_REGION": "region", "AWS_DEFAULT_REGION": "region",
+        "AWS_ACCESS_KEY_ID": "access_key_id", "AWS_SECRET_ACCESS_KEY": "secret_access_key",  # nosec B105
+        "AWS_SESSION_TOKEN": "session_token", "AWS_REGION": "region", "AWS_DEFAULT_REGION": "region",  # nosec B105
         "AWS_ENDPOINT_URL": "endpoint_url", "AWS_ENDPOINT_URL_DYNAMODB": "endpoint_url",
         "AWS_PROFILE": "profile",
     }

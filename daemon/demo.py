@@ -26,8 +26,8 @@ from daemon.source import Source
 
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",  # nosec B105
+    "AWS_SESSION_TOKEN": "testing",  # nosec B105
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
 }
@@ -56,7 +56,7 @@ class EmbeddedDynamo:
     def reset(self) -> None:
         """Forget every table (moto keeps state across stop/start in one process)."""
         req = urllib.request.Request(self.endpoint + "/moto-api/reset", method="POST", data=b"")  # noqa: S310
-        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback moto only (http)
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback moto only (http)  # nosec B310
             resp.read()
 
     def stop(self) -> None:

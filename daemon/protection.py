@@ -35,7 +35,7 @@ from daemon.errors import BadInput, ProtectionRefused, RateLimited
 if TYPE_CHECKING:
     from daemon.config import Settings
 
-CONFIRM_TOKEN = "I-UNDERSTAND-THIS-IS-DESTRUCTIVE"  # noqa: S105 - a phrase, not a secret
+CONFIRM_TOKEN = "I-UNDERSTAND-THIS-IS-DESTRUCTIVE"  # noqa: S105 - a phrase, not a secret  # nosec B105
 HOUR = 3600
 DAY = 86400
 FUTURE_WINDOW_LIMIT = 2 * DAY  # windows further ahead than this are a clock error: dropped by reset

@@ -156,7 +156,7 @@ def client_config(aws: AwsSettings) -> Config:
     return Config(
         connect_timeout=aws.connect_timeout,
         read_timeout=aws.read_timeout,
-        retries={"mode": "standard", "max_attempts": aws.max_attempts},
+        retries={"mode": "standard", "total_max_attempts": aws.max_attempts},  # first call included
         account_id_endpoint_mode="disabled",
         max_pool_connections=32,
     )

@@ -1,4 +1,4 @@
-"""Failure-matrix rows that need the real daemon process (TESTING rows 5, 6, 25–27, 37)."""
+"""Failure-matrix rows that need the real daemon process (TESTING rows 5, 6, 25-27, 37)."""
 
 from __future__ import annotations
 
