@@ -201,10 +201,9 @@ class Service:
         self.notifier.ready()
         log.info("ready", degraded=degraded, boot_seconds=round(time.time() - self.started_at, 3))
 
-    def _update_state(self) -> None:
+    def _reasons(self, tables: dict[str, Any]) -> list[str]:
+        """Why the daemon is degraded now: tables in error or lagging past lag_alarm, boot unfinished."""
         assert self.engine is not None
-        snap = self.engine.snapshot()
-        tables = snap.get("tables", {})
         reasons = []
         for name, t in tables.items():
             if t.get("state") == "error":
@@ -212,7 +211,14 @@ class Service:
             elif (t.get("lag_seconds") or 0) > self.settings.stream.lag_alarm:
                 reasons.append(f"{name}: lag {t['lag_seconds']:.0f}s")
         if not self.engine.boot_synced.is_set() and self.ready:
-            reasons.append("boot sync not finished")
+            reasons.append("boot sync not finished" if self.had_complete_cache
+                           else "boot sync not finished; cache not initialized")
+        return reasons
+
+    def _update_state(self) -> None:
+        assert self.engine is not None
+        tables = self.engine.snapshot().get("tables", {})
+        reasons = self._reasons(tables)
         self.degraded_reasons = reasons
         if not self.ready:
             state = "syncing"
@@ -257,8 +263,8 @@ class Service:
         if command == "status":
             return json.dumps(self.status(), default=str)
         if command == "health":
-            return json.dumps({"ok": self.ready and not self.degraded_reasons, "state": self.state,
-                               "reasons": self.degraded_reasons})
+            reasons = self._reasons(self.engine.snapshot().get("tables", {})) if self.ready else ["starting"]
+            return json.dumps({"ok": self.ready and not reasons, "state": self.state, "reasons": reasons})
         if command == "resync":
             target = table(args[0]).name if args else None
             queued = self.engine.request_resync(target, reason="socket")

@@ -10,6 +10,7 @@ Modes (`FaultProxy.set_mode`):
 - ``latency``   wait `latency` (+ up to `jitter`) seconds before forwarding each request;
 - ``reset``     answer the request with a TCP RST (botocore: ConnectionClosedError);
 - ``drop``      close the connection without an answer (FIN; RemoteDisconnected);
+- ``error``     answer HTTP 400 with the AWS error `code` (only requests containing `match`, if given);
 - ``blackhole`` read and discard the request and answer nothing until the blackhole ends, then
   reset (the client sees a read timeout). On loopback the kernel completes the TCP handshake, so a
   blackhole here is a read timeout, never a connect timeout.
@@ -46,7 +47,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-MODES = ("pass", "latency", "reset", "drop", "blackhole")
+MODES = ("pass", "latency", "reset", "drop", "blackhole", "error")
 _POLL = 0.05  # how often a connection thread looks at the stop flag and the blackhole clock
 
 
@@ -67,6 +68,15 @@ def _split_target(target: str) -> tuple[str, int]:
     return parts.hostname, parts.port
 
 
+def _error_response(code: str) -> bytes:
+    """An HTTP 400 in the AWS JSON protocol naming `code` (AccessDeniedException, ...)."""
+    body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}",
+                       "message": f"injected by the fault proxy: {code}"}).encode()
+    head = (f"HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.0\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+    return head + body
+
+
 def _reset(sock: socket.socket) -> None:
     """Close with SO_LINGER 0 so the peer gets a RST, not a FIN."""
     with contextlib.suppress(OSError):
@@ -83,6 +93,8 @@ class _Mode:
     probability: float = 1.0
     until: float | None = None  # time.monotonic() at which the mode ends
     then: str = "pass"
+    code: str = ""  # error mode: the AWS error code answered (HTTP 400)
+    match: bytes = b""  # only requests containing these bytes are faulted (e.g. one table's name)
 
 
 class FaultProxy:
@@ -148,7 +160,7 @@ class FaultProxy:
     # -- control ------------------------------------------------------------------------------------
 
     def set_mode(self, mode: str, *, latency: float = 0.0, jitter: float = 0.0, probability: float = 1.0,
-                 duration: float | None = None, then: str = "pass") -> None:
+                 duration: float | None = None, then: str = "pass", code: str = "", match: str = "") -> None:
         """Switch the fault injected on each new request; with `duration`, revert to `then` afterwards."""
         if mode not in MODES or then not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
@@ -156,7 +168,7 @@ class FaultProxy:
             raise ValueError("probability must be in [0, 1]; latency, jitter and duration >= 0")
         until = None if duration is None else time.monotonic() + duration
         with self._lock:
-            self._mode = _Mode(mode, latency, jitter, probability, until, then)
+            self._mode = _Mode(mode, latency, jitter, probability, until, then, code, match.encode())
 
     def blackhole(self, seconds: float) -> None:
         """Answer nothing for `seconds`, then pass again."""
@@ -195,18 +207,18 @@ class FaultProxy:
         with self._lock:
             self._stats[key] += n
 
-    def _draw(self) -> _Mode:
+    def _draw(self, request: bytes = b"") -> _Mode:
         """The mode for one request: the current mode with its probability, else pass."""
         m = self._current()
-        if m.name == "pass":
-            return m
+        if m.name == "pass" or (m.match and m.match not in request):
+            return _Mode()
         with self._lock:
             hit = m.probability >= 1.0 or self._rng.random() < m.probability
             delay = m.latency + (self._rng.uniform(0, m.jitter) if m.jitter else 0.0)
         if not hit:
             return _Mode()
         self._count(f"fault_{m.name}")
-        return _Mode(m.name, delay)
+        return _Mode(m.name, delay, code=m.code)
 
     def _accept_loop(self) -> None:
         assert self._server is not None
@@ -265,7 +277,10 @@ class FaultProxy:
                 if awaiting_request:
                     awaiting_request = False
                     self._count("requests")
-                    fault = self._draw()
+                    fault = self._draw(data)
+                    if fault.name == "error":
+                        client.sendall(_error_response(fault.code))
+                        return
                     if fault.name == "reset":
                         _reset(client)
                         return
