@@ -49,10 +49,10 @@ class Cursor:
     records_read: int = 0
     last_handed: float = field(default_factory=time.monotonic)
 
-    def checkpoint(self, table: str, arn: str) -> Checkpoint:
-        """This cursor as a checkpoint row."""
+    def checkpoint(self, table: str, arn: str, now: float) -> Checkpoint:
+        """This cursor as a checkpoint row written at wall-clock time `now`."""
         return Checkpoint(table, arn, self.shard_id, self.parent_id, self.seq, self.finished,
-                          self.latest_as_of if self.seq is None else None, time.time())
+                          self.latest_as_of if self.seq is None else None, now)
 
 
 @dataclass
@@ -184,7 +184,7 @@ class ShardSet:
 
     def checkpoints(self) -> list[Checkpoint]:
         """Every cursor as a checkpoint."""
-        return [c.checkpoint(self.table, self.arn) for c in self.cursors.values()]
+        return [c.checkpoint(self.table, self.arn, self.wall()) for c in self.cursors.values()]
 
     def min_seq_ok(self) -> bool:
         """True when every unfinished cursor can resume after a restart (has a sequence number)."""
@@ -254,4 +254,4 @@ class ShardSet:
             c.next_due = now + 1.0 / self.settings.max_polls_per_second
         else:
             c.next_due = now + self.settings.idle_poll_interval
-        return Page(c.shard_id, records, c.checkpoint(self.table, self.arn), finished_now)
+        return Page(c.shard_id, records, c.checkpoint(self.table, self.arn, self.wall()), finished_now)

@@ -188,14 +188,17 @@ class FakeWorld:
             stream.shards.append(child)
             return child.shard_id
 
-    def trim(self, retention: float = RETENTION) -> int:
-        """Make records older than `retention` unreadable, and drop closed shards fully trimmed."""
+    def trim(self, retention: float = RETENTION, table: str | None = None) -> int:
+        """Make records older than `retention` unreadable (of one table's streams, or all), and drop
+        closed shards fully trimmed."""
         with self.lock:
             dropped = 0
             for stream in self.streams_by_arn.values():
+                if table is not None and stream.table != table:
+                    continue
                 keep = []
                 for s in stream.shards:
-                    while s.trimmed < len(s.records) and s.record_times[s.trimmed] < self.now - retention:
+                    while s.trimmed < len(s.records) and s.record_times[s.trimmed] <= self.now - retention:
                         s.trimmed += 1
                         dropped += 1
                     if s.closed and s.trimmed == len(s.records) and s.created < self.now - retention:
