@@ -60,13 +60,12 @@ def boot_runs(moto: MotoProcess, work: Path, reps: int, timeout: float, items: i
     boot.add(f"boot to READY=1 ({items:,} items, empty cache)", summarize(ready_s), "s")
     if p99s:
         boot.add("status answer time p50 during the boot full sync", summarize(p50s), "ms")
-        p99 = boot.add("status answer time p99 during the boot full sync", summarize(p99s), "ms")
+        boot.add("status answer time p99 during the boot full sync", summarize(p99s), "ms")
         boot.add("status answer time max during the boot full sync", summarize(maxes), "ms")
-        boot.targets.append(Target("status p99 during full sync (no contract figure; 1 s is the socket timeout)",
-                                   p99.median, "<=", 1000, "ms"))
     boot.notes.append(f"`seo-sync run` as a child process with a fake NOTIFY_SOCKET; time from spawn to READY=1. "
                       f"A prober asked `status` every 20 ms until READY: {sum(samples)} answers in all, "
-                      f"{sum(failures)} failed.")
+                      f"{sum(failures)} failed. The contract sets no target here (the socket's per-client "
+                      "timeout is 1 s).")
     boot.raw = {"ready_seconds": ready_s, "status_p50_ms": p50s, "status_p99_ms": p99s, "status_max_ms": maxes,
                 "status_samples": samples, "status_failures": failures}
     boot.seconds = time.perf_counter() - started
@@ -76,7 +75,7 @@ def boot_runs(moto: MotoProcess, work: Path, reps: int, timeout: float, items: i
 
 
 def idle_cost(moto: MotoProcess, proc: DaemonProcess, seconds: float, windows: int = 3,
-              settle: float = 5.0) -> PartResult:
+              settle: float = 3.0) -> PartResult:
     """GetRecords and DescribeStream calls per shard per second while nothing is written."""
     part = PartResult("idle", "4. Idle cost")
     started = time.perf_counter()

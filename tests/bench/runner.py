@@ -36,7 +36,7 @@ class Plan:
     """Sizes and durations of one benchmark run."""
 
     items: int = 20_000
-    apply_records: int = 60_000
+    apply_records: int = 40_000
     reps: int = 3
     lag_rate: float = 50.0
     lag_seconds: float = 60.0
@@ -185,7 +185,7 @@ def run(plan: Plan, out: Path, only: set[str], command: str, keep_work: bool = F
     if lag is not None:
         plot = lag_plot({name: run["lags_ms"] for name, run in lag.raw.items()}, out / "bench-lag.png",
                         limits=[("p50 limit 150 ms", 150.0), ("p99 limit 500 ms", 500.0)],
-                        title="Replication lag: write acknowledged -> visible in SQLite")
+                        title="Replication lag (ack -> visible)")
     plan_doc = {**asdict(plan), "parts": sorted(only), "loadavg_at_start": load_at_start}
     write_json(out / "bench-results.json", command, plan_doc, parts, seconds)
     (out / "bench-report.md").write_text(render_markdown(command, plan_doc, parts, seconds, plot))
