@@ -198,8 +198,10 @@ def run(plan: Plan, out: Path, only: set[str], command: str, keep_work: bool = F
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the benchmark."""
-    p = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="small sizes and short windows (about 3 minutes)")
+    p = argparse.ArgumentParser(prog="python -m tests.bench",
+                                description="Run the seo-sync benchmark (DESIGN section 9) and write "
+                                            "bench-report.md, bench-results.json and bench-lag.png.")
+    p.add_argument("--quick", action="store_true", help="small sizes and short windows (about 4 minutes)")
     p.add_argument("--out", type=Path, default=Path("bench-results"),
                    help="directory for bench-report.md, bench-results.json, bench-lag.png (default ./bench-results)")
     p.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of: {', '.join(PARTS)}")
