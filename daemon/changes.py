@@ -7,6 +7,7 @@ raises, so one bad record can never block a shard (DESIGN §3.5).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -70,6 +71,26 @@ def created_at_of(record: dict[str, Any]) -> float | None:
     return _created_at(dyn) if isinstance(dyn, dict) else None
 
 
+_SIMPLE_N = re.compile(r"-?[1-9]\d{0,37}|0")
+
+
+def _validate_image(item: Any) -> None:
+    """codec.validate_item with a fast path for the common flat S / small-integer N / BOOL values."""
+    if not isinstance(item, dict):
+        raise CodecError("item is not a map")
+    for name, av in item.items():
+        if type(name) is str and type(av) is dict and len(av) == 1:
+            v = av.get("S")
+            if v is not None and type(v) is str:
+                continue
+            v = av.get("N")
+            if v is not None and type(v) is str and _SIMPLE_N.fullmatch(v):
+                continue
+            if type(av.get("BOOL")) is bool:
+                continue
+        codec.validate_item({name: av})
+
+
 def sequence_of(record: dict[str, Any]) -> str:
     """The record's sequence number ('' if it has none)."""
     dyn = record.get("dynamodb") or {}
@@ -88,15 +109,16 @@ def to_change(spec: TableSpec, record: dict[str, Any]) -> Change:
             return _dead(spec, record, seq, f"unknown eventName {str(event)[:30]!r}")
         if not isinstance(keys, dict):
             return _dead(spec, record, seq, "record has no Keys")
-        codec.validate_item(keys)
-        if set(keys) != set(spec.key_names) or any("S" not in v or not v["S"] for v in keys.values()):
+        if len(keys) != len(spec.key_names) or any(
+                type(keys.get(k)) is not dict or len(keys[k]) != 1 or type(keys[k].get("S")) is not str
+                or not keys[k]["S"] for k in spec.key_names):
             return _dead(spec, record, seq, f"key {sorted(keys)} does not match {list(spec.key_names)}")
         key = tuple(keys[k]["S"] for k in spec.key_names)
         if event == "REMOVE":
             old = dyn.get("OldImage")
             version = None
             if isinstance(old, dict):
-                codec.validate_item(old)
+                _validate_image(old)
                 version = codec.version_of(old)
             identity = record.get("userIdentity") or {}
             ttl = identity.get("type") == "Service" and identity.get("principalId") == TTL_PRINCIPAL
@@ -106,7 +128,7 @@ def to_change(spec: TableSpec, record: dict[str, Any]) -> Change:
         if not isinstance(new, dict):
             return _dead(spec, record, seq, "no NewImage: the stream view type must be NEW_AND_OLD_IMAGES "
                                             "or NEW_IMAGE")
-        codec.validate_item(new)
+        _validate_image(new)
         for k in spec.key_names:
             if new.get(k) != keys[k]:
                 return _dead(spec, record, seq, f"NewImage key {k} differs from Keys")

@@ -283,6 +283,16 @@ def _column_value(col: Column, av: AttributeValue) -> tuple[bool, Any]:
 
 
 _VERSION_COLUMN = Column(VERSION_ATTR, "number")
+_COLUMN_MAPS: dict[int, tuple[TableSpec, dict[str, Column]]] = {}
+
+
+def _column_map(spec: TableSpec) -> dict[str, Column]:
+    """attribute name -> Column (typed columns and `_version`), built once per spec (hot path)."""
+    hit = _COLUMN_MAPS.get(id(spec))
+    if hit is None or hit[0] is not spec:
+        hit = (spec, {**{c.name: c for c in spec.columns}, VERSION_ATTR: _VERSION_COLUMN})
+        _COLUMN_MAPS[id(spec)] = hit
+    return hit[1]
 
 
 def item_to_row(spec: TableSpec, item: Item) -> dict[str, Any]:
@@ -297,10 +307,11 @@ def item_to_row(spec: TableSpec, item: Item) -> dict[str, Any]:
             raise CodecError(f"{spec.name}: key attribute {k!r} missing or not a non-empty string")
         row[k] = av["S"]
     extra: dict[str, Any] = {}
+    columns = _column_map(spec)
     for name, av in item.items():
         if name in row:
             continue
-        col = _VERSION_COLUMN if name == VERSION_ATTR else spec.column(name)
+        col = columns.get(name)
         if col is not None:
             fits, value = _column_value(col, av)
             if fits:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from daemon.cache import Cache, Checkpoint, Reader
+from daemon.cache import Cache, Checkpoint, Reader, _key_text
 from daemon.changes import to_change
 from daemon.schema import BUSINESSES, KEYWORDS
 
@@ -184,3 +187,10 @@ def test_composite_keys_apply_per_key(cache):
     apply(cache, [kw("a#en", "a"), kw("b#en", "b"), kw("a#en", "a2")], spec=KEYWORDS)
     rows = list(Reader(cache.conn).rows(KEYWORDS))
     assert [(r["keyword_id"], r["keyword"]) for r in rows] == [("a#en", "a2"), ("b#en", "b")]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(max_size=8), min_size=1, max_size=2))
+def test_key_text_fast_path_matches_json(key):
+    """The tombstone key text of the hot path is exactly json.dumps of the key."""
+    assert _key_text(tuple(key)) == json.dumps(key, ensure_ascii=False, separators=(",", ":"))
