@@ -93,7 +93,7 @@ class Engine:
         self._progress: dict[str, float] = {}
         self._started_at = time.monotonic()
         self._last_counts = 0.0
-        self._in_full_sync = False
+        self._writer_ident: int | None = None
 
     # -- public API ------------------------------------------------------------------------------
 
@@ -123,6 +123,8 @@ class Engine:
 
     def submit(self, fn: Callable[[Cache], T], timeout: float = 30.0) -> T:
         """Run fn(cache) on the writer thread and return its result (CacheBusy if not run in time)."""
+        if threading.get_ident() == self._writer_ident:
+            return fn(self.cache)  # already on the writer (a job submitting a job)
         fut: Future[T] = Future()
         self._jobs.put((fn, fut))
         try:
@@ -205,6 +207,7 @@ class Engine:
         return stop.is_set() or self._stop.is_set()
 
     def _writer_loop(self, stop: threading.Event) -> None:
+        self._writer_ident = threading.get_ident()
         self._mark("writer")
         for rt in self.tables.values():
             if self._stopping(stop):
@@ -277,7 +280,6 @@ class Engine:
             rt.generation += 1
             rt.tailer = None
             rt.state = "syncing"
-        self._in_full_sync = True
 
         def interleave(rows: int) -> None:
             self._mark("writer")
@@ -299,8 +301,6 @@ class Engine:
                 rt.resync_pending, rt.resync_reason, rt.resync_is_gap = True, reason, gap or rt.resync_is_gap
                 rt.next_attempt = time.monotonic() + delay
             return
-        finally:
-            self._in_full_sync = False
         assert result.shards is not None
         with rt.lock:
             rt.generation += 1
@@ -342,6 +342,7 @@ class Engine:
                 break
             except CacheError as e:
                 log.error("apply_failed", table=b.table, shard=b.shard_id, error=e.message[:300])
+                self._mark("writer")  # alive and retrying (disk full, lock held): not a hang
                 if self._stopping(stop) or stop.wait(1.0):
                     return
         with rt.lock:

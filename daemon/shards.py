@@ -21,7 +21,7 @@ import structlog
 
 from daemon.cache import Checkpoint
 from daemon.config import StreamSettings
-from daemon.errors import IteratorExpired, SourceThrottled, SourceUnavailable, StreamGone, TableMissing
+from daemon.errors import BadInput, IteratorExpired, SourceThrottled, SourceUnavailable, StreamGone, TableMissing
 from daemon.source import StreamInfo, StreamReader
 
 log = structlog.get_logger()
@@ -227,6 +227,9 @@ class ShardSet:
             return None
         except TableMissing:
             raise StreamGone(f"shard {c.shard_id} of {self.arn} no longer exists") from None
+        except BadInput as e:
+            # The stream rejected our position (e.g. a sequence number from a re-created table).
+            raise StreamGone(f"shard {c.shard_id}: position rejected ({e.message[:160]})") from None
         except (SourceThrottled, SourceUnavailable) as e:
             c.failures += 1
             delay = min(self.settings.max_backoff, BACKOFF_BASE * 2 ** (c.failures - 1))

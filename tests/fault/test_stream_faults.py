@@ -193,13 +193,14 @@ def test_resync_requests_are_coalesced(world, settings):
 
 
 def test_snapshot_is_json_and_complete(world, settings):
-    """snapshot() has every per-table field the service reports, and serialises as JSON."""
+    """snapshot() has every per-table field the service reports and serialises as JSON; a job may submit a job."""
     import json
 
     engine, cache = make_engine(world, settings)
     with EngineThreads(engine):
         assert engine.boot_synced.wait(10)
         snap = json.loads(json.dumps(engine.snapshot()))
+        assert engine.submit(lambda c: engine.submit(lambda c2: c2.count("businesses"))) == 0  # no self-deadlock
     fields = {"rows", "last_full_sync", "stream_arn", "shards", "last_sequence", "lag_seconds", "state", "error",
               "gaps", "last_gap_reason", "dead_letters", "skipped_stale", "ttl_deletes", "records_applied"}
     assert set(snap["tables"]["businesses"]) == fields
