@@ -120,7 +120,7 @@ def test_older_delete_does_not_remove_newer_row(cache):
     assert res.skipped_stale == 1 and get(cache, "b1") is not None
 
 
-def test_duplicate_batch_replay_is_a_noop(cache):
+def test_duplicate_records_batch_replay_is_a_noop(cache):
     """Applying the same batch twice leaves rows, tombstones and checkpoint identical."""
     batch = [record("INSERT", "b1", biz("b1", 1), seq=1), record("MODIFY", "b1", biz("b1", 2), seq=2),
              record("INSERT", "b2", biz("b2", 1), seq=3), record("REMOVE", "b2", old=biz("b2", 1), seq=4)]
@@ -137,7 +137,7 @@ def test_duplicate_batch_replay_is_a_noop(cache):
     assert dump() == before
 
 
-def test_out_of_order_older_image_after_newer_refresh(cache):
+def test_out_of_order_records_older_image_after_newer_refresh(cache):
     """The write path's refresh put v5 in the cache; the stream's later v4 record is skipped."""
     cache.apply_item(BUSINESSES, ("b1",), biz("b1", 5, "fresh"))
     res = apply(cache, [record("MODIFY", "b1", biz("b1", 4, "old"))])
