@@ -13,19 +13,15 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import grp
 import json
-import math
 import os
-import pwd
 import re
 import selectors
 import socket
 import stat
-import struct
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,14 +31,13 @@ import structlog
 
 from daemon import errors
 from daemon.errors import ConfigError, DaemonUnavailable, ExitCode, LockHeld, SeoSyncError
+from daemon.peers import peer_credentials, peer_groups
 
 log = structlog.get_logger()
 
 Handler = Callable[[str, list[str]], str]
 DEFAULT_COMMAND = "status"
 COMMAND_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
-SO_PEERGROUPS = getattr(socket, "SO_PEERGROUPS", 59)  # Linux ≥ 4.13; Python has no constant for it
-MAX_PEER_GROUPS = 256
 SOCKET_MODE = 0o660
 ACCEPT_PAUSE = 0.1  # seconds to stop accepting after accept() failed (EMFILE), instead of spinning
 LOG_EVERY = 10.0  # seconds between log lines about refused or failing clients
@@ -67,19 +62,6 @@ def parse_request(line: str) -> tuple[str, list[str]]:
     if not COMMAND_RE.fullmatch(command):
         raise errors.BadInput(f"bad command {parts[0][:40]!r}", hint="commands: status health resync refresh metrics")
     return command, parts[1:]
-
-
-def resolve_group(name: str | None) -> int:
-    """The gid of ServiceSettings.socket_group; unset means the daemon's own group (seo-sync in the unit)."""
-    if name is None:
-        return os.getegid()
-    try:
-        return grp.getgrnam(name).gr_gid
-    except KeyError:
-        if name.isdigit():
-            return int(name)
-        raise ConfigError(f"service.socket_group = {name!r}: no such group",
-                          hint="create it (see systemd/seo-sync.sysusers.conf) or unset socket_group") from None
 
 
 @dataclass
@@ -352,26 +334,6 @@ class ControlServer:
         self._wake_w.close()
 
 
-def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
-    """(pid, uid, gid) of the process that connected, from SO_PEERCRED."""
-    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    pid, uid, gid = struct.unpack("3i", raw)
-    return pid, uid, gid
-
-
-def peer_groups(sock: socket.socket, uid: int, gid: int) -> set[int]:
-    """The peer's supplementary groups (SO_PEERGROUPS), else its groups by name from the user database."""
-    try:
-        raw = sock.getsockopt(socket.SOL_SOCKET, SO_PEERGROUPS, 4 * MAX_PEER_GROUPS)
-        return set(struct.unpack(f"{len(raw) // 4}I", raw))
-    except OSError:
-        pass
-    try:
-        return set(os.getgrouplist(pwd.getpwuid(uid).pw_name, gid))
-    except (KeyError, OSError):
-        return set()
-
-
 # -- client ----------------------------------------------------------------------------------------
 def request(socket_path: Path, command: str, timeout: float = 5.0) -> str:
     """Send one request line to the daemon and return its answer text; DaemonUnavailable if none."""
@@ -439,69 +401,3 @@ def _rebuild_error(data: dict[str, Any]) -> SeoSyncError:
 
 
 # -- metrics ---------------------------------------------------------------------------------------
-STATES = ("starting", "syncing", "streaming", "degraded", "stopping")
-TABLE_STATES = (*STATES, "error")
-TABLE_GAUGES = (("rows", "rows", "gauge", "Rows in the cache table."),
-                ("lag_seconds", "lag_seconds", "gauge", "Age of the last applied stream record."),
-                ("dead_letters", "dead_letters", "gauge", "Records in the dead-letter table."))
-TABLE_COUNTERS = (("skipped_stale", "skipped_stale_total", "Changes skipped for a lower _version."),
-                  ("records_applied", "records_applied_total", "Stream records applied."),
-                  ("get_records_calls", "get_records_calls_total", "GetRecords calls made."))
-
-
-def render_metrics(snapshot: dict[str, Any]) -> str:
-    """Prometheus text format from a status snapshot ({state, uptime, version, tables: {name: {...}}})."""
-    out: list[str] = []
-    state = str(snapshot.get("state", "unknown"))
-    _family(out, "seo_sync_state", "gauge", "Daemon state (1 for the current one).",
-            [({"state": s}, 1 if s == state else 0) for s in _with(STATES, state)])
-    _family(out, "seo_sync_uptime_seconds", "gauge", "Seconds since the daemon started.",
-            [({}, snapshot.get("uptime"))])
-    _family(out, "seo_sync_info", "gauge", "Build information.", [({"version": str(snapshot.get("version", ""))}, 1)])
-    tables = _tables(snapshot.get("tables"))
-    for key, name, kind, help_text in TABLE_GAUGES:
-        _family(out, f"seo_sync_table_{name}", kind, help_text, [({"table": t}, v.get(key)) for t, v in tables])
-    for key, name, help_text in TABLE_COUNTERS:
-        _family(out, f"seo_sync_table_{name}", "counter", help_text, [({"table": t}, v.get(key)) for t, v in tables])
-    _family(out, "seo_sync_table_state", "gauge", "Table state (1 for the current one).",
-            [({"table": t, "state": s}, 1 if s == str(v.get("state")) else 0)
-             for t, v in tables if v.get("state") is not None for s in _with(TABLE_STATES, str(v["state"]))])
-    return "\n".join(out) + "\n"
-
-
-def _tables(raw: Any) -> list[tuple[str, dict[str, Any]]]:
-    if isinstance(raw, dict):
-        return [(str(k), v) for k, v in raw.items() if isinstance(v, dict)]
-    if isinstance(raw, list):
-        return [(str(v.get("name", v.get("table", ""))), v) for v in raw if isinstance(v, dict)]
-    return []
-
-
-def _with(known: tuple[str, ...], current: str) -> tuple[str, ...]:
-    return known if current in known else (*known, current)
-
-
-def _family(out: list[str], name: str, kind: str, help_text: str,
-            samples: Iterable[tuple[dict[str, str], Any]]) -> None:
-    lines = [f"{name}{_labels(labels)} {_number(v)}" for labels, v in samples if _number(v) is not None]
-    if lines:
-        out += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", *lines]
-
-
-def _labels(labels: dict[str, str]) -> str:
-    if not labels:
-        return ""
-    esc = {k: v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"') for k, v in labels.items()}
-    return "{" + ",".join(f'{k}="{v}"' for k, v in esc.items()) + "}"
-
-
-def _number(v: Any) -> str | None:
-    if isinstance(v, bool):
-        return "1" if v else "0"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "NaN"
-        return ("+Inf" if v > 0 else "-Inf") if math.isinf(v) else repr(v)
-    return None

@@ -25,11 +25,13 @@ import structlog
 from daemon import __version__
 from daemon.cache import Cache, Reader, WriterLock
 from daemon.config import Settings
-from daemon.control import ControlServer, render_metrics, resolve_group
+from daemon.control import ControlServer
 from daemon.engine import Engine
 from daemon.errors import BadInput, CacheCorrupt, ExitCode
 from daemon.logs import dump_thread_stacks
 from daemon.maintenance import Maintenance
+from daemon.metrics import render_metrics
+from daemon.peers import resolve_group
 from daemon.schema import TABLES, table
 from daemon.source import Source
 from daemon.systemd import Notifier

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from daemon import control
-from daemon.control import ControlServer, parse_request, render_metrics, request, request_json
+from daemon import control, peers
+from daemon.control import ControlServer, parse_request, request, request_json
 from daemon.errors import BadInput, ConfigError, DaemonUnavailable, ExitCode, LockHeld, NotFound, SeoSyncError
+from daemon.metrics import render_metrics
 
 STATUS = {"state": "streaming", "tables": {}}
 
@@ -338,11 +339,11 @@ def test_file_mode_keeps_other_users_out(open_dir: Path) -> None:
 
 def test_resolve_group() -> None:
     """socket_group resolves by name or number, unset to our own group; an unknown name is a config error."""
-    assert control.resolve_group(None) == os.getegid()
-    assert control.resolve_group("root") == 0
-    assert control.resolve_group("4242") == 4242
+    assert peers.resolve_group(None) == os.getegid()
+    assert peers.resolve_group("root") == 0
+    assert peers.resolve_group("4242") == 4242
     with pytest.raises(ConfigError):
-        control.resolve_group("no-such-group-seo-sync")
+        peers.resolve_group("no-such-group-seo-sync")
 
 
 @pytest.mark.parametrize(("line", "expected"), [

@@ -1,0 +1,74 @@
+"""Prometheus text format of the daemon's status document (the `metrics` socket command)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+STATES = ("starting", "syncing", "streaming", "degraded", "stopping")
+TABLE_STATES = (*STATES, "error")
+TABLE_GAUGES = (("rows", "rows", "gauge", "Rows in the cache table."),
+                ("lag_seconds", "lag_seconds", "gauge", "Age of the last applied stream record."),
+                ("dead_letters", "dead_letters", "gauge", "Records in the dead-letter table."))
+TABLE_COUNTERS = (("skipped_stale", "skipped_stale_total", "Changes skipped for a lower _version."),
+                  ("records_applied", "records_applied_total", "Stream records applied."),
+                  ("get_records_calls", "get_records_calls_total", "GetRecords calls made."))
+
+
+def render_metrics(snapshot: dict[str, Any]) -> str:
+    """Prometheus text format from a status snapshot ({state, uptime, version, tables: {name: {...}}})."""
+    out: list[str] = []
+    state = str(snapshot.get("state", "unknown"))
+    _family(out, "seo_sync_state", "gauge", "Daemon state (1 for the current one).",
+            [({"state": s}, 1 if s == state else 0) for s in _with(STATES, state)])
+    _family(out, "seo_sync_uptime_seconds", "gauge", "Seconds since the daemon started.",
+            [({}, snapshot.get("uptime"))])
+    _family(out, "seo_sync_info", "gauge", "Build information.", [({"version": str(snapshot.get("version", ""))}, 1)])
+    tables = _tables(snapshot.get("tables"))
+    for key, name, kind, help_text in TABLE_GAUGES:
+        _family(out, f"seo_sync_table_{name}", kind, help_text, [({"table": t}, v.get(key)) for t, v in tables])
+    for key, name, help_text in TABLE_COUNTERS:
+        _family(out, f"seo_sync_table_{name}", "counter", help_text, [({"table": t}, v.get(key)) for t, v in tables])
+    _family(out, "seo_sync_table_state", "gauge", "Table state (1 for the current one).",
+            [({"table": t, "state": s}, 1 if s == str(v.get("state")) else 0)
+             for t, v in tables if v.get("state") is not None for s in _with(TABLE_STATES, str(v["state"]))])
+    return "\n".join(out) + "\n"
+
+
+def _tables(raw: Any) -> list[tuple[str, dict[str, Any]]]:
+    if isinstance(raw, dict):
+        return [(str(k), v) for k, v in raw.items() if isinstance(v, dict)]
+    if isinstance(raw, list):
+        return [(str(v.get("name", v.get("table", ""))), v) for v in raw if isinstance(v, dict)]
+    return []
+
+
+def _with(known: tuple[str, ...], current: str) -> tuple[str, ...]:
+    return known if current in known else (*known, current)
+
+
+def _family(out: list[str], name: str, kind: str, help_text: str,
+            samples: Iterable[tuple[dict[str, str], Any]]) -> None:
+    lines = [f"{name}{_labels(labels)} {_number(v)}" for labels, v in samples if _number(v) is not None]
+    if lines:
+        out += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", *lines]
+
+
+def _labels(labels: dict[str, str]) -> str:
+    if not labels:
+        return ""
+    esc = {k: v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"') for k, v in labels.items()}
+    return "{" + ",".join(f'{k}="{v}"' for k, v in esc.items()) + "}"
+
+
+def _number(v: Any) -> str | None:
+    if isinstance(v, bool):
+        return "1" if v else "0"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "NaN"
+        return ("+Inf" if v > 0 else "-Inf") if math.isinf(v) else repr(v)
+    return None
