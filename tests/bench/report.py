@@ -39,7 +39,7 @@ def _num(v: float, unit: str) -> str:
         return f"{v:,.0f}"
     if abs(v) >= 10:
         return f"{v:.1f}"
-    return f"{v:.3g}" if v else "0"
+    return f"{v:.4g}" if v else "0"
 
 
 def write_json(path: Path, command: str, plan: dict[str, Any], parts: list[PartResult], seconds: float) -> None:

@@ -83,6 +83,7 @@ def test_baselines_and_full_sync_copy_every_item(tmp_path: Path, dynamo_endpoint
     ddb.create_tables(dynamo_endpoint)
     ddb.load(dynamo_endpoint, ds.items)
     assert ddb.scan_only(dynamo_endpoint, 2)[1] == ds.total
+    assert ddb.open_shards(dynamo_endpoint) == len(TABLES)  # moto: one open shard a table
     assert ddb.naive_loop(dynamo_endpoint, tmp_path / "naive.db")[1] == ds.total
     if missing("daemon.fullsync:full_sync_table") is None:
         assert part_fullsync.seo_sync_full_sync(dynamo_endpoint, tmp_path / "full")[1] == ds.total
