@@ -43,14 +43,23 @@ class Cursor:
     finished: bool = False  # read to its end
     latest_as_of: float | None = None
     finished_at: float | None = None  # clock() when this process read it to its end
-    discovered_at: float | None = None  # wall() when a shard new to us was first listed
+    # A seq-less TRIM_HORIZON position is complete as of this wall time (listed, or last polled empty):
+    # resuming it is safe only while nothing written since could have been trimmed.
+    confirmed_at: float | None = None
     next_due: float = 0.0
     failures: int = 0
     records_read: int = 0
     last_handed: float = field(default_factory=time.monotonic)
 
     def checkpoint(self, table: str, arn: str, now: float) -> Checkpoint:
-        """This cursor as a checkpoint row written at wall-clock time `now`."""
+        """This cursor as a checkpoint row written at wall-clock time `now`.
+
+        A seq-less TRIM_HORIZON cursor is written with latest_as_of None and updated_at = the time its
+        position was last confirmed, so a restart can tell how old it is.
+        """
+        if self.seq is None and self.start == "TRIM_HORIZON" and not self.finished:
+            return Checkpoint(table, arn, self.shard_id, self.parent_id, None, False, None,
+                              self.confirmed_at if self.confirmed_at is not None else now)
         return Checkpoint(table, arn, self.shard_id, self.parent_id, self.seq, self.finished,
                           self.latest_as_of if self.seq is None else None, now)
 
@@ -80,18 +89,26 @@ class ShardSet:
         self.rng = rng
         self.cursors: dict[str, Cursor] = {}
         self.last_describe = -1e18
+        self.new_shards: list[str] = []  # listed since the caller last took this list
 
     # -- building ---------------------------------------------------------------------------------
 
     @classmethod
     def from_checkpoints(cls, reader: StreamReader, table: str, arn: str, settings: StreamSettings,
                          checkpoints: Iterable[Checkpoint], **kw: Any) -> ShardSet:
-        """Resume from committed checkpoints (each with a sequence number, or finished)."""
+        """Resume from committed checkpoints: after a sequence number, finished, or a child shard not yet
+        read (TRIM_HORIZON, confirmed as of its updated_at). A LATEST position without a record is lost."""
         ss = cls(reader, table, arn, settings, **kw)
         for cp in checkpoints:
-            ss.cursors[cp.shard_id] = Cursor(cp.shard_id, cp.parent_shard_id, cp.sequence_number,
-                                             "AFTER" if cp.sequence_number else "LOST", closed=cp.closed,
-                                             finished=cp.closed, latest_as_of=cp.latest_as_of)
+            if cp.sequence_number:
+                start = "AFTER"
+            elif not cp.closed and cp.latest_as_of is None:
+                start = "TRIM_HORIZON"
+            else:
+                start = "LOST"
+            ss.cursors[cp.shard_id] = Cursor(cp.shard_id, cp.parent_shard_id, cp.sequence_number, start,
+                                             closed=cp.closed, finished=cp.closed, latest_as_of=cp.latest_as_of,
+                                             confirmed_at=cp.updated_at if start == "TRIM_HORIZON" else None)
         return ss
 
     def take_positions(self, checkpoints: Iterable[Checkpoint]) -> None:
@@ -153,9 +170,18 @@ class ShardSet:
             if s.shard_id not in self.cursors:
                 # Appeared after our positions were taken: read it all, after its parent's end.
                 self.cursors[s.shard_id] = Cursor(s.shard_id, s.parent_shard_id, start="TRIM_HORIZON",
-                                                  closed=s.closed, discovered_at=self.wall())
+                                                  closed=s.closed, confirmed_at=self._listed_at(s.parent_shard_id))
+                self.new_shards.append(s.shard_id)
                 log.info("shard_discovered", table=self.table, shard=s.shard_id, parent=s.parent_shard_id)
         return gone
+
+    def _listed_at(self, parent_id: str | None) -> float:
+        """When a newly listed shard's records start: no later than its finished parent's last confirmation."""
+        now = self.wall()
+        parent = self.cursors.get(parent_id or "")
+        if parent is not None and parent.finished and parent.confirmed_at is not None:
+            return min(now, parent.confirmed_at)
+        return now
 
     def blocked(self, c: Cursor) -> bool:
         """True while the shard's parent is still being read."""
@@ -195,9 +221,9 @@ class ShardSet:
     def _acquire(self, c: Cursor) -> str:
         if c.seq is not None:
             return self.reader.shard_iterator(self.arn, c.shard_id, "AFTER_SEQUENCE_NUMBER", c.seq, self.table)
-        if c.start == "TRIM_HORIZON" and c.discovered_at is not None:
+        if c.start == "TRIM_HORIZON" and c.confirmed_at is not None:
             # Unread for longer than the stream keeps records: TRIM_HORIZON would skip what was trimmed.
-            unread = self.wall() - c.discovered_at
+            unread = self.wall() - c.confirmed_at
             if unread > UNREAD_SAFETY * self.settings.checkpoint_max_age_hours * 3600:
                 raise StreamGone(f"shard {c.shard_id} was listed {unread / 3600:.1f} h ago and never read",
                                  hint="its oldest records may be trimmed; a full sync repairs it")
@@ -242,6 +268,7 @@ class ShardSet:
             log.info("stream_recovered", table=self.table, shard=c.shard_id, after_attempts=c.failures)
             c.failures = 0
         records = page.records
+        c.confirmed_at = self.wall()  # read to here: nothing before this moment can still be unread
         if records:
             c.seq = str(records[-1].get("dynamodb", {}).get("SequenceNumber", c.seq))
             c.start = "AFTER"

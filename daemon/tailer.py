@@ -65,7 +65,7 @@ def resume_problem(cache: Cache, spec: TableSpec, arn: str, settings: StreamSett
         return "no stream checkpoints", False
     if state.get("stream_arn") != arn or any(cp.stream_arn != arn for cp in cps):
         return f"stream ARN changed (checkpoint {state.get('stream_arn')}, table {arn})", True
-    if any(not cp.closed and cp.sequence_number is None for cp in cps):
+    if any(not cp.closed and cp.sequence_number is None and cp.latest_as_of is not None for cp in cps):
         return "a shard was at LATEST without a record when the process stopped", False
     max_age = settings.checkpoint_max_age_hours * 3600
     stale = [cp.shard_id for cp in cps if not cp.closed and wall() - cp.updated_at > max_age]
@@ -109,6 +109,13 @@ class TableTailer:
             self.check_arn()
             self.dropped_checkpoints += self.shards.refresh()
         out: list[Batch] = []
+        # Commit newly listed shards at once, so a restart resumes them instead of missing them.
+        for sid in self.shards.new_shards:
+            c = self.shards.cursors.get(sid)
+            if c is not None:
+                out.append(Batch(self.spec.name, self.generation, sid, [],
+                                 c.checkpoint(self.spec.name, self.shards.arn, self.shards.wall())))
+        self.shards.new_shards = []
         cursors = self.shards.readable() if poll_all else self.shards.due(now)
         for c in cursors:
             page = self.shards.poll(c, now)

@@ -206,3 +206,45 @@ def test_snapshot_is_json_and_complete(world, settings):
     assert set(snap["tables"]["businesses"]) == fields
     assert {"get_records_calls", "describe_stream_calls", "get_records_per_hour"} <= set(snap)
     cache.close()
+
+
+def test_child_shard_listed_before_a_restart_is_resumed_from_trim_horizon(world, settings):
+    """A split seen before a stop is committed at once: after a restart the children are read from
+    TRIM_HORIZON (no full sync, nothing lost)."""
+    split_and_stop(world, settings)
+    for i in range(2, 12):
+        world.put("seo_businesses", biz(i))
+    engine, cache = make_engine(world, settings)
+    with capture_logs() as logs, EngineThreads(engine):
+        assert engine.boot_synced.wait(10)
+        wait_for(lambda: in_step(engine, world, BUSINESSES), 10, "records in the children")
+    assert not [e for e in logs if e["event"] == "full_sync_started" and e["table"] == "businesses"]
+    cache.close()
+
+
+def split_and_stop(world, settings):
+    """Run the engine until a split's children are committed, then stop it."""
+    engine, cache = make_engine(world, settings)
+    with EngineThreads(engine):
+        assert engine.boot_synced.wait(10)
+        world.put("seo_businesses", biz(1))
+        world.split("seo_businesses")
+        wait_for(lambda: len(engine.submit(lambda c: c.checkpoints("businesses"))) == 3, 10, "children committed")
+    cache.close()
+    return engine, cache
+
+
+def test_child_shard_unread_for_more_than_24h_is_a_gap(world, settings):
+    """Children listed but unread for more than 24 h may have lost records to trimming: a gap, resynced."""
+    split_and_stop(world, settings)
+    for i in range(2, 12):
+        world.put("seo_businesses", biz(i))
+    world.advance(25 * 3600)
+    world.trim()
+    engine, cache = make_engine(world, settings)
+    with EngineThreads(engine):
+        assert engine.boot_synced.wait(10)
+        wait_for(lambda: in_step(engine, world, BUSINESSES), 10, "resynced")
+        snap = engine.snapshot()["tables"]["businesses"]
+    assert snap["gaps"] == 1 and "older than" in snap["last_gap_reason"]
+    cache.close()
