@@ -248,3 +248,20 @@ def test_child_shard_unread_for_more_than_24h_is_a_gap(world, settings):
         snap = engine.snapshot()["tables"]["businesses"]
     assert snap["gaps"] == 1 and "older than" in snap["last_gap_reason"]
     cache.close()
+
+
+def test_table_deleted_or_access_denied(world, settings):
+    """AccessDenied on one table marks it error with the message while the other streams; it recovers."""
+    world.denied.add("seo_businesses")
+    engine, cache = make_engine(world, settings)
+    with EngineThreads(engine):
+        wait_for(lambda: engine.snapshot()["tables"]["businesses"]["state"] == "error", 10, "error state")
+        assert "AccessDenied" in engine.snapshot()["tables"]["businesses"]["error"]
+        world.put("seo_keywords", kw(1))
+        wait_for(lambda: in_step(engine, world, KEYWORDS), 10, "keywords stream on")
+        world.denied.clear()
+        assert engine.boot_synced.wait(10)
+        world.put("seo_businesses", biz(1))
+        wait_for(lambda: in_step(engine, world, BUSINESSES), 10, "businesses after recovery")
+        assert engine.snapshot()["tables"]["businesses"]["state"] == "streaming"
+    cache.close()
