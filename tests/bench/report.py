@@ -1,4 +1,4 @@
-"""The benchmark's outputs: bench-report.md (for people), bench-results.json (raw figures)."""
+"""The benchmark's outputs: bench-report.md (for people), bench-report.json (every raw figure)."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def render_markdown(command: str, plan: dict[str, Any], parts: list[PartResult],
                       "run again on a quiet machine.**" if busy else " (quiet)."))
     out.append("")
     out.append("Every figure is the median of repeated runs with their min and max; every ratio is taken "
-               "within one run and then summarised. Raw figures: `bench-results.json`.")
+               "within one run and then summarised. Raw figures: `bench-report.json`.")
     out.append("")
     out.append("## Targets")
     out.append("")

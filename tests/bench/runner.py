@@ -14,6 +14,7 @@ import argparse
 import os
 import shutil
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable
@@ -88,9 +89,7 @@ def run(plan: Plan, out: Path, only: set[str], command: str, keep_work: bool = F
     start = time.monotonic()
     load_at_start = [round(x, 2) for x in os.getloadavg()]
     out.mkdir(parents=True, exist_ok=True)
-    work = out / "work"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir()
+    work = Path(tempfile.mkdtemp(prefix="seo-sync-bench-"))  # caches, data dirs, logs of the children
     ddb.install_fake_aws_env()
     _quiet_logs()
     for name in [k for k in os.environ if k.startswith("SEO_SYNC_")]:
@@ -183,15 +182,17 @@ def run(plan: Plan, out: Path, only: set[str], command: str, keep_work: bool = F
     plot = None
     lag = next((p for p in parts if p.key == "lag" and p.raw), None)
     if lag is not None:
-        plot = lag_plot({name: run["lags_ms"] for name, run in lag.raw.items()}, out / "bench-lag.png",
+        plot = lag_plot({name: run["lags_ms"] for name, run in lag.raw.items()}, out / "bench-report.png",
                         limits=[("p50 limit 150 ms", 150.0), ("p99 limit 500 ms", 500.0)],
                         title="Replication lag (ack -> visible)")
     plan_doc = {**asdict(plan), "parts": sorted(only), "loadavg_at_start": load_at_start}
-    write_json(out / "bench-results.json", command, plan_doc, parts, seconds)
+    write_json(out / "bench-report.json", command, plan_doc, parts, seconds)
     (out / "bench-report.md").write_text(render_markdown(command, plan_doc, parts, seconds, plot))
-    if not keep_work:
+    if keep_work:
+        _say(start, f"scratch directory kept: {work}")
+    else:
         shutil.rmtree(work, ignore_errors=True)
-    _say(start, f"done: {out / 'bench-report.md'}, {out / 'bench-results.json'}"
+    _say(start, f"done: {out / 'bench-report.md'}, {out / 'bench-report.json'}"
                 + (f", {plot}" if plot else ""))
     return parts
 
@@ -200,10 +201,10 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the benchmark."""
     p = argparse.ArgumentParser(prog="python -m tests.bench",
                                 description="Run the seo-sync benchmark (DESIGN section 9) and write "
-                                            "bench-report.md, bench-results.json and bench-lag.png.")
+                                            "bench-report.md, bench-report.json and bench-report.png.")
     p.add_argument("--quick", action="store_true", help="small sizes and short windows (about 4 minutes)")
-    p.add_argument("--out", type=Path, default=Path("bench-results"),
-                   help="directory for bench-report.md, bench-results.json, bench-lag.png (default ./bench-results)")
+    p.add_argument("--out", type=Path, default=Path("."),
+                   help="directory for bench-report.md, bench-report.json, bench-report.png (default: here)")
     p.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of: {', '.join(PARTS)}")
     p.add_argument("--keep-work", action="store_true", help="keep the scratch directory (caches, logs)")
     args = p.parse_args(argv)

@@ -192,11 +192,11 @@ def test_report_lists_targets_and_unavailable_parts() -> None:
 
 
 def test_runner_writes_report_and_json(tmp_path: Path) -> None:
-    """`python -m tests.bench --only apply` on a tiny plan writes bench-report.md and bench-results.json."""
+    """`python -m tests.bench --only apply` on a tiny plan writes bench-report.md and .json, nothing else."""
     plan = runner.Plan(apply_records=100, reps=2)
     runner.run(plan, tmp_path, {"apply"}, "python -m tests.bench --only apply")
-    doc = json.loads((tmp_path / "bench-results.json").read_text())
+    doc = json.loads((tmp_path / "bench-report.json").read_text())
     assert [p["key"] for p in doc["parts"]] == ["apply"]
     assert doc["parts"][0]["figures"]["apply path records/s"]["runs"] == 2
     assert "## 2. Apply throughput" in (tmp_path / "bench-report.md").read_text()
-    assert not (tmp_path / "work").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bench-report.json", "bench-report.md"]
