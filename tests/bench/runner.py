@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tests.bench",
                                 description="Run the seo-sync benchmark (DESIGN section 9) and write "
                                             "bench-report.md, bench-report.json and bench-report.png.")
-    p.add_argument("--quick", action="store_true", help="small sizes and short windows (about 4 minutes)")
+    p.add_argument("--quick", action="store_true", help="small sizes and short windows (about 3 minutes)")
     p.add_argument("--out", type=Path, default=Path("."),
                    help="directory for bench-report.md, bench-report.json, bench-report.png (default: here)")
     p.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of: {', '.join(PARTS)}")
