@@ -32,9 +32,9 @@ from daemon.config import Settings
 from daemon.errors import CacheBusy, CacheError, SeoSyncError, SourceError, StreamGone
 from daemon.fullsync import FullSyncAborted, full_sync_table
 from daemon.schema import TABLES, TableSpec
-from daemon.shards import ShardSet
+from daemon.shards import ShardSet, check_stream
 from daemon.source import Source
-from daemon.tailer import Batch, TableTailer, apply_batch, check_stream, resume_problem
+from daemon.tailer import Batch, TableTailer, apply_batch, resume_problem
 
 T = TypeVar("T")
 log = structlog.get_logger()

@@ -33,11 +33,10 @@ from daemon.changes import to_change
 from daemon.config import FullSyncSettings, StreamSettings
 from daemon.errors import SeoSyncError
 from daemon.schema import TableSpec
-from daemon.shards import ShardSet
-from daemon.source import Source, TableInfo
+from daemon.shards import ShardSet, check_stream
+from daemon.source import Source
 
 log = structlog.get_logger()
-GOOD_VIEW_TYPES = ("NEW_AND_OLD_IMAGES", "NEW_IMAGE")
 _WAKE = 0.25
 
 
@@ -205,16 +204,6 @@ class _Scan:
 # -- the full sync ---------------------------------------------------------------------------------
 
 
-def _check_stream(info: TableInfo) -> str:
-    if not info.stream_enabled or not info.stream_arn:
-        raise SeoSyncError(f"{info.name}: DynamoDB Streams is not enabled on the table",
-                           hint="enable a NEW_AND_OLD_IMAGES stream (seo-sync create-tables does)")
-    if info.view_type not in GOOD_VIEW_TYPES:
-        raise SeoSyncError(f"{info.name}: stream view type {info.view_type} carries no new image",
-                           hint="re-create the stream with StreamViewType NEW_AND_OLD_IMAGES")
-    return info.stream_arn
-
-
 def _catch_up(shards: ShardSet, spill: Spill, should_stop: Callable[[], bool], tick: Callable[[], None]) -> None:
     """Read every shard to its current end, following children, until a round brings nothing new."""
     while True:
@@ -270,7 +259,7 @@ def full_sync_table(cache: Cache, source: Source, spec: TableSpec, settings: Ful
     spill = Spill(settings.spill_threshold)
     capture: _Capture | None = None
     if capture_stream:
-        arn = _check_stream(info)
+        arn = check_stream(info)
         shards = ShardSet(source.streams, spec.name, arn, stream_settings or StreamSettings(), wall=wall)
         prior = cache.checkpoints(spec.name) if use_checkpoints else []
         shards.take_positions(prior)

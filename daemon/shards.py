@@ -21,8 +21,16 @@ import structlog
 
 from daemon.cache import Checkpoint
 from daemon.config import StreamSettings
-from daemon.errors import BadInput, IteratorExpired, SourceThrottled, SourceUnavailable, StreamGone, TableMissing
-from daemon.source import StreamInfo, StreamReader
+from daemon.errors import (
+    BadInput,
+    IteratorExpired,
+    SourceError,
+    SourceThrottled,
+    SourceUnavailable,
+    StreamGone,
+    TableMissing,
+)
+from daemon.source import StreamInfo, StreamReader, TableInfo
 
 log = structlog.get_logger()
 BACKOFF_BASE = 0.5
@@ -285,3 +293,17 @@ class ShardSet:
         else:
             c.next_due = now + self.settings.idle_poll_interval
         return Page(c.shard_id, records, c.checkpoint(self.table, self.arn, self.wall()), finished_now)
+
+
+GOOD_VIEW_TYPES = ("NEW_AND_OLD_IMAGES", "NEW_IMAGE")
+
+
+def check_stream(info: TableInfo) -> str:
+    """The table's stream ARN; SourceError with a clear message if it is off or has the wrong view type."""
+    if not info.stream_enabled or not info.stream_arn:
+        raise SourceError(f"{info.name}: DynamoDB Streams is not enabled on the table",
+                          hint="enable a NEW_AND_OLD_IMAGES stream (seo-sync create-tables does)")
+    if info.view_type not in GOOD_VIEW_TYPES:
+        raise SourceError(f"{info.name}: stream view type {info.view_type} carries no new image",
+                          hint="re-create the stream with StreamViewType NEW_AND_OLD_IMAGES")
+    return info.stream_arn

@@ -18,15 +18,14 @@ import structlog
 from daemon.cache import ApplyResult, Cache, Checkpoint
 from daemon.changes import created_at_of, to_change
 from daemon.config import StreamSettings
-from daemon.errors import SourceError, StreamGone
+from daemon.errors import StreamGone
 from daemon.schema import TableSpec
-from daemon.shards import IDLE_TOUCH_SECONDS, ShardSet
-from daemon.source import Source, TableInfo
+from daemon.shards import IDLE_TOUCH_SECONDS, ShardSet, check_stream
+from daemon.source import Source
 
 log = structlog.get_logger()
 DESCRIBE_INTERVAL = 30.0  # DescribeTable + DescribeStream per table (ARN change, new shards)
 DESCRIBE_INTERVAL_CHILDREN = 1.0  # while a finished parent's children are not listed yet
-GOOD_VIEW_TYPES = ("NEW_AND_OLD_IMAGES", "NEW_IMAGE")
 
 
 @dataclass
@@ -41,17 +40,6 @@ class Batch:
     last_created: float | None = None  # ApproximateCreationDateTime of the last record
     read_at: float = field(default_factory=time.time)
     drop_shards: list[str] = field(default_factory=list)  # finished shards gone from the stream
-
-
-def check_stream(info: TableInfo) -> str:
-    """The table's stream ARN; SourceError with a clear message if it is off or has the wrong view type."""
-    if not info.stream_enabled or not info.stream_arn:
-        raise SourceError(f"{info.name}: DynamoDB Streams is not enabled on the table",
-                          hint="enable a NEW_AND_OLD_IMAGES stream (seo-sync create-tables does)")
-    if info.view_type not in GOOD_VIEW_TYPES:
-        raise SourceError(f"{info.name}: stream view type {info.view_type} carries no new image",
-                          hint="re-create the stream with StreamViewType NEW_AND_OLD_IMAGES")
-    return info.stream_arn
 
 
 def resume_problem(cache: Cache, spec: TableSpec, arn: str, settings: StreamSettings,
