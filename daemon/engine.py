@@ -332,6 +332,7 @@ class Engine:
 
     def _apply(self, b: Batch, stop: threading.Event) -> None:
         rt = self.tables[b.table]
+        failures = 0
         while True:
             if b.generation != rt.generation:
                 return  # read before a full sync of this table replaced its data and checkpoints
@@ -341,10 +342,20 @@ class Engine:
                     self.cache.delete_checkpoints(rt.spec.name, b.drop_shards)
                 break
             except CacheError as e:
-                log.error("apply_failed", table=b.table, shard=b.shard_id, error=e.message[:300])
-                self._mark("writer")  # alive and retrying (disk full, lock held): not a hang
-                if self._stopping(stop) or stop.wait(1.0):
-                    return
+                # Disk full, a foreign write lock: the batch rolled back and its checkpoint did not
+                # move. Back off exponentially (one log line per attempt, so the log rate falls
+                # with it) and keep reporting progress: a writer that waits on purpose is not hung.
+                delay = self._backoff(failures)
+                failures += 1
+                log.error("apply_failed", table=b.table, shard=b.shard_id, attempt=failures,
+                          retry_in=round(delay, 2), error=e.message[:300])
+                deadline = time.monotonic() + delay
+                while time.monotonic() < deadline:
+                    self._mark("writer")
+                    if self._stopping(stop) or stop.wait(min(1.0, max(0.0, deadline - time.monotonic()))):
+                        return
+        if failures:
+            log.info("apply_recovered", table=b.table, shard=b.shard_id, attempts=failures + 1)
         with rt.lock:
             rt.records_applied += res.records
             rt.skipped_stale += res.skipped_stale
@@ -356,7 +367,8 @@ class Engine:
                 rt.last_created = b.last_created
             rt.dirty = rt.dirty or bool(b.records)
         if b.records:
-            log.debug("batch_applied", table=b.table, shard=b.shard_id, records=res.records,
+            lag_ms = None if b.last_created is None else round(max(0.0, self.clock() - b.last_created) * 1000)
+            log.info("batch_applied", table=b.table, shard=b.shard_id, records=res.records, lag_ms=lag_ms,
                       upserted=res.upserted, deleted=res.deleted, stale=res.skipped_stale, dead=res.dead,
                       ttl=res.ttl_deletes, seq=b.checkpoint.sequence_number)
         if res.dead:

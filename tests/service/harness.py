@@ -78,7 +78,8 @@ class Daemon:
     """One `python -m daemon run` subprocess with its own data dir, socket and notify socket."""
 
     def __init__(self, endpoint: str, data_dir: Path, *, extra_env: dict[str, str] | None = None,
-                 watchdog_sec: float | None = None, args: tuple[str, ...] = ()) -> None:
+                 watchdog_sec: float | None = None, args: tuple[str, ...] = (),
+                 prefix: tuple[str, ...] = ()) -> None:
         self.short = Path(tempfile.mkdtemp(prefix="ss", dir="/tmp"))  # AF_UNIX paths are short
         self.data_dir = data_dir
         self.socket_path = self.short / "status.sock"
@@ -99,7 +100,7 @@ class Daemon:
         self.env = env
         self.log_path = self.short / "daemon.log"
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "daemon", *args, "run"], cwd=REPO, env=env,
+        self.proc = subprocess.Popen([*prefix, sys.executable, "-m", "daemon", *args, "run"], cwd=REPO, env=env,
                                      stdout=self._log, stderr=subprocess.STDOUT)
 
     @property

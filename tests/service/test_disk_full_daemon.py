@@ -1,0 +1,83 @@
+"""Disk full under the running daemon (TESTING row 24): batches roll back, the checkpoint stays,
+the daemon backs off and keeps its watchdog and socket alive, readers keep reading, and everything
+lands once space returns. The data dir is a 8 MB tmpfs in the daemon's own mount namespace; the
+test fills and frees it through /proc/PID/root and reads the cache with `nsenter` (SQLite resolves
+the /proc/PID/root link to this namespace's path, so it cannot open the file through it)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from daemon import codec
+from daemon.schema import TABLES
+from tests.fault.test_disk_full import _unshare_works
+from tests.service.harness import Daemon, wait_until
+
+
+def _fill(path: Path) -> int:
+    written = 0
+    with open(path, "wb") as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 65536)
+                fh.flush()
+                written += 65536
+        except OSError as e:
+            assert e.errno == errno.ENOSPC
+    return written
+
+
+def _query(pid: int, db: Path, sql: str) -> str:
+    """Run one read-only query in the daemon's mount namespace."""
+    code = ("import sqlite3, sys; c = sqlite3.connect('file:' + sys.argv[1] + '?mode=ro', uri=True); "
+            "print(c.execute(sys.argv[2]).fetchone()[0])")
+    out = subprocess.run(["nsenter", "-t", str(pid), "-m", sys.executable, "-c", code, str(db), sql],
+                         capture_output=True, text=True, timeout=30, check=True)
+    return out.stdout.strip()
+
+
+def test_disk_full_rolls_back_backs_off_and_resumes(seeded, dynamo_endpoint, tmp_path):
+    """With the cache disk full writes wait (no crash, watchdog on); after freeing space they all land."""
+    why = _unshare_works()
+    if why:
+        pytest.fail(f"needs unshare with a tmpfs mount: {why}")
+    data_dir = tmp_path / "tmpfs"
+    data_dir.mkdir()
+    mount = ("unshare", "-m", "sh", "-c", f"mount -t tmpfs -o size=8m tmpfs {data_dir} && exec \"$@\"", "sh")
+    d = Daemon(dynamo_endpoint, data_dir, prefix=mount, watchdog_sec=3.0)
+    try:
+        d.wait_ready()
+        inside = Path(f"/proc/{d.pid}/root") / str(data_dir).lstrip("/")
+        db = data_dir / "cache.db"
+
+        def count(table: str) -> int:
+            return int(_query(d.pid, db, f"SELECT count(*) FROM {table}"))
+
+        assert count("businesses") == 20
+        _fill(inside / "filler")
+        kw = TABLES["keywords"]
+        big = "x" * 20000
+        seeded.batch_write(kw, [codec.item_from_python({"business_id": "full", "keyword_id": f"k{i}#en",
+                                                        "keyword": big}) for i in range(200)])
+        wait_until(lambda: '"apply_failed"' in d.log(), timeout=30, what="an apply that fails on a full disk")
+        time.sleep(3)
+        assert d.proc.poll() is None
+        assert d.request("health") is not None
+        assert count("businesses") == 20
+        start = time.monotonic()
+        time.sleep(3.5)
+        assert any(at >= start and m == "WATCHDOG=1" for at, m in list(d.notify.messages))
+        os.unlink(inside / "filler")
+        wait_until(lambda: count("keywords") == 300, timeout=120,
+                   what="all writes applied after space returned")
+        assert '"apply_recovered"' in d.log()
+        assert _query(d.pid, db, "PRAGMA quick_check") == "ok"
+    finally:
+        d.close()
