@@ -12,11 +12,11 @@ import errno
 import fcntl
 import json
 import os
-import re
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring as _json_str  # json.dumps's C string encoder
 from pathlib import Path
 from typing import Any
 
@@ -121,28 +121,35 @@ def _data_table_ddl(spec: TableSpec, name: str) -> str:
 
 
 class _Statements:
-    """The SQL of one data table (live or shadow), built once from schema.py."""
+    """The SQL of one data table (live or shadow), built once from schema.py.
+
+    Row parameters are positional (?1..?n in spec.column_names order), so a row is bound straight
+    from the tuple codec.row_values returns, with no dict of named parameters per record.
+    """
 
     def __init__(self, spec: TableSpec, name: str) -> None:
         cols = spec.column_names
-        self.insert_cols = cols
-        self.param_names = [str(i) for i in range(len(cols) + 4)]  # upsert: columns, then the guard's
         names = ", ".join(q(c) for c in cols)
-        params = ", ".join(f":{i}" for i in range(len(cols)))
+        params = ", ".join(f"?{i}" for i in range(1, len(cols) + 1))
         pk = ", ".join(q(k) for k in spec.key_names)
         updates = ", ".join(f"{q(c)} = excluded.{q(c)}" for c in cols if c not in spec.key_names)
         v = q(VERSION_ATTR)
         n = len(cols)
-        # Upsert guarded by `_version` against the row (never regress) and its tombstone.
+        table_name, key, version, inserted = (f"?{n + i}" for i in range(1, 5))
+        # Never regress a row: an update must not lower `_version`.
+        on_conflict = (f"ON CONFLICT ({pk}) DO UPDATE SET {updates} "
+                       f"WHERE excluded.{v} IS NULL OR {q(name)}.{v} IS NULL OR excluded.{v} >= {q(name)}.{v}")
+        # Nor resurrect a deleted one: the row's tombstone must be older (or the hard delete
+        # followed by an INSERT). Parameters: the row, then table name, key text, version, INSERT?.
         self.upsert = (
             f"INSERT INTO {q(name)} ({names}) SELECT {params} WHERE NOT EXISTS ("  # nosec B608
-            f"SELECT 1 FROM _sync_tombstones WHERE table_name = :{n} AND key = :{n + 1} "
-            f"AND version IS NOT NULL AND :{n + 2} IS NOT NULL AND version >= :{n + 2} "
-            f"AND NOT (hard AND :{n + 3})) "
-            f"ON CONFLICT ({pk}) DO UPDATE SET {updates} "
-            f"WHERE excluded.{v} IS NULL OR {q(name)}.{v} IS NULL OR excluded.{v} >= {q(name)}.{v}"
+            f"SELECT 1 FROM _sync_tombstones WHERE table_name = {table_name} AND key = {key} "
+            f"AND version IS NOT NULL AND {version} IS NOT NULL AND version >= {version} "
+            f"AND NOT (hard AND {inserted})) {on_conflict}"
         )
-        self.plain_insert = f"INSERT OR REPLACE INTO {q(name)} ({names}) VALUES ({params})"
+        # The same when the table has no tombstone at all (the common case): one index probe less.
+        self.upsert_untombstoned = f"INSERT INTO {q(name)} ({names}) VALUES ({params}) {on_conflict}"  # nosec B608
+        self.plain_insert = f"INSERT OR REPLACE INTO {q(name)} ({names}) VALUES ({params})"  # nosec B608
         where_key = " AND ".join(f"{q(k)} = :k{i}" for i, k in enumerate(spec.key_names))
         self.where_key = where_key
         self.delete = f"DELETE FROM {q(name)} WHERE {where_key} AND (:v IS NULL OR {v} IS NULL OR {v} <= :v)"  # nosec B608
@@ -150,14 +157,9 @@ class _Statements:
         self.select_key = f"SELECT * FROM {q(name)} WHERE {where_key}"  # nosec B608
 
 
-_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.#:@+ -]*")
-
-
 def _key_text(key: tuple[str, ...]) -> str:
-    # Hot path: keys of plain characters need no JSON escaping (same text json.dumps gives).
-    if all(_PLAIN_KEY.fullmatch(k) for k in key):
-        return '["' + '","'.join(key) + '"]'
-    return json.dumps(list(key), ensure_ascii=False, separators=(",", ":"))
+    """The tombstone key: the text json.dumps(list(key), ensure_ascii=False, separators=(",", ":")) gives."""
+    return "[" + ",".join(_json_str(k) for k in key) + "]"
 
 
 class Cache:
@@ -269,36 +271,41 @@ class Cache:
         st = self._statements(spec, name)
         res = ApplyResult(records=len(changes))
         now = time.time()
-        upserts, deletes, dead = [], [], []
+        rows: list[tuple[Any, ...]] = []
+        upserts: list[Change] = []
+        deletes, dead = [], []
         for c in collapse(changes):
-            if c.kind == "dead":
-                dead.append((spec.name, shard_id, c.seq, c.reason, c.raw, now))
-                continue
-            kt = _key_text(c.key)
             if c.kind == "upsert":
-                try:
-                    row = codec.item_to_row(spec, c.item or {})
-                except codec.CodecError as e:
-                    dead.append((spec.name, shard_id, c.seq, str(e.message), None, now))
-                    continue
-                values = [row[col] for col in st.insert_cols]
-                values += (spec.name, kt, c.version, int(c.event == "INSERT"))
-                upserts.append((dict(zip(st.param_names, values, strict=True)), kt, c.version,
-                                c.event == "INSERT"))
+                row = c.row
+                if row is None:  # a Change not made by to_change (apply_item, tests)
+                    try:
+                        row = codec.row_values(spec, c.item or {})
+                    except codec.CodecError as e:
+                        dead.append((spec.name, shard_id, c.seq, str(e.message), None, now))
+                        continue
+                rows.append(row)
+                upserts.append(c)
+            elif c.kind == "dead":
+                dead.append((spec.name, shard_id, c.seq, c.reason, c.raw, now))
             else:
                 res.ttl_deletes += int(c.ttl)
-                deletes.append((c, kt))
+                deletes.append((c, _key_text(c.key)))
         cur = self.conn.cursor()
-        if upserts:
-            cur.executemany(st.upsert, [u[0] for u in upserts])
+        if rows:
+            # Inside this write transaction the answer cannot change under us.
+            tombstoned = cur.execute("SELECT EXISTS (SELECT 1 FROM _sync_tombstones WHERE table_name = ?)",
+                                     (spec.name,)).fetchone()[0]
+            if tombstoned:
+                guards = [(spec.name, _key_text(c.key), c.version, int(c.event == "INSERT")) for c in upserts]
+                cur.executemany(st.upsert, [r + g for r, g in zip(rows, guards, strict=True)])
+            else:
+                cur.executemany(st.upsert_untombstoned, rows)
             res.upserted = max(cur.rowcount, 0)
-            res.skipped_stale += len(upserts) - res.upserted
-        if upserts and cur.execute("SELECT EXISTS (SELECT 1 FROM _sync_tombstones WHERE table_name = ?)",
-                                   (spec.name,)).fetchone()[0]:
-            cur.executemany(
-                "DELETE FROM _sync_tombstones WHERE table_name = ? AND key = ? "
-                "AND (version IS NULL OR ? IS NULL OR version < ? OR (hard AND ?))",
-                [(spec.name, kt, v, v, int(ins)) for _, kt, v, ins in upserts])
+            res.skipped_stale += len(rows) - res.upserted
+            if tombstoned:
+                cur.executemany(
+                    "DELETE FROM _sync_tombstones WHERE table_name = ?1 AND key = ?2 "
+                    "AND (version IS NULL OR ?3 IS NULL OR version < ?3 OR (hard AND ?4))", guards)
         for c, kt in deletes:
             keyp = {f"k{i}": k for i, k in enumerate(c.key)}
             if c.version is not None and cur.execute(st.newer_exists, {**keyp, "v": c.version}).fetchone():
@@ -387,11 +394,9 @@ class Cache:
             if codec.is_deleted(it):
                 continue
             try:
-                row = codec.item_to_row(spec, it)
+                rows.append(codec.row_values(spec, it))
             except codec.CodecError as e:
-                dead.append((spec.name, "scan", "", str(e.message), json.dumps(codec.item_to_ddb_json(it)), now))
-                continue
-            rows.append({str(i): row[c] for i, c in enumerate(st.insert_cols)})
+                dead.append((spec.name, "scan", "", str(e.message), _item_text(it), now))
         with self.transaction():
             self.conn.executemany(st.plain_insert, rows)
             if dead:
@@ -424,9 +429,8 @@ class Cache:
             for spec in TABLES.values():
                 st = self._statements(spec)
                 self.conn.execute(f"DELETE FROM {q(spec.name)} WHERE {q(spec.hash_key)} = ?", (business_id,))  # nosec B608
-                rows = [codec.item_to_row(spec, it) for it in items.get(spec.name, []) if not codec.is_deleted(it)]
-                self.conn.executemany(st.plain_insert,
-                                      [{str(i): r[c] for i, c in enumerate(st.insert_cols)} for r in rows])
+                rows = [codec.row_values(spec, it) for it in items.get(spec.name, []) if not codec.is_deleted(it)]
+                self.conn.executemany(st.plain_insert, rows)
                 written += len(rows)
         return written
 
@@ -455,6 +459,14 @@ class Cache:
     def dead_letter_count(self, table: str | None = None) -> int:
         """Dead letters recorded (for one table, or all)."""
         return Reader(self.conn).dead_letter_count(table)
+
+
+def _item_text(item: codec.Item) -> str:
+    """An unstorable scanned item as text for its dead letter (DynamoDB JSON when it converts)."""
+    try:
+        return json.dumps(codec.item_to_ddb_json(item))
+    except (codec.CodecError, TypeError, ValueError, AttributeError):
+        return json.dumps(item, default=repr)[:1_000_000]
 
 
 def _leave_rollback_journal(conn: sqlite3.Connection) -> None:

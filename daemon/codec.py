@@ -10,7 +10,9 @@ import base64
 import hashlib
 import json
 import re
-from decimal import Context, Decimal, InvalidOperation
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from json.encoder import encode_basestring as _json_str  # the C string encoder of json.dumps(ensure_ascii=False)
 from typing import Any
 
 from daemon.errors import CodecError
@@ -22,15 +24,19 @@ Item = dict[str, AttributeValue]
 TYPES = ("S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS")
 _JSON_NUMBER_RE = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
 _CANONICAL_INT_RE = re.compile(r"(?:0|-?[1-9]\d{0,18})")
+# A decimal literal without exponent; at most 38 characters it is always a valid DynamoDB number.
+_PLAIN_NUMBER_RE = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?")
+_VERSION_RE = re.compile(r"-?\d{1,19}")
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-# Wide enough that normalize() never rounds what it is asked to count.
-_WIDE = Context(prec=400, Emin=-999999, Emax=999999)
 
 
 def check_number(text: str) -> str:
     """Return `text` if it is a DynamoDB number (<= 38 significant digits, 1E-130 <= |n| < 1E+126)."""
     if not isinstance(text, str) or not text or len(text) > 200:
         raise CodecError(f"not a number string: {text!r:.60}")
+    # Fast path (most numbers): <= 38 digits, and with no exponent |n| is between 1E-36 and 1E+38.
+    if len(text) <= 38 and _PLAIN_NUMBER_RE.fullmatch(text):
+        return text
     try:
         d = Decimal(text)
     except InvalidOperation:
@@ -39,7 +45,13 @@ def check_number(text: str) -> str:
         raise CodecError(f"not a finite number: {text!r:.60}")
     if d.is_zero():
         return text
-    if len(d.normalize(_WIDE).as_tuple().digits) > 38:
+    # Significant digits: the coefficient without trailing zeros. (Not d.normalize(): with an
+    # exponent like 1E1000000 it raised decimal.Overflow instead of a CodecError.)
+    coefficient = d.as_tuple().digits
+    significant = len(coefficient)
+    while coefficient[significant - 1] == 0:  # d is not zero, so a non-zero digit stops this
+        significant -= 1
+    if significant > 38:
         raise CodecError(f"number {text:.60} has more than 38 digits (significant)")
     if not -130 <= d.adjusted() <= 125:
         raise CodecError(f"number {text:.60} is outside DynamoDB's range (1E-130 to 9.9E+125)")
@@ -201,7 +213,7 @@ def _json_native(av: AttributeValue) -> bool:
 def _write_json(av: AttributeValue, out: list[str]) -> None:
     ((t, v),) = av.items()
     if t == "S":
-        out.append(json.dumps(v, ensure_ascii=False))
+        out.append(_json_str(v))
     elif t == "N":
         out.append(v)
     elif t == "BOOL":
@@ -213,7 +225,7 @@ def _write_json(av: AttributeValue, out: list[str]) -> None:
         for i, k in enumerate(sorted(v)):
             if i:
                 out.append(",")
-            out.append(json.dumps(k, ensure_ascii=False))
+            out.append(_json_str(k))
             out.append(":")
             _write_json(v[k], out)
         out.append("}")
@@ -283,48 +295,117 @@ def _column_value(col: Column, av: AttributeValue) -> tuple[bool, Any]:
 
 
 _VERSION_COLUMN = Column(VERSION_ATTR, "number")
-_COLUMN_MAPS: dict[int, tuple[TableSpec, dict[str, Column]]] = {}
 
 
-def _column_map(spec: TableSpec) -> dict[str, Column]:
-    """attribute name -> Column (typed columns and `_version`), built once per spec (hot path)."""
-    hit = _COLUMN_MAPS.get(id(spec))
+# The AttributeValue type each column kind takes on the fast path of row_values (json: never).
+_INLINE_TYPE = {"text": "S", "number": "N", "bool": "BOOL", "json": None}
+
+
+@dataclass(frozen=True)
+class _RowShape:
+    """Where each attribute of a spec's items goes in its cache row (spec.column_names order)."""
+
+    # keys, typed columns and `_version` -> (row index, inline type, column)
+    slots: dict[str, tuple[int, str | None, Column]]
+    keys: tuple[tuple[int, str], ...]  # (row index, name) of the key attributes
+    width: int
+    extra: int  # row index of `_extra`
+
+
+_SHAPES: dict[int, tuple[TableSpec, _RowShape]] = {}
+
+
+def _row_shape(spec: TableSpec) -> _RowShape:
+    """The row shape of `spec`, built once (hot path: one lookup per record)."""
+    hit = _SHAPES.get(id(spec))
     if hit is None or hit[0] is not spec:
-        hit = (spec, {**{c.name: c for c in spec.columns}, VERSION_ATTR: _VERSION_COLUMN})
-        _COLUMN_MAPS[id(spec)] = hit
+        names = spec.column_names
+        cols = [*(Column(k, "text") for k in spec.key_names), *spec.columns, _VERSION_COLUMN]
+        shape = _RowShape(slots={c.name: (names.index(c.name), _INLINE_TYPE[c.kind], c) for c in cols},
+                          keys=tuple((names.index(k), k) for k in spec.key_names),
+                          width=len(names), extra=names.index(EXTRA_COLUMN))
+        hit = (spec, shape)
+        _SHAPES[id(spec)] = hit
     return hit[1]
+
+
+def _extra_json(av: AttributeValue) -> str:
+    """One validated attribute as `_extra` JSON text: exactly json.dumps(to_ddb_json(av), sorted, compact)."""
+    ((t, v),) = av.items()
+    if t in ("S", "N"):
+        return '{"' + t + '":' + _json_str(v) + "}"
+    if t == "BOOL":
+        return '{"BOOL":true}' if v else '{"BOOL":false}'
+    return json.dumps(to_ddb_json(av), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def row_values(spec: TableSpec, item: Item) -> tuple[Any, ...]:
+    """Validate `item` and build its cache row (values in spec.column_names order) in one pass.
+
+    Raises CodecError when any attribute is not a well-formed AttributeValue (as `validate_item`
+    would) or a key attribute is missing or not a non-empty string. This is the hot path of
+    applying stream records, so the common values (S in a text column, N in a number column, BOOL
+    in a bool column, S or N in `_extra`) are checked and placed inline; everything else takes the
+    general path (`validate`, then `_column_value` or `_extra_json`), which gives the same result
+    for those too.
+    """
+    if not isinstance(item, dict):
+        raise CodecError("item is not a map")
+    shape = _row_shape(spec)
+    slots = shape.slots
+    row: list[Any] = [None] * shape.width
+    extra: list[tuple[str, str]] = []
+    for name, av in item.items():
+        slot = slots.get(name)
+        if type(av) is dict and len(av) == 1:
+            ((t, v),) = av.items()
+            if slot is None:
+                if t in ("S", "N") and type(v) is str and type(name) is str:
+                    if t == "N":
+                        check_number(v)
+                    extra.append((name, '{"' + t + '":' + _json_str(v) + "}"))
+                    continue
+            elif t == slot[1]:
+                if t == "S":
+                    if type(v) is str:
+                        row[slot[0]] = v
+                        continue
+                elif t == "N":
+                    if type(v) is str:
+                        if _CANONICAL_INT_RE.fullmatch(v):  # <= 19 digits: valid, and may fit an INTEGER
+                            n = int(v)
+                            row[slot[0]] = n if _INT64_MIN <= n <= _INT64_MAX else v
+                        else:
+                            row[slot[0]] = check_number(v)
+                        continue
+                elif type(v) is bool:  # BOOL
+                    row[slot[0]] = int(v)
+                    continue
+        if not isinstance(name, str):
+            raise CodecError("attribute name is not a string")
+        validate(av)
+        if slot is not None:
+            fits, value = _column_value(slot[2], av)
+            if fits:
+                row[slot[0]] = value
+                continue
+        extra.append((name, _extra_json(av)))
+    for i, k in shape.keys:
+        if not row[i] or not isinstance(row[i], str):
+            raise CodecError(f"{spec.name}: key attribute {k!r} missing or not a non-empty string")
+    if extra:
+        # The text json.dumps(extra, sort_keys=True, separators=(",", ":"), ensure_ascii=False) gives.
+        extra.sort()
+        row[shape.extra] = "{" + ",".join([_json_str(k) + ":" + text for k, text in extra]) + "}"
+    return tuple(row)
 
 
 def item_to_row(spec: TableSpec, item: Item) -> dict[str, Any]:
     """The cache row of an item: keys, typed columns, `_version`, and `_extra` for the rest.
 
-    Raises CodecError when a key attribute is missing or not a string.
+    Raises CodecError when an attribute is malformed or a key attribute is missing or not a string.
     """
-    row: dict[str, Any] = {}
-    for k in spec.key_names:
-        av = item.get(k)
-        if not av or "S" not in av or not av["S"]:
-            raise CodecError(f"{spec.name}: key attribute {k!r} missing or not a non-empty string")
-        row[k] = av["S"]
-    extra: dict[str, Any] = {}
-    columns = _column_map(spec)
-    for name, av in item.items():
-        if name in row:
-            continue
-        col = columns.get(name)
-        if col is not None:
-            fits, value = _column_value(col, av)
-            if fits:
-                row[name] = value
-                continue
-        extra[name] = to_ddb_json(av)
-    for c in spec.columns:
-        row.setdefault(c.name, None)
-    row.setdefault(VERSION_ATTR, None)
-    row[EXTRA_COLUMN] = (
-        json.dumps(extra, sort_keys=True, separators=(",", ":"), ensure_ascii=False) if extra else None
-    )
-    return row
+    return dict(zip(spec.column_names, row_values(spec, item), strict=True))
 
 
 def row_to_item(spec: TableSpec, row: dict[str, Any]) -> Item:
@@ -355,7 +436,7 @@ def version_of(item: Item) -> int | None:
     if av is None:
         return None
     text = av.get("N") if isinstance(av, dict) else None
-    if text is None or not re.fullmatch(r"-?\d{1,19}", text):
+    if not isinstance(text, str) or not _VERSION_RE.fullmatch(text):
         raise CodecError(f"_version is not an integer: {str(av)[:40]}")
     return int(text)
 
