@@ -7,159 +7,36 @@ a full sync fills a shadow table that replaces the live one in one transaction (
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import fcntl
-import json
-import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from json.encoder import encode_basestring as _json_str  # json.dumps's C string encoder
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
 from daemon import codec
+from daemon.cache_reader import Reader
+from daemon.cache_sql import SHADOW_PREFIX, ApplyResult, Checkpoint, Statements, data_table_ddl, item_text, key_text, q
 from daemon.changes import Change, collapse
-from daemon.errors import CacheBusy, CacheCorrupt, CacheError, LockHeld
-from daemon.schema import EXTRA_COLUMN, TABLES, VERSION_ATTR, TableSpec
+from daemon.errors import CacheBusy, CacheCorrupt, CacheError
+from daemon.schema import TABLES, TableSpec
+from daemon.writer_lock import WriterLock
+
+# Re-exported: callers import these from daemon.cache, as before the split.
+__all__ = ["SCHEMA_VERSION", "SHADOW_PREFIX", "ApplyResult", "Cache", "Checkpoint", "Connection", "Reader",
+           "WriterLock", "connect_read_only", "key_text", "q"]
 
 SCHEMA_VERSION = 1
-SHADOW_PREFIX = "_shadow_"
+Connection = sqlite3.Connection
+_key_text = key_text  # the name tests knew it by
 
 
-def q(identifier: str) -> str:
-    """Quote an identifier that comes from schema.py (never from data)."""
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-@dataclass
-class Checkpoint:
-    """Where one shard has been read to, committed with the rows it produced."""
-
-    table: str
-    stream_arn: str
-    shard_id: str
-    parent_shard_id: str | None = None
-    sequence_number: str | None = None  # last applied; None = "at LATEST as of latest_as_of"
-    closed: bool = False  # read to its end
-    latest_as_of: float | None = None
-    updated_at: float = field(default_factory=time.time)
-
-
-@dataclass
-class ApplyResult:
-    """What one batch did."""
-
-    upserted: int = 0
-    deleted: int = 0
-    skipped_stale: int = 0
-    dead: int = 0
-    ttl_deletes: int = 0
-    records: int = 0
-
-
-class WriterLock:
-    """The exclusive writer lock on `<cache>.lock` (a separate file, never the DB itself: D10)."""
-
-    def __init__(self, cache_path: Path) -> None:
-        self.path = Path(str(cache_path) + ".lock")
-        self._fd: int | None = None
-
-    def acquire(self) -> WriterLock:
-        """Take the lock or raise LockHeld naming the holder's pid."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # 0600: flock needs no write access, so a cache reader able to open this file could hold the lock.
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            holder = None
-            try:
-                holder = int(os.pread(fd, 32, 0).decode().strip() or 0) or None
-            except (OSError, ValueError):
-                pass
-            os.close(fd)
-            if e.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise LockHeld(
-                    f"the cache {self.path.parent} is locked by another seo-sync process"
-                    + (f" (pid {holder})" if holder else ""),
-                    hint="stop the daemon (systemctl stop seo-sync) or use its socket commands",
-                    pid=holder,
-                ) from None
-            raise
-        with contextlib.suppress(OSError):  # a lock file left 0640 by an older version
-            os.fchmod(fd, 0o600)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
-        return self
-
-    def release(self) -> None:
-        """Release the lock (idempotent)."""
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-    def __enter__(self) -> WriterLock:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
-def _data_table_ddl(spec: TableSpec, name: str) -> str:
-    cols = [f"{q(k)} TEXT NOT NULL" for k in spec.key_names]
-    cols += [f"{q(c.name)} {c.sql_type}".rstrip() for c in spec.columns]
-    cols += [q(VERSION_ATTR), f"{q(EXTRA_COLUMN)} TEXT"]
-    pk = ", ".join(q(k) for k in spec.key_names)
-    return f"CREATE TABLE IF NOT EXISTS {q(name)} ({', '.join(cols)}, PRIMARY KEY ({pk})) WITHOUT ROWID"
-
-
-class _Statements:
-    """The SQL of one data table (live or shadow), built once from schema.py.
-
-    Row parameters are positional (?1..?n in spec.column_names order), so a row is bound straight
-    from the tuple codec.row_values returns, with no dict of named parameters per record.
-    """
-
-    def __init__(self, spec: TableSpec, name: str) -> None:
-        cols = spec.column_names
-        names = ", ".join(q(c) for c in cols)
-        params = ", ".join(f"?{i}" for i in range(1, len(cols) + 1))
-        pk = ", ".join(q(k) for k in spec.key_names)
-        updates = ", ".join(f"{q(c)} = excluded.{q(c)}" for c in cols if c not in spec.key_names)
-        v = q(VERSION_ATTR)
-        n = len(cols)
-        table_name, key, version, inserted = (f"?{n + i}" for i in range(1, 5))
-        # Never regress a row: an update must not lower `_version`.
-        on_conflict = (f"ON CONFLICT ({pk}) DO UPDATE SET {updates} "
-                       f"WHERE excluded.{v} IS NULL OR {q(name)}.{v} IS NULL OR excluded.{v} >= {q(name)}.{v}")
-        # Nor resurrect a deleted one: the row's tombstone must be older (or the hard delete
-        # followed by an INSERT). Parameters: the row, then table name, key text, version, INSERT?.
-        self.upsert = (
-            f"INSERT INTO {q(name)} ({names}) SELECT {params} WHERE NOT EXISTS ("  # nosec B608
-            f"SELECT 1 FROM _sync_tombstones WHERE table_name = {table_name} AND key = {key} "
-            f"AND version IS NOT NULL AND {version} IS NOT NULL AND version >= {version} "
-            f"AND NOT (hard AND {inserted})) {on_conflict}"
-        )
-        # The same when the table has no tombstone at all (the common case): one index probe less.
-        self.upsert_untombstoned = f"INSERT INTO {q(name)} ({names}) VALUES ({params}) {on_conflict}"  # nosec B608
-        self.plain_insert = f"INSERT OR REPLACE INTO {q(name)} ({names}) VALUES ({params})"  # nosec B608
-        where_key = " AND ".join(f"{q(k)} = :k{i}" for i, k in enumerate(spec.key_names))
-        self.where_key = where_key
-        self.delete = f"DELETE FROM {q(name)} WHERE {where_key} AND (:v IS NULL OR {v} IS NULL OR {v} <= :v)"  # nosec B608
-        self.newer_exists = f"SELECT 1 FROM {q(name)} WHERE {where_key} AND {v} > :v"  # nosec B608
-        self.select_key = f"SELECT * FROM {q(name)} WHERE {where_key}"  # nosec B608
-
-
-def _key_text(key: tuple[str, ...]) -> str:
-    """The tombstone key: the text json.dumps(list(key), ensure_ascii=False, separators=(",", ":")) gives."""
-    return "[" + ",".join(_json_str(k) for k in key) + "]"
+def connect_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection to the cache at `path` (what Reader.open uses)."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 5000")
+    return conn
 
 
 class Cache:
@@ -169,7 +46,7 @@ class Cache:
         self.conn = conn
         self.path = path
         self.db = sqlite_utils.Database(conn)
-        self._stmts: dict[str, _Statements] = {}
+        self._stmts: dict[str, Statements] = {}
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -240,7 +117,7 @@ class Cache:
                 {"id": int, "table_name": str, "shard_id": str, "sequence_number": str, "reason": str,
                  "record": str, "at": float}, pk="id", if_not_exists=True)
             for spec in TABLES.values():
-                self.conn.execute(_data_table_ddl(spec, spec.name))
+                self.conn.execute(data_table_ddl(spec, spec.name))
                 self.conn.execute(f"DROP TABLE IF EXISTS {q(SHADOW_PREFIX + spec.name)}")
             self.conn.execute(
                 "INSERT OR REPLACE INTO _sync_meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -249,10 +126,10 @@ class Cache:
         """`with cache.transaction():` BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any exception."""
         return _Transaction(self.conn)
 
-    def _statements(self, spec: TableSpec, name: str | None = None) -> _Statements:
+    def _statements(self, spec: TableSpec, name: str | None = None) -> Statements:
         name = name or spec.name
         if name not in self._stmts:
-            self._stmts[name] = _Statements(spec, name)
+            self._stmts[name] = Statements(spec, name)
         return self._stmts[name]
 
     # -- applying changes -------------------------------------------------------------------------
@@ -289,14 +166,14 @@ class Cache:
                 dead.append((spec.name, shard_id, c.seq, c.reason, c.raw, now))
             else:
                 res.ttl_deletes += int(c.ttl)
-                deletes.append((c, _key_text(c.key)))
+                deletes.append((c, key_text(c.key)))
         cur = self.conn.cursor()
         if rows:
             # Inside this write transaction the answer cannot change under us.
             tombstoned = cur.execute("SELECT EXISTS (SELECT 1 FROM _sync_tombstones WHERE table_name = ?)",
                                      (spec.name,)).fetchone()[0]
             if tombstoned:
-                guards = [(spec.name, _key_text(c.key), c.version, int(c.event == "INSERT")) for c in upserts]
+                guards = [(spec.name, key_text(c.key), c.version, int(c.event == "INSERT")) for c in upserts]
                 cur.executemany(st.upsert, [r + g for r, g in zip(rows, guards, strict=True)])
             else:
                 cur.executemany(st.upsert_untombstoned, rows)
@@ -376,7 +253,7 @@ class Cache:
         name = SHADOW_PREFIX + spec.name
         with self.transaction():
             self.conn.execute(f"DROP TABLE IF EXISTS {q(name)}")
-            self.conn.execute(_data_table_ddl(spec, name))
+            self.conn.execute(data_table_ddl(spec, name))
 
     def drop_shadow(self, spec: TableSpec) -> None:
         """Drop the shadow table of an abandoned full sync."""
@@ -396,7 +273,7 @@ class Cache:
             try:
                 rows.append(codec.row_values(spec, it))
             except codec.CodecError as e:
-                dead.append((spec.name, "scan", "", str(e.message), _item_text(it), now))
+                dead.append((spec.name, "scan", "", str(e.message), item_text(it), now))
         with self.transaction():
             self.conn.executemany(st.plain_insert, rows)
             if dead:
@@ -461,14 +338,6 @@ class Cache:
         return Reader(self.conn).dead_letter_count(table)
 
 
-def _item_text(item: codec.Item) -> str:
-    """An unstorable scanned item as text for its dead letter (DynamoDB JSON when it converts)."""
-    try:
-        return json.dumps(codec.item_to_ddb_json(item))
-    except (codec.CodecError, TypeError, ValueError, AttributeError):
-        return json.dumps(item, default=repr)[:1_000_000]
-
-
 def _leave_rollback_journal(conn: sqlite3.Connection) -> None:
     try:
         conn.execute("PRAGMA busy_timeout = 0")
@@ -528,94 +397,3 @@ def _as_cache_error(e: sqlite3.Error) -> CacheError:
     return CacheError(f"cache write failed: {text}")
 
 
-class Reader:
-    """Read-only queries over a cache connection; each multi-statement read is one snapshot."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    @classmethod
-    def open(cls, path: Path) -> Reader:
-        """Open the cache read-only (the way the generation server and read commands do)."""
-        if not path.exists():
-            raise CacheError(f"no cache at {path}", hint="run `seo-sync sync-from-dynamo` or start the daemon")
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout = 5000")
-        return cls(conn)
-
-    def close(self) -> None:
-        """Close the connection."""
-        self.conn.close()
-
-    def snapshot(self) -> _Snapshot:
-        """`with reader.snapshot():` hold one read transaction across several statements."""
-        return _Snapshot(self.conn)
-
-    def count(self, table: str) -> int:
-        """Rows in one cache table (schema names only)."""
-        spec = TABLES[table]
-        return int(self.conn.execute(f"SELECT count(*) FROM {q(spec.name)}").fetchone()[0])  # nosec B608
-
-    def dead_letter_count(self, table: str | None = None) -> int:
-        """Dead letters recorded (for one table, or all)."""
-        if table is None:
-            return int(self.conn.execute("SELECT count(*) FROM _sync_dead_letters").fetchone()[0])
-        return int(self.conn.execute("SELECT count(*) FROM _sync_dead_letters WHERE table_name = ?",
-                                     (table,)).fetchone()[0])
-
-    def rows(self, spec: TableSpec, business_id: str | None = None) -> Iterator[dict[str, Any]]:
-        """Rows of one table in key order, optionally of one business."""
-        order = ", ".join(q(k) for k in spec.key_names)
-        sql = f"SELECT * FROM {q(spec.name)}"  # nosec B608
-        args: tuple[Any, ...] = ()
-        if business_id is not None:
-            sql += f" WHERE {q(spec.hash_key)} = ?"
-            args = (business_id,)
-        cur = self.conn.execute(sql + f" ORDER BY {order}", args)
-        names = [d[0] for d in cur.description]
-        for r in cur:
-            yield dict(zip(names, r, strict=True))
-
-    def items(self, spec: TableSpec, business_id: str | None = None) -> Iterator[codec.Item]:
-        """The DynamoDB items the cache holds for one table, in key order."""
-        for row in self.rows(spec, business_id):
-            yield codec.row_to_item(spec, row)
-
-    def get(self, spec: TableSpec, key: tuple[str, ...]) -> codec.Item | None:
-        """One item by key, or None."""
-        st = _Statements(spec, spec.name)
-        cur = self.conn.execute(st.select_key, {f"k{i}": k for i, k in enumerate(key)})
-        row = cur.fetchone()
-        if row is None:
-            return None
-        return codec.row_to_item(spec, dict(zip([d[0] for d in cur.description], row, strict=True)))
-
-    def table_states(self) -> dict[str, dict[str, Any]]:
-        """Per table: stream_arn, last_full_sync, full_sync_reason."""
-        out = {}
-        for r in self.conn.execute("SELECT table_name, stream_arn, last_full_sync, full_sync_reason FROM _sync_tables"):
-            out[r[0]] = {"stream_arn": r[1], "last_full_sync": r[2], "full_sync_reason": r[3]}
-        return out
-
-    def check_shape(self) -> None:
-        """Raise CacheError unless this is a readable cache database with all five data tables."""
-        try:
-            names = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        except sqlite3.DatabaseError as e:
-            raise CacheCorrupt(f"not a readable SQLite database: {e}") from None
-        missing = [t for t in (*TABLES, "_sync_tables") if t not in names]
-        if missing:
-            raise CacheError(f"not a seo-sync cache: tables missing: {', '.join(missing)}",
-                             hint="name a cache.db written by seo-sync")
-
-
-class _Snapshot:
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute("BEGIN")
-        return self.conn
-
-    def __exit__(self, *exc: object) -> None:
-        self.conn.execute("COMMIT")
