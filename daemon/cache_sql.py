@@ -75,7 +75,7 @@ class Statements:
         n = len(cols)
         table_name, key, version, inserted = (f"?{n + i}" for i in range(1, 5))
         # Never regress a row: an update must not lower `_version`.
-        on_conflict = (f"ON CONFLICT ({pk}) DO UPDATE SET {updates} "
+        on_conflict = (f"ON CONFLICT ({pk}) DO UPDATE SET {updates} "  # nosec B608
                        f"WHERE excluded.{v} IS NULL OR {q(name)}.{v} IS NULL OR excluded.{v} >= {q(name)}.{v}")
         # Nor resurrect a deleted one: the row's tombstone must be older (or the hard delete
         # followed by an INSERT). Parameters: the row, then table name, key text, version, INSERT?.
