@@ -10,18 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.cache import Cache, Checkpoint, Reader, _key_text
+from daemon.cache import Checkpoint, Reader, _key_text
 from daemon.changes import to_change
 from daemon.schema import BUSINESSES, KEYWORDS
 
 ARN = "arn:aws:dynamodb:us-east-1:1:table/seo_businesses/stream/x"
-
-
-@pytest.fixture
-def cache(tmp_path):
-    c = Cache.open(tmp_path / "cache.db")
-    yield c
-    c.close()
 
 
 def biz(bid: str, version: int | None, name: str = "n", **attrs) -> dict:

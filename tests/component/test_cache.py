@@ -26,14 +26,6 @@ def biz(bid: str, version: int | None = None, deleted: bool = False, **attrs: st
     return item
 
 
-@pytest.fixture
-def cache(tmp_path):
-    """A fresh cache database."""
-    c = Cache.open(tmp_path / "cache.db")
-    yield c
-    c.close()
-
-
 def fill(cache: Cache, items: list[codec.Item]) -> None:
     """Replace the businesses table through a shadow, as a full sync does."""
     cache.create_shadow(BUSINESSES)

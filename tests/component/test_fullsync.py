@@ -8,36 +8,18 @@ from datetime import UTC, datetime
 
 import pytest
 
-from daemon import codec
-from daemon.cache import Cache, Checkpoint, Reader
+from daemon.cache import Checkpoint, Reader
 from daemon.config import FullSyncSettings, StreamSettings
 from daemon.errors import SeoSyncError
 from daemon.fullsync import FullSyncAborted, Spill, full_sync_table
 from daemon.schema import BUSINESSES
 from daemon.tailer import TableTailer, apply_batch
-from tests.fakes.fake_streams import FakeWorld, create_tables, fake_source
+from tests.component.conftest import put
+from tests.fakes.fake_streams import fake_source
 
 TABLE = "seo_businesses"
 FS = FullSyncSettings(scan_segments=3, batch_size=20, spill_threshold=100)
 STREAM = StreamSettings(idle_poll_interval=0.05)
-
-
-@pytest.fixture
-def world():
-    w = FakeWorld()
-    create_tables(w, ["businesses"])
-    return w
-
-
-@pytest.fixture
-def cache(tmp_path):
-    c = Cache.open(tmp_path / "cache.db")
-    yield c
-    c.close()
-
-
-def put(world, i, version=1, name="n"):
-    world.put(TABLE, codec.item_from_python({"business_id": f"b{i:04d}", "name": name, "_version": version}))
 
 
 def cache_items(cache):

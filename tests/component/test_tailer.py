@@ -5,35 +5,17 @@ from __future__ import annotations
 import pytest
 from structlog.testing import capture_logs
 
-from daemon import codec
-from daemon.cache import Cache, Reader
+from daemon.cache import Reader
 from daemon.config import StreamSettings
 from daemon.errors import StreamGone
 from daemon.schema import BUSINESSES
 from daemon.shards import ShardSet
 from daemon.tailer import TableTailer, apply_batch
-from tests.fakes.fake_streams import FakeWorld, create_tables, fake_source
+from tests.component.conftest import put
+from tests.fakes.fake_streams import fake_source
 
 TABLE = "seo_businesses"
 STREAM = StreamSettings(idle_poll_interval=1.0, max_polls_per_second=4.0, get_records_limit=50, max_backoff=30.0)
-
-
-@pytest.fixture
-def world():
-    w = FakeWorld()
-    create_tables(w, ["businesses"])
-    return w
-
-
-@pytest.fixture
-def cache(tmp_path):
-    c = Cache.open(tmp_path / "cache.db")
-    yield c
-    c.close()
-
-
-def put(world, i, version=1, name="n"):
-    world.put(TABLE, codec.item_from_python({"business_id": f"b{i:04d}", "name": name, "_version": version}))
 
 
 def make_tailer(world, from_trim_horizon=True, rng=lambda: 0.5):

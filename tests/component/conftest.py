@@ -1,0 +1,33 @@
+"""Fixtures shared by the component tests: a fresh cache file and a FakeStreams world."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from daemon import codec
+from daemon.cache import Cache
+from tests.fakes.fake_streams import FakeWorld, create_tables
+
+
+@pytest.fixture
+def cache(tmp_path) -> Iterator[Cache]:
+    """A fresh cache database."""
+    c = Cache.open(tmp_path / "cache.db")
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def world() -> FakeWorld:
+    """A FakeStreams world holding the businesses table."""
+    w = FakeWorld()
+    create_tables(w, ["businesses"])
+    return w
+
+
+def put(world: FakeWorld, i: int, version: int = 1, name: str = "n") -> None:
+    """Put business b{i:04d} at `version` into the fake world."""
+    world.put("seo_businesses", codec.item_from_python({"business_id": f"b{i:04d}", "name": name,
+                                                        "_version": version}))
