@@ -93,14 +93,19 @@ def test_trimmed_stream(world, settings):
     cache.close()
 
 
-def test_checkpoint_older_than_24h_is_a_gap_at_restart(world, settings):
-    """A restart finding a checkpoint older than checkpoint_max_age_hours resyncs that table and says why."""
+def boot_with_one_record(world, settings) -> None:
+    """Boot an engine, stream one business into its cache, and stop it (a first run before a restart)."""
     engine, cache = make_engine(world, settings)
     with EngineThreads(engine):
         assert engine.boot_synced.wait(10)
         world.put("seo_businesses", biz(1))
         wait_for(lambda: in_step(engine, world, BUSINESSES), 10, "record")
     cache.close()
+
+
+def test_checkpoint_older_than_24h_is_a_gap_at_restart(world, settings):
+    """A restart finding a checkpoint older than checkpoint_max_age_hours resyncs that table and says why."""
+    boot_with_one_record(world, settings)
     world.advance(25 * 3600)
     engine, cache = make_engine(world, settings)
     with EngineThreads(engine):
@@ -112,12 +117,7 @@ def test_checkpoint_older_than_24h_is_a_gap_at_restart(world, settings):
 
 def test_restart_resumes_from_checkpoints_without_full_sync(world, settings):
     """With fresh checkpoints a restart resumes after the last committed sequence: no full sync, nothing lost."""
-    engine, cache = make_engine(world, settings)
-    with EngineThreads(engine):
-        assert engine.boot_synced.wait(10)
-        world.put("seo_businesses", biz(1))
-        wait_for(lambda: in_step(engine, world, BUSINESSES), 10, "record")
-    cache.close()
+    boot_with_one_record(world, settings)
     for i in range(2, 10):
         world.put("seo_businesses", biz(i))
     engine, cache = make_engine(world, settings)
