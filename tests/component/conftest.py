@@ -8,6 +8,7 @@ import pytest
 
 from daemon import codec
 from daemon.cache import Cache
+from daemon.cli import run
 from tests.fakes.fake_streams import FakeWorld, create_tables
 
 
@@ -31,3 +32,14 @@ def put(world: FakeWorld, i: int, version: int = 1, name: str = "n") -> None:
     """Put business b{i:04d} at `version` into the fake world."""
     world.put("seo_businesses", codec.item_from_python({"business_id": f"b{i:04d}", "name": name,
                                                         "_version": version}))
+
+
+@pytest.fixture
+def cli(config, capsys):
+    """Run the CLI with the test's `config` fixture: returns (exit code, stdout, stderr)."""
+    def invoke(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = run(["--config", str(config), *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+    return invoke

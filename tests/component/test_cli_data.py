@@ -82,17 +82,6 @@ def config(tmp_path, dynamo_endpoint) -> Path:
 
 
 @pytest.fixture
-def cli(config, capsys):
-    """Run the CLI with the test config: returns (exit code, stdout, stderr)."""
-    def invoke(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = run(["--config", str(config), *args])
-        out, err = capsys.readouterr()
-        return code, out, err
-    return invoke
-
-
-@pytest.fixture
 def loaded(cli, boto) -> dict[str, list[dict]]:
     """Tables created by the CLI, then filled by plain boto3 PutItem."""
     assert cli("create-tables")[0] == 0

@@ -10,7 +10,6 @@ import pytest
 
 from daemon import codec
 from daemon.cache import Cache
-from daemon.cli import run
 from daemon.errors import ExitCode
 from daemon.protection import CONFIRM_TOKEN, Ledger
 from daemon.schema import BUSINESSES, KEYWORDS
@@ -38,15 +37,10 @@ def source(tmp_path, dynamo_endpoint) -> Source:
 
 
 @pytest.fixture
-def cli(config, capsys):
-    """Run the CLI with the test config: returns (exit code, stdout, stderr)."""
-    def invoke(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = run(["--config", str(config), *args])
-        out, err = capsys.readouterr()
-        return code, out, err
-    assert invoke("create-tables")[0] == 0
-    return invoke
+def cli(cli):
+    """The shared CLI runner, with the five tables created first."""
+    assert cli("create-tables")[0] == 0
+    return cli
 
 
 def _file(tmp_path: Path, name: str, obj: object) -> str:
