@@ -144,6 +144,17 @@ def cache_state(path: Path) -> tuple[str, dict[str, int], str | None, bool]:
         conn.close()
 
 
+def shadow_present(path: Path) -> bool:
+    """True once a full sync's shadow table is committed in the cache file."""
+    if not path.exists():
+        return False
+    conn = sqlite3.connect(path, timeout=10)
+    try:
+        return bool(conn.execute("SELECT count(*) FROM sqlite_master WHERE name = '_shadow_businesses'").fetchone()[0])
+    finally:
+        conn.close()
+
+
 def dynamo_state(endpoint: str) -> dict[str, int]:
     ddb = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
     out, kwargs = {}, {"TableName": TABLE, "ConsistentRead": True}
@@ -186,8 +197,14 @@ def test_kill_9_mid_batch(setup):
     exact_checks = shadow_kills = 0
     try:
         for i in range(60):
-            pid = runner.start(resync=i % 5 == 4)
-            time.sleep(rng.uniform(0.02, 0.9))
+            resync = i % 5 == 4
+            pid = runner.start(resync=resync)
+            if resync:
+                # A random sleep hits the short shadow window only by luck; aim for it instead.
+                wait_for(lambda: shadow_present(settings.cache_path), 10, "the resync's shadow table")
+                time.sleep(rng.uniform(0, 0.03))
+            else:
+                time.sleep(rng.uniform(0.02, 0.9))
             status = runner.kill(pid)
             assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, status
             integrity, rows, seq, shadow = cache_state(settings.cache_path)
