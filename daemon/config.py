@@ -58,6 +58,8 @@ class FullSyncSettings(_Section):
 
     scan_segments: int = Field(4, ge=1, le=64)
     batch_size: int = Field(500, ge=1, le=10000)
+    scan_page_bytes: int = Field(256 * 1024, ge=4096, le=1_048_576,
+                                 description="target JSON bytes of one Scan page (bounds memory per segment)")
     spill_threshold: int = Field(5000, ge=100, description="stream records held in memory before spilling")
 
 

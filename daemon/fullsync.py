@@ -149,11 +149,12 @@ class _Capture(threading.Thread):
 class _Scan:
     """Parallel Scan segments on short-lived threads, pages handed over a bounded queue."""
 
-    def __init__(self, source: Source, spec: TableSpec, segments: int, page_limit: int) -> None:
-        self.q: queue.Queue[Any] = queue.Queue(maxsize=max(2, 2 * segments))
+    def __init__(self, source: Source, spec: TableSpec, segments: int, page_limit: int, page_bytes: int) -> None:
+        self.q: queue.Queue[Any] = queue.Queue(maxsize=1)
         self.halt = threading.Event()
-        self.threads = [threading.Thread(target=self._run, args=(source, spec, seg, segments, page_limit),
-                                         name=f"scan-{spec.name}-{seg}", daemon=True) for seg in range(segments)]
+        self.threads = [threading.Thread(target=self._run, name=f"scan-{spec.name}-{seg}", daemon=True,
+                                         args=(source, spec, seg, segments, page_limit, page_bytes))
+                        for seg in range(segments)]
         self.running = segments
 
     def _put(self, obj: Any) -> bool:
@@ -165,9 +166,9 @@ class _Scan:
                 continue
         return False
 
-    def _run(self, source: Source, spec: TableSpec, seg: int, total: int, page_limit: int) -> None:
+    def _run(self, source: Source, spec: TableSpec, seg: int, total: int, page_limit: int, page_bytes: int) -> None:
         try:
-            for page in source.scan(spec, seg, total, page_limit=page_limit):
+            for page in source.scan(spec, seg, total, page_limit=page_limit, page_bytes=page_bytes):
                 if not self._put(page):
                     return
             self._put(None)
@@ -267,24 +268,20 @@ def full_sync_table(cache: Cache, source: Source, spec: TableSpec, settings: Ful
     log.info("full_sync_started", table=spec.name, reason=reason, capture=capture_stream,
              shards=len(shards.cursors) if shards else 0)
     cache.create_shadow(spec)
-    scan = _Scan(source, spec, settings.scan_segments, settings.batch_size)
+    scan = _Scan(source, spec, settings.scan_segments, settings.batch_size, settings.scan_page_bytes)
     try:
         if capture is not None:
             capture.start()
         scan.start()
-        pending: list[dict[str, Any]] = []
+        # One transaction a page, as it arrives: pages are already sized in bytes, and gathering
+        # them into bigger batches is what made peak memory grow with the item size.
         for page in scan.pages(tick):
-            pending += page
-            while len(pending) >= settings.batch_size or (pending and not scan.running):
-                chunk, pending = pending[:settings.batch_size], pending[settings.batch_size:]
-                rows += cache.insert_scanned(spec, chunk)
-                tick()
+            rows += cache.insert_scanned(spec, page)
+            tick()
             if should_stop():
                 raise FullSyncAborted("full sync stopped")
             if capture is not None and capture.error is not None:
                 raise capture.error
-        if pending:
-            rows += cache.insert_scanned(spec, pending)
         checkpoints: list[Checkpoint] = []
         if capture is not None and shards is not None:
             capture.halt.set()

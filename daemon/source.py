@@ -216,6 +216,19 @@ class StreamReader:
         return RecordsPage(resp.get("Records", []), resp.get("NextShardIterator"))
 
 
+MIN_SCAN_PAGE = 10  # items: the floor of a byte-sized Scan page, so huge items still make progress
+FIRST_SCAN_PAGE = 100  # items: the first byte-sized page, before the item size is known
+
+
+def _content_length(resp: dict[str, Any]) -> int:
+    """Bytes of the HTTP response body (0 when the server did not say)."""
+    headers = resp.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    try:
+        return int(headers.get("content-length", 0))
+    except (TypeError, ValueError):
+        return 0
+
+
 class Source:
     """DynamoDB for one table prefix: tables, scans, item reads and writes, and the stream reader."""
 
@@ -297,21 +310,36 @@ class Source:
         self._call("DeleteTable", name, self.ddb.delete_table, TableName=name)
 
     def scan(self, spec: TableSpec, segment: int = 0, total_segments: int = 1,
-             page_limit: int | None = None, consistent: bool = True) -> Iterator[list[Item]]:
-        """Pages of one Scan segment."""
+             page_limit: int | None = None, consistent: bool = True,
+             page_bytes: int | None = None) -> Iterator[list[Item]]:
+        """Pages of one Scan segment.
+
+        With `page_bytes`, each request's `Limit` is re-estimated from the previous response's
+        size (Content-Length / items) so a page holds about that many bytes of JSON, never more
+        than `page_limit` items: what one page costs in memory then no longer depends on how big
+        the items of this table are (DynamoDB's own cap is 1 MB a page).
+        """
         name = spec.dynamo_name(self.prefix)
         kwargs: dict[str, Any] = {"TableName": name, "ConsistentRead": consistent}
         if total_segments > 1:
             kwargs.update(Segment=segment, TotalSegments=total_segments)
         if page_limit:
             kwargs["Limit"] = page_limit
+        if page_bytes:  # the item size is unknown until the first page: start small
+            kwargs["Limit"] = min(page_limit or FIRST_SCAN_PAGE, FIRST_SCAN_PAGE)
         while True:
             resp = self._call("Scan", name, self.ddb.scan, **kwargs)
-            yield resp.get("Items", [])
+            items = resp.get("Items", [])
+            yield items
             last = resp.get("LastEvaluatedKey")
             if not last:
                 return
             kwargs["ExclusiveStartKey"] = last
+            if page_bytes and items:
+                size = _content_length(resp)
+                if size:
+                    limit = max(MIN_SCAN_PAGE, page_bytes * len(items) // size)
+                    kwargs["Limit"] = min(limit, page_limit) if page_limit else limit
 
     def query_business(self, spec: TableSpec, business_id: str) -> list[Item]:
         """Every item of one business in one table (Query on the hash key)."""

@@ -38,6 +38,27 @@ def test_parallel_scan_segments_partition_the_table(source):
     assert sorted(seen) == sorted(f"k{i}#en" for i in range(120))
 
 
+def test_byte_sized_scan_pages_follow_the_item_size(source):
+    """With page_bytes, pages after the first hold about that many bytes, big items or small, and every
+    item still comes exactly once."""
+    spec = TABLES["keywords"]
+    source.create_table(spec)
+    small = [codec.item_from_python({"business_id": "small", "keyword_id": f"s{i:03d}", "keyword": "x"})
+             for i in range(300)]
+    big = [codec.item_from_python({"business_id": "big", "keyword_id": f"g{i:03d}", "keyword": "y" * 2000})
+           for i in range(300)]
+    source.batch_write(spec, small + big)
+    pages = list(source.scan(spec, page_limit=1000, page_bytes=20_000))
+    ids = [it["keyword_id"]["S"] for page in pages for it in page]
+    assert sorted(ids) == sorted(it["keyword_id"]["S"] for it in small + big)
+    assert len(pages[0]) == 100  # the first page, before the item size is known
+    big_pages = [len(p) for p in pages[1:-1] if all(it["business_id"]["S"] == "big" for it in p)]
+    small_pages = [len(p) for p in pages[1:-1] if all(it["business_id"]["S"] == "small" for it in p)]
+    assert big_pages and max(big_pages) <= 12  # ~2 KB items: about 10 to a 20 KB page
+    assert small_pages and max(small_pages) >= 100  # ~100-byte items: many more to a page
+    assert all(len(p) <= 1000 for p in pages)
+
+
 def test_conditional_put_reports_the_current_item_on_conflict(source):
     """A put expecting the wrong _version raises VersionMismatch carrying the item in DynamoDB."""
     spec = TABLES["businesses"]
