@@ -42,6 +42,7 @@ class PartResult:
     units: dict[str, str] = field(default_factory=dict)
     targets: list[Target] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    blocks: list[tuple[str, str]] = field(default_factory=list)  # (title, preformatted text): profiles
     raw: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -63,7 +64,8 @@ class PartResult:
             "key": self.key, "title": self.title, "status": self.status, "reason": self.reason,
             "seconds": round(self.seconds, 2),
             "figures": {k: {**v.as_dict(), "unit": self.units.get(k, "")} for k, v in self.figures.items()},
-            "targets": [t.as_dict() for t in self.targets], "notes": self.notes, "raw": self.raw,
+            "targets": [t.as_dict() for t in self.targets], "notes": self.notes,
+            "blocks": [{"title": t, "text": x} for t, x in self.blocks], "raw": self.raw,
         }
 
 

@@ -98,6 +98,11 @@ class MotoProcess:
         self.stop()
         raise RuntimeError("moto server did not answer within the timeout")
 
+    @property
+    def pid(self) -> int | None:
+        """The server's process id (None before start)."""
+        return self.proc.pid if self.proc else None
+
     def counts(self) -> dict[str, int]:
         """Calls per operation the server has seen since it started."""
         with urllib.request.urlopen(self.endpoint + COUNTS_PATH, timeout=5) as resp:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import sqlite3
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +25,7 @@ from daemon.codec import Item
 from daemon.schema import TABLES, TableSpec
 from tests.bench.common import PartResult, Target
 from tests.bench.datagen import make_dataset
+from tests.bench.profiles import call_tree
 from tests.bench.stats import ratios, summarize
 
 BATCH = 1000  # records in one GetRecords page at most
@@ -177,8 +179,11 @@ def _measure(work: Path, pages: list[tuple[str, list[dict[str, Any]]]], rows: di
         times["decode"].append(decode_only(pages))
 
 
-def run(work: Path, records: int, reps: int) -> PartResult:
-    """Measure apply throughput `reps` times on `records` synthetic stream records."""
+def run(work: Path, records: int, reps: int, out: Path | None = None) -> PartResult:
+    """Measure apply throughput `reps` times on `records` synthetic stream records, then profile one pass.
+
+    The profile's interactive form goes to `out`/bench-profile-apply.html when `out` is given.
+    """
     part = PartResult("apply", "2. Apply throughput")
     started = time.perf_counter()
     pages = make_batches(records)
@@ -210,6 +215,25 @@ def run(work: Path, records: int, reps: int) -> PartResult:
                       "in one transaction; both WAL + synchronous=NORMAL on a file. The synthetic stream is "
                       "built first and frozen out of the garbage collector (gc.freeze), as the daemon holds "
                       "one page at a time.")
-    part.raw = {"records": n, "pages": len(pages), **{f"{k}_seconds": v for k, v in times.items()}}
+    per_record = {k: statistics.median(v) / n * 1e6 for k, v in times.items()}
+    part.add("apply path: microseconds per record", summarize([t / n * 1e6 for t in applied]), "us")
+    part.add("of which decoding (to_change + row values): microseconds per record",
+             summarize([t / n * 1e6 for t in times["decode"]]), "us")
+    part.add("raw upsert: microseconds per row", summarize([t / n * 1e6 for t in raw]), "us")
+    part.notes.append(
+        f"Where the apply time goes (medians): {per_record['apply']:.1f} us a record, of which decoding the "
+        f"record (validate every attribute, build the row) is {per_record['decode']:.1f} us and writing it "
+        f"(SQLite upsert with the _version guard, tombstones, checkpoint) the remaining "
+        f"{max(0.0, per_record['apply'] - per_record['decode']):.1f} us, next to {per_record['raw']:.1f} us for "
+        f"the raw upsert of a pre-converted row. Decoding alone is "
+        f"{per_record['decode'] / per_record['raw']:.2f} x the raw time, so no apply path that validates "
+        "DynamoDB's JSON in CPython can reach 1.5 x raw on this machine; the profile below shows the same split.")
+    profile_dir = work / "apply-profile"
+    profile_dir.mkdir(parents=True, exist_ok=True)
+    html = out / "bench-profile-apply.html" if out is not None else None
+    _, tree = call_tree(lambda: run_apply_path(profile_dir / "apply.db", pages), html)
+    part.blocks.append(("pyinstrument profile of one apply pass (share of its wall time)", tree))
+    part.raw = {"records": n, "pages": len(pages), **{f"{k}_seconds": v for k, v in times.items()},
+                "microseconds_per_record": per_record}
     part.seconds = time.perf_counter() - started
     return part

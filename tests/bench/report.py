@@ -99,6 +99,8 @@ def render_markdown(command: str, plan: dict[str, Any], parts: list[PartResult],
         if p.seconds:
             out.append(f"- This part took {p.seconds:.0f} s.")
         out.append("")
+        for title, text in p.blocks:
+            out.extend([f"{title}:", "", "```text", text, "```", ""])
         if p.key == "lag" and plot is not None and plot.exists():
             out.append(f"![lag distribution]({plot.name})")
             out.append("")

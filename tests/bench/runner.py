@@ -101,7 +101,7 @@ def run(plan: Plan, out: Path, only: set[str], command: str, keep_work: bool = F
 
     if "apply" in only:
         _say(start, f"apply throughput: {plan.apply_records:,} records x {plan.reps}")
-        _guard(parts, "apply", "2. Apply throughput", lambda: part_apply.run(work, plan.apply_records, plan.reps))
+        _guard(parts, "apply", "2. Apply throughput", lambda: part_apply.run(work, plan.apply_records, plan.reps, out))
 
     needs_moto = only & {"fullsync", "boot", "idle", "lag", "memory"}
     moto = MotoProcess(work / "moto.log").start() if needs_moto else None
@@ -114,7 +114,8 @@ def run(plan: Plan, out: Path, only: set[str], command: str, keep_work: bool = F
             if "fullsync" in only:
                 _say(start, f"full sync vs scan-only vs naive loop x {plan.reps}")
                 _guard(parts, "fullsync", "1. Full sync vs scan-only and a naive loop",
-                       lambda: part_fullsync.run(moto.endpoint, work, dataset.total, plan.reps))
+                       lambda: part_fullsync.run(moto.endpoint, work, dataset.total, plan.reps,
+                                                 server_pid=moto.pid))
             kept: DaemonProcess | None = None
             if no_daemon:
                 for key, title in (("boot", "6. Boot to READY and status answer time during a full sync"),

@@ -7,8 +7,12 @@ that what it compares is comparable (the apply path and the raw baseline write t
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import struct
+import subprocess
+import sys
+import time
 import zlib
 from pathlib import Path
 
@@ -21,6 +25,7 @@ from tests.bench.common import PartResult, Target, missing
 from tests.bench.daemonproc import DaemonProcess, StatusProber, why_no_daemon
 from tests.bench.datagen import business_items, make_dataset
 from tests.bench.fakesource import FakeSourceProcess
+from tests.bench.profiles import with_cpu
 from tests.bench.report import render_markdown
 from tests.bench.stats import lag_percentiles, percentile, ratios, summarize
 
@@ -71,10 +76,38 @@ def test_apply_path_and_raw_baseline_write_identical_rows(tmp_path: Path) -> Non
 
 def test_apply_part_reports_figures_and_targets(tmp_path: Path) -> None:
     """The apply part yields throughput, raw rate and the same-run ratio with both targets."""
-    part = part_apply.run(tmp_path, 200, reps=2)
+    part = part_apply.run(tmp_path, 200, reps=2, out=tmp_path)
     assert part.status == "ok"
     assert part.figures["apply path records/s"].runs == 2
     assert {t.name for t in part.targets} == {"apply throughput", "apply time / raw upsert time"}
+    # The profile that explains the figure: a call tree through the apply path, and its HTML form.
+    ((title, tree),) = part.blocks
+    assert "pyinstrument" in title and "run_apply_path" in tree and "apply_batch" in tree
+    assert "<html" in (tmp_path / "bench-profile-apply.html").read_text()[:2000].lower()
+    assert "of which decoding" in " ".join(part.figures)
+
+
+def test_cpu_seconds_counts_another_process(tmp_path: Path) -> None:
+    """with_cpu reports the CPU a busy child process burned meanwhile, and this process's own."""
+    child = subprocess.Popen([sys.executable, "-c", "import time\nt=time.time()\nwhile time.time()-t<5: pass"])
+    try:
+        _, used = with_cpu(lambda: time.sleep(0.6), child.pid)
+    finally:
+        child.kill()
+        child.wait()
+    assert 0.3 < used["server_cpu"] < 1.5 and used["own_cpu"] < 0.2 and used["wall"] >= 0.6
+
+
+def test_fullsync_part_reports_the_source_bound(tmp_path: Path, dynamo_endpoint: str) -> None:
+    """The full sync part gives the three times, both ratios, the scan/naive bound and CPU seconds."""
+    ds = make_dataset(150)
+    ddb.create_tables(dynamo_endpoint)
+    ddb.load(dynamo_endpoint, ds.items)
+    part = part_fullsync.run(dynamo_endpoint, tmp_path, ds.total, reps=1, server_pid=os.getpid())
+    names = " ".join(part.figures)
+    assert "scan only / naive loop" in names and "moto server CPU seconds during seo-sync full sync" in names
+    assert {t.name for t in part.targets} == {"full sync / scan only", "full sync / naive loop"}
+    assert not any(n.startswith("WARNING") for n in part.notes)
 
 
 def test_baselines_and_full_sync_copy_every_item(tmp_path: Path, dynamo_endpoint: str) -> None:
@@ -199,4 +232,5 @@ def test_runner_writes_report_and_json(tmp_path: Path) -> None:
     assert [p["key"] for p in doc["parts"]] == ["apply"]
     assert doc["parts"][0]["figures"]["apply path records/s"]["runs"] == 2
     assert "## 2. Apply throughput" in (tmp_path / "bench-report.md").read_text()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bench-report.json", "bench-report.md"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bench-profile-apply.html", "bench-report.json",
+                                                         "bench-report.md"]
