@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+import urllib.parse
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,9 @@ _key_text = key_text  # the name tests knew it by
 
 def connect_read_only(path: Path) -> sqlite3.Connection:
     """A read-only connection to the cache at `path` (what Reader.open uses)."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+    # A URI: '?', '#' and '%' in a directory name would otherwise end or change the path.
+    uri = "file:" + urllib.parse.quote(str(Path(path).resolve())) + "?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout = 5000")
     return conn
 

@@ -57,6 +57,21 @@ def test_reopening_keeps_data_and_drops_a_leftover_shadow(tmp_path):
     c.close()
 
 
+def test_reader_opens_a_cache_whose_path_has_uri_characters(tmp_path):
+    """'?', '#', '%' and spaces in the data dir do not end or change the read-only URI's path."""
+    odd = tmp_path / "data ?x=1 #frag %41"
+    odd.mkdir()
+    c = Cache.open(odd / "cache.db")
+    fill(c, [biz("a")])
+    c.close()
+    reader = Reader.open(odd / "cache.db")
+    try:
+        assert reader.count("businesses") == 1
+    finally:
+        reader.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [odd.name]  # no stray file at a truncated path
+
+
 def test_writer_lock_held_in_this_process_names_the_pid(tmp_path):
     """A second WriterLock on the same cache raises LockHeld (exit 75) naming the holder's pid."""
     with WriterLock(tmp_path / "cache.db"):
