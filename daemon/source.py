@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
@@ -30,6 +29,7 @@ from daemon.errors import (
     VersionMismatch,
 )
 from daemon.schema import TableSpec
+from daemon.source_types import RecordsPage, ShardInfo, StreamInfo, TableInfo
 
 THROTTLE_CODES = {
     "ProvisionedThroughputExceededException", "ThrottlingException", "LimitExceededException",
@@ -42,51 +42,7 @@ AUTH_CODES = {
     "InvalidClientTokenId", "SignatureDoesNotMatch",
 }
 DESCRIBE_STREAM_PAGE = 100
-
-
-@dataclass
-class TableInfo:
-    """What DescribeTable says about one table."""
-
-    name: str
-    status: str
-    stream_arn: str | None
-    stream_enabled: bool
-    view_type: str | None
-    item_count: int
-
-
-@dataclass
-class ShardInfo:
-    """One shard of a stream: its id, parent, and sequence range (end absent while open)."""
-
-    shard_id: str
-    parent_shard_id: str | None
-    starting_seq: str | None
-    ending_seq: str | None
-
-    @property
-    def closed(self) -> bool:
-        """True once the shard has an ending sequence number (no new records will arrive)."""
-        return self.ending_seq is not None
-
-
-@dataclass
-class StreamInfo:
-    """DescribeStream, all pages."""
-
-    arn: str
-    status: str
-    view_type: str | None
-    shards: list[ShardInfo] = field(default_factory=list)
-
-
-@dataclass
-class RecordsPage:
-    """One GetRecords answer."""
-
-    records: list[dict[str, Any]]
-    next_iterator: str | None
+__all__ = ["RecordsPage", "ShardInfo", "Source", "StreamInfo", "StreamReader", "TableInfo"]
 
 
 class _Context:

@@ -1,0 +1,55 @@
+"""What source.py answers with: plain values describing tables, streams, shards and record pages.
+
+Kept apart from source.py so modules that only read these values (shards, tailer, status) need
+neither boto3 nor the 400 lines that talk to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class TableInfo:
+    """What DescribeTable says about one table."""
+
+    name: str
+    status: str
+    stream_arn: str | None
+    stream_enabled: bool
+    view_type: str | None
+    item_count: int
+
+
+@dataclass
+class ShardInfo:
+    """One shard of a stream: its id, parent, and sequence range (end absent while open)."""
+
+    shard_id: str
+    parent_shard_id: str | None
+    starting_seq: str | None
+    ending_seq: str | None
+
+    @property
+    def closed(self) -> bool:
+        """True once the shard has an ending sequence number (no new records will arrive)."""
+        return self.ending_seq is not None
+
+
+@dataclass
+class StreamInfo:
+    """DescribeStream, all pages."""
+
+    arn: str
+    status: str
+    view_type: str | None
+    shards: list[ShardInfo] = field(default_factory=list)
+
+
+@dataclass
+class RecordsPage:
+    """One GetRecords answer."""
+
+    records: list[dict[str, Any]]
+    next_iterator: str | None
