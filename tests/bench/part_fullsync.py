@@ -88,20 +88,20 @@ def run(endpoint: str, work: Path, expected_items: int, reps: int, server_pid: i
         part.targets.append(Target("full sync / naive loop", vs_naive.median, "<=", 0.5, "x"))
         if any(c != expected_items for c in counts["fullsync"]):
             part.notes.append(f"WARNING: full sync left {counts['fullsync']} rows, expected {expected_items}")
-    bound = part.add("scan only / naive loop (same run): the lowest full sync / naive loop that any copier "
-                     "reading all of the source can reach here", summarize(ratios(times["scan"], times["naive"])), "x")
+    bound = part.add("scan only / naive loop (same run)", summarize(ratios(times["scan"], times["naive"])), "x")
     for name, label in (("scan", "scan only"), ("naive", "naive loop"), ("fullsync", "seo-sync full sync")):
         if cpu[name] and server_pid:
             part.add(f"moto server CPU seconds during {label}", summarize([c["server_cpu"] for c in cpu[name]]), "s")
         if cpu[name]:
             part.add(f"this process's CPU seconds during {label}", summarize([c["own_cpu"] for c in cpu[name]]), "s")
     part.notes.append(
-        f"What bounds the ratio to the naive loop: reading the tables alone (scan only) takes {bound.median:.2f} x "
-        "the naive loop's time in the same run, because moto serves every Scan page from one Python process "
-        "(one core under its GIL: its CPU seconds above are close to the wall time of every contender). A full "
-        "sync at <= 0.5 x the naive loop would have to finish faster than merely reading the data whenever that "
-        "figure is above 0.5. On DynamoDB the naive loop's single segment reads at one segment's speed while "
-        "seo-sync's segments read in parallel.")
+        f"Where the time goes: merely reading the tables (scan only) took {bound.median:.2f} x the naive loop's "
+        "time in the same run. moto serves every Scan page from one Python process (one core under its GIL), "
+        "and its CPU seconds above are close to the wall time of scan-only and of the full sync, while this "
+        "process's are a small fraction: the copy waits on the server, which is saturated. A full sync at "
+        "<= 0.5 x the naive loop would have to beat merely reading the data whenever the scan-only figure is "
+        "above 0.5. On DynamoDB the naive loop's single segment reads at one segment's speed while seo-sync's "
+        "segments read in parallel, and each autocommitted INSERT pays a real disk flush.")
     part.add("scan items/s", summarize([n / t for n, t in zip(counts["scan"], times["scan"], strict=True)]),
              "items/s")
     part.notes.append(f"{expected_items:,} items in five tables on moto's HTTP server (a separate process); "
