@@ -23,7 +23,7 @@ from typing import Any
 
 from daemon.schema import TABLES
 from tests.bench.datagen import business_items, businesses_for
-from tests.bench.motoproc import REPO_ROOT, free_port
+from tests.bench.motoproc import REPO_ROOT, free_port, stop_child
 
 PAGE_BYTES = 1_000_000
 PREFIX = "seo_"
@@ -226,13 +226,7 @@ class FakeSourceProcess:
 
     def stop(self) -> None:
         """Stop the child (ours, by pid)."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_child(self.proc)
         self.proc = None
 
 

@@ -27,6 +27,17 @@ COUNTS_PATH = "/__bench/counts"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+def stop_child(proc: subprocess.Popen[bytes] | None) -> None:
+    """Terminate a child server of ours (by its Popen), then kill it if it lingers past 10 s."""
+    if proc and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
 def free_port() -> int:
     """A TCP port that was free a moment ago on the loopback interface."""
     with socket.socket() as s:
@@ -120,13 +131,7 @@ class MotoProcess:
 
     def stop(self) -> None:
         """Stop the child (it is ours: terminate by pid, then kill if it lingers)."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_child(self.proc)
         self.proc = None
 
 
