@@ -10,8 +10,12 @@ Run as `python -m tests.bench.motoproc PORT` (the parent does that).
 
 from __future__ import annotations
 
+import cProfile
+import io
 import json
 import os
+import pstats
+import re
 import socket
 import subprocess
 import sys
@@ -24,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 COUNTS_PATH = "/__bench/counts"
+PROFILE_PATH = "/__bench/profile"  # POST: start profiling every request; GET: the profile so far, and stop
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -52,19 +57,58 @@ class CountingMiddleware:
         self.app = app
         self.counts: Counter[str] = Counter()
         self.lock = threading.Lock()
+        self.profiles: list[cProfile.Profile] | None = None  # while profiling: one cProfile per request
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        """Count the operation, or answer `GET /__bench/counts`."""
-        if environ.get("PATH_INFO") == COUNTS_PATH:
+        """Count the operation, or answer the counts and profile endpoints."""
+        path = environ.get("PATH_INFO")
+        if path == COUNTS_PATH:
             with self.lock:
                 body = json.dumps({"counts": dict(self.counts), "at": time.time()}).encode()
-            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-            return [body]
+            return _answer(start_response, body, "application/json")
+        if path == PROFILE_PATH:
+            return _answer(start_response, self._profile_command(environ.get("REQUEST_METHOD", "GET")).encode(),
+                           "text/plain")
         target = environ.get("HTTP_X_AMZ_TARGET", "")
-        op = target.rsplit(".", 1)[-1] if target else f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}"
+        op = target.rsplit(".", 1)[-1] if target else f"{environ.get('REQUEST_METHOD')} {path}"
         with self.lock:
             self.counts[op] += 1
-        return self.app(environ, start_response)
+            profiling = self.profiles is not None
+        if not profiling:
+            return self.app(environ, start_response)
+        # cProfile sees only its own thread, and werkzeug serves each request on a thread of its own.
+        prof = cProfile.Profile()
+        body = prof.runcall(lambda: list(self.app(environ, start_response)))
+        with self.lock:
+            if self.profiles is not None:
+                self.profiles.append(prof)
+        return body
+
+    def _profile_command(self, method: str) -> str:
+        with self.lock:
+            if method == "POST":
+                self.profiles = []
+                return "profiling"
+            profiles, self.profiles = self.profiles, None
+        if not profiles:
+            return "not profiling" if profiles is None else "no requests while profiling"
+        return profile_text(pstats.Stats(*profiles))
+
+
+def _answer(start_response: Callable[..., Any], body: bytes, kind: str) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", kind), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def profile_text(stats: pstats.Stats, top: int = 22) -> str:
+    """The functions with the most own time, as pstats prints them, with site-packages paths shortened."""
+    out = io.StringIO()
+    stats.stream = out  # type: ignore[attr-defined]
+    stats.sort_stats("tottime").print_stats(top)
+    text = re.sub(r"\S*/site-packages/", "", out.getvalue())
+    lines = [ln.rstrip() for ln in text.splitlines() if ln.strip()]
+    start = next((i for i, ln in enumerate(lines) if "function calls" in ln), 0)
+    return "\n".join(lines[start:])
 
 
 def serve(port: int) -> None:
@@ -118,6 +162,17 @@ class MotoProcess:
         """Calls per operation the server has seen since it started."""
         with urllib.request.urlopen(self.endpoint + COUNTS_PATH, timeout=5) as resp:
             return dict(json.loads(resp.read())["counts"])
+
+    def start_profile(self) -> None:
+        """Profile every request the server answers from now on (slows it down: not for timed runs)."""
+        req = urllib.request.Request(self.endpoint + PROFILE_PATH, method="POST", data=b"")
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            resp.read()
+
+    def take_profile(self) -> str:
+        """The server's profile since start_profile (top functions by own time), and stop profiling."""
+        with urllib.request.urlopen(self.endpoint + PROFILE_PATH, timeout=60) as resp:
+            return resp.read().decode()
 
     def reset(self) -> None:
         """Forget every table."""

@@ -15,6 +15,7 @@ from daemon.config import Settings, load_settings
 from daemon.schema import TABLES
 from tests.bench import ddb
 from tests.bench.common import PartResult, Target, missing
+from tests.bench.motoproc import MotoProcess
 from tests.bench.profiles import with_cpu
 from tests.bench.stats import ratios, summarize
 
@@ -42,8 +43,13 @@ def seo_sync_full_sync(endpoint: str, data_dir: Path) -> tuple[float, int]:
         cache.close()
 
 
-def run(endpoint: str, work: Path, expected_items: int, reps: int, server_pid: int | None = None) -> PartResult:
-    """Measure the three ways of copying the tables `reps` times (and the server's CPU for each, given its pid)."""
+def run(endpoint: str, work: Path, expected_items: int, reps: int, server_pid: int | None = None,
+        server: MotoProcess | None = None) -> PartResult:
+    """Measure the three ways of copying the tables `reps` times (and the server's CPU for each, given its pid).
+
+    Given the moto `server`, one more full sync runs untimed with the server profiling every request,
+    and its top functions go into the report: where the full sync's time goes, on the server's side.
+    """
     part = PartResult("fullsync", "1. Full sync vs scan-only and a naive loop")
     started = time.perf_counter()
     segments = bench_settings(work, endpoint).fullsync.scan_segments
@@ -74,6 +80,14 @@ def run(endpoint: str, work: Path, expected_items: int, reps: int, server_pid: i
             times[name].append(seconds)
             counts[name].append(rows)
             cpu[name].append(used)
+    if server is not None and not why:
+        server.start_profile()
+        try:
+            full(reps)
+        finally:
+            text = server.take_profile()
+        part.blocks.append(("cProfile of the moto server while it served one more seo-sync full sync "
+                            "(untimed; functions by own time)", text))
     part.add(f"scan only (boto3, {segments} segments)", summarize(times["scan"]), "s")
     part.add("naive loop (1 segment, INSERT per item, autocommit)", summarize(times["naive"]), "s")
     if not why:

@@ -115,7 +115,7 @@ def run(plan: Plan, out: Path, only: set[str], command: str, keep_work: bool = F
                 _say(start, f"full sync vs scan-only vs naive loop x {plan.reps}")
                 _guard(parts, "fullsync", "1. Full sync vs scan-only and a naive loop",
                        lambda: part_fullsync.run(moto.endpoint, work, dataset.total, plan.reps,
-                                                 server_pid=moto.pid))
+                                                 server_pid=moto.pid, server=moto))
             kept: DaemonProcess | None = None
             if no_daemon:
                 for key, title in (("boot", "6. Boot to READY and status answer time during a full sync"),

@@ -7,7 +7,6 @@ that what it compares is comparable (the apply path and the raw baseline write t
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import struct
 import subprocess
@@ -25,6 +24,7 @@ from tests.bench.common import PartResult, Target, missing
 from tests.bench.daemonproc import DaemonProcess, StatusProber, why_no_daemon
 from tests.bench.datagen import business_items, make_dataset
 from tests.bench.fakesource import FakeSourceProcess
+from tests.bench.motoproc import MotoProcess
 from tests.bench.profiles import with_cpu
 from tests.bench.report import render_markdown
 from tests.bench.stats import lag_percentiles, percentile, ratios, summarize
@@ -98,16 +98,26 @@ def test_cpu_seconds_counts_another_process(tmp_path: Path) -> None:
     assert 0.3 < used["server_cpu"] < 1.5 and used["own_cpu"] < 0.2 and used["wall"] >= 0.6
 
 
-def test_fullsync_part_reports_the_source_bound(tmp_path: Path, dynamo_endpoint: str) -> None:
-    """The full sync part gives the three times, both ratios, the scan/naive bound and CPU seconds."""
-    ds = make_dataset(150)
-    ddb.create_tables(dynamo_endpoint)
-    ddb.load(dynamo_endpoint, ds.items)
-    part = part_fullsync.run(dynamo_endpoint, tmp_path, ds.total, reps=1, server_pid=os.getpid())
+def test_fullsync_part_reports_the_source_bound_and_the_server_profile(tmp_path: Path) -> None:
+    """Against moto in its own process: the three times, both ratios, the scan/naive figure, CPU seconds of
+    both processes, and the server-side profile of one more full sync (Scan handling in it)."""
+    moto = MotoProcess(tmp_path / "moto.log").start()
+    try:
+        ds = make_dataset(150)
+        ddb.create_tables(moto.endpoint)
+        ddb.load(moto.endpoint, ds.items)
+        part = part_fullsync.run(moto.endpoint, tmp_path, ds.total, reps=1, server_pid=moto.pid, server=moto)
+        after = moto.take_profile()
+    finally:
+        moto.stop()
     names = " ".join(part.figures)
     assert "scan only / naive loop" in names and "moto server CPU seconds during seo-sync full sync" in names
+    assert part.figures["moto server CPU seconds during seo-sync full sync"].median > 0
     assert {t.name for t in part.targets} == {"full sync / scan only", "full sync / naive loop"}
     assert not any(n.startswith("WARNING") for n in part.notes)
+    ((title, text),) = part.blocks
+    assert "moto server" in title and "function calls" in text and "moto/" in text
+    assert after == "not profiling"  # taking the profile stopped it
 
 
 def test_baselines_and_full_sync_copy_every_item(tmp_path: Path, dynamo_endpoint: str) -> None:
