@@ -20,17 +20,19 @@ from tests.bench.profiles import with_cpu
 from tests.bench.stats import ratios, summarize
 
 
-def bench_settings(data_dir: Path, endpoint: str) -> Settings:
+def bench_settings(data_dir: Path, endpoint: str, read_timeout: float | None = None) -> Settings:
     """Default settings pointed at the moto server and a data dir (nothing from the environment)."""
-    return load_settings(path=None, env={},
-                         overrides={"data_dir": data_dir, "aws": {"endpoint_url": endpoint, "region": ddb.REGION}})
+    aws: dict[str, object] = {"endpoint_url": endpoint, "region": ddb.REGION}
+    if read_timeout is not None:
+        aws["read_timeout"] = read_timeout
+    return load_settings(path=None, env={}, overrides={"data_dir": data_dir, "aws": aws})
 
 
-def seo_sync_full_sync(endpoint: str, data_dir: Path) -> tuple[float, int]:
+def seo_sync_full_sync(endpoint: str, data_dir: Path, read_timeout: float | None = None) -> tuple[float, int]:
     """seo-sync's full sync of all five tables into a fresh cache: (seconds, rows in the cache)."""
     from daemon.fullsync import full_sync_table
 
-    settings = bench_settings(data_dir, endpoint)
+    settings = bench_settings(data_dir, endpoint, read_timeout)
     cache = Cache.open(settings.cache_path)
     try:
         src = ddb.source(endpoint, settings.table_prefix)
@@ -81,13 +83,19 @@ def run(endpoint: str, work: Path, expected_items: int, reps: int, server_pid: i
             counts[name].append(rows)
             cpu[name].append(used)
     if server is not None and not why:
+        # Profiling makes moto several times slower: a page may take longer than the daemon's 10 s
+        # read timeout, and this run is not timed, so it gets a long one. A failure here costs the
+        # profile, never the figures above.
         server.start_profile()
         try:
-            full(reps)
+            seo_sync_full_sync(endpoint, work / "fullsync-profiled", read_timeout=60)
+            failed = ""
+        except Exception as e:
+            failed = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
         finally:
             text = server.take_profile()
-        part.blocks.append(("cProfile of the moto server while it served one more seo-sync full sync "
-                            "(untimed; functions by own time)", text))
+        title = "cProfile of the moto server while it served one more seo-sync full sync (untimed; own time)"
+        part.blocks.append((title + (f"; the run failed: {failed}" if failed else ""), text))
     part.add(f"scan only (boto3, {segments} segments)", summarize(times["scan"]), "s")
     part.add("naive loop (1 segment, INSERT per item, autocommit)", summarize(times["naive"]), "s")
     if not why:

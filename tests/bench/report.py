@@ -74,7 +74,8 @@ def render_markdown(command: str, plan: dict[str, Any], parts: list[PartResult],
     out.append("|---|---|---|---|---|")
     for p in parts:
         if p.status != "ok":
-            out.append(f"| {p.title} | — | {p.status}: {p.reason} | — | — |")
+            reason = " ".join(p.reason.split())  # one table row, whatever the reason holds
+            out.append(f"| {p.title} | — | {p.status}: {reason} | — | — |")
             continue
         for t in p.targets:
             out.append(f"| {p.title} | {t.name} | {_num(t.value, t.unit)} {t.unit} | {t.op} {_num(t.limit, t.unit)} "

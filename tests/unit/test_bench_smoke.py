@@ -228,7 +228,9 @@ def test_report_lists_targets_and_unavailable_parts() -> None:
     ok.add("apply path records/s", summarize([1.0, 2.0, 3.0]), "records/s")
     ok.targets.append(Target("apply throughput", 2.0, ">=", 50_000, "records/s"))
     na = PartResult("idle", "4. Idle cost").unavailable("not available yet: daemon.service cannot be imported")
-    text = render_markdown("python -m tests.bench", {"reps": 3}, [ok, na], 12.0, None)
+    err = PartResult("fullsync", "1. Full sync", status="error", reason="SourceUnavailable: Scan failed\n  hint: check")
+    text = render_markdown("python -m tests.bench", {"reps": 3}, [ok, na, err], 12.0, None)
+    assert "| 1. Full sync | — | error: SourceUnavailable: Scan failed hint: check | — | — |" in text
     assert "**missed**" in text
     assert "not available yet: daemon.service cannot be imported" in text
     assert "| apply path records/s | 2 | 1 | 3 | 3 | records/s |" in text
