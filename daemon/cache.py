@@ -17,8 +17,20 @@ from typing import Any
 import sqlite_utils
 
 from daemon import codec
-from daemon.cache_reader import Reader
-from daemon.cache_sql import SHADOW_PREFIX, ApplyResult, Checkpoint, Statements, data_table_ddl, item_text, key_text, q
+from daemon.cache_reader import Reader, wal_header_without_shm
+from daemon.cache_sql import (
+    CLEAR_OLDER_TOMBSTONE,
+    INSERT_DEAD_LETTER,
+    SHADOW_PREFIX,
+    UPSERT_TOMBSTONE,
+    ApplyResult,
+    Checkpoint,
+    Statements,
+    data_table_ddl,
+    item_text,
+    key_text,
+    q,
+)
 from daemon.changes import Change, collapse
 from daemon.errors import CacheBusy, CacheCorrupt, CacheError
 from daemon.schema import TABLES, TableSpec
@@ -95,7 +107,7 @@ class Cache:
         _leave_rollback_journal(self.conn)
         self.conn.close()
         for _ in range(3):
-            if not _wal_mode_without_shm(self.path):
+            if not wal_header_without_shm(self.path):
                 return
             conn = sqlite3.connect(self.path, isolation_level=None)
             _leave_rollback_journal(conn)
@@ -183,9 +195,7 @@ class Cache:
             res.upserted = max(cur.rowcount, 0)
             res.skipped_stale += len(rows) - res.upserted
             if tombstoned:
-                cur.executemany(
-                    "DELETE FROM _sync_tombstones WHERE table_name = ?1 AND key = ?2 "
-                    "AND (version IS NULL OR ?3 IS NULL OR version < ?3 OR (hard AND ?4))", guards)
+                cur.executemany(CLEAR_OLDER_TOMBSTONE, guards)
         for c, kt in deletes:
             keyp = {f"k{i}": k for i, k in enumerate(c.key)}
             if c.version is not None and cur.execute(st.newer_exists, {**keyp, "v": c.version}).fetchone():
@@ -193,16 +203,9 @@ class Cache:
                 continue
             cur.execute(st.delete, {**keyp, "v": c.version})
             res.deleted += 1
-            cur.execute(
-                "INSERT INTO _sync_tombstones (table_name, key, version, hard, deleted_at) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (table_name, key) DO UPDATE SET version = CASE WHEN excluded.version IS NULL "
-                "THEN version WHEN version IS NULL THEN excluded.version ELSE max(version, excluded.version) END, "
-                "hard = excluded.hard, deleted_at = excluded.deleted_at",
-                (spec.name, kt, c.version, int(c.hard), now))
+            cur.execute(UPSERT_TOMBSTONE, (spec.name, kt, c.version, int(c.hard), now))
         if dead:
-            cur.executemany(
-                "INSERT INTO _sync_dead_letters (table_name, shard_id, sequence_number, reason, record, at) "
-                "VALUES (?, ?, ?, ?, ?, ?)", dead)
+            cur.executemany(INSERT_DEAD_LETTER, dead)
             res.dead = len(dead)
         return res
 
@@ -280,9 +283,7 @@ class Cache:
         with self.transaction():
             self.conn.executemany(st.plain_insert, rows)
             if dead:
-                self.conn.executemany(
-                    "INSERT INTO _sync_dead_letters (table_name, shard_id, sequence_number, reason, record, at) "
-                    "VALUES (?, ?, ?, ?, ?, ?)", dead)
+                self.conn.executemany(INSERT_DEAD_LETTER, dead)
         return len(rows)
 
     def apply_to_shadow(self, spec: TableSpec, changes: list[Change], shard_id: str = "") -> ApplyResult:
@@ -347,16 +348,6 @@ def _leave_rollback_journal(conn: sqlite3.Connection) -> None:
         conn.execute("PRAGMA journal_mode = DELETE")
     except sqlite3.Error:
         pass  # busy (a reader is connected) or disk full: the WAL files stay, readers still work
-
-
-def _wal_mode_without_shm(path: Path) -> bool:
-    """True when the header says WAL but -shm is gone: a read-only reader could not open the file."""
-    try:
-        with open(path, "rb") as f:
-            header = f.read(20)
-    except OSError:
-        return False
-    return len(header) == 20 and header[18:20] == b"\x02\x02" and not Path(f"{path}-shm").exists()
 
 
 class _Transaction:

@@ -16,6 +16,17 @@ from daemon import codec
 from daemon.schema import EXTRA_COLUMN, VERSION_ATTR, TableSpec
 
 SHADOW_PREFIX = "_shadow_"
+INSERT_DEAD_LETTER = ("INSERT INTO _sync_dead_letters (table_name, shard_id, sequence_number, reason, record, at) "
+                      "VALUES (?, ?, ?, ?, ?, ?)")
+# A tombstone keeps the highest version it has seen; a hard delete is remembered as such.
+UPSERT_TOMBSTONE = (
+    "INSERT INTO _sync_tombstones (table_name, key, version, hard, deleted_at) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (table_name, key) DO UPDATE SET version = CASE WHEN excluded.version IS NULL "
+    "THEN version WHEN version IS NULL THEN excluded.version ELSE max(version, excluded.version) END, "
+    "hard = excluded.hard, deleted_at = excluded.deleted_at")
+# After an upsert (?1 table, ?2 key, ?3 version, ?4 is an INSERT): drop the tombstone it supersedes.
+CLEAR_OLDER_TOMBSTONE = ("DELETE FROM _sync_tombstones WHERE table_name = ?1 AND key = ?2 "
+                         "AND (version IS NULL OR ?3 IS NULL OR version < ?3 OR (hard AND ?4))")
 
 
 def q(identifier: str) -> str:

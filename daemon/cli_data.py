@@ -115,7 +115,7 @@ class Bars:
 def ask_daemon(settings: Settings, command: str, timeout: float = 1.0) -> dict[str, Any] | None:
     """The daemon's answer to `command` on its status socket; None when no daemon answers."""
     try:
-        from daemon.control import request_json  # the service layer may be absent
+        from daemon.control_client import request_json  # the service layer may be absent
     except ModuleNotFoundError:
         return None
     try:

@@ -28,7 +28,7 @@ def run(app: AppContext) -> int:
 @pass_app
 def health(app: AppContext) -> int:
     """Ask the daemon whether it is healthy: exit 0 healthy, 1 degraded, 2 not running."""
-    from daemon.control import request_json
+    from daemon.control_client import request_json
 
     settings = app.settings()
     try:
@@ -48,7 +48,7 @@ def health(app: AppContext) -> int:
 @pass_app
 def resync(app: AppContext, table: str | None) -> int:
     """Ask the running daemon for a full resync of one table or all (same as SIGHUP)."""
-    from daemon.control import request_json
+    from daemon.control_client import request_json
 
     settings = app.settings()
     answer = request_json(settings.socket_path, "resync" + (f" {table}" if table else ""), timeout=5.0)

@@ -23,7 +23,7 @@ from rich.table import Table
 
 from daemon import codec
 from daemon.config import Settings
-from daemon.control import request_json
+from daemon.control_client import request_json
 from daemon.demo import fake_credentials_env, load_sample_into
 from daemon.errors import DaemonUnavailable, SeoSyncError, VersionMismatch
 from daemon.schema import TABLES

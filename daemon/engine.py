@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import structlog
@@ -31,9 +30,10 @@ from daemon.codec import is_deleted, version_of
 from daemon.config import Settings
 from daemon.errors import CacheBusy, CacheError, SeoSyncError, SourceError, StreamGone
 from daemon.fullsync import FullSyncAborted, full_sync_table
-from daemon.schema import TABLES, TableSpec
+from daemon.schema import TABLES
 from daemon.shards import ShardSet, check_stream
 from daemon.source import Source
+from daemon.table_runtime import TableRuntime
 from daemon.tailer import Batch, TableTailer, apply_batch, resume_problem
 
 T = TypeVar("T")
@@ -42,38 +42,6 @@ QUEUE_BATCHES = 64
 WRITER_WAKE = 0.1
 POLLER_MAX_WAIT = 0.5
 ERROR_BACKOFF_BASE = 1.0
-
-
-@dataclass
-class TableRuntime:
-    """What the engine knows about one table (shared between threads under `lock`)."""
-
-    spec: TableSpec
-    state: str = "starting"
-    error: str | None = None
-    gaps: int = 0
-    last_gap_reason: str | None = None
-    dead_letters: int = 0
-    skipped_stale: int = 0
-    ttl_deletes: int = 0
-    records_applied: int = 0
-    rows: int = 0
-    last_full_sync: float | None = None
-    stream_arn: str | None = None
-    last_sequence: str | None = None
-    last_created: float | None = None
-    idle: bool = True
-    generation: int = 0
-    tailer: TableTailer | None = None
-    started: bool = False
-    resync_pending: bool = False
-    resync_running: bool = False
-    resync_reason: str = ""
-    resync_is_gap: bool = False
-    failures: int = 0
-    next_attempt: float = 0.0
-    dirty: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class Engine:
@@ -140,17 +108,7 @@ class Engine:
         tables = {}
         for name, rt in self.tables.items():
             with rt.lock:
-                lag = 0.0 if rt.idle or rt.last_created is None else max(0.0, now - rt.last_created)
-                tailer = rt.tailer
-                tables[name] = {
-                    "rows": rt.rows, "last_full_sync": rt.last_full_sync, "stream_arn": rt.stream_arn,
-                    "shards": len(tailer.shards.cursors) if tailer else 0, "last_sequence": rt.last_sequence,
-                    "lag_seconds": round(lag, 3),
-                    "state": "resync_pending" if rt.resync_pending and rt.state == "streaming" else rt.state,
-                    "error": rt.error, "gaps": rt.gaps, "last_gap_reason": rt.last_gap_reason,
-                    "dead_letters": rt.dead_letters, "skipped_stale": rt.skipped_stale,
-                    "ttl_deletes": rt.ttl_deletes, "records_applied": rt.records_applied,
-                }
+                tables[name] = rt.status(now)
         hours = max((time.monotonic() - self._started_at) / 3600, 1e-9)
         calls = self.source.streams.get_records_calls
         return {"tables": tables, "get_records_calls": calls,

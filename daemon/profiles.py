@@ -30,6 +30,7 @@ import structlog
 from daemon import backups, codec
 from daemon.cache import Cache, WriterLock
 from daemon.config import Settings, load_settings
+from daemon.control_client import request_json
 from daemon.errors import (
     BackupFailed,
     BadInput,
@@ -189,22 +190,17 @@ class ProfileStore:
     def refresh(self, spec: TableSpec, key: tuple[str, ...]) -> tuple[str, str | None]:
         """Bring one item into the cache: via the daemon, else directly; never raises."""
         command = f"refresh {spec.name} {json.dumps(list(key))}"
-        try:
-            from daemon import control
-        except ImportError:
-            control = None  # type: ignore[assignment]
         socket_path = self.settings.socket_path
-        if control is not None:
-            try:
-                answer = control.request_json(socket_path, command)
-                if isinstance(answer, dict) and answer.get("ok"):
-                    return "daemon", None
-                return "pending", f"the daemon did not confirm the refresh ({str(answer)[:100]}); the stream brings it"
-            except DaemonUnavailable:
-                pass
-            except SeoSyncError as e:
-                log.warning("write.refresh_failed", via="daemon", error=e.message)
-                return "pending", f"the daemon could not refresh the cache ({e.message}); the stream brings it"
+        try:
+            answer = request_json(socket_path, command)
+            if isinstance(answer, dict) and answer.get("ok"):
+                return "daemon", None
+            return "pending", f"the daemon did not confirm the refresh ({str(answer)[:100]}); the stream brings it"
+        except DaemonUnavailable:
+            pass
+        except SeoSyncError as e:
+            log.warning("write.refresh_failed", via="daemon", error=e.message)
+            return "pending", f"the daemon could not refresh the cache ({e.message}); the stream brings it"
         cache_path = self.settings.cache_path
         if not cache_path.exists():
             return "none", "no cache here yet (the daemon builds it with a full sync)"

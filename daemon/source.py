@@ -1,6 +1,6 @@
 """The only module that talks to AWS: DynamoDB tables and DynamoDB Streams through boto3.
 
-Every botocore failure is translated into the exception tree of `errors.py`, with a hint for the
+Every botocore failure is translated (source_errors.py) into the exception tree of `errors.py`, with a hint for the
 operator. The streams wrapper takes any client shaped like boto3's `dynamodbstreams` client, so
 tests can hand it a fake that scripts what moto cannot (splits, trimming, expiry, throttling).
 """
@@ -18,78 +18,18 @@ from botocore.config import Config
 from daemon.codec import Item
 from daemon.config import AwsSettings
 from daemon.errors import (
-    AccessDenied,
     BadInput,
-    IteratorExpired,
     SourceError,
     SourceThrottled,
     SourceUnavailable,
-    StreamGone,
-    TableMissing,
     VersionMismatch,
 )
 from daemon.schema import TableSpec
+from daemon.source_errors import CAUGHT, ErrorContext
 from daemon.source_types import RecordsPage, ShardInfo, StreamInfo, TableInfo
 
-THROTTLE_CODES = {
-    "ProvisionedThroughputExceededException", "ThrottlingException", "LimitExceededException",
-    "RequestLimitExceeded", "InternalServerError", "ServiceUnavailable", "InternalFailure",
-    "TransactionConflictException",
-}
-AUTH_CODES = {
-    "AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException",
-    "ExpiredTokenException", "ExpiredToken", "MissingAuthenticationToken", "IncompleteSignature",
-    "InvalidClientTokenId", "SignatureDoesNotMatch",
-}
 DESCRIBE_STREAM_PAGE = 100
 __all__ = ["RecordsPage", "ShardInfo", "Source", "StreamInfo", "StreamReader", "TableInfo"]
-
-
-class _Context:
-    """Names the endpoint, region and table in error messages."""
-
-    def __init__(self, endpoint: str, region: str) -> None:
-        self.endpoint = endpoint
-        self.region = region
-
-    def translate(self, exc: Exception, what: str, table: str | None = None) -> SourceError:
-        """Turn a botocore exception into a SourceError with a hint."""
-        where = f"{what} on {table or 'DynamoDB'} at {self.endpoint} ({self.region})"
-        if isinstance(exc, bexc.ClientError):
-            err = exc.response.get("Error", {})
-            code = err.get("Code", "")
-            msg = str(err.get("Message", ""))[:200]
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-            if code == "ResourceNotFoundException":
-                return TableMissing(f"{where}: not found ({msg})",
-                                    hint="check the table prefix and region, or run `seo-sync create-tables`")
-            if code in AUTH_CODES:
-                return AccessDenied(f"{where}: {code}",
-                                    hint="check AWS credentials and that the IAM policy allows this action "
-                                         "(see config/iam-daemon.json)")
-            if code == "TrimmedDataAccessException":
-                return StreamGone(f"{where}: stream records were trimmed ({msg})", hint="a full sync repairs it")
-            if code == "ExpiredIteratorException":
-                return IteratorExpired(f"{where}: shard iterator expired")
-            if code in THROTTLE_CODES or status >= 500:
-                return SourceThrottled(f"{where}: {code or status} ({msg})", hint="backing off and retrying")
-            if code == "ValidationException":
-                return BadInput(f"{where}: rejected: {msg}")
-            return SourceError(f"{where}: {code} ({msg})")
-        if isinstance(exc, bexc.NoCredentialsError | bexc.PartialCredentialsError):
-            return AccessDenied(f"{where}: no AWS credentials found",
-                                hint="set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or --env-file")
-        if isinstance(exc, bexc.NoRegionError):
-            return SourceUnavailable("no AWS region configured", hint="set AWS_REGION or aws.region in the config")
-        if isinstance(exc, bexc.EndpointConnectionError | bexc.ConnectionError | bexc.HTTPClientError):
-            return SourceUnavailable(f"{where}: cannot connect ({type(exc).__name__})",
-                                     hint="check the network, AWS_ENDPOINT_URL and the region")
-        if isinstance(exc, bexc.ReadTimeoutError | bexc.ConnectTimeoutError):
-            return SourceUnavailable(f"{where}: timed out", hint="check the network and the endpoint")
-        return SourceError(f"{where}: {type(exc).__name__}: {str(exc)[:200]}")
-
-
-_CAUGHT = (bexc.BotoCoreError, bexc.ClientError)
 
 
 def make_session(aws: AwsSettings) -> boto3.session.Session:
@@ -121,7 +61,7 @@ def client_config(aws: AwsSettings) -> Config:
 class StreamReader:
     """DynamoDB Streams through a boto3-shaped client, errors translated, calls counted."""
 
-    def __init__(self, client: Any, context: _Context) -> None:
+    def __init__(self, client: Any, context: ErrorContext) -> None:
         self.client = client
         self.ctx = context
         self.get_records_calls = 0
@@ -139,7 +79,7 @@ class StreamReader:
             try:
                 self.describe_stream_calls += 1
                 desc = self.client.describe_stream(**kwargs)["StreamDescription"]
-            except _CAUGHT as e:
+            except CAUGHT as e:
                 raise self.ctx.translate(e, "DescribeStream", table) from None
             status = desc.get("StreamStatus", status)
             view = desc.get("StreamViewType", view)
@@ -159,7 +99,7 @@ class StreamReader:
             kwargs["SequenceNumber"] = seq
         try:
             return self.client.get_shard_iterator(**kwargs)["ShardIterator"]
-        except _CAUGHT as e:
+        except CAUGHT as e:
             raise self.ctx.translate(e, "GetShardIterator", table) from None
 
     def get_records(self, iterator: str, limit: int = 1000, table: str | None = None) -> RecordsPage:
@@ -167,7 +107,7 @@ class StreamReader:
         self.get_records_calls += 1
         try:
             resp = self.client.get_records(ShardIterator=iterator, Limit=limit)
-        except _CAUGHT as e:
+        except CAUGHT as e:
             raise self.ctx.translate(e, "GetRecords", table) from None
         return RecordsPage(resp.get("Records", []), resp.get("NextShardIterator"))
 
@@ -204,7 +144,7 @@ class Source:
         except bexc.NoRegionError:
             raise SourceUnavailable("no AWS region configured",
                                     hint="set AWS_REGION, or aws.region in the config, or --env-file") from None
-        self.ctx = _Context(self.ddb.meta.endpoint_url, self.ddb.meta.region_name or "?")
+        self.ctx = ErrorContext(self.ddb.meta.endpoint_url, self.ddb.meta.region_name or "?")
         self.streams = StreamReader(raw_streams, self.ctx)
 
     @property
@@ -220,7 +160,7 @@ class Source:
     def _call(self, what: str, table: str | None, fn: Any, **kwargs: Any) -> Any:
         try:
             return fn(**kwargs)
-        except _CAUGHT as e:
+        except CAUGHT as e:
             raise self.ctx.translate(e, what, table) from None
 
     # -- tables ---------------------------------------------------------------------------------

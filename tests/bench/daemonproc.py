@@ -29,7 +29,7 @@ def daemon_command() -> list[str]:
 
 def why_no_daemon() -> str | None:
     """Why `seo-sync run` cannot run yet, or None."""
-    return missing("daemon.service:Service", "daemon.engine:Engine", "daemon.control:request_json",
+    return missing("daemon.service:Service", "daemon.engine:Engine", "daemon.control_client:request_json",
                    "daemon.cli_service:run")
 
 
@@ -115,7 +115,7 @@ class DaemonProcess:
 
     def status(self, timeout: float = 5.0) -> dict[str, Any]:
         """The daemon's `status` answer."""
-        from daemon.control import request_json
+        from daemon.control_client import request_json
 
         return dict(request_json(self.socket_path, "status", timeout=timeout))
 

@@ -289,10 +289,10 @@ def test_a_held_lock_without_a_daemon_keeps_the_write_and_says_the_stream_will_b
 
 def test_a_running_daemon_is_asked_to_refresh_through_its_socket(store, source, monkeypatch):
     """With a daemon answering, the write path sends `refresh <table> <key-json>` and never opens the cache."""
-    from daemon import control
+    from daemon import profiles
 
     sent = []
-    monkeypatch.setattr(control, "request_json", lambda path, cmd, timeout=5.0: sent.append(cmd) or {"ok": True})
+    monkeypatch.setattr(profiles, "request_json", lambda path, cmd, timeout=5.0: sent.append(cmd) or {"ok": True})
     result = store.create(KEYWORDS, codec.item_from_python({"business_id": "acme", "keyword_id": "plumber#en"}))
     assert result.cache == "daemon"
     assert sent == ['refresh keywords ["acme", "plumber#en"]']

@@ -17,7 +17,7 @@ from typing import Any
 
 from daemon import codec
 from daemon.cache import Reader
-from daemon.control import request_json
+from daemon.control_client import request_json
 from daemon.demo import FAKE_CREDENTIALS
 from daemon.errors import DaemonUnavailable
 from daemon.schema import TABLES

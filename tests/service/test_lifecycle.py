@@ -117,5 +117,5 @@ def test_health_and_status_answer_while_a_full_sync_runs(seeded, start_daemon):
     answers = [d.request("health") for _ in range(20)]
     assert all("ok" in a for a in answers)
     wait_until(lambda: d.request("health")["ok"] is True, what="healthy after resync")
-    metrics = d.proc.pid and __import__("daemon.control", fromlist=["request"]).request(d.socket_path, "metrics")
+    metrics = d.proc.pid and __import__("daemon.control_client", fromlist=["request"]).request(d.socket_path, "metrics")
     assert "seo_sync" in metrics

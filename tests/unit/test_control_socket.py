@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from daemon import peers
-from daemon.control import ControlServer, parse_request, request, request_json
+from daemon.control import ControlServer, parse_request
+from daemon.control_client import request, request_json
 from daemon.errors import BadInput, ConfigError, DaemonUnavailable, ExitCode, LockHeld, NotFound, SeoSyncError
 from daemon.metrics import render_metrics
 
