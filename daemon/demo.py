@@ -5,9 +5,11 @@ moto is a demo/test dependency (`pip install seo-sync[demo]`); it is imported on
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -34,6 +36,32 @@ FAKE_CREDENTIALS = {
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "data" / "sample"
 log = structlog.get_logger()
 
+# The moto DynamoDB backend methods that check a condition and then write. Real DynamoDB makes each
+# one atomic; moto's threaded server does not, so two racing conditional puts could both pass.
+_MOTO_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
+_moto_write_lock = threading.RLock()
+
+
+def _serialized(method: Callable[..., Any]) -> Callable[..., Any]:
+    """`method` run under the one moto write lock."""
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with _moto_write_lock:
+            return method(*args, **kwargs)
+
+    wrapper.seo_sync_serialized = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+def serialize_moto_writes() -> None:
+    """Make moto's conditional writes atomic as DynamoDB's are: one write at a time (idempotent)."""
+    from moto.dynamodb.models import DynamoDBBackend  # demo/test dependency only
+
+    for name in _MOTO_WRITES:
+        method = getattr(DynamoDBBackend, name)
+        if not getattr(method, "seo_sync_serialized", False):
+            setattr(DynamoDBBackend, name, _serialized(method))
+
 
 class EmbeddedDynamo:
     """moto's DynamoDB + Streams HTTP server on a free loopback port, in a background thread."""
@@ -43,6 +71,7 @@ class EmbeddedDynamo:
 
         for name in ("werkzeug", "moto"):
             logging.getLogger(name).setLevel(logging.ERROR)
+        serialize_moto_writes()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self.endpoint = ""
 
