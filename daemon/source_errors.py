@@ -59,18 +59,22 @@ class ErrorContext:
             if code in THROTTLE_CODES or status >= 500:
                 return SourceThrottled(f"{where}: {code or status} ({msg})", hint="backing off and retrying")
             if code == "ValidationException":
-                return BadInput(f"{where}: rejected: {msg}")
+                return BadInput(f"{where}: rejected: {msg}",
+                                hint="DynamoDB refused the request as malformed (an item over 400 KB, a key "
+                                     "that does not match the table's key schema, an empty string key); fix "
+                                     "the input and retry")
             return SourceError(f"{where}: {code} ({msg})")
         if isinstance(exc, bexc.NoCredentialsError | bexc.PartialCredentialsError):
             return AccessDenied(f"{where}: no AWS credentials found",
                                 hint="set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or --env-file")
         if isinstance(exc, bexc.NoRegionError):
             return SourceUnavailable("no AWS region configured", hint="set AWS_REGION or aws.region in the config")
+        # Timeouts first: botocore's are HTTPClientError / ConnectionError subclasses.
+        if isinstance(exc, bexc.ReadTimeoutError | bexc.ConnectTimeoutError):
+            return SourceUnavailable(f"{where}: timed out", hint="check the network and the endpoint")
         if isinstance(exc, bexc.EndpointConnectionError | bexc.ConnectionError | bexc.HTTPClientError):
             return SourceUnavailable(f"{where}: cannot connect ({type(exc).__name__})",
                                      hint="check the network, AWS_ENDPOINT_URL and the region")
-        if isinstance(exc, bexc.ReadTimeoutError | bexc.ConnectTimeoutError):
-            return SourceUnavailable(f"{where}: timed out", hint="check the network and the endpoint")
         return SourceError(f"{where}: {type(exc).__name__}: {str(exc)[:200]}")
 
 
