@@ -1,8 +1,7 @@
-"""What every benchmark part returns, and the checks that decide whether it can run at all."""
+"""What every benchmark part returns: its figures, targets and notes."""
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +35,7 @@ class PartResult:
 
     key: str
     title: str
-    status: str = "ok"  # ok / not available / error
+    status: str = "ok"  # ok / error
     reason: str = ""
     figures: dict[str, Summary] = field(default_factory=dict)
     units: dict[str, str] = field(default_factory=dict)
@@ -52,12 +51,6 @@ class PartResult:
         self.units[name] = unit
         return summary
 
-    def unavailable(self, reason: str) -> PartResult:
-        """Mark the part as not runnable yet, with the reason."""
-        self.status = "not available"
-        self.reason = reason
-        return self
-
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready form with every raw figure."""
         return {
@@ -68,15 +61,3 @@ class PartResult:
             "blocks": [{"title": t, "text": x} for t, x in self.blocks], "raw": self.raw,
         }
 
-
-def missing(*modules_and_attrs: str) -> str | None:
-    """Why a needed module or attribute cannot be used yet ("daemon.fullsync:full_sync_table"), or None."""
-    for spec in modules_and_attrs:
-        module, _, attr = spec.partition(":")
-        try:
-            mod = importlib.import_module(module)
-        except Exception as e:  # an unfinished module may fail in any way while others write it
-            return f"{module} cannot be imported ({type(e).__name__}: {str(e)[:120]})"
-        if attr and not hasattr(mod, attr):
-            return f"{module} has no {attr}"
-    return None

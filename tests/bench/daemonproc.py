@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.bench.common import missing
 from tests.bench.motoproc import REPO_ROOT, peak_rss_of, rss_of
 
 
@@ -25,12 +24,6 @@ def daemon_command() -> list[str]:
     """`seo-sync` from this interpreter's environment, else `python -m daemon`."""
     script = Path(sys.executable).parent / "seo-sync"
     return [str(script)] if script.exists() else [sys.executable, "-m", "daemon"]
-
-
-def why_no_daemon() -> str | None:
-    """Why `seo-sync run` cannot run yet, or None."""
-    return missing("daemon.service:Service", "daemon.engine:Engine", "daemon.control_client:request_json",
-                   "daemon.cli_service:run")
 
 
 class DaemonProcess:

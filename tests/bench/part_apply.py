@@ -23,6 +23,7 @@ from daemon.cache import Cache, Checkpoint, q
 from daemon.changes import to_change
 from daemon.codec import Item
 from daemon.schema import TABLES, TableSpec
+from daemon.tailer import Batch, apply_batch
 from tests.bench.common import PartResult, Target
 from tests.bench.datagen import make_dataset
 from tests.bench.profiles import call_tree
@@ -76,15 +77,7 @@ def make_batches(target_records: int, seed: int = 11) -> list[tuple[str, list[di
 
 
 def _daemon_apply() -> Callable[[Cache, TableSpec, str, list[dict[str, Any]], Checkpoint], object]:
-    """The daemon writer's own apply function (tailer.apply_batch), else its documented equivalent."""
-    try:
-        from daemon.tailer import Batch, apply_batch
-    except ImportError:
-        def fallback(cache: Cache, spec: TableSpec, table: str, records: list[dict[str, Any]],
-                     cp: Checkpoint) -> object:
-            return cache.apply_batch(spec, [to_change(spec, r) for r in records], cp, shard_id=cp.shard_id)
-        return fallback
-
+    """The daemon writer's own apply function (tailer.apply_batch)."""
     def tailer_apply(cache: Cache, spec: TableSpec, table: str, records: list[dict[str, Any]],
                      cp: Checkpoint) -> object:
         return apply_batch(cache, spec, Batch(table, 0, cp.shard_id, records, cp))

@@ -14,7 +14,7 @@ from daemon.cache import Cache
 from daemon.config import Settings, load_settings
 from daemon.schema import TABLES
 from tests.bench import ddb
-from tests.bench.common import PartResult, Target, missing
+from tests.bench.common import PartResult, Target
 from tests.bench.motoproc import MotoProcess
 from tests.bench.profiles import with_cpu
 from tests.bench.stats import ratios, summarize
@@ -55,9 +55,6 @@ def run(endpoint: str, work: Path, expected_items: int, reps: int, server_pid: i
     part = PartResult("fullsync", "1. Full sync vs scan-only and a naive loop")
     started = time.perf_counter()
     segments = bench_settings(work, endpoint).fullsync.scan_segments
-    why = missing("daemon.fullsync:full_sync_table")
-    if why:
-        part.notes.append(f"seo-sync full sync not available yet: {why}; baselines measured alone")
     times: dict[str, list[float]] = {"scan": [], "fullsync": [], "naive": []}
     counts: dict[str, list[int]] = {"scan": [], "fullsync": [], "naive": []}
     cpu: dict[str, list[dict[str, float]]] = {"scan": [], "fullsync": [], "naive": []}
@@ -76,13 +73,11 @@ def run(endpoint: str, work: Path, expected_items: int, reps: int, server_pid: i
     order = ["scan", "fullsync", "naive"]
     for rep in range(reps):
         for name in order[rep % 3:] + order[:rep % 3]:  # rotate so no contender always goes first
-            if name == "fullsync" and why:
-                continue
             (seconds, rows), used = with_cpu(lambda n=name, r=rep: runners[n](r), server_pid)
             times[name].append(seconds)
             counts[name].append(rows)
             cpu[name].append(used)
-    if server is not None and not why:
+    if server is not None:
         # Profiling makes moto several times slower: a page may take longer than the daemon's 10 s
         # read timeout, and this run is not timed, so it gets a long one. A failure here costs the
         # profile, never the figures above.
@@ -98,18 +93,17 @@ def run(endpoint: str, work: Path, expected_items: int, reps: int, server_pid: i
         part.blocks.append((title + (f"; the run failed: {failed}" if failed else ""), text))
     part.add(f"scan only (boto3, {segments} segments)", summarize(times["scan"]), "s")
     part.add("naive loop (1 segment, INSERT per item, autocommit)", summarize(times["naive"]), "s")
-    if not why:
-        part.add("seo-sync full sync", summarize(times["fullsync"]), "s")
-        vs_scan = part.add("full sync / scan only (same run)", summarize(ratios(times["fullsync"], times["scan"])),
-                           "x")
-        vs_naive = part.add("full sync / naive loop (same run)",
-                            summarize(ratios(times["fullsync"], times["naive"])), "x")
-        part.add("full sync items/s", summarize([n / t for n, t in zip(counts["fullsync"], times["fullsync"],
-                                                                        strict=True)]), "items/s")
-        part.targets.append(Target("full sync / scan only", vs_scan.median, "<=", 1.2, "x"))
-        part.targets.append(Target("full sync / naive loop", vs_naive.median, "<=", 0.5, "x"))
-        if any(c != expected_items for c in counts["fullsync"]):
-            part.notes.append(f"WARNING: full sync left {counts['fullsync']} rows, expected {expected_items}")
+    part.add("seo-sync full sync", summarize(times["fullsync"]), "s")
+    vs_scan = part.add("full sync / scan only (same run)", summarize(ratios(times["fullsync"], times["scan"])),
+                       "x")
+    vs_naive = part.add("full sync / naive loop (same run)",
+                        summarize(ratios(times["fullsync"], times["naive"])), "x")
+    part.add("full sync items/s", summarize([n / t for n, t in zip(counts["fullsync"], times["fullsync"],
+                                                                    strict=True)]), "items/s")
+    part.targets.append(Target("full sync / scan only", vs_scan.median, "<=", 1.2, "x"))
+    part.targets.append(Target("full sync / naive loop", vs_naive.median, "<=", 0.5, "x"))
+    if any(c != expected_items for c in counts["fullsync"]):
+        part.notes.append(f"WARNING: full sync left {counts['fullsync']} rows, expected {expected_items}")
     bound = part.add("scan only / naive loop (same run)", summarize(ratios(times["scan"], times["naive"])), "x")
     for name, label in (("scan", "scan only"), ("naive", "naive loop"), ("fullsync", "seo-sync full sync")):
         if cpu[name] and server_pid:

@@ -4,8 +4,7 @@ Order (full plan, about 12 minutes on 2 cores): apply throughput (no DynamoDB); 
 process, loaded with >= 20,000 items; full sync vs the baselines; three daemon boots (boot time,
 status answer time, memory at 20,000 items), the last one kept for the idle window and the lag run;
 the plain-poller lag baseline; memory on the synthetic source at 20,000 and 100,000 items. A part
-whose module or command is missing is reported as "not available yet: <reason>"; a part that fails
-is reported as an error; the others still run.
+that fails is reported as an error; the others still run.
 """
 
 from __future__ import annotations
@@ -21,9 +20,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from daemon.logs import configure_logging
 from tests.bench import ddb, part_apply, part_daemon, part_fullsync, part_lag
 from tests.bench.common import PartResult
-from tests.bench.daemonproc import DaemonProcess, why_no_daemon
+from tests.bench.daemonproc import DaemonProcess
 from tests.bench.datagen import make_dataset
 from tests.bench.motoproc import MotoProcess
 from tests.bench.pngplot import lag_plot
@@ -54,10 +54,6 @@ QUICK = Plan(items=2_000, apply_records=10_000, lag_seconds=15.0, idle_seconds=1
 
 def _quiet_logs() -> None:
     """Only warnings from the daemon modules the bench runs in-process (full sync, apply)."""
-    try:
-        from daemon.logs import configure_logging
-    except ImportError:
-        return
     configure_logging("console", "WARNING", stream=sys.stderr)
 
 
@@ -95,7 +91,6 @@ def run(plan: Plan, out: Path, only: set[str], command: str, keep_work: bool = F
     for name in [k for k in os.environ if k.startswith("SEO_SYNC_")]:
         os.environ.pop(name)  # the daemon children get exactly the settings the bench gives them
     parts: list[PartResult] = []
-    no_daemon = why_no_daemon()
     daemon_raw = poller_raw = None
     memory_part: PartResult | None = None
 
@@ -117,12 +112,7 @@ def run(plan: Plan, out: Path, only: set[str], command: str, keep_work: bool = F
                        lambda: part_fullsync.run(moto.endpoint, work, dataset.total, plan.reps,
                                                  server_pid=moto.pid, server=moto))
             kept: DaemonProcess | None = None
-            if no_daemon:
-                for key, title in (("boot", "6. Boot to READY and status answer time during a full sync"),
-                                   ("idle", "4. Idle cost")):
-                    if key in only:
-                        parts.append(PartResult(key, title).unavailable(f"not available yet: {no_daemon}"))
-            elif only & {"boot", "idle", "lag", "memory"}:
+            if only & {"boot", "idle", "lag", "memory"}:
                 _say(start, f"daemon boots x {plan.reps} on {dataset.total:,} items")
                 keep = bool(only & {"idle", "lag"})
                 try:
@@ -162,20 +152,16 @@ def run(plan: Plan, out: Path, only: set[str], command: str, keep_work: bool = F
                     _record_error(parts, "lag-baseline", "3. Replication lag (poller baseline)", e)
                 if daemon_raw is not None or poller_raw is not None:
                     parts.append(part_lag.lag_part(daemon_raw, poller_raw, plan.lag_seconds, plan.lag_rate,
-                                                   plan.reader_interval, no_daemon))
+                                                   plan.reader_interval))
     finally:
         if moto is not None:
             moto.stop()
 
     if "memory" in only:
-        if no_daemon:
-            parts.append(PartResult("memory", "5. Peak memory of the daemon during a full sync")
-                         .unavailable(f"not available yet: {no_daemon}"))
-        else:
-            _say(start, f"memory on the synthetic source: {plan.memory_sizes} items x {plan.reps}")
-            _guard(parts, "memory", "5. Peak memory of the daemon during a full sync",
-                   lambda: part_daemon.synthetic_memory(work, plan.memory_sizes, plan.reps, plan.boot_timeout,
-                                                        memory_part))
+        _say(start, f"memory on the synthetic source: {plan.memory_sizes} items x {plan.reps}")
+        _guard(parts, "memory", "5. Peak memory of the daemon during a full sync",
+               lambda: part_daemon.synthetic_memory(work, plan.memory_sizes, plan.reps, plan.boot_timeout,
+                                                    memory_part))
 
     order = {k: i for i, k in enumerate(("fullsync", "apply", "lag", "lag-baseline", "idle", "memory", "boot"))}
     parts.sort(key=lambda p: order.get(p.key, 99))

@@ -20,8 +20,8 @@ import pytest
 from daemon.codec import validate_item
 from daemon.schema import TABLES
 from tests.bench import ddb, lagproc, part_apply, part_fullsync, part_lag, pngplot, runner
-from tests.bench.common import PartResult, Target, missing
-from tests.bench.daemonproc import DaemonProcess, StatusProber, why_no_daemon
+from tests.bench.common import PartResult, Target
+from tests.bench.daemonproc import DaemonProcess, StatusProber
 from tests.bench.datagen import business_items, make_dataset
 from tests.bench.fakesource import FakeSourceProcess
 from tests.bench.motoproc import MotoProcess
@@ -128,8 +128,7 @@ def test_baselines_and_full_sync_copy_every_item(tmp_path: Path, dynamo_endpoint
     assert ddb.scan_only(dynamo_endpoint, 2)[1] == ds.total
     assert ddb.open_shards(dynamo_endpoint) == len(TABLES)  # moto: one open shard a table
     assert ddb.naive_loop(dynamo_endpoint, tmp_path / "naive.db")[1] == ds.total
-    if missing("daemon.fullsync:full_sync_table") is None:
-        assert part_fullsync.seo_sync_full_sync(dynamo_endpoint, tmp_path / "full")[1] == ds.total
+    assert part_fullsync.seo_sync_full_sync(dynamo_endpoint, tmp_path / "full")[1] == ds.total
 
 
 def test_lag_analysis_maps_marks_to_first_visibility() -> None:
@@ -187,9 +186,6 @@ def test_synthetic_source_serves_partitioned_scans_and_a_stream() -> None:
 
 def test_daemon_harness_sees_ready_memory_and_status(tmp_path: Path) -> None:
     """`seo-sync run` on the synthetic source: READY=1 seen, peak RSS read, status answered (~4 s)."""
-    why = why_no_daemon()
-    if why:
-        pytest.fail(f"the daemon the benchmark drives cannot run: {why}")
     ddb.install_fake_aws_env()
     src = FakeSourceProcess(300).start()
     proc = DaemonProcess(tmp_path / "data", src.endpoint).start()
@@ -222,17 +218,16 @@ def test_png_plot_is_a_valid_png(tmp_path: Path) -> None:
     assert bytes(pngplot.SERIES_COLORS[0]) in pixels
 
 
-def test_report_lists_targets_and_unavailable_parts() -> None:
-    """The markdown report shows met/missed targets and a 'not available yet' line with its reason."""
+def test_report_lists_targets_and_failed_parts() -> None:
+    """The markdown report shows met/missed targets and a failed part with its reason."""
     ok = PartResult("apply", "2. Apply throughput")
     ok.add("apply path records/s", summarize([1.0, 2.0, 3.0]), "records/s")
     ok.targets.append(Target("apply throughput", 2.0, ">=", 50_000, "records/s"))
-    na = PartResult("idle", "4. Idle cost").unavailable("not available yet: daemon.service cannot be imported")
     err = PartResult("fullsync", "1. Full sync", status="error", reason="SourceUnavailable: Scan failed\n  hint: check")
-    text = render_markdown("python -m tests.bench", {"reps": 3}, [ok, na, err], 12.0, None)
+    text = render_markdown("python -m tests.bench", {"reps": 3}, [ok, err], 12.0, None)
     assert "| 1. Full sync | — | error: SourceUnavailable: Scan failed hint: check | — | — |" in text
     assert "**missed**" in text
-    assert "not available yet: daemon.service cannot be imported" in text
+    assert "**error**: SourceUnavailable: Scan failed" in text
     assert "| apply path records/s | 2 | 1 | 3 | 3 | records/s |" in text
 
 
