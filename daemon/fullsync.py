@@ -29,7 +29,7 @@ from typing import IO, Any
 import structlog
 
 from daemon.cache import Cache, Checkpoint
-from daemon.changes import to_change
+from daemon.changes import created_at_of, to_change
 from daemon.config import FullSyncSettings, StreamSettings
 from daemon.errors import SeoSyncError
 from daemon.schema import TableSpec
@@ -38,6 +38,9 @@ from daemon.source import Source
 
 log = structlog.get_logger()
 _WAKE = 0.25
+# How far past the end of the Scan (by DynamoDB's record clock, whole seconds on AWS) a shard's
+# catch-up must read: wide enough for clock skew between this host and DynamoDB.
+CATCH_UP_MARGIN = 5.0
 
 
 class FullSyncAborted(SeoSyncError):
@@ -205,12 +208,20 @@ class _Scan:
 # -- the full sync ---------------------------------------------------------------------------------
 
 
-def _catch_up(shards: ShardSet, spill: Spill, should_stop: Callable[[], bool], tick: Callable[[], None]) -> None:
-    """Read every shard to its current end, following children, until a round brings nothing new."""
+def _catch_up(shards: ShardSet, spill: Spill, should_stop: Callable[[], bool], tick: Callable[[], None],
+              until: float) -> None:
+    """Read every shard to its end or past `until`, following children, until a round brings nothing new.
+
+    `until` (epoch seconds) lies after the Scan ended. A shard that delivered a record created after
+    it has delivered every change the Scan could have missed (a shard is in write order); the rest
+    is the tailer's, after the swap. Reading to the very end instead never finishes while a writer
+    keeps writing faster than one GetRecords page an empty poll.
+    """
+    past: set[str] = set()
     while True:
         got = False
         for c in shards.readable():
-            while not c.finished:
+            while not c.finished and c.shard_id not in past:
                 if should_stop():
                     raise FullSyncAborted("full sync stopped")
                 wait = c.next_due - shards.clock()
@@ -221,11 +232,13 @@ def _catch_up(shards: ShardSet, spill: Spill, should_stop: Callable[[], bool], t
                 page = shards.poll(c)
                 if page is None:
                     continue
-                if page.records:
-                    got = True
-                    spill.extend(page.shard_id, page.records)
                 if not page.records:
                     break
+                got = True
+                spill.extend(page.shard_id, page.records)
+                newest = created_at_of(page.records[-1])
+                if newest is not None and newest > until:
+                    past.add(c.shard_id)
         before = set(shards.cursors)
         if any(c.finished for c in shards.cursors.values()):
             shards.refresh()
@@ -282,13 +295,14 @@ def full_sync_table(cache: Cache, source: Source, spec: TableSpec, settings: Ful
                 raise FullSyncAborted("full sync stopped")
             if capture is not None and capture.error is not None:
                 raise capture.error
+        scanned_at = wall()
         checkpoints: list[Checkpoint] = []
         if capture is not None and shards is not None:
             capture.halt.set()
             capture.join()
             if capture.error is not None:
                 raise capture.error
-            _catch_up(shards, spill, should_stop, tick)
+            _catch_up(shards, spill, should_stop, tick, scanned_at + CATCH_UP_MARGIN)
             _apply_captured(cache, spec, spill, settings.batch_size, tick)
             checkpoints = shards.checkpoints()
         if should_stop():

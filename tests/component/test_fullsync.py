@@ -180,3 +180,47 @@ def test_stream_disabled_or_wrong_view_type_is_a_clear_error(world, cache):
     world.create_table(TABLE, ("business_id",), view_type="KEYS_ONLY")
     with pytest.raises(SeoSyncError, match="view type KEYS_ONLY"):
         sync(cache, world)
+
+
+def test_a_writer_that_never_pauses_cannot_keep_a_full_sync_catching_up(world, cache):
+    """Every GetRecords brings a new write: the catch-up stops once a shard is past the Scan's end.
+
+    What it read is applied in stream order and its checkpoint is the last record read, so the
+    tailer goes on exactly after it; everything written up to the Scan's end is in the table.
+    """
+    for i in range(50):
+        put(world, i)
+    writes: list[tuple[int, float]] = []  # (item number, world time of the write)
+    scan_pages: list[float] = []
+    real_get_records = world.streams.get_records
+
+    def busy_writer(**kwargs):
+        world.advance(0.5)
+        n = 1000 + len(writes)
+        put(world, n)
+        writes.append((n, world.now))
+        return real_get_records(**kwargs)
+
+    world.streams.get_records = busy_writer
+    world.scan_hook = lambda table, page: scan_pages.append(world.now)
+    stop = threading.Event()
+    outcome: list[object] = []
+    runner = threading.Thread(target=lambda: outcome.append(
+        sync(cache, world, wall=world.clock, should_stop=stop.is_set)), daemon=True)
+    runner.start()
+    runner.join(timeout=60)
+    stop.set()  # lets a catch-up that never ends fail the assertion below instead of hanging
+    runner.join(timeout=30)
+    assert outcome and not isinstance(outcome[0], BaseException), "the full sync never finished catching up"
+    got = set(cache_items(cache))
+    written = [f"b{n:04d}" for n, _ in writes]
+    applied = [k for k in written if k in got]
+    assert applied == written[:len(applied)]  # a prefix of the writes, none skipped
+    assert {f"b{i:04d}" for i in range(50)} <= got
+    scan_end = max(scan_pages)
+    assert all(f"b{n:04d}" in got for n, t in writes if t <= scan_end + 5)
+    last = max(n for n, _ in writes if f"b{n:04d}" in got)
+    [cp] = cache.checkpoints("businesses")
+    [shard] = world.stream(TABLE).shards  # one shard: the stream holds every write in order
+    seq_of = {r["dynamodb"]["Keys"]["business_id"]["S"]: r["dynamodb"]["SequenceNumber"] for r in shard.records}
+    assert cp.sequence_number == seq_of[f"b{last:04d}"]
