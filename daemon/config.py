@@ -51,6 +51,8 @@ class StreamSettings(_Section):
     max_backoff: float = Field(300.0, ge=1)
     checkpoint_max_age_hours: float = Field(24.0, gt=0)
     lag_alarm: float = Field(60.0, gt=0, description="seconds of lag before the daemon is degraded")
+    describe_interval: float = Field(30.0, ge=1, le=3600,
+                                     description="seconds between DescribeTable + DescribeStream per table")
 
 
 class FullSyncSettings(_Section):

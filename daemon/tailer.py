@@ -24,7 +24,6 @@ from daemon.shards import IDLE_TOUCH_SECONDS, ShardSet, check_stream
 from daemon.source import Source
 
 log = structlog.get_logger()
-DESCRIBE_INTERVAL = 30.0  # DescribeTable + DescribeStream per table (ARN change, new shards)
 DESCRIBE_INTERVAL_CHILDREN = 1.0  # while a finished parent's children are not listed yet
 
 
@@ -78,8 +77,11 @@ class TableTailer:
         if shards.last_describe < -1e17:
             shards.last_describe = -1e18  # describe on the first step
 
+    def _describe_interval(self) -> float:
+        return DESCRIBE_INTERVAL_CHILDREN if self.shards.waiting_for_children() else self.settings.describe_interval
+
     def _describe_due(self, now: float) -> bool:
-        interval = DESCRIBE_INTERVAL_CHILDREN if self.shards.waiting_for_children() else DESCRIBE_INTERVAL
+        interval = self._describe_interval()
         return now - self.shards.last_describe >= interval
 
     def check_arn(self) -> None:
@@ -121,7 +123,7 @@ class TableTailer:
 
     def next_wake(self) -> float:
         """Clock time of the next due poll or describe."""
-        interval = DESCRIBE_INTERVAL_CHILDREN if self.shards.waiting_for_children() else DESCRIBE_INTERVAL
+        interval = self._describe_interval()
         return min(self.shards.next_wake(), self.shards.last_describe + interval)
 
 

@@ -8,7 +8,7 @@ import threading
 import boto3
 import pytest
 
-from daemon import codec, tailer
+from daemon import codec
 from daemon.cache import Cache, Reader
 from daemon.engine import Engine
 from daemon.schema import BUSINESSES, KEYWORDS
@@ -19,8 +19,8 @@ from tests.fakes.fake_streams import EngineThreads, wait_for
 
 @pytest.fixture
 def env(tmp_path, dynamo_endpoint, monkeypatch):
-    monkeypatch.setattr(tailer, "DESCRIBE_INTERVAL", 0.5)
-    settings = make_settings(tmp_path / "data", dynamo_endpoint, stream={"idle_poll_interval": 0.1},
+    settings = make_settings(tmp_path / "data", dynamo_endpoint, stream={"idle_poll_interval": 0.1,
+                                                                         "describe_interval": 1},
                              fullsync={"scan_segments": 2, "batch_size": 200})
     source = Source(settings.aws, settings.table_prefix)
     ddb = boto3.client("dynamodb", endpoint_url=dynamo_endpoint, region_name="us-east-1")
@@ -77,7 +77,7 @@ def test_writes_during_full_sync_are_all_in_the_cache(env):
     w.start()
     try:
         with EngineThreads(engine):
-            assert engine.boot_synced.wait(60)
+            assert engine.boot_synced.wait(120)
             boot_writes = written["n"]
             stop_writes.set()
             w.join()
