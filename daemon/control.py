@@ -114,8 +114,9 @@ class ControlServer:
                     os.chown(tmp, -1, self.allowed_gid)
                 except PermissionError:
                     log.warning("control_socket_chgrp_failed", path=str(self.path), gid=self.allowed_gid)
-            os.rename(tmp, self.path)
+            # Listen before the rename: a client that finds the path must never be refused.
             sock.listen(min(socket.SOMAXCONN, 1024))
+            os.rename(tmp, self.path)
             sock.setblocking(False)
         except OSError as e:
             sock.close()

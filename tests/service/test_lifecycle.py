@@ -99,11 +99,18 @@ def test_sighup_storm_is_coalesced(seeded, start_daemon):
     """1000 SIGHUPs in a burst give at most one running and one pending resync per table."""
     d = start_daemon()
     d.wait_ready()
+    before = {name: t["last_full_sync"] for name, t in d.status()["tables"].items()}
     for _ in range(1000):
         d.signal(signal.SIGHUP)
-    wait_until(lambda: d.status()["state"] == "streaming" and
-               all(t["state"] == "streaming" for t in d.status()["tables"].values()), timeout=60,
-               what="storm resyncs finished")
+
+    def resynced_and_streaming() -> bool:
+        # "streaming" alone can be read before the main loop has even taken the first SIGHUP.
+        status = d.status()
+        tables = status["tables"]
+        return status["state"] == "streaming" and all(
+            t["state"] == "streaming" and t["last_full_sync"] != before[name] for name, t in tables.items())
+
+    wait_until(resynced_and_streaming, timeout=60, what="storm resyncs finished")
     done = d.log().count('"full_sync_done"') - 5  # five at boot
     assert 5 <= done <= 10, done
     assert d.proc.poll() is None

@@ -23,9 +23,11 @@ def test_watchdog_pings_stop_when_the_writer_is_wedged(seeded, start_daemon):
     d.notify.wait_for("WATCHDOG=1", 10)
     wedge = threading.Thread(target=lambda: d.request("debug-wedge-writer 5", timeout=20))
     wedge.start()
-    time.sleep(2.0)  # past one watchdog interval of no writer progress
+    # The window opens when the daemon says it withholds pings (one watchdog interval of no writer
+    # progress), not at a fixed time after asking: on a loaded machine the wedge may start late.
+    wait_until(lambda: "watchdog_withheld" in d.log(), timeout=10, what="pings withheld")
     window_start = time.monotonic()
-    time.sleep(2.0)
+    time.sleep(2.0)  # the wedge lasts 5 s from its start
     assert _pings_between(d, window_start, time.monotonic()) == 0
     wedge.join(30)
     d.notify.wait_for("WATCHDOG=1", 10, after=time.monotonic())
@@ -37,10 +39,11 @@ def test_main_loop_hang_stops_watchdog_pings(seeded, start_daemon):
     d = start_daemon(watchdog_sec=1.0)
     d.wait_ready()
     d.notify.wait_for("WATCHDOG=1", 10)
-    d.request("debug-hang 4")
-    time.sleep(0.5)
+    asked = time.monotonic()
+    d.request("debug-hang 6")  # the main loop hangs until `asked` + 6 s, from whenever it gets to it
+    time.sleep(1.5)  # room for the main loop to finish its current turn (one last ping may go out)
     window_start = time.monotonic()
-    time.sleep(2.5)
+    time.sleep(max(0.0, asked + 4.0 - time.monotonic()))  # ends 2 s before the hang does
     assert _pings_between(d, window_start, time.monotonic()) == 0
     assert d.proc.poll() is None
     d.notify.wait_for("WATCHDOG=1", 10, after=time.monotonic())

@@ -233,6 +233,32 @@ def test_live_socket_is_not_replaced(sock_path: Path) -> None:
         live.close()
 
 
+def test_a_client_that_finds_the_socket_path_is_never_refused(sock_path: Path, monkeypatch) -> None:
+    """The socket listens before it is renamed into place: a connect right as the path appears succeeds."""
+    from daemon import control
+
+    real_rename = os.rename
+    refused: list[BaseException] = []
+
+    def rename_then_connect(src, dst):
+        real_rename(src, dst)
+        probe = socket.socket(socket.AF_UNIX)
+        try:
+            probe.connect(str(dst))
+        except OSError as e:
+            refused.append(e)
+        finally:
+            probe.close()
+
+    monkeypatch.setattr(control.os, "rename", rename_then_connect)
+    server = ControlServer(sock_path, Recorder(), allowed_uids=set(), allowed_gid=None)
+    server.bind()
+    try:
+        assert refused == []
+    finally:
+        server.close()
+
+
 def test_non_socket_file_is_not_replaced(sock_path: Path) -> None:
     """A regular file at the socket path is a configuration error and is left untouched."""
     sock_path.parent.mkdir(parents=True)
