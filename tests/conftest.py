@@ -7,9 +7,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from daemon.config import Settings, load_settings
 from daemon.demo import FAKE_CREDENTIALS, EmbeddedDynamo
+
+# The default run (CI) is deterministic and never fails for speed on a loaded machine: property
+# tests replay the same examples each run, without per-example deadlines or the too-slow check.
+# HYPOTHESIS_PROFILE=explore searches new random examples (run it by hand, e.g. after a codec change).
+hypothesis_settings.register_profile("repeatable", deadline=None, derandomize=True,
+                                     suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.register_profile("explore", deadline=None, max_examples=2000,
+                                     suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 for _k, _v in FAKE_CREDENTIALS.items():
     os.environ[_k] = _v

@@ -84,6 +84,7 @@ def test_serializing_is_idempotent() -> None:
     """A second call wraps nothing twice (each EmbeddedDynamo calls it)."""
     from moto.dynamodb.models import DynamoDBBackend
 
+    demo.serialize_moto_writes()
     before = {name: getattr(DynamoDBBackend, name) for name in demo._MOTO_WRITES}
     demo.serialize_moto_writes()
     assert before == {name: getattr(DynamoDBBackend, name) for name in demo._MOTO_WRITES}

@@ -77,7 +77,8 @@ def test_disk_full_rolls_back_backs_off_and_resumes(seeded, dynamo_endpoint, tmp
         os.unlink(inside / "filler")
         wait_until(lambda: count("keywords") == 300, timeout=120,
                    what="all writes applied after space returned")
-        assert '"apply_recovered"' in d.log()
+        # Logged right after the commit that made the rows visible: wait for it, do not race it.
+        wait_until(lambda: '"apply_recovered"' in d.log(), timeout=10, what="apply_recovered logged")
         assert _query(d.pid, db, "PRAGMA quick_check") == "ok"
     finally:
         d.close()
