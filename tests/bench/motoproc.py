@@ -1,6 +1,6 @@
 """moto's DynamoDB HTTP server in its own process, counting API calls per operation.
 
-The benchmark never runs moto in its own process: moto is CPU-bound Python, and sharing the GIL
+The benchmark never runs moto inside the benchmark process: moto is CPU-bound Python, and sharing the GIL
 with the code being measured would distort every figure. The child serves moto's WSGI app behind
 a middleware that counts `X-Amz-Target` operations, so the idle-cost figure comes from what the
 server saw, not from what the daemon says about itself. `GET /__bench/counts` returns the counts.
