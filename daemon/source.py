@@ -25,11 +25,40 @@ from daemon.errors import (
     VersionMismatch,
 )
 from daemon.schema import TableSpec
-from daemon.source_errors import CAUGHT, ErrorContext
+from daemon.source_errors import SdkFailure, from_error_answer, from_sdk_failure
 from daemon.source_types import RecordsPage, ShardInfo, StreamInfo, TableInfo
 
 DESCRIBE_STREAM_PAGE = 100
 __all__ = ["RecordsPage", "ShardInfo", "Source", "StreamInfo", "StreamReader", "TableInfo"]
+
+
+CAUGHT = (bexc.BotoCoreError, bexc.ClientError)  # what every AWS call here catches and translates
+# The kind of each SDK failure; the first match wins, because botocore's timeout errors subclass its
+# connection errors (ReadTimeoutError an HTTPClientError, ConnectTimeoutError a ConnectionError).
+SDK_FAILURES: tuple[tuple[tuple[type[Exception], ...], SdkFailure], ...] = (
+    ((bexc.NoCredentialsError, bexc.PartialCredentialsError), "credentials"),
+    ((bexc.NoRegionError,), "region"),
+    ((bexc.ReadTimeoutError, bexc.ConnectTimeoutError), "timeout"),
+    ((bexc.EndpointConnectionError, bexc.ConnectionError, bexc.HTTPClientError), "connect"),
+)
+
+
+class ErrorContext:
+    """Names the endpoint, region and table in error messages."""
+
+    def __init__(self, endpoint: str, region: str) -> None:
+        self.endpoint = endpoint
+        self.region = region
+
+    def translate(self, exc: Exception, what: str, table: str | None = None) -> SourceError:
+        """Turn a botocore exception into a SourceError with a hint (see source_errors.py)."""
+        where = f"{what} on {table or 'DynamoDB'} at {self.endpoint} ({self.region})"
+        if isinstance(exc, bexc.ClientError):
+            err = exc.response.get("Error", {})
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            return from_error_answer(where, err.get("Code", ""), status, str(err.get("Message", ""))[:200])
+        kind = next((k for types, k in SDK_FAILURES if isinstance(exc, types)), "other")
+        return from_sdk_failure(where, kind, type(exc).__name__, str(exc)[:200])
 
 
 def make_session(aws: AwsSettings) -> boto3.session.Session:

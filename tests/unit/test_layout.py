@@ -15,7 +15,7 @@ import pytest
 DAEMON = Path(__file__).resolve().parents[2] / "daemon"
 OWNERS = {
     "boto3": {"source.py"},
-    "botocore": {"source.py", "source_errors.py"},  # the AWS layer: calls, and their errors translated
+    "botocore": {"source.py", "demo.py"},
     "sqlite3": {"cache.py", "protection.py"},
     "apscheduler": {"maintenance.py"},
     "moto": {"demo.py"},

@@ -6,7 +6,7 @@ import botocore.exceptions as bexc
 import pytest
 
 from daemon import errors
-from daemon.source_errors import ErrorContext
+from daemon.source import ErrorContext
 
 CTX = ErrorContext("https://dynamodb.eu-west-1.amazonaws.com", "eu-west-1")
 
