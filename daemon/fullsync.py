@@ -295,9 +295,9 @@ def full_sync_table(cache: Cache, source: Source, spec: TableSpec, settings: Ful
                 raise FullSyncAborted("full sync stopped")
             if capture is not None and capture.error is not None:
                 raise capture.error
-        scanned_at = wall()
         checkpoints: list[Checkpoint] = []
         if capture is not None and shards is not None:
+            scanned_at = wall()
             capture.halt.set()
             capture.join()
             if capture.error is not None:

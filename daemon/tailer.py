@@ -81,8 +81,7 @@ class TableTailer:
         return DESCRIBE_INTERVAL_CHILDREN if self.shards.waiting_for_children() else self.settings.describe_interval
 
     def _describe_due(self, now: float) -> bool:
-        interval = self._describe_interval()
-        return now - self.shards.last_describe >= interval
+        return now - self.shards.last_describe >= self._describe_interval()
 
     def check_arn(self) -> None:
         """StreamGone if the table's LatestStreamArn is no longer the stream we read."""
@@ -123,8 +122,7 @@ class TableTailer:
 
     def next_wake(self) -> float:
         """Clock time of the next due poll or describe."""
-        interval = self._describe_interval()
-        return min(self.shards.next_wake(), self.shards.last_describe + interval)
+        return min(self.shards.next_wake(), self.shards.last_describe + self._describe_interval())
 
 
 def apply_batch(cache: Cache, spec: TableSpec, batch: Batch) -> ApplyResult:

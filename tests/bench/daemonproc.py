@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from daemon.control_client import request_json
+from daemon.errors import SeoSyncError
 from tests.bench.motoproc import REPO_ROOT, peak_rss_of, rss_of
 
 
@@ -108,8 +110,6 @@ class DaemonProcess:
 
     def status(self, timeout: float = 5.0) -> dict[str, Any]:
         """The daemon's `status` answer."""
-        from daemon.control_client import request_json
-
         return dict(request_json(self.socket_path, "status", timeout=timeout))
 
     def peak_rss(self) -> int:
@@ -159,8 +159,6 @@ class StatusProber(threading.Thread):
 
     def run(self) -> None:
         """Probe until stopped; connection errors before the socket exists are not counted."""
-        from daemon.errors import SeoSyncError
-
         while not self._stop_event.is_set():
             if self.daemon_proc.socket_path.exists():
                 t0 = time.perf_counter()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from daemon.cache import Cache
 from daemon.config import Settings, load_settings
+from daemon.fullsync import full_sync_table
 from daemon.schema import TABLES
 from tests.bench import ddb
 from tests.bench.common import PartResult, Target
@@ -30,8 +31,6 @@ def bench_settings(data_dir: Path, endpoint: str, read_timeout: float | None = N
 
 def seo_sync_full_sync(endpoint: str, data_dir: Path, read_timeout: float | None = None) -> tuple[float, int]:
     """seo-sync's full sync of all five tables into a fresh cache: (seconds, rows in the cache)."""
-    from daemon.fullsync import full_sync_table
-
     settings = bench_settings(data_dir, endpoint, read_timeout)
     cache = Cache.open(settings.cache_path)
     try:
