@@ -73,6 +73,19 @@ def test_writes_during_full_sync_are_all_in_the_cache(env):
                 ddb.put_item(TableName="seo_businesses", Item=biz(5000 + n, 1, "new"))
             written["n"] = n
 
+    # Each Scan page waits for ten more writes, so the writes overlap the Scan however fast the
+    # machine reads 600 items (CI read them all in the time of 20 writes once).
+    real_scan = source.scan
+    scan_began = {}
+
+    def paced_scan(*args, **kwargs):
+        for page in real_scan(*args, **kwargs):
+            scan_began.setdefault("n", written["n"])
+            goal = written["n"] + 10
+            wait_for(lambda goal=goal: written["n"] >= goal or not w.is_alive(), 30, "ten more writes")
+            yield page
+
+    source.scan = paced_scan
     w = threading.Thread(target=writer)
     w.start()
     try:
@@ -86,7 +99,7 @@ def test_writes_during_full_sync_are_all_in_the_cache(env):
     finally:
         stop_writes.set()
         w.join()
-    assert boot_writes > 20  # the writes really overlapped the full sync
+    assert boot_writes - scan_began["n"] >= 10  # the writes really overlapped the full sync
     assert snap["state"] == "streaming" and snap["gaps"] == 0
     rows = {r["business_id"]: r["_version"] for r in Reader(cache.conn).rows(BUSINESSES)}
     versions = {k[0]: int(v["_version"]["N"]) for k, v in dynamo_items(ddb, "seo_businesses").items()}

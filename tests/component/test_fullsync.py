@@ -15,7 +15,7 @@ from daemon.fullsync import FullSyncAborted, Spill, full_sync_table
 from daemon.schema import BUSINESSES
 from daemon.tailer import TableTailer, apply_batch
 from tests.component.conftest import put
-from tests.fakes.fake_streams import fake_source
+from tests.fakes.fake_streams import fake_source, wait_for
 
 TABLE = "seo_businesses"
 FS = FullSyncSettings(scan_segments=3, batch_size=20, spill_threshold=100)
@@ -142,10 +142,12 @@ def test_resync_under_readers(world, cache, tmp_path):
     for i in range(n):
         put(world, i)
     sync(cache, world)
-    deleted = {"n": 0}
+    deleted, pages = {"n": 0}, {"n": 0}
 
     def hook(table, _):
-        time.sleep(0.005)  # stretch the scan so the reader polls many times during it
+        pages["n"] += 1
+        goal = len(seen) + 10  # the reader polls ten times during each Scan page, however busy the machine
+        wait_for(lambda: len(seen) >= goal, 30, "ten reader polls")
         if deleted["n"] < 20:
             world.delete(TABLE, (f"b{deleted['n']:04d}",))
             deleted["n"] += 1
@@ -166,7 +168,7 @@ def test_resync_under_readers(world, cache, tmp_path):
     finally:
         done.set()
         t.join()
-    assert len(seen) > 20
+    assert pages["n"] >= 2 and len(seen) >= 10 * pages["n"]
     assert min(seen) >= n - deleted["n"]
     assert reader.count("businesses") == n - deleted["n"]
     reader.close()
