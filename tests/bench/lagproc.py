@@ -138,11 +138,12 @@ def reader(args: argparse.Namespace) -> None:
     conn: sqlite3.Connection | None = None
     data_version = None
     polls = loops = 0
-    while time.monotonic() < deadline:
+    stopping = False
+    while time.monotonic() < deadline and not stopping:
         time.sleep(args.interval)
         loops += 1
-        if loops % 50 == 0 and stop_file.exists():
-            break
+        # Told to stop: one more look first, so what was visible when the stop file appeared is recorded.
+        stopping = loops % 50 == 0 and stop_file.exists()
         try:
             if conn is None:
                 if not db.exists():

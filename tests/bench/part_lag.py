@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.bench.common import PartResult, Target
-from tests.bench.lagproc import UPDATED
+from tests.bench.lagproc import LAG_BUSINESS, SORT_KEY, UPDATED, mark_of, sort_key_for
 from tests.bench.motoproc import REPO_ROOT
 from tests.bench.stats import Summary, lag_percentiles, summarize
 
@@ -61,7 +62,12 @@ def measure(endpoint: str, cache_db: Path, work: Path, *, rate: float, seconds: 
                        "--first", str(first), "--out", str(writer_out)]
         writer = _spawn([*writer_args, "--seed"] if seed else writer_args, log)
         _wait(writer, seconds + 120, "the lag writer", log)
-        time.sleep(drain)
+        # Up to `drain` seconds for the last writes to become visible, and not longer than that takes:
+        # the reader looks once more after the stop file appears, so it sees whatever is visible now.
+        done = json.loads(writer_out.read_text())["writes"]
+        deadline = time.monotonic() + drain
+        while time.monotonic() < deadline and not all_visible(cache_db, done):
+            time.sleep(0.02)
     finally:
         stop_file.write_text("stop")
         _wait(reader, 30, "the lag reader", log)
@@ -69,6 +75,38 @@ def measure(endpoint: str, cache_db: Path, work: Path, *, rate: float, seconds: 
     seen = json.loads(reader_out.read_text())
     return {"writes": writes["writes"], "start": writes["start"], "end": writes["end"], "seen": seen["seen"],
             "reader_polls": seen["polls"]}
+
+
+def all_visible(cache_db: Path, writes: list[list[Any]]) -> bool:
+    """True once a read-only look at `cache_db` shows every write (n, table, sent, ack), as the reader sees it."""
+    newest: dict[str, int] = {}
+    keys: dict[str, set[str]] = {}
+    for n, table, _sent, _ack in writes:
+        if table in UPDATED:
+            newest[table] = max(n, newest.get(table, 0))
+        else:
+            keys.setdefault(table, set()).add(sort_key_for(table, n))
+    try:
+        conn = sqlite3.connect(f"file:{cache_db}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return False
+    try:
+        for table, n in newest.items():
+            row = conn.execute(f"SELECT updated_at FROM {table} WHERE business_id = ?", (LAG_BUSINESS,)).fetchone()
+            seen = mark_of(table, row[0]) if row and row[0] else None
+            if seen is None or seen < n:
+                return False
+        for table, wanted in keys.items():
+            col = SORT_KEY[table]
+            rows = conn.execute(f"SELECT {col} FROM {table} WHERE business_id = ? AND {col} >= ?",
+                                (LAG_BUSINESS, min(wanted))).fetchall()
+            if not wanted <= {r[0] for r in rows}:
+                return False
+        return True
+    except sqlite3.Error:  # not created yet, or a table mid-swap: not visible yet
+        return False
+    finally:
+        conn.close()
 
 
 def lags(raw: dict[str, Any]) -> tuple[list[tuple[float, float]], int]:

@@ -25,6 +25,7 @@ from tests.fakes.fake_streams import wait_for
 ROOT = str(Path(__file__).resolve().parents[2])
 TABLE = "seo_businesses"
 pytestmark = pytest.mark.timeout(300)  # ~30 s idle, ~55 s on a loaded 2-core machine
+FREE_KILLS = 3  # test_kill_9_mid_batch: kills that may land anywhere before the first full sync ever completed
 
 
 class Runner:
@@ -155,6 +156,12 @@ def shadow_present(path: Path) -> bool:
         conn.close()
 
 
+def full_syncs_done(data_dir: Path) -> int:
+    """How many full syncs the engine processes have finished so far (runner.log, flushed per line)."""
+    log = data_dir / "runner.log"
+    return log.read_text(errors="replace").count("full_sync_done") if log.exists() else 0
+
+
 def dynamo_state(endpoint: str) -> dict[str, int]:
     ddb = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
     out, kwargs = {}, {"TableName": TABLE, "ConsistentRead": True}
@@ -195,15 +202,23 @@ def test_kill_9_mid_batch(setup):
     rng = random.Random(11)
     seen: dict[str, int] = {}
     exact_checks = shadow_kills = 0
+    checkpointed = False  # a full sync completed once: every later kill finds a checkpoint to check against
     try:
         for i in range(60):
             resync = i % 5 == 4
+            done_before = full_syncs_done(settings.data_dir)
             pid = runner.start(resync=resync)
             if resync:
-                # A random sleep hits the short shadow window only by luck; aim for it instead.
-                wait_for(lambda: shadow_present(settings.cache_path), 10, "the resync's shadow table")
+                # A random sleep hits the short shadow window only by luck; aim for it instead. A machine fast
+                # enough to finish the resync between two looks finds it done instead of waiting in vain.
+                wait_for(lambda before=done_before: shadow_present(settings.cache_path)
+                         or full_syncs_done(settings.data_dir) > before, 10, "the resync's shadow table")
                 time.sleep(rng.uniform(0, 0.03))
             else:
+                if not checkpointed and i >= FREE_KILLS:
+                    # A slow machine may need longer than any random sleep below for the first full sync; had
+                    # every kill landed in it, there would be no checkpoint and no exact check at all.
+                    wait_for(lambda: (settings.data_dir / "booted").exists(), 60, "the first full sync")
                 time.sleep(rng.uniform(0.02, 0.9))
             status = runner.kill(pid)
             assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, status
@@ -213,6 +228,7 @@ def test_kill_9_mid_batch(setup):
                 assert v >= seen.get(k, 0), f"kill {i}: {k} regressed from {seen[k]} to {v}"
                 seen[k] = v
             if seq is not None:
+                checkpointed = True
                 stream.update()
                 expected = stream.state_at(int(seq))
                 assert rows == expected, f"kill {i}: cache differs from the stream at its checkpoint {seq}"

@@ -84,6 +84,7 @@ def test_fault_mode_fails_calls_within_the_timeouts_and_lifting_it_recovers(prox
 def test_a_timed_blackhole_ends_by_itself_and_botocore_retries_through_it(proxy):
     """A 1 s blackhole swallows the first attempt; the retry after it succeeds and the mode is pass again."""
     src = Source(make_settings_for(proxy.endpoint, read_timeout=3.0, attempts=3).aws, "seo_")
+    src.describe_table(SPEC)  # the first call's set-up is done: the blackhole's 1 s clock does not run out before
     proxy.blackhole(1.0)
     assert src.get_item(SPEC, ("acme",))["name"] == {"S": "Acme"}
     assert proxy.stats()["fault_blackhole"] >= 1

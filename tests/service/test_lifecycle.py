@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import sqlite3
 import threading
-import time
 
 from daemon import codec
 from daemon.errors import ExitCode
@@ -73,10 +72,22 @@ def test_sigterm_mid_batch_exits_zero_and_loses_nothing(seeded, start_daemon):
     kw = TABLES["keywords"]
     items = [codec.item_from_python({"business_id": "biz-003", "keyword_id": f"load{i}#en", "keyword": str(i)})
              for i in range(300)]
-    writer = threading.Thread(target=lambda: seeded.batch_write(kw, items))
+    signalled = threading.Event()
+
+    def write() -> None:
+        seeded.batch_write(kw, items[:150])
+        signalled.wait(30)
+        seeded.batch_write(kw, items[150:])
+
+    writer = threading.Thread(target=write)
     writer.start()
-    time.sleep(0.3)
-    d.signal(signal.SIGTERM)
+    # SIGTERM once the daemon is applying these writes, with more still to come: by construction, not by
+    # a fixed sleep that a fast machine outruns (all written and applied) or a slow one undershoots.
+    try:
+        wait_until(lambda: cache_counts(d.data_dir)["keywords"] > 100, what="the daemon applying the writes")
+        d.signal(signal.SIGTERM)
+    finally:
+        signalled.set()
     assert d.wait_exit(20) == 0
     writer.join(30)
     d.notify.wait_for("STOPPING=1", 5)  # the collector thread may record it just after the exit

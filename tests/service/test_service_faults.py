@@ -112,9 +112,12 @@ def test_another_process_holding_a_write_lock_delays_but_loses_nothing(seeded, s
     other.execute("BEGIN EXCLUSIVE")
     for i in range(5):
         seeded.put_item(TABLES["businesses"], codec.item_from_python({"business_id": f"locked{i}", "_version": 1}))
-    time.sleep(2.0)
-    other.execute("ROLLBACK")
-    other.close()
+    try:
+        # Hold the lock until an apply has met it (not for a fixed time a slow machine may spend before reading).
+        wait_until(lambda: '"apply_failed"' in d.log(), timeout=30, what="an apply refused by the foreign lock")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
     wait_until(lambda: cache_counts(d.data_dir)["businesses"] == 25, what="writes applied after the lock")
     assert d.proc.poll() is None
     assert d.request("health")["ok"] is True

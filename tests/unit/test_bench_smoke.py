@@ -155,8 +155,9 @@ def test_lag_analysis_maps_marks_to_first_visibility() -> None:
 def test_poller_lag_harness_runs_writer_reader_and_poller(tmp_path: Path, dynamo_endpoint: str) -> None:
     """The writer, reader and 1-s-style poller processes cooperate; every write becomes visible (~4 s)."""
     ddb.create_tables(dynamo_endpoint)
+    # drain: how long the last writes may take to become visible at most; the run goes on only until they are.
     raw = part_lag.run_poller_baseline(dynamo_endpoint, tmp_path, rate=20, seconds=1.0, first=1, interval=0.1,
-                                       drain=1.0)
+                                       drain=20.0)
     run = part_lag.summarize_run("poller", raw, 1.0)
     assert run["writes"] == 20
     assert run["never_visible"] == 0
