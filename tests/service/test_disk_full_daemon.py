@@ -63,7 +63,10 @@ def test_disk_full_rolls_back_backs_off_and_resumes(seeded, dynamo_endpoint, tmp
         assert count("businesses") == 20
         _fill(inside / "filler")
         kw = TABLES["keywords"]
-        big = "x" * 20000
+        # 200 x 10 KB: once space returns, what the filler held (8 MB less the cache) must hold these
+        # rows twice (the WAL, then the database file it is checkpointed into), however the daemon
+        # splits them into batches; 20 KB items could need more than the whole tmpfs.
+        big = "x" * 10000
         seeded.batch_write(kw, [codec.item_from_python({"business_id": "full", "keyword_id": f"k{i}#en",
                                                         "keyword": big}) for i in range(200)])
         wait_until(lambda: '"apply_failed"' in d.log(), timeout=30, what="an apply that fails on a full disk")
