@@ -31,6 +31,7 @@ from daemon.source import Source
 
 WRITE_EVERY = 2.0  # seconds between simulated platform writes
 REFRESH_EVERY = 0.5
+SETTLE_TIMEOUT = 30.0  # seconds a timed demo waits for the daemon to apply the last write
 
 
 @dataclass
@@ -138,6 +139,29 @@ def _caption(status: dict[str, Any] | None, stats: WriterStats, elapsed: float) 
             f"{stats.soft_deletes} soft deletes\n{recent}")
 
 
+def _settled(status: dict[str, Any] | None, loaded: dict[str, int], stats: WriterStats) -> bool:
+    """True when the daemon's cache holds every keyword the writer added and none it soft-deleted."""
+    rows = (((status or {}).get("tables") or {}).get("keywords") or {}).get("rows")
+    return rows == loaded.get("keywords", 0) + stats.new_keywords - stats.soft_deletes
+
+
+def wait_until_settled(settings: Settings, loaded: dict[str, int], stats: WriterStats,
+                       status: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Before a timed demo stops the daemon: its last status once the writer's changes are applied.
+
+    A slow machine may still be applying the last write when the time is up; the summary would then
+    understate what the daemon does. Gives up after SETTLE_TIMEOUT (the summary shows what it has).
+    """
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    while not _settled(status, loaded, stats) and time.monotonic() < deadline:
+        time.sleep(REFRESH_EVERY)
+        try:
+            status = request_json(settings.socket_path, "status", timeout=2.0)
+        except DaemonUnavailable:
+            pass
+    return status
+
+
 def run_live_demo(settings: Settings, endpoint: str, console: Console, seconds: float | None = None) -> dict[str, Any]:
     """Load the sample data, run the daemon, write and watch until Ctrl-C (or `seconds`); a summary."""
     source = Source(settings.aws, settings.table_prefix)
@@ -167,6 +191,8 @@ def run_live_demo(settings: Settings, endpoint: str, console: Console, seconds: 
                     next_write = time.monotonic() + WRITE_EVERY
                 live.update(status_table(status, writer.stats, time.monotonic() - started))
                 time.sleep(REFRESH_EVERY)
+            if seconds is not None:
+                status = wait_until_settled(settings, loaded, writer.stats, status)
     except KeyboardInterrupt:
         pass
     finally:
