@@ -24,6 +24,7 @@ demo: $(STAMP)
 test: $(STAMP) tools
 	$(BIN)/ruff check daemon tests examples
 	$(BIN)/bandit -q -c pyproject.toml -r daemon
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

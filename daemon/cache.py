@@ -117,18 +117,18 @@ class Cache:
         """Create the internal and data tables if missing; drop leftover shadows of a killed sync."""
         with self.transaction():
             db = self.db
-            db["_sync_meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
-            db["_sync_tables"].create(
+            db.table("_sync_meta").create({"key": str, "value": str}, pk="key", if_not_exists=True)
+            db.table("_sync_tables").create(
                 {"table_name": str, "stream_arn": str, "last_full_sync": float, "full_sync_reason": str},
                 pk="table_name", if_not_exists=True)
-            db["_sync_checkpoints"].create(
+            db.table("_sync_checkpoints").create(
                 {"table_name": str, "shard_id": str, "stream_arn": str, "parent_shard_id": str,
                  "sequence_number": str, "closed": int, "latest_as_of": float, "updated_at": float},
                 pk=("table_name", "shard_id"), if_not_exists=True)
-            db["_sync_tombstones"].create(
+            db.table("_sync_tombstones").create(
                 {"table_name": str, "key": str, "version": int, "hard": int, "deleted_at": float},
                 pk=("table_name", "key"), if_not_exists=True)
-            db["_sync_dead_letters"].create(
+            db.table("_sync_dead_letters").create(
                 {"id": int, "table_name": str, "shard_id": str, "sequence_number": str, "reason": str,
                  "record": str, "at": float}, pk="id", if_not_exists=True)
             for spec in TABLES.values():
@@ -165,7 +165,8 @@ class Cache:
         now = time.time()
         rows: list[tuple[Any, ...]] = []
         upserts: list[Change] = []
-        deletes, dead = [], []
+        deletes: list[tuple[Change, str]] = []
+        dead: list[tuple[str, str, str, str | None, str | None, float]] = []
         for c in collapse(changes):
             if c.kind == "upsert":
                 row = c.row

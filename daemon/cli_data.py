@@ -133,7 +133,8 @@ def create_tables(app: AppContext) -> int:
     """Create the five DynamoDB tables (on-demand, streams with NEW_AND_OLD_IMAGES); idempotent."""
     s = app.settings()
     source = open_source(s, "create-tables")
-    created, existed = [], []
+    created: list[str] = []
+    existed: list[str] = []
     for spec in TABLES.values():
         (created if source.create_table(spec) else existed).append(spec.dynamo_name(s.table_prefix))
     log.info("create_tables", created=len(created), existed=len(existed), endpoint=source.endpoint)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import json
 import os
@@ -42,8 +43,8 @@ def export_document(business_id: str, items: dict[str, list[codec.Item]]) -> dic
     """The export document: every item as DynamoDB JSON, lists in key order (same data, same bytes)."""
     doc: dict[str, Any] = {"format": EXPORT_FORMAT, "business_id": business_id}
     for spec in TABLES.values():
-        ordered = [codec.item_to_ddb_json(it) for it in sorted(items.get(spec.name, []), key=lambda i,
-                                                                s=spec: key_of(s, i))]
+        ordered = [codec.item_to_ddb_json(it) for it in sorted(items.get(spec.name, []),
+                                                                key=functools.partial(key_of, spec))]
         key = {"businesses": "business", "questionnaires": "questionnaire"}.get(spec.name, spec.name)
         doc[key] = (ordered[0] if ordered else None) if spec.name in SINGLE else ordered
     return doc

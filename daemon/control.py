@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import json
 import os
 import re
@@ -22,7 +23,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,12 @@ def parse_request(line: str) -> tuple[str, list[str]]:
     if not COMMAND_RE.fullmatch(command):
         raise errors.BadInput(f"bad command {parts[0][:40]!r}", hint="commands: status health resync refresh metrics")
     return command, parts[1:]
+
+
+def _close_if_cancelled(sock: socket.socket, future: Future[Any]) -> None:
+    """A request the pool dropped at shutdown never ran its answer: close its socket here."""
+    if future.cancelled():
+        sock.close()
 
 
 @dataclass
@@ -272,7 +279,7 @@ class ControlServer:
         with self._lock:
             self._in_flight += 1
         future = pool.submit(self._answer, c.sock, line, c.uid)
-        future.add_done_callback(lambda f, sock=c.sock: sock.close() if f.cancelled() else None)
+        future.add_done_callback(functools.partial(_close_if_cancelled, c.sock))
 
     def _drop(self, sel: selectors.BaseSelector, conns: dict[int, _Conn], c: _Conn) -> None:
         sel.unregister(c.sock)

@@ -14,7 +14,7 @@ import re
 import sys
 import threading
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any, TextIO
 
 import structlog
@@ -80,7 +80,7 @@ class Redactor:
             return self.text(value.decode("utf-8", "replace"))
         return self.text(str(value))
 
-    def __call__(self, logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    def __call__(self, logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> dict[str, Any]:
         """structlog processor: redact every key and value of the event."""
         return {k: MASK if _secret_key(k) and v is not None else self.value(v) for k, v in event_dict.items()}
 

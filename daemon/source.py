@@ -50,14 +50,14 @@ class ErrorContext:
         self.endpoint = endpoint
         self.region = region
 
-    def translate(self, exc: Exception, what: str, table: str | None = None) -> SourceError:
+    def translate(self, exc: Exception, what: str, table: str | None = None) -> SourceError | BadInput:
         """Turn a botocore exception into a SourceError with a hint (see source_errors.py)."""
         where = f"{what} on {table or 'DynamoDB'} at {self.endpoint} ({self.region})"
         if isinstance(exc, bexc.ClientError):
             err = exc.response.get("Error", {})
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
             return from_error_answer(where, err.get("Code", ""), status, str(err.get("Message", ""))[:200])
-        kind = next((k for types, k in SDK_FAILURES if isinstance(exc, types)), "other")
+        kind: SdkFailure = next((k for types, k in SDK_FAILURES if isinstance(exc, types)), "other")
         return from_sdk_failure(where, kind, type(exc).__name__, str(exc)[:200])
 
 
@@ -325,7 +325,7 @@ class Source:
             self.ddb.put_item(**kwargs)
         except bexc.ClientError as e:
             if e.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                current = e.response.get("Item")
+                current: dict[str, Any] | None = e.response.get("Item")
                 raise VersionMismatch(
                     f"{name}: version mismatch (expected {expected_version}, "
                     f"found {(current or {}).get('_version', {}).get('N', 'none')})",

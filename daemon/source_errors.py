@@ -34,7 +34,7 @@ AUTH_CODES = {
 SdkFailure = Literal["credentials", "region", "timeout", "connect", "other"]
 
 
-def from_error_answer(where: str, code: str, status: int, msg: str) -> SourceError:
+def from_error_answer(where: str, code: str, status: int, msg: str) -> SourceError | BadInput:
     """The error for an error answer from DynamoDB (its code, HTTP status and message)."""
     if code == "ResourceNotFoundException":
         return TableMissing(f"{where}: not found ({msg})",
