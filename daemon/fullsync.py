@@ -38,8 +38,10 @@ from daemon.source import Source
 
 log = structlog.get_logger()
 _WAKE = 0.25
-# How far past the end of the Scan (by DynamoDB's record clock, whole seconds on AWS) a shard's
-# catch-up must read: wide enough for clock skew between this host and DynamoDB.
+# How far past the end of the Scan a shard's catch-up must read, on DynamoDB's record clock (whole
+# seconds on AWS). Timed by DynamoDB's own clock (a response's Date header, also whole seconds), two
+# seconds cover both roundings; timed by this host's clock, five also cover some skew.
+SERVER_CLOCK_MARGIN = 2.0
 CATCH_UP_MARGIN = 5.0
 
 
@@ -302,7 +304,10 @@ def full_sync_table(cache: Cache, source: Source, spec: TableSpec, settings: Ful
             capture.join()
             if capture.error is not None:
                 raise capture.error
-            _catch_up(shards, spill, should_stop, tick, scanned_at + CATCH_UP_MARGIN)
+            # Asked after the Scan ended, so DynamoDB's clock bounds it without trusting this host's.
+            server_now = source.server_time(spec)
+            until = server_now + SERVER_CLOCK_MARGIN if server_now is not None else scanned_at + CATCH_UP_MARGIN
+            _catch_up(shards, spill, should_stop, tick, until)
             _apply_captured(cache, spec, spill, settings.batch_size, tick)
             checkpoints = shards.checkpoints()
         if should_stop():

@@ -7,6 +7,7 @@ tests can hand it a fake that scripts what moto cannot (splits, trimming, expiry
 
 from __future__ import annotations
 
+import email.utils
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -201,6 +202,16 @@ class Source:
         ss = t.get("StreamSpecification") or {}
         return TableInfo(name, t.get("TableStatus", "?"), t.get("LatestStreamArn"),
                          bool(ss.get("StreamEnabled")), ss.get("StreamViewType"), int(t.get("ItemCount", 0)))
+
+    def server_time(self, spec: TableSpec) -> float | None:
+        """DynamoDB's own clock, epoch seconds rounded down (a DescribeTable answer's Date header); None if absent."""
+        name = spec.dynamo_name(self.prefix)
+        resp = self._call("DescribeTable", name, self.ddb.describe_table, TableName=name)
+        date = (resp.get("ResponseMetadata") or {}).get("HTTPHeaders", {}).get("date")
+        try:
+            return email.utils.parsedate_to_datetime(date).timestamp() if date else None
+        except (TypeError, ValueError):
+            return None
 
     def create_table(self, spec: TableSpec, wait: float = 60.0) -> bool:
         """Create one table (PAY_PER_REQUEST, NEW_AND_OLD_IMAGES stream); False if it existed."""

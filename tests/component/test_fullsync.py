@@ -184,11 +184,13 @@ def test_stream_disabled_or_wrong_view_type_is_a_clear_error(world, cache):
         sync(cache, world)
 
 
-def test_a_writer_that_never_pauses_cannot_keep_a_full_sync_catching_up(world, cache):
+@pytest.mark.parametrize("host_clock_offset", [0.0, -60.0, 60.0], ids=["in-step", "host-behind", "host-ahead"])
+def test_a_writer_that_never_pauses_cannot_keep_a_full_sync_catching_up(world, cache, host_clock_offset):
     """Every GetRecords brings a new write: the catch-up stops once a shard is past the Scan's end.
 
     What it read is applied in stream order and its checkpoint is the last record read, so the
     tailer goes on exactly after it; everything written up to the Scan's end is in the table.
+    The Scan's end is taken on DynamoDB's clock: a host clock a minute off changes none of it.
     """
     for i in range(50):
         put(world, i)
@@ -208,7 +210,7 @@ def test_a_writer_that_never_pauses_cannot_keep_a_full_sync_catching_up(world, c
     stop = threading.Event()
     outcome: list[object] = []
     runner = threading.Thread(target=lambda: outcome.append(
-        sync(cache, world, wall=world.clock, should_stop=stop.is_set)), daemon=True)
+        sync(cache, world, wall=lambda: world.clock() + host_clock_offset, should_stop=stop.is_set)), daemon=True)
     runner.start()
     runner.join(timeout=60)
     stop.set()  # lets a catch-up that never ends fail the assertion below instead of hanging
@@ -220,9 +222,50 @@ def test_a_writer_that_never_pauses_cannot_keep_a_full_sync_catching_up(world, c
     assert applied == written[:len(applied)]  # a prefix of the writes, none skipped
     assert {f"b{i:04d}" for i in range(50)} <= got
     scan_end = max(scan_pages)
-    assert all(f"b{n:04d}" in got for n, t in writes if t <= scan_end + 5)
+    assert all(f"b{n:04d}" in got for n, t in writes if t <= scan_end + 1)
     last = max(n for n, _ in writes if f"b{n:04d}" in got)
     [cp] = cache.checkpoints("businesses")
     [shard] = world.stream(TABLE).shards  # one shard: the stream holds every write in order
     seq_of = {r["dynamodb"]["Keys"]["business_id"]["S"]: r["dynamodb"]["SequenceNumber"] for r in shard.records}
     assert cp.sequence_number == seq_of[f"b{last:04d}"]
+
+
+@pytest.mark.parametrize("host_clock_offset", [0.0, -60.0, 60.0], ids=["in-step", "host-behind", "host-ahead"])
+def test_the_catch_up_reads_to_the_scans_end_on_dynamodbs_clock(world, cache, host_clock_offset):
+    """Updates made during the Scan to items it already read, which only the catch-up sees, are all in
+    the table at the swap: the Scan's end is taken on DynamoDB's clock, not on this host's.
+
+    The capture sees nothing here (as when it is throttled) and the catch-up reads one record a page,
+    so a catch-up that stopped at a too-early bound would leave b0000 at an older version.
+    """
+    for i in range(50):
+        put(world, i)
+    runner_thread: list[threading.Thread] = []
+    real_get_records = world.streams.get_records
+
+    def only_the_catch_up_reads(**kwargs):
+        if threading.current_thread() is not runner_thread[0]:  # the capture thread
+            return {"Records": [], "NextShardIterator": kwargs["ShardIterator"]}
+        return real_get_records(**kwargs)
+
+    world.streams.get_records = only_the_catch_up_reads
+    updates = {"n": 0}
+
+    def hook(table, _):
+        world.advance(10.0)  # the Scan takes DynamoDB-minutes, each page an update of an item read already
+        updates["n"] += 1
+        put(world, 0, version=1 + updates["n"], name="during the scan")
+
+    world.scan_hook = hook
+    outcome: list[object] = []
+    runner = threading.Thread(target=lambda: outcome.append(full_sync_table(
+        cache, fake_source(world), BUSINESSES, FullSyncSettings(scan_segments=1, batch_size=10, spill_threshold=100),
+        stream_settings=StreamSettings(idle_poll_interval=0.05, get_records_limit=1),
+        wall=lambda: world.clock() + host_clock_offset)), daemon=True)
+    runner_thread.append(runner)
+    runner.start()
+    runner.join(timeout=60)
+    assert outcome and not isinstance(outcome[0], BaseException), outcome
+    assert updates["n"] >= 3
+    assert cache_items(cache)["b0000"]["_version"] == {"N": str(1 + updates["n"])}
+    assert cache_items(cache) == world_items(world)

@@ -12,6 +12,7 @@ pages in the middle of a shard, malformed records. Hand both clients to
 
 from __future__ import annotations
 
+import email.utils
 import itertools
 import threading
 import zlib
@@ -426,7 +427,9 @@ class FakeDynamoDBClient:
             if stream is not None:
                 out["LatestStreamArn"] = stream.arn
                 out["StreamSpecification"] = {"StreamEnabled": stream.enabled, "StreamViewType": stream.view_type}
-            return {"Table": out}
+            # DynamoDB's clock, whole seconds, as every real answer carries it
+            date = email.utils.formatdate(self.w.now, usegmt=True)
+            return {"Table": out, "ResponseMetadata": {"HTTPStatusCode": 200, "HTTPHeaders": {"date": date}}}
 
     def scan(self, TableName: str, ConsistentRead: bool = False, Segment: int = 0,
              TotalSegments: int = 1, Limit: int = 100, ExclusiveStartKey: dict | None = None,
