@@ -10,6 +10,7 @@ from __future__ import annotations
 import email.utils
 import time
 from collections.abc import Iterator
+from datetime import UTC
 from typing import Any
 
 import boto3
@@ -209,9 +210,11 @@ class Source:
         resp = self._call("DescribeTable", name, self.ddb.describe_table, TableName=name)
         date = (resp.get("ResponseMetadata") or {}).get("HTTPHeaders", {}).get("date")
         try:
-            return email.utils.parsedate_to_datetime(date).timestamp() if date else None
+            when = email.utils.parsedate_to_datetime(date) if date else None
         except (TypeError, ValueError):
             return None
+        # HTTP dates are GMT; one without a zone ("-0000") must not be read in this host's zone.
+        return None if when is None else when.replace(tzinfo=when.tzinfo or UTC).timestamp()
 
     def create_table(self, spec: TableSpec, wait: float = 60.0) -> bool:
         """Create one table (PAY_PER_REQUEST, NEW_AND_OLD_IMAGES stream); False if it existed."""
