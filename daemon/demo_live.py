@@ -139,6 +139,14 @@ def _caption(status: dict[str, Any] | None, stats: WriterStats, elapsed: float) 
             f"{stats.soft_deletes} soft deletes\n{recent}")
 
 
+def _poll_status(settings: Settings) -> dict[str, Any] | None:
+    """The daemon's status answer, or None while its socket does not answer."""
+    try:
+        return request_json(settings.socket_path, "status", timeout=2.0)
+    except DaemonUnavailable:
+        return None
+
+
 def _settled(status: dict[str, Any] | None, loaded: dict[str, int], stats: WriterStats) -> bool:
     """True when the daemon's cache holds every keyword the writer added and none it soft-deleted."""
     rows = (((status or {}).get("tables") or {}).get("keywords") or {}).get("rows")
@@ -155,10 +163,7 @@ def wait_until_settled(settings: Settings, loaded: dict[str, int], stats: Writer
     deadline = time.monotonic() + SETTLE_TIMEOUT
     while not _settled(status, loaded, stats) and time.monotonic() < deadline:
         time.sleep(REFRESH_EVERY)
-        try:
-            status = request_json(settings.socket_path, "status", timeout=2.0)
-        except DaemonUnavailable:
-            pass
+        status = _poll_status(settings) or status
     return status
 
 
@@ -181,10 +186,7 @@ def run_live_demo(settings: Settings, endpoint: str, console: Console, seconds: 
                 if proc.poll() is not None:
                     raise SeoSyncError(f"the daemon exited with code {proc.returncode}",
                                        hint=f"see {log_path}")
-                try:
-                    status = request_json(settings.socket_path, "status", timeout=2.0)
-                except DaemonUnavailable:
-                    status = None
+                status = _poll_status(settings)
                 quiet = seconds is not None and time.monotonic() - started > seconds - 3  # let the last write land
                 if status and status.get("ready") and time.monotonic() >= next_write and not quiet:
                     writer.step()

@@ -127,14 +127,39 @@ def _open_ro(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def look(conn: sqlite3.Connection, last_mark: dict[str, int], last_key: dict[str, str]) -> list[tuple[str, int]]:
+    """The writes the cache shows past `last_mark` / `last_key`, as (table, n); advances both."""
+    found: list[tuple[str, int]] = []
+    for table in UPDATED:
+        row = conn.execute(f"SELECT updated_at FROM {table} WHERE business_id = ?", (LAG_BUSINESS,)).fetchone()
+        n = mark_of(table, row[0]) if row and row[0] else None
+        if n is not None and n > last_mark[table]:
+            last_mark[table] = n
+            found.append((table, n))
+    for table, col in SORT_KEY.items():
+        rows = conn.execute(f"SELECT {col} FROM {table} WHERE business_id = ? AND {col} > ? "
+                            f"ORDER BY {col}", (LAG_BUSINESS, last_key[table])).fetchall()
+        for (key,) in rows:
+            n = mark_of(table, key)
+            if n is not None:
+                found.append((table, n))
+        if rows:
+            last_key[table] = rows[-1][0]
+    return found
+
+
+def fresh_marks() -> tuple[dict[str, int], dict[str, str]]:
+    """`look`'s starting point: nothing seen yet."""
+    return {t: 0 for t in UPDATED}, {t: sort_key_for(t, 0) for t in SORT_KEY}
+
+
 def reader(args: argparse.Namespace) -> None:
     """Poll the cache read-only every --interval seconds until --stop-file exists; dump (table, n, seen)."""
     db = Path(args.db)
     stop_file = Path(args.stop_file)
     deadline = time.monotonic() + args.seconds
     seen: list[tuple[str, int, float]] = []
-    last_mark = {t: 0 for t in UPDATED}
-    last_key = {t: sort_key_for(t, 0) for t in SORT_KEY}
+    last_mark, last_key = fresh_marks()
     conn: sqlite3.Connection | None = None
     data_version = None
     polls = loops = 0
@@ -154,22 +179,7 @@ def reader(args: argparse.Namespace) -> None:
                 continue  # nothing committed since the last look: skip the queries
             polls += 1
             now = time.monotonic()
-            for table in UPDATED:
-                row = conn.execute(f"SELECT updated_at FROM {table} WHERE business_id = ?",
-                                   (LAG_BUSINESS,)).fetchone()
-                n = mark_of(table, row[0]) if row and row[0] else None
-                if n is not None and n > last_mark[table]:
-                    last_mark[table] = n
-                    seen.append((table, n, now))
-            for table, col in SORT_KEY.items():
-                rows = conn.execute(f"SELECT {col} FROM {table} WHERE business_id = ? AND {col} > ? "
-                                    f"ORDER BY {col}", (LAG_BUSINESS, last_key[table])).fetchall()
-                for (key,) in rows:
-                    n = mark_of(table, key)
-                    if n is not None:
-                        seen.append((table, n, now))
-                if rows:
-                    last_key[table] = rows[-1][0]
+            seen.extend((table, n, now) for table, n in look(conn, last_mark, last_key))
             data_version = version
         except sqlite3.Error:
             data_version = None  # a table mid-swap or the file not ready: look again next time

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.bench.common import PartResult, Target
-from tests.bench.lagproc import LAG_BUSINESS, SORT_KEY, UPDATED, mark_of, sort_key_for
+from tests.bench.lagproc import UPDATED, fresh_marks, look
 from tests.bench.motoproc import REPO_ROOT
 from tests.bench.stats import Summary, lag_percentiles, summarize
 
@@ -79,34 +79,16 @@ def measure(endpoint: str, cache_db: Path, work: Path, *, rate: float, seconds: 
 
 def all_visible(cache_db: Path, writes: list[list[Any]]) -> bool:
     """True once a read-only look at `cache_db` shows every write (n, table, sent, ack), as the reader sees it."""
-    newest: dict[str, int] = {}
-    keys: dict[str, set[str]] = {}
-    for n, table, _sent, _ack in writes:
-        if table in UPDATED:
-            newest[table] = max(n, newest.get(table, 0))
-        else:
-            keys.setdefault(table, set()).add(sort_key_for(table, n))
+    marks, keys = fresh_marks()
     try:
         conn = sqlite3.connect(f"file:{cache_db}?mode=ro", uri=True)
-    except sqlite3.Error:
-        return False
-    try:
-        for table, n in newest.items():
-            row = conn.execute(f"SELECT updated_at FROM {table} WHERE business_id = ?", (LAG_BUSINESS,)).fetchone()
-            seen = mark_of(table, row[0]) if row and row[0] else None
-            if seen is None or seen < n:
-                return False
-        for table, wanted in keys.items():
-            col = SORT_KEY[table]
-            rows = conn.execute(f"SELECT {col} FROM {table} WHERE business_id = ? AND {col} >= ?",
-                                (LAG_BUSINESS, min(wanted))).fetchall()
-            if not wanted <= {r[0] for r in rows}:
-                return False
-        return True
+        try:
+            shown = set(look(conn, marks, keys))
+        finally:
+            conn.close()
     except sqlite3.Error:  # not created yet, or a table mid-swap: not visible yet
         return False
-    finally:
-        conn.close()
+    return all(marks[table] >= n if table in UPDATED else (table, n) in shown for n, table, _sent, _ack in writes)
 
 
 def lags(raw: dict[str, Any]) -> tuple[list[tuple[float, float]], int]:
