@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
-from daemon.config import Settings, load_settings
-from daemon.demo import FAKE_CREDENTIALS, EmbeddedDynamo
+from seo_sync.config import Settings, load_settings
+from seo_sync.demo.embedded import FAKE_CREDENTIALS, EmbeddedDynamo
 
 # The default run (CI) is deterministic and never fails for speed on a loaded machine: property
 # tests replay the same examples each run, without per-example deadlines or the too-slow check.

@@ -26,10 +26,11 @@ from pathlib import Path
 
 import structlog
 
-from daemon import codec
-from daemon.cache import Cache, Checkpoint
-from daemon.changes import to_change
-from daemon.schema import BUSINESSES
+from seo_sync import codec
+from seo_sync.cache.sql import Checkpoint
+from seo_sync.cache.writer import Cache
+from seo_sync.changes import to_change
+from seo_sync.schema import BUSINESSES
 
 BATCH = 1000
 
@@ -87,9 +88,9 @@ def bench_raw(records: list[dict]) -> float:
 
 def bench_full_sync(items: int, runs: int) -> tuple[float, float]:
     """(median full sync seconds, median scan-only seconds) of one table against moto's server."""
-    from daemon.demo import FAKE_CREDENTIALS, EmbeddedDynamo
-    from daemon.fullsync import full_sync_table
-    from daemon.source import Source
+    from seo_sync.aws.source import Source
+    from seo_sync.demo.embedded import FAKE_CREDENTIALS, EmbeddedDynamo
+    from seo_sync.sync.fullsync import full_sync_table
     from tests.conftest import make_settings
 
     os.environ.update(FAKE_CREDENTIALS)

@@ -17,15 +17,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from daemon.control_client import request_json
-from daemon.errors import SeoSyncError
+from seo_sync.control.client import request_json
+from seo_sync.errors import SeoSyncError
 from tests.bench.motoproc import REPO_ROOT, peak_rss_of, rss_of
 
 
 def daemon_command() -> list[str]:
-    """`seo-sync` from this interpreter's environment, else `python -m daemon`."""
+    """`seo-sync` from this interpreter's environment, else `python -m seo_sync`."""
     script = Path(sys.executable).parent / "seo-sync"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "daemon"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "seo_sync"]
 
 
 class DaemonProcess:

@@ -13,7 +13,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from daemon.codec import Item
+from seo_sync.codec import Item
 
 TABLE_ORDER = ("businesses", "questionnaires", "keywords", "service_areas", "prompt_templates")
 

@@ -18,13 +18,13 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from daemon import codec
-from daemon.cache import q
-from daemon.codec import Item
-from daemon.config import AwsSettings
-from daemon.demo import FAKE_CREDENTIALS
-from daemon.schema import TABLES, TableSpec
-from daemon.source import Source
+from seo_sync import codec
+from seo_sync.aws.source import Source
+from seo_sync.cache.sql import q
+from seo_sync.codec import Item
+from seo_sync.config import AwsSettings
+from seo_sync.demo.embedded import FAKE_CREDENTIALS
+from seo_sync.schema import TABLES, TableSpec
 
 REGION = "us-east-1"
 PREFIX = "seo_"

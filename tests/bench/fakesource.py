@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from daemon.schema import TABLES
+from seo_sync.schema import TABLES
 from tests.bench.datagen import business_items, businesses_for
 from tests.bench.motoproc import REPO_ROOT, free_port, stop_child
 

@@ -188,9 +188,10 @@ def reader(args: argparse.Namespace) -> None:
 
 def poller(args: argparse.Namespace) -> None:
     """The baseline: poll every shard once, apply what came, sleep --interval, repeat."""
-    from daemon.cache import Cache, Checkpoint
-    from daemon.changes import to_change
-    from daemon.schema import TABLES
+    from seo_sync.cache.sql import Checkpoint
+    from seo_sync.cache.writer import Cache
+    from seo_sync.changes import to_change
+    from seo_sync.schema import TABLES
     from tests.bench.ddb import source
 
     src = source(args.endpoint, args.prefix)

@@ -18,12 +18,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from daemon import codec
-from daemon.cache import Cache, Checkpoint, q
-from daemon.changes import to_change
-from daemon.codec import Item
-from daemon.schema import TABLES, TableSpec
-from daemon.tailer import Batch, apply_batch
+from seo_sync import codec
+from seo_sync.cache.sql import Checkpoint, q
+from seo_sync.cache.writer import Cache
+from seo_sync.changes import to_change
+from seo_sync.codec import Item
+from seo_sync.schema import TABLES, TableSpec
+from seo_sync.sync.poller import Batch, apply_batch
 from tests.bench.common import PartResult, Target
 from tests.bench.datagen import make_dataset
 from tests.bench.profiles import call_tree

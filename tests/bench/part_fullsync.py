@@ -10,10 +10,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from daemon.cache import Cache
-from daemon.config import Settings, load_settings
-from daemon.fullsync import full_sync_table
-from daemon.schema import TABLES
+from seo_sync.cache.writer import Cache
+from seo_sync.config import Settings, load_settings
+from seo_sync.schema import TABLES
+from seo_sync.sync.fullsync import full_sync_table
 from tests.bench import ddb
 from tests.bench.common import PartResult, Target
 from tests.bench.motoproc import MotoProcess

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from daemon.logs import configure_logging
+from seo_sync.logs import configure_logging
 from tests.bench import ddb, part_apply, part_daemon, part_fullsync, part_lag
 from tests.bench.common import PartResult
 from tests.bench.daemonproc import DaemonProcess

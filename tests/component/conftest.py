@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from daemon import codec
-from daemon.cache import Cache
-from daemon.cli import run
+from seo_sync import codec
+from seo_sync.cache.writer import Cache
+from seo_sync.cli.main import run
 from tests.fakes.fake_streams import FakeWorld, create_tables
 
 

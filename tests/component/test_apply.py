@@ -10,9 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.cache import Checkpoint, Reader, _key_text
-from daemon.changes import to_change
-from daemon.schema import BUSINESSES, KEYWORDS
+from seo_sync.cache.reader import Reader
+from seo_sync.cache.sql import Checkpoint
+from seo_sync.cache.writer import _key_text
+from seo_sync.changes import to_change
+from seo_sync.schema import BUSINESSES, KEYWORDS
 
 ARN = "arn:aws:dynamodb:us-east-1:1:table/seo_businesses/stream/x"
 

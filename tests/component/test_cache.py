@@ -8,10 +8,12 @@ import sys
 
 import pytest
 
-from daemon import codec
-from daemon.cache import Cache, Reader, WriterLock
-from daemon.errors import CacheError, ExitCode, LockHeld
-from daemon.schema import TABLES
+from seo_sync import codec
+from seo_sync.cache.lock import WriterLock
+from seo_sync.cache.reader import Reader
+from seo_sync.cache.writer import Cache
+from seo_sync.errors import CacheError, ExitCode, LockHeld
+from seo_sync.schema import TABLES
 
 BUSINESSES = TABLES["businesses"]
 
@@ -84,7 +86,7 @@ def test_writer_lock_held_in_this_process_names_the_pid(tmp_path):
 
 def test_writer_lock_held_by_another_process(tmp_path):
     """A lock held by another process names that process's pid, and is free once it exits."""
-    code = ("import sys; from pathlib import Path; from daemon.cache import WriterLock; "
+    code = ("import sys; from pathlib import Path; from seo_sync.cache.lock import WriterLock; "
             f"lock = WriterLock(Path({str(tmp_path / 'cache.db')!r})).acquire(); print('locked', flush=True); "
             "sys.stdin.read()")
     proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)

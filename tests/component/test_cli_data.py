@@ -11,13 +11,14 @@ from pathlib import Path
 import boto3
 import pytest
 
-from daemon import codec
-from daemon.cache import Reader, WriterLock
-from daemon.cli import run
-from daemon.demo import embedded_settings, run_demo_sync
-from daemon.errors import ExitCode
-from daemon.schema import TABLES
-from daemon.source import Source
+from seo_sync import codec
+from seo_sync.aws.source import Source
+from seo_sync.cache.lock import WriterLock
+from seo_sync.cache.reader import Reader
+from seo_sync.cli.main import run
+from seo_sync.demo.embedded import embedded_settings, run_demo_sync
+from seo_sync.errors import ExitCode
+from seo_sync.schema import TABLES
 
 N38 = "12345678901234567890123456789012345678"
 N38_FRACTION = "-0.00000000000000000000000000000000000000000012345678901234567890123456789012345678"

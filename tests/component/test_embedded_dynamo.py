@@ -2,7 +2,7 @@
 
 moto's threaded server evaluates a write's condition and then stores the item without a lock, so two
 racing conditional puts can both pass. Tests of optimistic locking (and the demo) rely on the real
-promise, so `daemon.demo.serialize_moto_writes` runs moto's writes one at a time. This test widens the
+promise, so `seo_sync.demo.embedded.serialize_moto_writes` runs moto's writes one at a time. This test widens the
 gap between moto's condition check and its write to 200 ms, which makes the race certain without it.
 """
 
@@ -16,7 +16,7 @@ import boto3
 import pytest
 from moto.dynamodb.models import table as moto_table
 
-from daemon import demo
+from seo_sync.demo import embedded
 
 
 @pytest.fixture
@@ -84,8 +84,8 @@ def test_serializing_is_idempotent() -> None:
     """A second call wraps nothing twice (each EmbeddedDynamo calls it)."""
     from moto.dynamodb.models import DynamoDBBackend
 
-    demo.serialize_moto_writes()
-    before = {name: getattr(DynamoDBBackend, name) for name in demo._MOTO_WRITES}
-    demo.serialize_moto_writes()
-    assert before == {name: getattr(DynamoDBBackend, name) for name in demo._MOTO_WRITES}
+    embedded.serialize_moto_writes()
+    before = {name: getattr(DynamoDBBackend, name) for name in embedded._MOTO_WRITES}
+    embedded.serialize_moto_writes()
+    assert before == {name: getattr(DynamoDBBackend, name) for name in embedded._MOTO_WRITES}
     assert all(getattr(method, "seo_sync_serialized", False) for method in before.values())

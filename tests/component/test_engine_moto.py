@@ -8,11 +8,12 @@ import threading
 import boto3
 import pytest
 
-from daemon import codec
-from daemon.cache import Cache, Reader
-from daemon.engine import Engine
-from daemon.schema import BUSINESSES, KEYWORDS
-from daemon.source import Source
+from seo_sync import codec
+from seo_sync.aws.source import Source
+from seo_sync.cache.reader import Reader
+from seo_sync.cache.writer import Cache
+from seo_sync.schema import BUSINESSES, KEYWORDS
+from seo_sync.sync.engine import Engine
 from tests.conftest import make_settings
 from tests.fakes.fake_streams import EngineThreads, wait_for
 

@@ -8,12 +8,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from daemon.cache import Checkpoint, Reader
-from daemon.config import FullSyncSettings, StreamSettings
-from daemon.errors import SeoSyncError
-from daemon.fullsync import FullSyncAborted, Spill, full_sync_table
-from daemon.schema import BUSINESSES
-from daemon.tailer import TableTailer, apply_batch
+from seo_sync.cache.reader import Reader
+from seo_sync.cache.sql import Checkpoint
+from seo_sync.config import FullSyncSettings, StreamSettings
+from seo_sync.errors import SeoSyncError
+from seo_sync.schema import BUSINESSES
+from seo_sync.sync.fullsync import FullSyncAborted, Spill, full_sync_table
+from seo_sync.sync.poller import TableTailer, apply_batch
 from tests.component.conftest import put
 from tests.fakes.fake_streams import fake_source, wait_for
 

@@ -20,12 +20,13 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from daemon import codec
-from daemon.cache import Cache, Reader
-from daemon.changes import to_change
-from daemon.engine import Engine
-from daemon.errors import StreamGone
-from daemon.schema import BUSINESSES, KEYWORDS
+from seo_sync import codec
+from seo_sync.cache.reader import Reader
+from seo_sync.cache.writer import Cache
+from seo_sync.changes import to_change
+from seo_sync.errors import StreamGone
+from seo_sync.schema import BUSINESSES, KEYWORDS
+from seo_sync.sync.engine import Engine
 from tests.conftest import make_settings
 from tests.fakes.fake_streams import FakeWorld, create_tables, fake_source
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from daemon import codec
-from daemon.errors import SourceUnavailable, TableMissing, VersionMismatch
-from daemon.schema import TABLES
-from daemon.source import Source
+from seo_sync import codec
+from seo_sync.aws.source import Source
+from seo_sync.errors import SourceUnavailable, TableMissing, VersionMismatch
+from seo_sync.schema import TABLES
 from tests.conftest import make_settings
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from structlog.testing import capture_logs
 
-from daemon.cache import Reader
-from daemon.config import StreamSettings
-from daemon.errors import StreamGone
-from daemon.schema import BUSINESSES
-from daemon.shards import ShardSet
-from daemon.tailer import TableTailer, apply_batch
+from seo_sync.cache.reader import Reader
+from seo_sync.config import StreamSettings
+from seo_sync.errors import StreamGone
+from seo_sync.schema import BUSINESSES
+from seo_sync.sync.poller import TableTailer, apply_batch
+from seo_sync.sync.shards import ShardSet
 from tests.component.conftest import put
 from tests.fakes.fake_streams import fake_source
 

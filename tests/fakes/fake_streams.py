@@ -463,9 +463,9 @@ class FakeDynamoDBClient:
 
 
 def fake_source(world: FakeWorld, prefix: str = "seo_") -> Any:
-    """A daemon.source.Source over the fake clients."""
-    from daemon.config import AwsSettings
-    from daemon.source import Source
+    """A seo_sync.aws.source.Source over the fake clients."""
+    from seo_sync.aws.source import Source
+    from seo_sync.config import AwsSettings
 
     return Source(AwsSettings(region="us-east-1"), prefix, dynamodb_client=world.dynamodb,
                   streams_client=world.streams)
@@ -473,7 +473,7 @@ def fake_source(world: FakeWorld, prefix: str = "seo_") -> Any:
 
 def create_tables(world: FakeWorld, names: list[str] | None = None, prefix: str = "seo_", shards: int = 1) -> None:
     """Create the schema's tables (all, or `names`) in the fake world."""
-    from daemon.schema import TABLES
+    from seo_sync.schema import TABLES
 
     for name in names or list(TABLES):
         spec = TABLES[name]

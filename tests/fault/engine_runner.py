@@ -22,10 +22,11 @@ from pathlib import Path
 
 import structlog
 
-from daemon.cache import Cache, WriterLock
-from daemon.config import load_settings
-from daemon.engine import Engine
-from daemon.source import Source
+from seo_sync.aws.source import Source
+from seo_sync.cache.lock import WriterLock
+from seo_sync.cache.writer import Cache
+from seo_sync.config import load_settings
+from seo_sync.sync.engine import Engine
 
 
 def run_engine(endpoint: str, data_dir: Path, tables: list[str], resync: bool) -> int:

@@ -11,11 +11,11 @@ import random
 import sys
 import time
 
-from daemon import codec
-from daemon.config import load_settings
-from daemon.errors import SeoSyncError, VersionMismatch
-from daemon.schema import TABLES
-from daemon.source import Source
+from seo_sync import codec
+from seo_sync.aws.source import Source
+from seo_sync.config import load_settings
+from seo_sync.errors import SeoSyncError, VersionMismatch
+from seo_sync.schema import TABLES
 
 
 def main(endpoint: str, seconds: float, rate: float, out: str) -> int:

@@ -21,13 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from daemon import codec
-from daemon.cli import run
-from daemon.errors import BackupFailed, ExitCode
-from daemon.profiles import ProfileStore
-from daemon.protection import CONFIRM_TOKEN, Ledger
-from daemon.schema import BUSINESSES
-from daemon.source import Source
+from seo_sync import codec
+from seo_sync.aws.source import Source
+from seo_sync.cli.main import run
+from seo_sync.errors import BackupFailed, ExitCode
+from seo_sync.protection.ledger import CONFIRM_TOKEN, Ledger
+from seo_sync.schema import BUSINESSES
+from seo_sync.writes import ProfileStore
 from tests.conftest import make_settings
 
 pytestmark = pytest.mark.timeout(120)

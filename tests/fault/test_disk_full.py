@@ -43,10 +43,13 @@ def _unshare_works() -> str | None:
 
 def child(directory: str) -> None:
     """Runs inside the namespace with `directory` on a tiny tmpfs; prints one JSON report."""
-    from daemon.cache import Cache, Checkpoint, Reader, WriterLock
-    from daemon.changes import Change
-    from daemon.errors import CacheError
-    from daemon.schema import TABLES
+    from seo_sync.cache.lock import WriterLock
+    from seo_sync.cache.reader import Reader
+    from seo_sync.cache.sql import Checkpoint
+    from seo_sync.cache.writer import Cache
+    from seo_sync.changes import Change
+    from seo_sync.errors import CacheError
+    from seo_sync.schema import TABLES
 
     spec = TABLES["businesses"]
     path = Path(directory) / "cache.db"

@@ -17,8 +17,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from daemon.schema import BUSINESSES
-from daemon.source import Source
+from seo_sync.aws.source import Source
+from seo_sync.schema import BUSINESSES
 from tests.conftest import make_settings
 from tests.fakes.fake_streams import wait_for
 

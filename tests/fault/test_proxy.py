@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from daemon import codec
-from daemon.errors import SourceUnavailable
-from daemon.schema import TABLES
-from daemon.source import Source
+from seo_sync import codec
+from seo_sync.aws.source import Source
+from seo_sync.errors import SourceUnavailable
+from seo_sync.schema import TABLES
 from tests.conftest import make_settings
 from tests.fault.proxy import FaultProxy, _parse_command
 

@@ -154,10 +154,12 @@ class Writer:
 
 
 def _writer_main(db: Path, commands: Any, answers: Any) -> None:
-    from daemon import codec
-    from daemon.cache import Cache, Checkpoint, WriterLock
-    from daemon.changes import Change
-    from daemon.schema import TABLES
+    from seo_sync import codec
+    from seo_sync.cache.lock import WriterLock
+    from seo_sync.cache.sql import Checkpoint
+    from seo_sync.cache.writer import Cache
+    from seo_sync.changes import Change
+    from seo_sync.schema import TABLES
 
     lock = WriterLock(db).acquire()
     cache = Cache.open(db)
@@ -399,8 +401,8 @@ def test_a_bare_wal_close_would_lock_readers_out(db, writer):
 
 def test_a_read_transaction_during_start_delays_the_writer_and_then_lets_it_in(tmp_path):
     """After a clean stop, opening for writing waits for a running read, raises CacheBusy, and works after it."""
-    from daemon.cache import Cache
-    from daemon.errors import CacheBusy
+    from seo_sync.cache.writer import Cache
+    from seo_sync.errors import CacheBusy
 
     path = tmp_path / "cache.db"
     Cache.open(path).close()

@@ -68,7 +68,7 @@ class VersionWatcher(threading.Thread):
 def _verify(endpoint: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEO_SYNC_")}
     env["SEO_SYNC_AWS__ENDPOINT_URL"] = endpoint
-    return subprocess.run([sys.executable, "-m", "daemon", "--data-dir", str(data_dir), "--json", "verify"],
+    return subprocess.run([sys.executable, "-m", "seo_sync", "--data-dir", str(data_dir), "--json", "verify"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
 
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 from structlog.testing import capture_logs
 
-from daemon import codec
-from daemon.cache import Cache, Reader
-from daemon.engine import Engine
-from daemon.schema import BUSINESSES, KEYWORDS
+from seo_sync import codec
+from seo_sync.cache.reader import Reader
+from seo_sync.cache.writer import Cache
+from seo_sync.schema import BUSINESSES, KEYWORDS
+from seo_sync.sync.engine import Engine
 from tests.conftest import make_settings
 from tests.fakes.fake_streams import EngineThreads, FakeWorld, create_tables, fake_source, wait_for
 

@@ -15,13 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from daemon import codec
-from daemon.cache import Reader
-from daemon.control_client import request_json
-from daemon.demo import FAKE_CREDENTIALS
-from daemon.errors import DaemonUnavailable
-from daemon.schema import TABLES
-from daemon.source import Source
+from seo_sync import codec
+from seo_sync.aws.source import Source
+from seo_sync.cache.reader import Reader
+from seo_sync.control.client import request_json
+from seo_sync.demo.embedded import FAKE_CREDENTIALS
+from seo_sync.errors import DaemonUnavailable
+from seo_sync.schema import TABLES
 from tests.conftest import make_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -75,7 +75,7 @@ class NotifySocket:
 
 
 class Daemon:
-    """One `python -m daemon run` subprocess with its own data dir, socket and notify socket."""
+    """One `python -m seo_sync run` subprocess with its own data dir, socket and notify socket."""
 
     def __init__(self, endpoint: str, data_dir: Path, *, extra_env: dict[str, str] | None = None,
                  watchdog_sec: float | None = None, args: tuple[str, ...] = (),
@@ -100,7 +100,7 @@ class Daemon:
         self.env = env
         self.log_path = self.short / "daemon.log"
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([*prefix, sys.executable, "-m", "daemon", *args, "run"], cwd=REPO, env=env,
+        self.proc = subprocess.Popen([*prefix, sys.executable, "-m", "seo_sync", *args, "run"], cwd=REPO, env=env,
                                      stdout=self._log, stderr=subprocess.STDOUT)
 
     @property

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon import codec
-from daemon.schema import TABLES
+from seo_sync import codec
+from seo_sync.schema import TABLES
 from tests.fault.test_disk_full import _unshare_works
 from tests.service.harness import Daemon, wait_until
 

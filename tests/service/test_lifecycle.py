@@ -6,9 +6,10 @@ import signal
 import sqlite3
 import threading
 
-from daemon import codec
-from daemon.errors import ExitCode
-from daemon.schema import TABLES
+from seo_sync import codec
+from seo_sync.control.client import request
+from seo_sync.errors import ExitCode
+from seo_sync.schema import TABLES
 from tests.service.harness import cache_counts, wait_until
 
 EXPECTED = {"businesses": 20, "questionnaires": 20, "keywords": 100, "service_areas": 20, "prompt_templates": 20}
@@ -135,5 +136,5 @@ def test_health_and_status_answer_while_a_full_sync_runs(seeded, start_daemon):
     answers = [d.request("health") for _ in range(20)]
     assert all("ok" in a for a in answers)
     wait_until(lambda: d.request("health")["ok"] is True, what="healthy after resync")
-    metrics = d.proc.pid and __import__("daemon.control_client", fromlist=["request"]).request(d.socket_path, "metrics")
+    metrics = request(d.socket_path, "metrics")
     assert "seo_sync" in metrics

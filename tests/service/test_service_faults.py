@@ -6,9 +6,9 @@ import sqlite3
 import threading
 import time
 
-from daemon import codec
-from daemon.errors import DaemonUnavailable
-from daemon.schema import TABLES
+from seo_sync import codec
+from seo_sync.errors import DaemonUnavailable
+from seo_sync.schema import TABLES
 from tests.service.harness import cache_counts, wait_until
 
 

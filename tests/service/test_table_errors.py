@@ -4,8 +4,8 @@ and it recovers without a restart."""
 
 from __future__ import annotations
 
-from daemon import codec
-from daemon.schema import TABLES
+from seo_sync import codec
+from seo_sync.schema import TABLES
 from tests.fault.proxy import FaultProxy
 from tests.service.harness import Daemon, cache_counts, wait_until
 

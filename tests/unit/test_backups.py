@@ -14,10 +14,11 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from daemon import backups, codec
-from daemon.errors import BackupFailed, BadInput
-from daemon.protection import DAY, prune_backups
-from daemon.schema import BUSINESSES, KEYWORDS, TABLES
+from seo_sync import codec
+from seo_sync.errors import BackupFailed, BadInput
+from seo_sync.protection import backups
+from seo_sync.protection.ledger import DAY, prune_backups
+from seo_sync.schema import BUSINESSES, KEYWORDS, TABLES
 
 T0 = 1_790_000_000.0  # a fixed "now" (2026-09)
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.codec import validate_item
-from daemon.schema import TABLES
+from seo_sync.codec import validate_item
+from seo_sync.schema import TABLES
 from tests.bench import ddb, lagproc, part_apply, part_fullsync, part_lag, pngplot, runner
 from tests.bench.common import PartResult, Target
 from tests.bench.daemonproc import DaemonProcess, StatusProber

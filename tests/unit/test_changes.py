@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.changes import TTL_PRINCIPAL, collapse, created_at_of, to_change
-from daemon.schema import BUSINESSES, KEYWORDS
+from seo_sync.changes import TTL_PRINCIPAL, collapse, created_at_of, to_change
+from seo_sync.schema import BUSINESSES, KEYWORDS
 
 
 def rec(event: str, keys: dict | None = None, new: dict | None = None, old: dict | None = None,

@@ -11,10 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon import codec
-from daemon.cache import Cache, Reader
-from daemon.errors import CodecError
-from daemon.schema import EXTRA_COLUMN, TABLES, TableSpec
+from seo_sync import codec
+from seo_sync.cache.reader import Reader
+from seo_sync.cache.writer import Cache
+from seo_sync.errors import CodecError
+from seo_sync.schema import EXTRA_COLUMN, TABLES, TableSpec
 
 HOSTILE_NAMES = ['pk" = "pk" OR "pk', "x" * 65536, "a\x00b", "\u202eevil\u202c", "__proto__", "business_id\x00",
                  "_extra", "name; DROP TABLE businesses; --", "constructor"]

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.cli import run
-from daemon.config import load_settings
-from daemon.errors import ConfigError, ExitCode
+from seo_sync.cli.main import run
+from seo_sync.config import load_settings
+from seo_sync.errors import ConfigError, ExitCode
 
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 KEY_ID = "AKIAIOSFODNN7EXAMPLE"

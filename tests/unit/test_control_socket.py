@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from daemon import peers
-from daemon.control import ControlServer, parse_request
-from daemon.control_client import request, request_json
-from daemon.errors import BadInput, ConfigError, DaemonUnavailable, ExitCode, LockHeld, NotFound, SeoSyncError
-from daemon.metrics import render_metrics
+from seo_sync.control import peers
+from seo_sync.control.client import request, request_json
+from seo_sync.control.server import ControlServer, parse_request
+from seo_sync.errors import BadInput, ConfigError, DaemonUnavailable, ExitCode, LockHeld, NotFound, SeoSyncError
+from seo_sync.service.metrics import render_metrics
 
 STATUS = {"state": "streaming", "tables": {}}
 
@@ -235,7 +235,7 @@ def test_live_socket_is_not_replaced(sock_path: Path) -> None:
 
 def test_a_client_that_finds_the_socket_path_is_never_refused(sock_path: Path, monkeypatch) -> None:
     """The socket listens before it is renamed into place: a connect right as the path appears succeeds."""
-    from daemon import control
+    from seo_sync.control import server as control_server
 
     real_rename = os.rename
     refused: list[BaseException] = []
@@ -250,7 +250,7 @@ def test_a_client_that_finds_the_socket_path_is_never_refused(sock_path: Path, m
         finally:
             probe.close()
 
-    monkeypatch.setattr(control.os, "rename", rename_then_connect)
+    monkeypatch.setattr(control_server.os, "rename", rename_then_connect)
     server = ControlServer(sock_path, Recorder(), allowed_uids=set(), allowed_gid=None)
     server.bind()
     try:

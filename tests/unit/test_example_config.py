@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from daemon.config import Settings, load_settings
+from seo_sync.config import Settings, load_settings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "seo-sync.example.toml"
 SECTION_RE = re.compile(r"^\[(\w+)\]\s*$")

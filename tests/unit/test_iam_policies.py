@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DAEMON_DIR = ROOT / "daemon"
+PACKAGE = ROOT / "daemon" / "seo_sync"
 DAEMON_POLICY = ROOT / "config" / "iam-daemon.json"
 WRITER_POLICY = ROOT / "config" / "iam-writer.json"
 
@@ -27,12 +27,15 @@ TABLE_ARN = "arn:aws:dynamodb:*:*:table/seo_*"
 STREAM_ARN = TABLE_ARN + "/stream/*"
 # In the issue's list for the daemon, read-only and scoped to our streams, though no code calls it yet.
 DAEMON_UNUSED_ALLOWED = {"ListStreams"}
-# The daemon process: `seo-sync run` starts service.py; every module it imports runs with the daemon's role.
-DAEMON_ENTRY = ("service",)
-# Operator and write-path commands run as the writer; `run` (cli_service → service) is the daemon, and
-# demo.py only ever talks to the embedded moto server.
-WRITER_ENTRY_GLOB = "cli*.py"
-WRITER_EXCLUDED = {"service", "demo"}
+# The daemon process: `seo-sync run` starts service/lifecycle.py; every module it imports runs with the
+# daemon's role. Modules are named by their dotted path inside the package (`sync.engine`).
+DAEMON_ENTRY = ("service.lifecycle",)
+# The AWS modules whose methods call DynamoDB: their calls are what the policies must allow.
+AWS_MODULES = ("aws.source",)
+# Operator and write-path commands run as the writer; `run` (cli.service → service) is the daemon, and
+# the demo only ever talks to the embedded moto server.
+WRITER_ENTRY_GLOB = "cli/*.py"
+WRITER_EXCLUDED = {"service.lifecycle", "demo.embedded", "demo.live"}
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -96,10 +99,10 @@ def _pascal(op: str) -> str:
 
 def source_method_actions() -> dict[str, set[str]]:
     """Source / StreamReader method → the DynamoDB actions it calls (self.ddb.X / self.client.X), transitively."""
-    tree = ast.parse((DAEMON_DIR / "source.py").read_text(encoding="utf-8"))
     direct: dict[str, set[str]] = {}
     calls: dict[str, set[str]] = {}
-    for cls in tree.body:
+    classes = [c for m in AWS_MODULES for c in ast.parse(module_path(m).read_text(encoding="utf-8")).body]
+    for cls in classes:
         if not (isinstance(cls, ast.ClassDef) and cls.name in ("Source", "StreamReader")):
             continue
         for fn in cls.body:
@@ -128,15 +131,24 @@ def source_method_actions() -> dict[str, set[str]]:
     return {k: v for k, v in resolved.items() if v}
 
 
+def module_path(module: str) -> Path:
+    """The file of a dotted module name inside the package (`sync.engine`, or `codec` for a package)."""
+    base = PACKAGE.joinpath(*module.split("."))
+    return base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+
+
 def _daemon_imports(module: str) -> set[str]:
-    tree = ast.parse((DAEMON_DIR / f"{module}.py").read_text(encoding="utf-8"))
+    tree = ast.parse(module_path(module).read_text(encoding="utf-8"))
     found = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            if node.module.startswith("daemon."):
-                found.add(node.module.split(".")[1])
-            elif node.module == "daemon":
-                found |= {a.name for a in node.names if (DAEMON_DIR / f"{a.name}.py").exists()}
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("seo_sync"):
+            base = node.module.removeprefix("seo_sync").lstrip(".")
+            for a in node.names:  # `from seo_sync.protection import backups` names a module too
+                sub = f"{base}.{a.name}" if base else a.name
+                if module_path(sub).exists():
+                    found.add(sub)
+                elif base:
+                    found.add(base)
     return found
 
 
@@ -146,7 +158,7 @@ def module_closure(entries: list[str], excluded: set[str] = frozenset()) -> set[
     todo = list(entries)
     while todo:
         m = todo.pop()
-        if m in seen or m in excluded or not (DAEMON_DIR / f"{m}.py").exists():
+        if m in seen or m in excluded or not module_path(m).exists():
             continue
         seen.add(m)
         todo += _daemon_imports(m)
@@ -157,8 +169,8 @@ def actions_called_by(modules: set[str]) -> set[str]:
     """DynamoDB actions behind every Source / StreamReader method these modules call."""
     methods = source_method_actions()
     needed: set[str] = set()
-    for m in modules - {"source"}:
-        tree = ast.parse((DAEMON_DIR / f"{m}.py").read_text(encoding="utf-8"))
+    for m in modules - set(AWS_MODULES):
+        tree = ast.parse(module_path(m).read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in methods:
                 needed |= methods[node.func.attr]
@@ -172,7 +184,7 @@ def daemon_needs() -> set[str]:
 
 def writer_needs() -> set[str]:
     """Actions the operator / write-path commands can call."""
-    entries = [p.stem for p in DAEMON_DIR.glob(WRITER_ENTRY_GLOB)]
+    entries = [".".join(p.relative_to(PACKAGE).with_suffix("").parts) for p in PACKAGE.glob(WRITER_ENTRY_GLOB)]
     return actions_called_by(module_closure(entries, WRITER_EXCLUDED))
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.errors import ProtectionRefused, RateLimited
-from daemon.protection import CONFIRM_TOKEN, HOUR, Ledger, check_confirmation, hour_of, reset_delete_counters
+from seo_sync.errors import ProtectionRefused, RateLimited
+from seo_sync.protection.ledger import CONFIRM_TOKEN, HOUR, Ledger, check_confirmation, hour_of, reset_delete_counters
 
 T0 = 1_790_000_000.0 + 600  # ten minutes into an hour
 LIMIT = 10
@@ -46,7 +46,7 @@ def test_the_eleventh_delete_in_an_hour_is_refused_with_the_reopening_time(tmp_p
 def test_a_restart_of_every_process_does_not_reset_the_count(tmp_path):
     """Deletes counted by another process that has exited still count in a new process."""
     path = tmp_path / "protection.db"
-    code = ("import sys; from pathlib import Path; from daemon.protection import Ledger; "
+    code = ("import sys; from pathlib import Path; from seo_sync.protection.ledger import Ledger; "
             f"[Ledger(Path(sys.argv[1])).reserve({{'business': 1}}, {T0}, {LIMIT}) for _ in range(10)]")
     subprocess.run([sys.executable, "-c", code, str(path)], check=True, timeout=60)
     with pytest.raises(RateLimited):

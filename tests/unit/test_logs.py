@@ -11,10 +11,10 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from daemon.config import Settings, load_settings
-from daemon.logs import MASK, configure_logging, dump_thread_stacks, redact_text, use_json
-from daemon.schema import TABLES
-from daemon.source import Source
+from seo_sync.aws.source import Source
+from seo_sync.config import Settings, load_settings
+from seo_sync.logs import MASK, configure_logging, dump_thread_stacks, redact_text, use_json
+from seo_sync.schema import TABLES
 
 ACCESS_KEY = "AKIAZ7QTESTKEY0SEO42"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSEOSYNC0KEY"
@@ -156,7 +156,7 @@ def _settings_with_credentials(endpoint: str, settings: Settings) -> Settings:
 
 
 def _boto_traffic(s: Settings) -> None:
-    """Create a table, write and read an item and scan, through daemon.source against moto."""
+    """Create a table, write and read an item and scan, through the AWS layer against moto."""
     src = Source(s.aws, s.table_prefix)
     spec = TABLES["businesses"]
     src.create_table(spec)

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from daemon.config import MaintenanceSettings
-from daemon.errors import ConfigError
-from daemon.maintenance import JOB_NAMES, Maintenance
+from seo_sync.config import MaintenanceSettings
+from seo_sync.errors import ConfigError
+from seo_sync.service.maintenance import JOB_NAMES, Maintenance
 
 
 class Calls:

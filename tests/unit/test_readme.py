@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from daemon.cli import _load_commands
-from daemon.clikit import root
+from seo_sync.cli.kit import root
+from seo_sync.cli.main import _load_commands
 
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text(encoding="utf-8")

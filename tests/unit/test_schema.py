@@ -4,15 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.errors import BadInput
-from daemon.schema import (
-    EXTRA_COLUMN,
-    TABLES,
-    VERSION_ATTR,
-    check_safe_id,
-    table,
-    table_for_dynamo_name,
-)
+from seo_sync.errors import BadInput
+from seo_sync.schema import EXTRA_COLUMN, TABLES, VERSION_ATTR, check_safe_id, table, table_for_dynamo_name
 
 # The platform document's table schemas: keys, then the other attributes (minus _version/_deleted).
 PLATFORM = {

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from daemon.config import AwsSettings
-from daemon.schema import BUSINESSES
-from daemon.source import Source
+from seo_sync.aws.source import Source
+from seo_sync.config import AwsSettings
+from seo_sync.schema import BUSINESSES
 
 NOON = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC).timestamp()
 

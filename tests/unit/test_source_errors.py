@@ -5,8 +5,8 @@ from __future__ import annotations
 import botocore.exceptions as bexc
 import pytest
 
-from daemon import errors
-from daemon.source import ErrorContext
+from seo_sync import errors
+from seo_sync.aws.source import ErrorContext
 
 CTX = ErrorContext("https://dynamodb.eu-west-1.amazonaws.com", "eu-west-1")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.systemd import Notifier, ProgressMonitor, socket_address
+from seo_sync.service.systemd import Notifier, ProgressMonitor, socket_address
 
 
 @pytest.fixture

@@ -79,7 +79,7 @@ def test_unit_has_the_service_contract() -> None:
     d = _directives(UNIT.read_text())
     expected = {
         "Type": ["notify"], "NotifyAccess": ["main"],
-        "ExecStart": ["/usr/bin/python3 -m daemon run --config /etc/seo-sync/seo-sync.toml"],
+        "ExecStart": ["/usr/bin/python3 -m seo_sync run --config /etc/seo-sync/seo-sync.toml"],
         "ExecReload": ["/bin/kill -HUP $MAINPID"], "Restart": ["on-failure"],
         "RestartPreventExitStatus": ["78"], "TimeoutStopSec": ["30s"], "User": ["seo-sync"],
         "Group": ["seo-sync"], "UMask": ["0027"], "RuntimeDirectory": ["seo-sync"],

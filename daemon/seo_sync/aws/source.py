@@ -1,0 +1,386 @@
+"""The only module that talks to AWS: DynamoDB tables and DynamoDB Streams through boto3.
+
+Every botocore failure is translated (source_errors.py) into the exception tree of `errors.py`, with a hint for the
+operator. The streams wrapper takes any client shaped like boto3's `dynamodbstreams` client, so
+tests can hand it a fake that scripts what moto cannot (splits, trimming, expiry, throttling).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Iterator
+from datetime import UTC
+from typing import Any
+
+import boto3
+import botocore.exceptions as bexc
+from botocore.config import Config
+
+from seo_sync.aws.shapes import RecordsPage, ShardInfo, StreamInfo, TableInfo
+from seo_sync.aws.translate import SdkFailure, from_error_answer, from_sdk_failure
+from seo_sync.codec import Item
+from seo_sync.config import AwsSettings
+from seo_sync.errors import BadInput, SourceError, SourceThrottled, SourceUnavailable, VersionMismatch
+from seo_sync.schema import TableSpec
+
+DESCRIBE_STREAM_PAGE = 100
+__all__ = ["RecordsPage", "ShardInfo", "Source", "StreamInfo", "StreamReader", "TableInfo"]
+
+
+CAUGHT = (bexc.BotoCoreError, bexc.ClientError)  # what every AWS call here catches and translates
+# The kind of each SDK failure; the first match wins, because botocore's timeout errors subclass its
+# connection errors (ReadTimeoutError an HTTPClientError, ConnectTimeoutError a ConnectionError).
+SDK_FAILURES: tuple[tuple[tuple[type[Exception], ...], SdkFailure], ...] = (
+    ((bexc.NoCredentialsError, bexc.PartialCredentialsError), "credentials"),
+    ((bexc.NoRegionError,), "region"),
+    ((bexc.ReadTimeoutError, bexc.ConnectTimeoutError), "timeout"),
+    ((bexc.EndpointConnectionError, bexc.ConnectionError, bexc.HTTPClientError), "connect"),
+)
+
+
+class ErrorContext:
+    """Names the endpoint, region and table in error messages."""
+
+    def __init__(self, endpoint: str, region: str) -> None:
+        self.endpoint = endpoint
+        self.region = region
+
+    def translate(self, exc: Exception, what: str, table: str | None = None) -> SourceError | BadInput:
+        """Turn a botocore exception into a SourceError with a hint (see source_errors.py)."""
+        where = f"{what} on {table or 'DynamoDB'} at {self.endpoint} ({self.region})"
+        if isinstance(exc, bexc.ClientError):
+            err = exc.response.get("Error", {})
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            return from_error_answer(where, err.get("Code", ""), status, str(err.get("Message", ""))[:200])
+        kind: SdkFailure = next((k for types, k in SDK_FAILURES if isinstance(exc, types)), "other")
+        return from_sdk_failure(where, kind, type(exc).__name__, str(exc)[:200])
+
+
+def make_session(aws: AwsSettings) -> boto3.session.Session:
+    """A boto3 session: explicit settings where given, boto3's own chain for the rest."""
+    kwargs: dict[str, Any] = {}
+    if aws.profile:
+        kwargs["profile_name"] = aws.profile
+    if aws.access_key_id and aws.secret_access_key:
+        kwargs["aws_access_key_id"] = aws.access_key_id.get_secret_value()
+        kwargs["aws_secret_access_key"] = aws.secret_access_key.get_secret_value()
+        if aws.session_token:
+            kwargs["aws_session_token"] = aws.session_token.get_secret_value()
+    if aws.region:
+        kwargs["region_name"] = aws.region
+    return boto3.session.Session(**kwargs)
+
+
+def client_config(aws: AwsSettings) -> Config:
+    """Timeouts well below the watchdog interval and bounded retries (TESTING D12)."""
+    return Config(
+        connect_timeout=aws.connect_timeout,
+        read_timeout=aws.read_timeout,
+        retries={"mode": "standard", "total_max_attempts": aws.max_attempts},  # first call included
+        account_id_endpoint_mode="disabled",
+        max_pool_connections=32,
+    )
+
+
+class StreamReader:
+    """DynamoDB Streams through a boto3-shaped client, errors translated, calls counted."""
+
+    def __init__(self, client: Any, context: ErrorContext) -> None:
+        self.client = client
+        self.ctx = context
+        self.get_records_calls = 0
+        self.describe_stream_calls = 0
+
+    def describe_stream(self, arn: str, table: str | None = None) -> StreamInfo:
+        """All shards of the stream, paging DescribeStream ourselves (boto3 has no paginator)."""
+        shards: list[ShardInfo] = []
+        start: str | None = None
+        status, view = "UNKNOWN", None
+        while True:
+            kwargs: dict[str, Any] = {"StreamArn": arn, "Limit": DESCRIBE_STREAM_PAGE}
+            if start:
+                kwargs["ExclusiveStartShardId"] = start
+            try:
+                self.describe_stream_calls += 1
+                desc = self.client.describe_stream(**kwargs)["StreamDescription"]
+            except CAUGHT as e:
+                raise self.ctx.translate(e, "DescribeStream", table) from None
+            status = desc.get("StreamStatus", status)
+            view = desc.get("StreamViewType", view)
+            for s in desc.get("Shards", []):
+                rng = s.get("SequenceNumberRange", {})
+                shards.append(ShardInfo(s["ShardId"], s.get("ParentShardId"),
+                                        rng.get("StartingSequenceNumber"), rng.get("EndingSequenceNumber")))
+            start = desc.get("LastEvaluatedShardId")
+            if not start:
+                return StreamInfo(arn, status, view, shards)
+
+    def shard_iterator(self, arn: str, shard_id: str, kind: str, seq: str | None = None,
+                       table: str | None = None) -> str:
+        """A shard iterator: TRIM_HORIZON, LATEST, AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER."""
+        kwargs: dict[str, Any] = {"StreamArn": arn, "ShardId": shard_id, "ShardIteratorType": kind}
+        if seq is not None:
+            kwargs["SequenceNumber"] = seq
+        try:
+            return self.client.get_shard_iterator(**kwargs)["ShardIterator"]
+        except CAUGHT as e:
+            raise self.ctx.translate(e, "GetShardIterator", table) from None
+
+    def get_records(self, iterator: str, limit: int = 1000, table: str | None = None) -> RecordsPage:
+        """One GetRecords call."""
+        self.get_records_calls += 1
+        try:
+            resp = self.client.get_records(ShardIterator=iterator, Limit=limit)
+        except CAUGHT as e:
+            raise self.ctx.translate(e, "GetRecords", table) from None
+        return RecordsPage(resp.get("Records", []), resp.get("NextShardIterator"))
+
+
+MIN_SCAN_PAGE = 10  # items: the floor of a byte-sized Scan page, so huge items still make progress
+FIRST_SCAN_PAGE = 100  # items: the first byte-sized page, before the item size is known
+
+
+def _content_length(resp: dict[str, Any]) -> int:
+    """Bytes of the HTTP response body (0 when the server did not say)."""
+    headers = resp.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    try:
+        return int(headers.get("content-length", 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+class Source:
+    """DynamoDB for one table prefix: tables, scans, item reads and writes, and the stream reader."""
+
+    def __init__(self, aws: AwsSettings, prefix: str, *, dynamodb_client: Any = None,
+                 streams_client: Any = None) -> None:
+        self.prefix = prefix
+        session = None
+        if dynamodb_client is None or streams_client is None:
+            session = make_session(aws)
+        cfg = client_config(aws)
+        kwargs: dict[str, Any] = {"config": cfg}
+        if aws.endpoint_url:
+            kwargs["endpoint_url"] = aws.endpoint_url
+        try:
+            self.ddb = dynamodb_client or session.client("dynamodb", **kwargs)  # type: ignore[union-attr]
+            raw_streams = streams_client or session.client("dynamodbstreams", **kwargs)  # type: ignore[union-attr]
+        except bexc.NoRegionError:
+            raise SourceUnavailable("no AWS region configured",
+                                    hint="set AWS_REGION, or aws.region in the config, or --env-file") from None
+        self.ctx = ErrorContext(self.ddb.meta.endpoint_url, self.ddb.meta.region_name or "?")
+        self.streams = StreamReader(raw_streams, self.ctx)
+
+    @property
+    def endpoint(self) -> str:
+        """The DynamoDB endpoint URL in use."""
+        return self.ctx.endpoint
+
+    @property
+    def region(self) -> str:
+        """The region in use."""
+        return self.ctx.region
+
+    def _call(self, what: str, table: str | None, fn: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(**kwargs)
+        except CAUGHT as e:
+            raise self.ctx.translate(e, what, table) from None
+
+    # -- tables ---------------------------------------------------------------------------------
+
+    def describe_table(self, spec: TableSpec) -> TableInfo:
+        """DescribeTable for one of our tables."""
+        name = spec.dynamo_name(self.prefix)
+        t = self._call("DescribeTable", name, self.ddb.describe_table, TableName=name)["Table"]
+        ss = t.get("StreamSpecification") or {}
+        return TableInfo(name, t.get("TableStatus", "?"), t.get("LatestStreamArn"),
+                         bool(ss.get("StreamEnabled")), ss.get("StreamViewType"), int(t.get("ItemCount", 0)))
+
+    def server_time(self, spec: TableSpec) -> float | None:
+        """DynamoDB's own clock, epoch seconds rounded down (a DescribeTable answer's Date header); None if absent."""
+        name = spec.dynamo_name(self.prefix)
+        resp = self._call("DescribeTable", name, self.ddb.describe_table, TableName=name)
+        date = (resp.get("ResponseMetadata") or {}).get("HTTPHeaders", {}).get("date")
+        try:
+            when = email.utils.parsedate_to_datetime(date) if date else None
+        except (TypeError, ValueError):
+            return None
+        # HTTP dates are GMT; one without a zone ("-0000") must not be read in this host's zone.
+        return None if when is None else when.replace(tzinfo=when.tzinfo or UTC).timestamp()
+
+    def create_table(self, spec: TableSpec, wait: float = 60.0) -> bool:
+        """Create one table (PAY_PER_REQUEST, NEW_AND_OLD_IMAGES stream); False if it existed."""
+        name = spec.dynamo_name(self.prefix)
+        keys = [{"AttributeName": spec.hash_key, "KeyType": "HASH"}]
+        attrs = [{"AttributeName": spec.hash_key, "AttributeType": "S"}]
+        if spec.range_key:
+            keys.append({"AttributeName": spec.range_key, "KeyType": "RANGE"})
+            attrs.append({"AttributeName": spec.range_key, "AttributeType": "S"})
+        try:
+            self.ddb.create_table(
+                TableName=name, KeySchema=keys, AttributeDefinitions=attrs, BillingMode="PAY_PER_REQUEST",
+                StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+            )
+            created = True
+        except bexc.ClientError as e:
+            if e.response.get("Error", {}).get("Code") != "ResourceInUseException":
+                raise self.ctx.translate(e, "CreateTable", name) from None
+            created = False
+        except bexc.BotoCoreError as e:
+            raise self.ctx.translate(e, "CreateTable", name) from None
+        deadline = time.monotonic() + wait
+        while self.describe_table(spec).status != "ACTIVE":
+            if time.monotonic() > deadline:
+                raise SourceError(f"table {name} did not become ACTIVE within {wait:.0f}s")
+            time.sleep(0.5)
+        return created
+
+    def delete_table(self, spec: TableSpec) -> None:
+        """Delete one table (tests and demo only; never called by the daemon)."""
+        name = spec.dynamo_name(self.prefix)
+        self._call("DeleteTable", name, self.ddb.delete_table, TableName=name)
+
+    def scan(self, spec: TableSpec, segment: int = 0, total_segments: int = 1,
+             page_limit: int | None = None, consistent: bool = True,
+             page_bytes: int | None = None) -> Iterator[list[Item]]:
+        """Pages of one Scan segment.
+
+        With `page_bytes`, each request's `Limit` is re-estimated from the previous response's
+        size (Content-Length / items) so a page holds about that many bytes of JSON, never more
+        than `page_limit` items: what one page costs in memory then no longer depends on how big
+        the items of this table are (DynamoDB's own cap is 1 MB a page).
+        """
+        name = spec.dynamo_name(self.prefix)
+        kwargs: dict[str, Any] = {"TableName": name, "ConsistentRead": consistent}
+        if total_segments > 1:
+            kwargs.update(Segment=segment, TotalSegments=total_segments)
+        if page_limit:
+            kwargs["Limit"] = page_limit
+        if page_bytes:  # the item size is unknown until the first page: start small
+            kwargs["Limit"] = min(page_limit or FIRST_SCAN_PAGE, FIRST_SCAN_PAGE)
+        while True:
+            resp = self._call("Scan", name, self.ddb.scan, **kwargs)
+            items = resp.get("Items", [])
+            yield items
+            last = resp.get("LastEvaluatedKey")
+            if not last:
+                return
+            kwargs["ExclusiveStartKey"] = last
+            if page_bytes and items:
+                size = _content_length(resp)
+                if size:
+                    limit = max(MIN_SCAN_PAGE, page_bytes * len(items) // size)
+                    kwargs["Limit"] = min(limit, page_limit) if page_limit else limit
+
+    def query_business(self, spec: TableSpec, business_id: str) -> list[Item]:
+        """Every item of one business in one table (Query on the hash key)."""
+        name = spec.dynamo_name(self.prefix)
+        kwargs: dict[str, Any] = {
+            "TableName": name, "ConsistentRead": True,
+            "KeyConditionExpression": "#k = :v",
+            "ExpressionAttributeNames": {"#k": spec.hash_key},
+            "ExpressionAttributeValues": {":v": {"S": business_id}},
+        }
+        items: list[Item] = []
+        while True:
+            resp = self._call("Query", name, self.ddb.query, **kwargs)
+            items.extend(resp.get("Items", []))
+            if not resp.get("LastEvaluatedKey"):
+                return items
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    # -- items ----------------------------------------------------------------------------------
+
+    def key_av(self, spec: TableSpec, key: tuple[str, ...]) -> Item:
+        """The DynamoDB key of `key` (a tuple in key_names order)."""
+        if len(key) != len(spec.key_names):
+            raise BadInput(f"{spec.name} needs key {', '.join(spec.key_names)}")
+        return {n: {"S": v} for n, v in zip(spec.key_names, key, strict=True)}
+
+    def get_item(self, spec: TableSpec, key: tuple[str, ...], consistent: bool = True) -> Item | None:
+        """One item by key, strongly consistent by default; None when absent."""
+        name = spec.dynamo_name(self.prefix)
+        resp = self._call("GetItem", name, self.ddb.get_item, TableName=name,
+                          Key=self.key_av(spec, key), ConsistentRead=consistent)
+        return resp.get("Item")
+
+    def put_item(self, spec: TableSpec, item: Item, expected_version: int | bool | None = False) -> None:
+        """PutItem; with `expected_version` (an int, or None for "must not exist") it is conditional.
+
+        `expected_version=0` also matches an existing item that has no `_version` attribute.
+
+        A failed condition raises VersionMismatch carrying the current item (ALL_OLD).
+        """
+        name = spec.dynamo_name(self.prefix)
+        kwargs: dict[str, Any] = {"TableName": name, "Item": item}
+        if expected_version is None:
+            kwargs["ConditionExpression"] = "attribute_not_exists(#h)"
+            kwargs["ExpressionAttributeNames"] = {"#h": spec.hash_key}
+        elif expected_version is not False and int(expected_version) == 0:
+            # 0 also matches an existing item written without `_version` (an unversioned writer).
+            kwargs["ConditionExpression"] = "(attribute_exists(#h) AND attribute_not_exists(#v)) OR #v = :v"
+            kwargs["ExpressionAttributeNames"] = {"#h": spec.hash_key, "#v": "_version"}
+            kwargs["ExpressionAttributeValues"] = {":v": {"N": "0"}}
+        elif expected_version is not False:
+            kwargs["ConditionExpression"] = "#v = :v"
+            kwargs["ExpressionAttributeNames"] = {"#v": "_version"}
+            kwargs["ExpressionAttributeValues"] = {":v": {"N": str(int(expected_version))}}
+        if "ConditionExpression" in kwargs:
+            kwargs["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        try:
+            self.ddb.put_item(**kwargs)
+        except bexc.ClientError as e:
+            if e.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                current: dict[str, Any] | None = e.response.get("Item")
+                raise VersionMismatch(
+                    f"{name}: version mismatch (expected {expected_version}, "
+                    f"found {(current or {}).get('_version', {}).get('N', 'none')})",
+                    current=current,
+                ) from None
+            raise self.ctx.translate(e, "PutItem", name) from None
+        except bexc.BotoCoreError as e:
+            raise self.ctx.translate(e, "PutItem", name) from None
+
+    def put_item_unless_newer(self, spec: TableSpec, item: Item) -> bool:
+        """PutItem unless DynamoDB holds a newer `_version` of it; False when skipped for that reason.
+
+        Without a `_version` of our own, only an absent item or one without `_version` is overwritten.
+        """
+        name = spec.dynamo_name(self.prefix)
+        ours = item.get("_version", {}).get("N")
+        cond = "attribute_not_exists(#h) OR attribute_not_exists(#v)"
+        kwargs: dict[str, Any] = {"TableName": name, "Item": item,
+                                  "ExpressionAttributeNames": {"#h": spec.hash_key, "#v": "_version"}}
+        if ours is not None:
+            cond += " OR #v <= :v"
+            kwargs["ExpressionAttributeValues"] = {":v": {"N": ours}}
+        try:
+            self.ddb.put_item(ConditionExpression=cond, **kwargs)
+            return True
+        except bexc.ClientError as e:
+            if e.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise self.ctx.translate(e, "PutItem", name) from None
+        except bexc.BotoCoreError as e:
+            raise self.ctx.translate(e, "PutItem", name) from None
+
+    def batch_write(self, spec: TableSpec, items: list[Item], max_rounds: int = 8) -> int:
+        """BatchWriteItem in chunks of 25, retrying unprocessed items with backoff; returns the count."""
+        name = spec.dynamo_name(self.prefix)
+        written = 0
+        for i in range(0, len(items), 25):
+            pending = [{"PutRequest": {"Item": it}} for it in items[i:i + 25]]
+            for attempt in range(max_rounds):
+                resp = self._call("BatchWriteItem", name, self.ddb.batch_write_item,
+                                  RequestItems={name: pending})
+                left = resp.get("UnprocessedItems", {}).get(name, [])
+                written += len(pending) - len(left)
+                if not left:
+                    break
+                pending = left
+                time.sleep(min(2.0, 0.05 * 2**attempt))
+            else:
+                raise SourceThrottled(f"BatchWriteItem on {name}: {len(pending)} items still unprocessed")
+        return written

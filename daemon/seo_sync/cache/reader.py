@@ -1,0 +1,122 @@
+"""Read-only queries over the cache, for the generation server, the CLI and the writer's own view."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from seo_sync import codec
+from seo_sync.cache.sql import Statements, q
+from seo_sync.errors import CacheCorrupt, CacheError
+from seo_sync.schema import TABLES, TableSpec
+
+if TYPE_CHECKING:
+    from seo_sync.cache.writer import Connection
+
+
+def wal_header_without_shm(path: Path) -> bool:
+    """True when the header says WAL but -shm is gone: a read-only reader could not open the file."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(20)
+    except OSError:
+        return False
+    return len(header) == 20 and header[18:20] == b"\x02\x02" and not Path(f"{path}-shm").exists()
+
+
+class Reader:
+    """Read-only queries over a cache connection; each multi-statement read is one snapshot."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    @classmethod
+    def open(cls, path: Path) -> Reader:
+        """Open the cache read-only (the way the generation server and read commands do)."""
+        if not path.exists():
+            raise CacheError(f"no cache at {path}", hint="run `seo-sync sync-from-dynamo` or start the daemon")
+        from seo_sync.cache.writer import (
+            connect_read_only,  # cache.py owns sqlite3 (layout rule); here: no import cycle
+        )
+
+        return cls(connect_read_only(path))
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+    def snapshot(self) -> _Snapshot:
+        """`with reader.snapshot():` hold one read transaction across several statements."""
+        return _Snapshot(self.conn)
+
+    def count(self, table: str) -> int:
+        """Rows in one cache table (schema names only)."""
+        spec = TABLES[table]
+        return int(self.conn.execute(f"SELECT count(*) FROM {q(spec.name)}").fetchone()[0])  # nosec B608
+
+    def dead_letter_count(self, table: str | None = None) -> int:
+        """Dead letters recorded (for one table, or all)."""
+        if table is None:
+            return int(self.conn.execute("SELECT count(*) FROM _sync_dead_letters").fetchone()[0])
+        return int(self.conn.execute("SELECT count(*) FROM _sync_dead_letters WHERE table_name = ?",
+                                     (table,)).fetchone()[0])
+
+    def rows(self, spec: TableSpec, business_id: str | None = None) -> Iterator[dict[str, Any]]:
+        """Rows of one table in key order, optionally of one business."""
+        order = ", ".join(q(k) for k in spec.key_names)
+        sql = f"SELECT * FROM {q(spec.name)}"  # nosec B608
+        args: tuple[Any, ...] = ()
+        if business_id is not None:
+            sql += f" WHERE {q(spec.hash_key)} = ?"
+            args = (business_id,)
+        cur = self.conn.execute(sql + f" ORDER BY {order}", args)
+        names = [d[0] for d in cur.description]
+        for r in cur:
+            yield dict(zip(names, r, strict=True))
+
+    def items(self, spec: TableSpec, business_id: str | None = None) -> Iterator[codec.Item]:
+        """The DynamoDB items the cache holds for one table, in key order."""
+        for row in self.rows(spec, business_id):
+            yield codec.row_to_item(spec, row)
+
+    def get(self, spec: TableSpec, key: tuple[str, ...]) -> codec.Item | None:
+        """One item by key, or None."""
+        st = Statements(spec, spec.name)
+        cur = self.conn.execute(st.select_key, {f"k{i}": k for i, k in enumerate(key)})
+        row = cur.fetchone()
+        if row is None:
+            return None
+        return codec.row_to_item(spec, dict(zip([d[0] for d in cur.description], row, strict=True)))
+
+    def table_states(self) -> dict[str, dict[str, Any]]:
+        """Per table: stream_arn, last_full_sync, full_sync_reason."""
+        out = {}
+        for r in self.conn.execute("SELECT table_name, stream_arn, last_full_sync, full_sync_reason FROM _sync_tables"):
+            out[r[0]] = {"stream_arn": r[1], "last_full_sync": r[2], "full_sync_reason": r[3]}
+        return out
+
+    def check_shape(self) -> None:
+        """Raise CacheError unless this is a readable cache database with all five data tables."""
+        try:
+            names = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except self.conn.DatabaseError as e:  # sqlite3's, via the connection
+            raise CacheCorrupt(f"not a readable SQLite database: {e}") from None
+        missing = [t for t in (*TABLES, "_sync_tables") if t not in names]
+        if missing:
+            raise CacheError(f"not a seo-sync cache: tables missing: {', '.join(missing)}",
+                             hint="name a cache.db written by seo-sync")
+
+
+class _Snapshot:
+    """One read transaction across several statements."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> Connection:
+        self.conn.execute("BEGIN")
+        return self.conn
+
+    def __exit__(self, *exc: object) -> None:
+        self.conn.execute("COMMIT")

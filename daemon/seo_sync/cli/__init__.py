@@ -1,0 +1,1 @@
+"""The `seo-sync` command line."""

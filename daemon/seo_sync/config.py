@@ -1,0 +1,246 @@
+"""Settings: defaults < TOML file < SEO_SYNC_* environment < flags, validated by pydantic.
+
+Nothing here reads the environment at import: `load_settings` takes the environment as an
+argument, so tests and the CLI say exactly what they pass. Unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from dotenv import dotenv_values
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from seo_sync.errors import ConfigError
+from seo_sync.schema import PREFIX_RE
+
+DEFAULT_CONFIG_PATH = Path("/etc/seo-sync/seo-sync.toml")
+ENV_PREFIX = "SEO_SYNC_"
+# Flat environment names that other tools rely on (DESIGN §7) for settings that live in a section.
+ENV_ALIASES = {"IDLE_POLL_INTERVAL": ("stream", "idle_poll_interval")}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AwsSettings(_Section):
+    """How to reach DynamoDB. Everything left unset comes from boto3's own configuration chain."""
+
+    region: str | None = None
+    endpoint_url: str | None = None
+    profile: str | None = None
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+    session_token: SecretStr | None = None
+    connect_timeout: float = Field(3.0, gt=0, le=30)
+    read_timeout: float = Field(10.0, gt=0, le=60)
+    max_attempts: int = Field(3, ge=1, le=10)
+
+
+class StreamSettings(_Section):
+    """Tailing DynamoDB Streams."""
+
+    idle_poll_interval: float = Field(1.0, ge=0.05, le=60)
+    max_polls_per_second: float = Field(4.0, gt=0, le=5)
+    get_records_limit: int = Field(1000, ge=1, le=1000)
+    max_backoff: float = Field(300.0, ge=1)
+    checkpoint_max_age_hours: float = Field(24.0, gt=0)
+    lag_alarm: float = Field(60.0, gt=0, description="seconds of lag before the daemon is degraded")
+    describe_interval: float = Field(30.0, ge=1, le=3600,
+                                     description="seconds between DescribeTable + DescribeStream per table")
+
+
+class FullSyncSettings(_Section):
+    """Full sync: parallel Scan into a shadow table."""
+
+    scan_segments: int = Field(4, ge=1, le=64)
+    batch_size: int = Field(500, ge=1, le=10000)
+    scan_page_bytes: int = Field(256 * 1024, ge=4096, le=1_048_576,
+                                 description="target JSON bytes of one Scan page (bounds memory per segment)")
+    spill_threshold: int = Field(5000, ge=100, description="stream records held in memory before spilling")
+
+
+class ServiceSettings(_Section):
+    """The daemon process."""
+
+    boot_ready_timeout: float = Field(30.0, ge=0)
+    stop_timeout: float = Field(20.0, gt=0)
+    socket_group: str | None = None
+    socket_timeout: float = Field(1.0, gt=0, le=10)
+    socket_max_clients: int = Field(16, ge=1, le=256)
+    busy_timeout_ms: int = Field(5000, ge=0, le=60000)
+    debug_commands: bool = Field(False, description="test-only socket commands that simulate hangs")
+
+
+class MaintenanceSettings(_Section):
+    """Scheduled jobs (cron expressions in the daemon's local time zone)."""
+
+    prune_backups_cron: str = "17 3 * * *"
+    reset_delete_counters_cron: str = "0 * * * *"
+    expire_tombstones_cron: str = "*/30 * * * *"
+    wal_checkpoint_cron: str = "*/5 * * * *"
+    quick_check_cron: str = "43 4 * * *"
+    tombstone_ttl_hours: float = Field(48.0, gt=0)
+
+
+class ProtectionSettings(_Section):
+    """Delete protection."""
+
+    max_deletes_per_hour: int = Field(10, ge=0)
+    backup_retention_days: float = Field(30.0, gt=0)
+
+
+class Settings(_Section):
+    """Every setting of seo-sync; see config/seo-sync.example.toml for one paragraph each."""
+
+    data_dir: Path = Path("data")
+    table_prefix: str = "seo_"
+    socket: Path | None = None
+    log_format: Literal["json", "console", "auto"] = "auto"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    use_dynamodb: bool = True
+    aws: AwsSettings = AwsSettings()
+    stream: StreamSettings = StreamSettings()
+    fullsync: FullSyncSettings = FullSyncSettings()
+    service: ServiceSettings = ServiceSettings()
+    maintenance: MaintenanceSettings = MaintenanceSettings()
+    protection: ProtectionSettings = ProtectionSettings()
+
+    @field_validator("table_prefix")
+    @classmethod
+    def _prefix_ok(cls, v: str) -> str:
+        if not PREFIX_RE.fullmatch(v):
+            raise ValueError("may hold only A-Z a-z 0-9 _ . - (at most 64)")
+        return v
+
+    @property
+    def cache_path(self) -> Path:
+        """The cache database file."""
+        return self.data_dir / "cache.db"
+
+    @property
+    def protection_path(self) -> Path:
+        """The protection ledger database file."""
+        return self.data_dir / "protection.db"
+
+    @property
+    def backup_dir(self) -> Path:
+        """Where delete backups are written."""
+        return self.data_dir / "backups"
+
+    @property
+    def socket_path(self) -> Path:
+        """The status socket path (default: inside the data directory)."""
+        return self.socket if self.socket is not None else self.data_dir / "seo-sync.sock"
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as plain data with every secret masked."""
+        return self.model_dump(mode="json")  # SecretStr dumps as '**********'
+
+
+def _deep_merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in top.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
+            continue
+        rest = name[len(ENV_PREFIX):]
+        if rest in ENV_ALIASES:
+            section, key = ENV_ALIASES[rest]
+            out.setdefault(section, {})[key] = value
+        elif "__" in rest:
+            section, key = rest.lower().split("__", 1)
+            out.setdefault(section, {})[key] = value
+        else:
+            out[rest.lower()] = value
+    return out
+
+
+def _from_env_file(path: Path) -> dict[str, Any]:
+    """The platform server's .env: AWS_* settings and USE_DYNAMODB."""
+    if not path.is_file():
+        raise ConfigError(f"env file {path} does not exist", hint="name the platform's packages/server/.env")
+    values = dotenv_values(path)
+    aws: dict[str, Any] = {}
+    mapping = {
+        "AWS_ACCESS_KEY_ID": "access_key_id", "AWS_SECRET_ACCESS_KEY": "secret_access_key",  # nosec B105
+        "AWS_SESSION_TOKEN": "session_token", "AWS_REGION": "region", "AWS_DEFAULT_REGION": "region",  # nosec B105
+        "AWS_ENDPOINT_URL": "endpoint_url", "AWS_ENDPOINT_URL_DYNAMODB": "endpoint_url",
+        "AWS_PROFILE": "profile",
+    }
+    for env_name, key in mapping.items():
+        if values.get(env_name):
+            aws[key] = values[env_name]
+    out: dict[str, Any] = {"aws": aws} if aws else {}
+    if values.get("USE_DYNAMODB") is not None:
+        out["use_dynamodb"] = str(values["USE_DYNAMODB"]).strip().lower() in ("1", "true", "yes", "on")
+    return out
+
+
+def config_path_from(env: Mapping[str, str], explicit: Path | None) -> Path | None:
+    """The TOML file to read: --config, else SEO_SYNC_CONFIG, else the system path if it exists."""
+    if explicit is not None:
+        return explicit
+    if env.get(ENV_PREFIX + "CONFIG"):
+        return Path(env[ENV_PREFIX + "CONFIG"])
+    return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None
+
+
+def _describe(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"])
+        value = e.get("input")
+        shown = "(hidden)" if any(s in where for s in ("secret", "token", "key_id")) else repr(value)[:80]
+        lines.append(f"{where} = {shown}: {e['msg']}")
+    return "; ".join(lines)
+
+
+def load_settings(
+    path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    env_file: Path | None = None,
+) -> Settings:
+    """Build Settings from the layers; raises ConfigError naming the field, the value and why."""
+    env = dict(os.environ) if env is None else env
+    data: dict[str, Any] = {}
+    file_path = config_path_from(env, path)
+    if file_path is not None:
+        try:
+            with open(file_path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"config file {file_path} does not exist",
+                              hint="pass --config PATH or copy config/seo-sync.example.toml") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config file {file_path} is not valid TOML: {e}") from None
+        except OSError as e:
+            raise ConfigError(f"cannot read config file {file_path}: {e.strerror}") from None
+    if env_file is not None:
+        data = _deep_merge(data, _from_env_file(env_file))
+    if env.get("AWS_REGION") and not env.get("AWS_DEFAULT_REGION"):
+        # boto3 itself only reads AWS_DEFAULT_REGION; the platform's .env and DESIGN §7 use AWS_REGION.
+        data = _deep_merge({"aws": {"region": env["AWS_REGION"]}}, data)
+    data = _deep_merge(data, _from_env(env))
+    data = _deep_merge(data, {k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as e:
+        where = f" (from {file_path})" if file_path else ""
+        raise ConfigError(f"invalid configuration{where}: {_describe(e)}",
+                          hint="fix the value, or run `seo-sync check-config`") from None

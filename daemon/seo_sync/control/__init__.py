@@ -1,0 +1,1 @@
+"""The status socket: server, client, and who may talk to it."""

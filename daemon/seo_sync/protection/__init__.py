@@ -1,0 +1,1 @@
+"""Delete protection: the confirmation token, the delete-rate ledger, backups."""

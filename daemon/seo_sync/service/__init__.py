@@ -1,0 +1,1 @@
+"""The daemon process: lifecycle, socket commands, systemd, maintenance, metrics."""

@@ -1,0 +1,366 @@
+"""The daemon's lifecycle, in the shape of gunicorn's arbiter.
+
+Signal handlers and other threads only post events; the main loop dispatches them to `handle_*`
+methods, drives sd_notify (READY, STATUS, EXTEND_TIMEOUT, WATCHDOG, STOPPING) and stops
+everything in a fixed order with a timeout on every join. This is the only module that installs
+signal handlers and starts long-lived threads.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import json
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from seo_sync import __version__
+from seo_sync.aws.source import Source
+from seo_sync.cache.lock import WriterLock
+from seo_sync.cache.reader import Reader
+from seo_sync.cache.writer import Cache
+from seo_sync.config import Settings
+from seo_sync.control.peers import resolve_group
+from seo_sync.control.server import ControlServer
+from seo_sync.errors import BadInput, CacheCorrupt, ExitCode
+from seo_sync.logs import dump_thread_stacks
+from seo_sync.schema import TABLES, table
+from seo_sync.service.maintenance import Maintenance
+from seo_sync.service.metrics import render_metrics
+from seo_sync.service.systemd import Notifier
+from seo_sync.sync.engine import Engine
+
+log = structlog.get_logger("seo_sync.service")
+
+TICK = 0.25  # main-loop wake-up at the latest; watchdog pings and READY checks run this often
+HANDLED_SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+
+
+class Service:
+    """One run of the daemon: boot, main loop, ordered stop."""
+
+    def __init__(self, settings: Settings, *, notifier: Notifier | None = None,
+                 source_factory: Callable[[Settings], Source] | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        env = dict(os.environ) if env is None else env
+        self.settings = settings
+        self.notifier = notifier or Notifier(env)
+        self.source_factory = source_factory or (lambda s: Source(s.aws, s.table_prefix))
+        self.fault_injection = settings.service.debug_commands  # test-only: debug-hang, debug-wedge-writer
+        self.events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()  # reentrant: signal-safe
+        self.state = "starting"
+        self.started_at = time.time()
+        self.ready = False
+        self.degraded_reasons: list[str] = []
+        self.exit_code = ExitCode.OK
+        self.stop_event = threading.Event()
+        self.force_exit = False
+        self.threads: dict[str, threading.Thread] = {}
+        self.lock: WriterLock | None = None
+        self.cache: Cache | None = None
+        self.engine: Engine | None = None
+        self.control: ControlServer | None = None
+        self.maintenance: Maintenance | None = None
+        self._last_status = ""
+        self._hang_main_until = 0.0
+
+    # -- boot -----------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Boot, loop until told to stop, stop in order; returns the exit code."""
+        faulthandler.enable()  # systemd's watchdog SIGABRT leaves a traceback in the journal
+        self.lock = WriterLock(self.settings.cache_path).acquire()  # LockHeld -> exit 75 via cli
+        try:
+            self._boot()
+            self._install_signals()
+            self._loop()
+        finally:
+            self._stop()
+        return int(self.exit_code)
+
+    def _boot(self) -> None:
+        s = self.settings
+        log.info("starting", version=__version__, data_dir=str(s.data_dir), prefix=s.table_prefix)
+        self.cache = self._open_cache()
+        self.had_complete_cache = self._cache_is_complete()
+        self.engine = Engine(s, self.source_factory(s), self.cache)
+        self.control = ControlServer(
+            s.socket_path, self.handle_command, allowed_uids={0, os.getuid()},
+            allowed_gid=resolve_group(s.service.socket_group), timeout=s.service.socket_timeout,
+            max_clients=s.service.socket_max_clients)
+        self.control.bind()
+        self._start_thread("control", self.control.serve_forever)
+        for name, target in self.engine.thread_targets():
+            self._start_thread(name, target)
+        self.maintenance = Maintenance(s.maintenance, self._maintenance_jobs())
+        self.maintenance.start()
+        self._set_state("syncing")
+
+    def _open_cache(self) -> Cache:
+        path = self.settings.cache_path
+        try:
+            return Cache.open(path, self.settings.service.busy_timeout_ms)
+        except CacheCorrupt as e:
+            quarantine = _quarantine(path)
+            log.error("cache_corrupt", error=e.message, moved_to=str(quarantine))
+            return Cache.open(path, self.settings.service.busy_timeout_ms)
+
+    def _cache_is_complete(self) -> bool:
+        assert self.cache is not None
+        states = Reader(self.cache.conn).table_states()
+        return all(states.get(name, {}).get("last_full_sync") for name in TABLES)
+
+    def _start_thread(self, name: str, target: Callable[[threading.Event], None]) -> None:
+        def runner() -> None:
+            try:
+                target(self.stop_event)
+            except BaseException as e:
+                self.events.put(("thread_died", (name, f"{type(e).__name__}: {e}")))
+                log.exception("thread_died", thread=name)
+                return
+            if not self.stop_event.is_set():
+                self.events.put(("thread_died", (name, "returned unexpectedly")))
+
+        t = threading.Thread(target=runner, name=name, daemon=True)
+        self.threads[name] = t
+        t.start()
+
+    def _install_signals(self) -> None:
+        for sig in HANDLED_SIGNALS:
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        # Only enqueue. A second SIGTERM/SIGINT while stopping asks for an immediate exit.
+        if signum in (signal.SIGTERM, signal.SIGINT) and self.state == "stopping":
+            self.force_exit = True
+        self.events.put(("signal", signum))
+
+    # -- main loop ------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while self.state != "stopping":
+            try:
+                kind, payload = self.events.get(timeout=TICK)
+            except queue.Empty:
+                kind, payload = "tick", None
+            handler = getattr(self, f"handle_{kind}", None)
+            if handler is not None:
+                handler(payload)
+            if self.state == "stopping":
+                break
+            self._hang_if_asked()
+            self._check_boot()
+            self._update_state()
+            self._watchdog()
+
+    def handle_tick(self, _payload: object) -> None:
+        """Nothing arrived within a tick; the loop's periodic checks run next."""
+
+    def handle_signal(self, signum: int) -> None:
+        """SIGHUP: resync all; SIGTERM/SIGINT: stop; SIGUSR1: dump thread stacks."""
+        if signum == signal.SIGHUP:
+            assert self.engine is not None
+            queued = self.engine.request_resync(None, reason="SIGHUP")
+            log.info("resync_requested", source="SIGHUP", queued=queued)
+        elif signum in (signal.SIGTERM, signal.SIGINT):
+            log.info("stop_requested", signal=signal.Signals(signum).name)
+            self.state = "stopping"
+        elif signum == signal.SIGUSR1:
+            dump_thread_stacks(log)
+
+    def handle_thread_died(self, payload: tuple[str, str]) -> None:
+        """A worker thread died: log once and stop with a non-zero exit so systemd restarts us."""
+        name, why = payload
+        log.error("stopping_after_thread_death", thread=name, reason=why)
+        self.exit_code = ExitCode.SOFTWARE
+        self.state = "stopping"
+
+    def _check_boot(self) -> None:
+        if self.ready or self.engine is None:
+            return
+        if self.engine.boot_synced.is_set():
+            self._become_ready(degraded=False)
+            return
+        waited = time.time() - self.started_at
+        if waited >= self.settings.service.boot_ready_timeout:
+            reason = "dynamodb unreachable or boot sync slow; serving the previous cache" if self.had_complete_cache \
+                else "boot sync not finished; cache not initialized"
+            self.degraded_reasons = [reason]
+            self._become_ready(degraded=True)
+        else:
+            # Keep systemd's start timeout ahead of a boot sync that is making progress.
+            self.notifier.extend_timeout(max(30.0, self.settings.service.boot_ready_timeout))
+
+    def _become_ready(self, degraded: bool) -> None:
+        self.ready = True
+        self._update_state()
+        self.notifier.ready()
+        log.info("ready", degraded=degraded, boot_seconds=round(time.time() - self.started_at, 3))
+
+    def _reasons(self, tables: dict[str, Any]) -> list[str]:
+        """Why the daemon is degraded now: tables in error or lagging past lag_alarm, boot unfinished."""
+        assert self.engine is not None
+        reasons = []
+        for name, t in tables.items():
+            if t.get("state") == "error":
+                reasons.append(f"{name}: {t.get('error') or 'error'}")
+            elif (t.get("lag_seconds") or 0) > self.settings.stream.lag_alarm:
+                reasons.append(f"{name}: lag {t['lag_seconds']:.0f}s")
+        if not self.engine.boot_synced.is_set() and self.ready:
+            reasons.append("boot sync not finished" if self.had_complete_cache
+                           else "boot sync not finished; cache not initialized")
+        return reasons
+
+    def _update_state(self) -> None:
+        assert self.engine is not None
+        tables = self.engine.snapshot().get("tables", {})
+        reasons = self._reasons(tables)
+        self.degraded_reasons = reasons
+        if not self.ready:
+            state = "syncing"
+        elif reasons:
+            state = "degraded"
+        elif any(t.get("state") in ("syncing", "resync_pending") for t in tables.values()):
+            state = "syncing"
+        else:
+            state = "streaming"
+        self._set_state(state)
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        text = state if not self.degraded_reasons else f"{state}: {'; '.join(self.degraded_reasons)[:200]}"
+        if text != self._last_status:
+            self._last_status = text
+            self.notifier.status(text)
+            log.info("state", state=state, reasons=self.degraded_reasons or None)
+
+    def _watchdog(self) -> None:
+        """Ping only while every worker has made progress within the watchdog interval (D13)."""
+        interval = self.notifier.watchdog_interval()
+        if interval is None or self.engine is None:
+            return
+        now = time.monotonic()
+        stale = [name for name, at in self.engine.progress().items() if now - at > interval]
+        if not stale:
+            self.notifier.watchdog()
+        elif not getattr(self, "_watchdog_warned", False):
+            self._watchdog_warned = True
+            log.error("watchdog_withheld", stalled=stale)
+
+    def _hang_if_asked(self) -> None:
+        while time.monotonic() < self._hang_main_until:  # test-only: simulate a hung main loop
+            time.sleep(0.05)
+
+    # -- control socket -------------------------------------------------------------------------
+
+    def handle_command(self, command: str, args: list[str]) -> str:
+        """Answer one status-socket request (runs on a control-socket thread)."""
+        assert self.engine is not None
+        if command == "status":
+            return json.dumps(self.status(), default=str)
+        if command == "health":
+            reasons = self._reasons(self.engine.snapshot().get("tables", {})) if self.ready else ["starting"]
+            return json.dumps({"ok": self.ready and not reasons, "state": self.state, "reasons": reasons})
+        if command == "resync":
+            target = table(args[0]).name if args else None
+            queued = self.engine.request_resync(target, reason="socket")
+            return json.dumps({"ok": True, "queued": queued, "table": target or "all"})
+        if command == "refresh":
+            if len(args) < 2:
+                raise BadInput("usage: refresh <table> <key-json>")
+            spec = table(args[0])
+            key = json.loads(" ".join(args[1:]))
+            if not isinstance(key, list) or not all(isinstance(k, str) for k in key):
+                raise BadInput("key-json must be a JSON list of strings")
+            return json.dumps({"ok": True, **self.engine.refresh(spec.name, tuple(key))}, default=str)
+        if command == "metrics":
+            return render_metrics(self.status())
+        if self.fault_injection and command == "debug-hang" and args:
+            self._hang_main_until = time.monotonic() + float(args[0])
+            return json.dumps({"ok": True})
+        if self.fault_injection and command == "debug-wedge-writer" and args:
+            seconds = float(args[0])
+            self.engine.submit(lambda _cache: time.sleep(seconds), timeout=seconds + 10)
+            return json.dumps({"ok": True})
+        raise BadInput(f"unknown command {command[:40]!r}",
+                       hint="one of: status, health, resync [table], refresh <table> <key-json>, metrics")
+
+    def status(self) -> dict[str, Any]:
+        """The status document of DESIGN §5."""
+        assert self.engine is not None
+        snap = self.engine.snapshot()
+        return {
+            "state": self.state, "ready": self.ready, "initialized": self.engine.boot_synced.is_set()
+            or self.had_complete_cache, "reasons": self.degraded_reasons, "version": __version__,
+            "pid": os.getpid(), "uptime_seconds": round(time.time() - self.started_at, 3), **snap,
+        }
+
+    def _maintenance_jobs(self) -> dict[str, Callable[[], object]]:
+        from seo_sync.protection import ledger
+
+        assert self.engine is not None
+        engine, s = self.engine, self.settings
+        ttl = s.maintenance.tombstone_ttl_hours * 3600
+        return {
+            "prune_backups": lambda: ledger.prune_backups(s, time.time()),
+            "reset_delete_counters": lambda: ledger.reset_delete_counters(s, time.time()),
+            "expire_tombstones": lambda: engine.submit(lambda c: c.expire_tombstones(time.time() - ttl)),
+            "wal_checkpoint": lambda: engine.submit(lambda c: c.wal_checkpoint()),
+            "quick_check": lambda: self._post_if_corrupt(engine.submit(lambda c: c.quick_check())),
+        }
+
+    def _post_if_corrupt(self, result: str) -> str:
+        if result != "ok":
+            self.events.put(("cache_corrupt", result))
+        return result
+
+    def handle_cache_corrupt(self, result: str) -> None:
+        """The periodic quick_check failed: stop with EX_IOERR; the next boot sets the file aside and rebuilds."""
+        log.error("cache_quick_check_failed", result=result[:200])
+        self.exit_code = ExitCode.IOERR
+        self.state = "stopping"
+
+    # -- stop -----------------------------------------------------------------------------------
+
+    def _stop(self) -> None:
+        self.state = "stopping"
+        self.notifier.stopping()
+        log.info("stopping")
+        deadline = time.monotonic() + self.settings.service.stop_timeout
+        if self.engine is not None:
+            self.engine.stop()
+        self.stop_event.set()
+        if self.maintenance is not None:
+            with suppress(Exception):
+                self.maintenance.shutdown(wait=False)
+        for name, t in self.threads.items():
+            while t.is_alive() and time.monotonic() < deadline and not self.force_exit:
+                t.join(0.1)
+            if t.is_alive():
+                log.error("thread_did_not_stop", thread=name)
+                self.exit_code = self.exit_code or ExitCode.SOFTWARE
+        if self.control is not None:
+            self.control.close()
+        if self.cache is not None and not any(t.is_alive() for t in self.threads.values()):
+            self.cache.close()
+        if self.lock is not None:
+            self.lock.release()
+        log.info("stopped", exit_code=int(self.exit_code))
+
+
+def _quarantine(path: Path) -> Path:
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    for suffix in ("", "-wal", "-shm"):
+        src = Path(str(path) + suffix)
+        if src.exists():
+            os.replace(src, Path(str(target) + suffix))
+    return target
