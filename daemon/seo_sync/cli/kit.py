@@ -1,7 +1,7 @@
 """The command-line toolkit shared by the command modules: the root group, its context, output.
 
-Command modules (`cli_data`, `cli_protect`, `cli_service`) add commands to `root`; `cli.py` runs it
-and is the only place that exits the process.
+Command modules (`cli/data.py`, `cli/protect.py`, …) add commands to `root`; `cli/main.py` imports
+them all, runs it, and is the only place that exits the process.
 """
 
 from __future__ import annotations

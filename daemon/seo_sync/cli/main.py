@@ -1,34 +1,24 @@
-"""The `seo-sync` command line: loads the command modules, maps exceptions to exit codes.
+"""The `seo-sync` command line: the root group with every command, and exceptions mapped to exit codes.
 
+Each command module adds its commands to `root` when it is imported; they are imported here, by
+name, so a missing or broken module fails loudly at start instead of silently dropping commands.
 This is the only module that exits the process.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
 
 import click
 
+# Imported for their commands, which register themselves on `root`.
+from seo_sync.cli import data, inspect, protect, service, sync  # noqa: F401
 from seo_sync.cli.kit import root
 from seo_sync.errors import ExitCode, SeoSyncError
-
-COMMAND_MODULES = ("seo_sync.cli.data", "seo_sync.cli.sync", "seo_sync.cli.inspect", "seo_sync.cli.protect",
-                   "seo_sync.cli.service")
-
-
-def _load_commands() -> None:
-    for name in COMMAND_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name != name:
-                raise
 
 
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return the exit code instead of exiting (for tests)."""
-    _load_commands()
     try:
         rv = root.main(args=argv, prog_name="seo-sync", standalone_mode=False)
         return int(rv) if isinstance(rv, int) else ExitCode.OK
