@@ -87,6 +87,10 @@ class TableSpec:
             out.append(v)
         return tuple(out)
 
+    def key_of_item(self, item: dict) -> tuple[str, ...]:
+        """The key tuple of a DynamoDB item (AttributeValues): each key attribute must be a non-empty S."""
+        return self.key_of({k: av.get("S") for k in self.key_names if isinstance(av := item.get(k), dict)})
+
 
 def _cols(*pairs: tuple[str, ColumnKind]) -> tuple[Column, ...]:
     return tuple(Column(n, k) for n, k in pairs)

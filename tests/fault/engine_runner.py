@@ -22,7 +22,7 @@ from pathlib import Path
 
 import structlog
 
-from seo_sync.aws.source import Source
+from seo_sync.aws.tables import Source
 from seo_sync.cache.lock import WriterLock
 from seo_sync.cache.writer import Cache
 from seo_sync.config import load_settings

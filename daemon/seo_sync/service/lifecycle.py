@@ -23,7 +23,7 @@ from typing import Any
 import structlog
 
 from seo_sync import __version__
-from seo_sync.aws.source import Source
+from seo_sync.aws.tables import Source
 from seo_sync.cache.lock import WriterLock
 from seo_sync.cache.reader import Reader
 from seo_sync.cache.writer import Cache

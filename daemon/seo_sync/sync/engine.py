@@ -15,7 +15,6 @@ The engine never starts threads: `thread_targets()` gives service.py (or a test)
 from __future__ import annotations
 
 import queue
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -25,7 +24,8 @@ from typing import Any, TypeVar
 
 import structlog
 
-from seo_sync.aws.source import Source
+from seo_sync.aws.tables import Source
+from seo_sync.backoff import backoff_delay
 from seo_sync.cache.writer import Cache
 from seo_sync.codec import is_deleted, version_of
 from seo_sync.config import Settings
@@ -147,8 +147,7 @@ class Engine:
         self._progress[name] = time.monotonic()
 
     def _backoff(self, failures: int) -> float:
-        return min(self.settings.stream.max_backoff, ERROR_BACKOFF_BASE * 2 ** max(0, failures - 1)) \
-            * (0.5 + 0.5 * random.random())
+        return backoff_delay(failures, base=ERROR_BACKOFF_BASE, cap=self.settings.stream.max_backoff)
 
     def _set_error(self, rt: TableRuntime, e: SeoSyncError, what: str) -> float:
         with rt.lock:

@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-from seo_sync.aws.source import Source
+from seo_sync.aws.tables import Source
 from seo_sync.cache.sql import ApplyResult, Checkpoint
 from seo_sync.cache.writer import Cache
 from seo_sync.changes import created_at_of, to_change
@@ -25,7 +25,6 @@ from seo_sync.schema import TableSpec
 from seo_sync.sync.shards import IDLE_TOUCH_SECONDS, ShardSet, check_stream
 
 log = structlog.get_logger()
-DESCRIBE_INTERVAL_CHILDREN = 1.0  # while a finished parent's children are not listed yet
 
 
 @dataclass
@@ -78,12 +77,6 @@ class TableTailer:
         if shards.last_describe < -1e17:
             shards.last_describe = -1e18  # describe on the first step
 
-    def _describe_interval(self) -> float:
-        return DESCRIBE_INTERVAL_CHILDREN if self.shards.waiting_for_children() else self.settings.describe_interval
-
-    def _describe_due(self, now: float) -> bool:
-        return now - self.shards.last_describe >= self._describe_interval()
-
     def check_arn(self) -> None:
         """StreamGone if the table's LatestStreamArn is no longer the stream we read."""
         info = self.source.describe_table(self.spec)
@@ -95,7 +88,7 @@ class TableTailer:
     def step(self, force_describe: bool = False, poll_all: bool = False) -> list[Batch]:
         """Refresh the graph when due, then poll every due shard once; StreamGone on a gap."""
         now = self.clock()
-        if force_describe or self._describe_due(now):
+        if force_describe or self.shards.describe_due(now):
             self.check_arn()
             self.dropped_checkpoints += self.shards.refresh()
         out: list[Batch] = []
@@ -123,7 +116,7 @@ class TableTailer:
 
     def next_wake(self) -> float:
         """Clock time of the next due poll or describe."""
-        return min(self.shards.next_wake(), self.shards.last_describe + self._describe_interval())
+        return self.shards.next_event()
 
 
 def apply_batch(cache: Cache, spec: TableSpec, batch: Batch) -> ApplyResult:
