@@ -483,13 +483,11 @@ def create_tables(world: FakeWorld, names: list[str] | None = None, prefix: str 
 
 
 class EngineThreads:
-    """Runs an Engine's thread targets on plain threads, the way service.py will (for tests)."""
+    """Starts and stops an Engine's threads the way the service's lifecycle does (for tests)."""
 
     def __init__(self, engine: Any) -> None:
         self.engine = engine
-        self.stop_event = threading.Event()
-        self.threads = [threading.Thread(target=fn, args=(self.stop_event,), name=name, daemon=True)
-                        for name, fn in engine.thread_targets()]
+        self.threads = engine.threads()
 
     def __enter__(self) -> EngineThreads:
         for t in self.threads:
@@ -502,7 +500,6 @@ class EngineThreads:
     def stop(self) -> None:
         """Stop the loops and wait for every thread."""
         self.engine.stop()
-        self.stop_event.set()
         for t in self.threads:
             t.join(timeout=30)
             assert not t.is_alive(), f"thread {t.name} did not stop"
