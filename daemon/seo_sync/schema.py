@@ -24,7 +24,7 @@ VERSION_ATTR = "_version"
 DELETED_ATTR = "_deleted"
 EXTRA_COLUMN = "_extra"
 
-# Ids that reach file names (backups, exports) must match this; DESIGN §2 / TESTING row 23.
+# Ids that reach file names (backups, exports) must match this, so no id can climb out of its directory.
 SAFE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 PREFIX_RE = re.compile(r"^[A-Za-z0-9_.-]{0,64}$")
 

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from seo_sync import codec
+from seo_sync.cache.connect import Connection, connect_read_only
 from seo_sync.cache.sql import Statements, q
 from seo_sync.errors import CacheCorrupt, CacheError
 from seo_sync.schema import TABLES, TableSpec
-
-if TYPE_CHECKING:
-    from seo_sync.cache.writer import Connection
 
 
 def wal_header_without_shm(path: Path) -> bool:
@@ -36,10 +34,6 @@ class Reader:
         """Open the cache read-only (the way the generation server and read commands do)."""
         if not path.exists():
             raise CacheError(f"no cache at {path}", hint="run `seo-sync sync-from-dynamo` or start the daemon")
-        from seo_sync.cache.writer import (
-            connect_read_only,  # cache.py owns sqlite3 (layout rule); here: no import cycle
-        )
-
         return cls(connect_read_only(path))
 
     def close(self) -> None:

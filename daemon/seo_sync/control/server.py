@@ -1,4 +1,4 @@
-"""The status socket (DESIGN §5): a small Unix-socket server in the daemon, its client, and metrics.
+"""The status socket: a small Unix-socket server in the daemon.
 
 Protocol: the client sends one request line (`status`, `health`, `resync [table]`,
 `refresh <table> <key-json>`, `metrics`), the daemon sends one answer and closes. No request

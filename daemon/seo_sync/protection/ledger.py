@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from seo_sync.cache.connect import atomic
 from seo_sync.errors import BadInput, ProtectionRefused, RateLimited
 from seo_sync.protection import backups
 
@@ -102,21 +103,21 @@ class Ledger:
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
             conn.execute("PRAGMA journal_mode = DELETE")
             conn.execute("PRAGMA synchronous = FULL")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+        except sqlite3.Error as e:
+            conn.close()
+            raise self._failed(e, "open") from None
+        try:
+            with atomic(conn, self._failed):
                 for ddl in _SCHEMA:
                     conn.execute(ddl)
                 yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as e:
-            raise ProtectionRefused(f"the protection ledger {self.path} failed: {e}",
-                                    hint="check disk space, its owner and mode, and that no process holds it locked"
-                                    ) from None
         finally:
             conn.close()
+
+    def _failed(self, e: sqlite3.Error, phase: str) -> ProtectionRefused:
+        """What an SQLite error on the ledger means: the protected operation cannot go ahead."""
+        return ProtectionRefused(f"the protection ledger {self.path} failed: {e}",
+                                 hint="check disk space, its owner and mode, and that no process holds it locked")
 
     # -- delete-rate windows ----------------------------------------------------------------------
 

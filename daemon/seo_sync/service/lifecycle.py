@@ -242,7 +242,7 @@ class Service:
             log.info("state", state=state, reasons=self.degraded_reasons or None)
 
     def _watchdog(self) -> None:
-        """Ping only while every worker has made progress within the watchdog interval (D13)."""
+        """Ping only while every worker has made progress within the watchdog interval: a hung thread gets us restarted."""
         interval = self.notifier.watchdog_interval()
         if interval is None or self.engine is None:
             return
@@ -293,7 +293,7 @@ class Service:
                        hint="one of: status, health, resync [table], refresh <table> <key-json>, metrics")
 
     def status(self) -> dict[str, Any]:
-        """The status document of DESIGN §5."""
+        """The status document: state, readiness, version, uptime, and each table's part (docs in the README)."""
         assert self.engine is not None
         snap = self.engine.snapshot()
         return {

@@ -1,4 +1,4 @@
-"""One table's full sync (DESIGN §3.3): positions, then Scan into a shadow while the stream is
+"""One table's full sync: positions, then Scan into a shadow while the stream is
 captured, then the captured records applied to the shadow in order, then one swap transaction.
 
 Capture before copy: stream positions are taken before the first Scan page is read, so every

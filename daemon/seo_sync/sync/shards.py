@@ -3,7 +3,7 @@
 Shared by `tailer.py` (live tailing) and `fullsync.py` (capture during a scan), which must not import
 each other. Single-threaded: one thread at a time owns a ShardSet.
 
-Rules (DESIGN §3.2-3.4): a parent is read to its end (no NextShardIterator) before any child; a
+Rules: a parent is read to its end (no NextShardIterator) before any child; a
 child found later is read from TRIM_HORIZON; a cursor resumes AFTER_SEQUENCE_NUMBER its last
 sequence number, never LATEST, and a shard whose LATEST chain (no record yet) is lost is a gap;
 throttling backs off per shard with jitter.
