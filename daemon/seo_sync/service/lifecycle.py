@@ -32,6 +32,7 @@ from seo_sync.control.peers import resolve_group
 from seo_sync.control.server import ControlServer, ControlThread
 from seo_sync.errors import BadInput, CacheCorrupt, ExitCode, HaltServer, SeoSyncError
 from seo_sync.logs import dump_thread_stacks
+from seo_sync.protection import jobs
 from seo_sync.schema import TABLES, table
 from seo_sync.service.maintenance import Maintenance
 from seo_sync.service.metrics import render_metrics
@@ -242,7 +243,7 @@ class Service:
             log.info("state", state=state, reasons=self.degraded_reasons or None)
 
     def _watchdog(self) -> None:
-        """Ping only while every worker has made progress within the watchdog interval: a hung thread gets us restarted."""
+        """Ping only while every worker made progress within the watchdog interval: a hung thread gets us restarted."""
         interval = self.notifier.watchdog_interval()
         if interval is None or self.engine is None:
             return
@@ -303,14 +304,12 @@ class Service:
         }
 
     def _maintenance_jobs(self) -> dict[str, Callable[[], object]]:
-        from seo_sync.protection import ledger
-
         assert self.engine is not None
         engine, s = self.engine, self.settings
         ttl = s.maintenance.tombstone_ttl_hours * 3600
         return {
-            "prune_backups": lambda: ledger.prune_backups(s, time.time()),
-            "reset_delete_counters": lambda: ledger.reset_delete_counters(s, time.time()),
+            "prune_backups": lambda: jobs.prune_backups(s, time.time()),
+            "reset_delete_counters": lambda: jobs.reset_delete_counters(s, time.time()),
             "expire_tombstones": lambda: engine.submit(lambda c: c.expire_tombstones(time.time() - ttl)),
             "wal_checkpoint": lambda: engine.submit(lambda c: c.wal_checkpoint()),
             "quick_check": lambda: self._post_if_corrupt(engine.submit(lambda c: c.quick_check())),
