@@ -4,10 +4,12 @@ It boots every table (resume from valid checkpoints, else a full sync), then app
 the pollers hand it, runs jobs submitted by other threads (refresh, maintenance), and runs resyncs.
 
 - A resync of one table runs here too, but `full_sync_table` calls back between its transactions
-  at least every ~0.25 s; the writer applies the other tables' queued batches and jobs there, so
-  the live tables keep streaming while one table is rebuilt.
-- Each table has a generation; a full sync starts a new one and the writer drops batches of an
-  older generation, so a batch read before the resync can never move a checkpoint backwards.
+  at least every ~0.25 s; the writer applies the queued batches and jobs there, so every table
+  keeps streaming while one is rebuilt: the table being rebuilt too, whose live rows keep
+  following its stream (within the normal lag) until the shadow is swapped in.
+- Each table has a generation; the swap of a full sync starts a new one and the writer drops
+  batches of an older generation, so a batch read before the swap can never move a checkpoint
+  backwards nor touch the table the swap put in place.
 - A batch, its rows, tombstones, dead letters and the checkpoint it reaches commit in one
   transaction (`apply_batch`): a crash replays at most that batch, and replaying it is harmless.
 """
@@ -167,8 +169,9 @@ class WriterThread(ServiceThread):
     def _full_sync(self, rt: TableState, reason: str, gap: bool) -> None:
         spec = rt.spec
         with rt.lock:
-            rt.generation += 1
-            rt.tailer = None
+            if gap:  # the feed lost records: the live rows cannot be kept in step until the swap
+                rt.generation += 1
+                rt.tailer = None
             rt.state = "syncing"
 
         def interleave(rows: int) -> None:
