@@ -1,5 +1,8 @@
 // The reader against a real daemon on the embedded DynamoDB, with data written by plain boto3.
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import path from "node:path";
+import { promisify } from "node:util";
 import { after, before, describe, test } from "node:test";
 
 import { CacheReader, DaemonError, LosslessNumber, StatusClient, TABLE_NAMES, TABLES } from "../src";
@@ -278,6 +281,18 @@ describe("the status socket", () => {
       if (reader.keywords("live", "de")[0]?.keyword === keyword) seen++;
     }
     assert.equal(seen, 30);
+  });
+});
+
+describe("the example", () => {
+  test("examples/generation-server runs against the daemon and prints the business", async () => {
+    const example = path.join(__dirname, "..", "examples", "generation-server.js");
+    const { stdout } = await promisify(execFile)(process.execPath, [example, daemon.cache, daemon.socket, "seeded"]);
+    const printed = JSON.parse(stdout) as Record<string, unknown>;
+    assert.equal(printed.business, "Café Zürich ✓ 日本語 🚀");
+    assert.equal(printed.completeness, "0.85");
+    assert.equal(printed.homeTemplate, "home#2");
+    assert.deepEqual(printed.areas, ["South", "North", "West", "East"]);
   });
 });
 

@@ -2,8 +2,6 @@
 // change schema.py and run `make node-types` (a test fails when this file is out of date).
 /* eslint-disable */
 
-/** A number from the cache: a JS number when exact (integers up to 2^53, decimals that a double
- *  holds exactly), a bigint for larger integers, a LosslessNumber (exact decimal text) otherwise. */
 import type { CacheNumber, JsonValue } from "../values";
 
 export type { CacheNumber, JsonValue };
