@@ -53,8 +53,8 @@ def _binary(value: Any) -> Any:
 
 def _client(endpoint: str) -> Any:
     return boto3.client("dynamodb", endpoint_url=endpoint, region_name=FAKE_CREDENTIALS["AWS_REGION"],
-                        aws_access_key_id="testing", aws_secret_access_key="testing",  # noqa: S106
-                        aws_session_token="testing")  # noqa: S106
+                        aws_access_key_id="testing", aws_secret_access_key="testing",
+                        aws_session_token="testing")
 
 
 def create_tables(client: Any) -> None:
@@ -92,9 +92,9 @@ def start_daemon(endpoint: str, work: Path) -> tuple[subprocess.Popen[bytes], Pa
         "SEO_SYNC_IDLE_POLL_INTERVAL": "0.2", "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
         "PYTHONUNBUFFERED": "1",
     })
-    log = open(work / "daemon.log", "wb")  # noqa: SIM115 - the daemon writes it for its whole life
-    proc = subprocess.Popen([sys.executable, "-m", "seo_sync", "run"], env=env, stdout=log,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    with open(work / "daemon.log", "wb") as log:  # the daemon keeps its own copy of the descriptor
+        proc = subprocess.Popen([sys.executable, "-m", "seo_sync", "run"], env=env, stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     return proc, data_dir, socket_path
 
 
