@@ -55,6 +55,7 @@ type Cell = bigint | number | string | Buffer | null;
 type RawRow = Record<string, Cell>;
 type Converter = (cell: Cell) => unknown;
 
+const MAX_CACHED_STATEMENTS = 256;
 const BUSY_CODES = new Set(["SQLITE_BUSY", "SQLITE_BUSY_RECOVERY", "SQLITE_BUSY_SNAPSHOT", "SQLITE_LOCKED"]);
 const SLEEP_CELL = new Int32Array(new SharedArrayBuffer(4));
 
@@ -320,7 +321,8 @@ export class CacheReader {
     let statement = this.statements.get(sql);
     if (statement === undefined) {
       statement = this.db.prepare(sql);
-      this.statements.set(sql, statement);
+      // raw() may see endless distinct SQL texts (values pasted in): keep the cache bounded.
+      if (this.statements.size < MAX_CACHED_STATEMENTS) this.statements.set(sql, statement);
     }
     return statement;
   }

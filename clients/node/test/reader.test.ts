@@ -133,3 +133,24 @@ test("a read that meets a held lock fails without retries, and succeeds with the
     holder.kill();
   }
 });
+
+test("read() is one snapshot: a row committed between its statements shows only in the next read", () => {
+  const file = makeCache("snapshot.db", syncAll(1700000000));
+  const writer = new Database(file);
+  writer.pragma("journal_mode = WAL"); // as the daemon runs it: writers do not wait for readers
+  const reader = CacheReader.open(file);
+  try {
+    const [first, second] = reader.read(() => {
+      const before = reader.counts().businesses;
+      writer.prepare("INSERT INTO businesses (business_id, name) VALUES ('new', 'New')").run();
+      return [before, reader.counts().businesses];
+    });
+    assert.equal(first, 0);
+    assert.equal(second, 0);
+    assert.equal(reader.counts().businesses, 1);
+    assert.equal(reader.business("new")!.business.name, "New");
+  } finally {
+    reader.close();
+    writer.close();
+  }
+});
