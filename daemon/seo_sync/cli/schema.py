@@ -110,11 +110,11 @@ def typescript(specs: Iterable[TableSpec] | None = None) -> str:
         lines += _table_block(spec)
     lines += _constants(specs)
     rows = " | ".join(f"{_pascal(s.entity)}Row" for s in specs)
-    friendly = ", ".join(f"{s.name}: {_pascal(s.entity)}" for s in specs)
-    raw = ", ".join(f"{s.name}: {_pascal(s.entity)}Row" for s in specs)
     lines += ["/** Any raw cache row. */", f"export type AnyRow = {rows};", "",
-              "/** Table name to the row type CacheReader returns. */", f"export interface RowOf {{ {friendly} }}", "",
-              "/** Table name to the raw row type. */", f"export interface RawRowOf {{ {raw} }}", ""]
+              "/** Table name to the row type CacheReader returns. */", "export interface RowOf {",
+              *(f"  {s.name}: {_pascal(s.entity)};" for s in specs), "}", "",
+              "/** Table name to the raw row type. */", "export interface RawRowOf {",
+              *(f"  {s.name}: {_pascal(s.entity)}Row;" for s in specs), "}", ""]
     return "\n".join(lines)
 
 

@@ -209,7 +209,19 @@ export const EXTRA_COLUMN = "_extra";
 export type AnyRow = BusinessRow | QuestionnaireRow | KeywordRow | ServiceAreaRow | PromptTemplateRow;
 
 /** Table name to the row type CacheReader returns. */
-export interface RowOf { businesses: Business, questionnaires: Questionnaire, keywords: Keyword, service_areas: ServiceArea, prompt_templates: PromptTemplate }
+export interface RowOf {
+  businesses: Business;
+  questionnaires: Questionnaire;
+  keywords: Keyword;
+  service_areas: ServiceArea;
+  prompt_templates: PromptTemplate;
+}
 
 /** Table name to the raw row type. */
-export interface RawRowOf { businesses: BusinessRow, questionnaires: QuestionnaireRow, keywords: KeywordRow, service_areas: ServiceAreaRow, prompt_templates: PromptTemplateRow }
+export interface RawRowOf {
+  businesses: BusinessRow;
+  questionnaires: QuestionnaireRow;
+  keywords: KeywordRow;
+  service_areas: ServiceAreaRow;
+  prompt_templates: PromptTemplateRow;
+}
