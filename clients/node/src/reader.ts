@@ -355,7 +355,9 @@ function explain(error: unknown, path: string): unknown {
       "the cache's -wal/-shm files are missing and this user may not create them; start the daemon or " +
       "stop it cleanly (docs/reader-contract.md)", { cause: error });
   }
-  if (/no such table/.test(message)) {
+  // Only a missing cache table means "not a cache"; a raw() query naming some other table is the caller's.
+  const missing = /no such table: (?:main\.)?(\w+)/.exec(message)?.[1];
+  if (missing !== undefined && (TABLE_NAMES as string[]).includes(missing)) {
     return new CacheUnavailableError(`${path} is not a seo-sync cache (${message})`,
       "name the cache.db written by seo-sync", { cause: error });
   }

@@ -103,6 +103,8 @@ test("a SQLite file that is not a cache: a typed query says so", () => {
   try {
     assert.throws(() => reader.businesses(), (e: unknown) => e instanceof CacheUnavailableError &&
       /not a seo-sync cache/.test(e.message));
+    assert.throws(() => reader.raw("SELECT * FROM typo"), (e: unknown) => !(e instanceof CacheUnavailableError) &&
+      /no such table: typo/.test(String(e)));
   } finally {
     reader.close();
   }
