@@ -30,7 +30,7 @@ class Change(NamedTuple):
     key: tuple[str, ...]
     seq: str  # the record's sequence number (compare as integers)
     item: codec.Item | None = None  # the new image for an upsert
-    version: int | None = None  # `_version` of the new image (upsert, soft delete) or old image (REMOVE)
+    version: int | None = None  # usable `_version` of the new image (upsert, soft delete) or old image (REMOVE)
     event: str = ""  # INSERT / MODIFY / REMOVE
     hard: bool = False  # a REMOVE (hard or TTL delete), as opposed to a soft delete
     ttl: bool = False  # a REMOVE done by DynamoDB's TTL process
@@ -109,7 +109,7 @@ def to_change(spec: TableSpec, record: dict[str, Any]) -> Change:
             version = None
             if isinstance(old, dict):
                 codec.validate_item(old)
-                version = codec.version_of(old)
+                version = codec.usable_version(old)
             identity = record.get("userIdentity") or {}
             ttl = identity.get("type") == "Service" and identity.get("principalId") == TTL_PRINCIPAL
             return Change("delete", spec.name, key, seq, version=version, event=event, hard=True,
@@ -123,8 +123,9 @@ def to_change(spec: TableSpec, record: dict[str, Any]) -> Change:
                 codec.validate_item(new)  # a malformed image is reported as that first
                 return _dead(spec, record, seq, f"NewImage key {k} differs from Keys")
         row = codec.row_values(spec, new)  # validates every attribute
-        # column_names end with `_version`, `_extra`; an int there is what version_of would return.
-        version = row[-2] if type(row[-2]) is int else codec.version_of(new)
+        # The `_version` cell holds only a usable version (an int), else None: a string or decimal
+        # `_version` is valid DynamoDB data that settles nothing.
+        version = row[codec.version_index(spec)]
         if codec.is_deleted(new):
             return Change("delete", spec.name, key, seq, version=version, event=event, created_at=created)
         # Positional: keyword arguments would double the cost of building a NamedTuple.

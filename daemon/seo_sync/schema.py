@@ -2,11 +2,16 @@
 
 Column kinds say how a DynamoDB attribute is held in the cache:
 - ``text``: an S value, as TEXT;
-- ``number``: an N value, as INTEGER when it is a canonical integer that fits 64 bits, else the
-  exact decimal string (the column has no type affinity, so SQLite never converts it);
+- ``number``: an N value, as INTEGER when integral within 64 bits, as REAL when its decimal text
+  survives a double exactly, else the exact decimal TEXT (codec/numbers.py). The column has no
+  declared type, hence no affinity: any numeric affinity would turn the exact TEXT of a 20-digit
+  number into a rounded REAL. Comparisons with numbers (`< 0.9`, `max()`, `ORDER BY`) are numeric
+  for INTEGER and REAL values without any affinity;
 - ``bool``: a BOOL value, as 0/1;
-- ``json``: an M or L value made only of JSON-native types, as JSON text with exact numbers.
-A value whose type does not fit its column goes to ``_extra`` instead (lossless, typed).
+- ``json``: an M, L or set value as its natural JSON text (sets sorted arrays, binary base64,
+  exact number literals; codec/jsoncols.py).
+What a column cannot say by itself (a set, binary, a number's exact spelling) is noted in the
+``_types`` column; a value whose type does not fit its column goes to ``_extra`` (lossless, typed).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ DEFAULT_PREFIX = "seo_"
 VERSION_ATTR = "_version"
 DELETED_ATTR = "_deleted"
 EXTRA_COLUMN = "_extra"
+TYPES_COLUMN = "_types"
 
 # Ids that reach file names (backups, exports) must match this; DESIGN §2 / TESTING row 23.
 SAFE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -38,7 +44,7 @@ class Column:
 
     @property
     def sql_type(self) -> str:
-        """The declared SQLite type; empty for numbers so no affinity conversion can lose digits."""
+        """The declared SQLite type; empty for numbers so no affinity conversion can lose digits (see above)."""
         return {"text": "TEXT", "number": "", "bool": "INTEGER", "json": "TEXT"}[self.kind]
 
 
@@ -67,8 +73,8 @@ class TableSpec:
 
     @property
     def column_names(self) -> tuple[str, ...]:
-        """All cache column names: keys and typed columns, then `_version` and `_extra`."""
-        return (*self.key_names, *(c.name for c in self.columns), VERSION_ATTR, EXTRA_COLUMN)
+        """All cache column names: keys and typed columns, then `_version`, `_extra` and `_types`."""
+        return (*self.key_names, *(c.name for c in self.columns), VERSION_ATTR, EXTRA_COLUMN, TYPES_COLUMN)
 
     def column(self, name: str) -> Column | None:
         """The typed (non-key) column named `name`, if any."""

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from seo_sync.errors import BadInput
-from seo_sync.schema import EXTRA_COLUMN, TABLES, VERSION_ATTR, check_safe_id, table, table_for_dynamo_name
+from seo_sync.schema import (
+    EXTRA_COLUMN,
+    TABLES,
+    TYPES_COLUMN,
+    VERSION_ATTR,
+    check_safe_id,
+    table,
+    table_for_dynamo_name,
+)
 
 # The platform document's table schemas: keys, then the other attributes (minus _version/_deleted).
 PLATFORM = {
@@ -44,12 +52,13 @@ def test_column_kinds_never_lose_a_number():
     assert all(c.sql_type == "" for s in TABLES.values() for c in s.columns if c.kind == "number")
 
 
-def test_cache_columns_are_unique_and_end_with_version_and_extra():
-    """Keys first, then typed columns, then _version and _extra; no name twice."""
+def test_cache_columns_are_unique_and_end_with_version_extra_and_types():
+    """Keys first, then typed columns, then _version, _extra and _types; no name twice."""
     for spec in TABLES.values():
         cols = spec.column_names
         assert len(cols) == len(set(cols))
-        assert cols[:len(spec.key_names)] == spec.key_names and cols[-2:] == (VERSION_ATTR, EXTRA_COLUMN)
+        assert cols[:len(spec.key_names)] == spec.key_names
+        assert cols[-3:] == (VERSION_ATTR, EXTRA_COLUMN, TYPES_COLUMN)
 
 
 @pytest.mark.parametrize("prefix", ["seo_", "staging_seo_", ""])

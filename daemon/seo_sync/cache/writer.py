@@ -213,10 +213,9 @@ class Cache:
     def apply_item(self, spec: TableSpec, key: tuple[str, ...], item: codec.Item | None) -> ApplyResult:
         """Apply a consistent read of one item (the `refresh` path), version-guarded, in one transaction."""
         if item is None or codec.is_deleted(item):
-            version = codec.version_of(item) if item else None
-            change = Change("delete", spec.name, key, "", version=version, hard=item is None)
+            change = Change("delete", spec.name, key, "", version=codec.usable_version(item), hard=item is None)
         else:
-            change = Change("upsert", spec.name, key, "", item=item, version=codec.version_of(item))
+            change = Change("upsert", spec.name, key, "", item=item, version=codec.usable_version(item))
         return self.apply_batch(spec, [change], None)
 
     # -- checkpoints and table state ---------------------------------------------------------------
