@@ -35,7 +35,7 @@ class Change(NamedTuple):
     hard: bool = False  # a REMOVE (hard or TTL delete), as opposed to a soft delete
     ttl: bool = False  # a REMOVE done by DynamoDB's TTL process
     created_at: float | None = None  # ApproximateCreationDateTime, epoch seconds
-    reason: str | None = None  # why a dead letter is dead
+    reason: str | None = None  # why a dead letter is dead (its key is () when the record has no usable key)
     raw: str | None = None  # the record as JSON text, for dead letters
     row: tuple[Any, ...] | None = None  # codec.row_values(item), when to_change already built it
 
@@ -62,8 +62,8 @@ def _raw_json(record: dict[str, Any]) -> str:
     return text if len(text) <= 1_000_000 else text[:1_000_000]
 
 
-def _dead(spec: TableSpec, record: dict[str, Any], seq: str, reason: str) -> Change:
-    return Change("dead", spec.name, (), seq, reason=reason, raw=_raw_json(record),
+def _dead(spec: TableSpec, record: dict[str, Any], seq: str, reason: str, key: tuple[str, ...] = ()) -> Change:
+    return Change("dead", spec.name, key, seq, reason=reason, raw=_raw_json(record),
                   event=str(record.get("eventName", "")))
 
 
@@ -86,6 +86,7 @@ def to_change(spec: TableSpec, record: dict[str, Any]) -> Change:
     (codec.row_values), so applying the change does not walk the image again.
     """
     seq = sequence_of(record)
+    key: tuple[str, ...] = ()  # known once the Keys parse: a dead letter then names its item
     try:
         dyn = record.get("dynamodb") or {}
         event = record.get("eventName")
@@ -117,11 +118,11 @@ def to_change(spec: TableSpec, record: dict[str, Any]) -> Change:
         new = dyn.get("NewImage")
         if not isinstance(new, dict):
             return _dead(spec, record, seq, "no NewImage: the stream view type must be NEW_AND_OLD_IMAGES "
-                                            "or NEW_IMAGE")
+                                            "or NEW_IMAGE", key)
         for k in key_names:
             if new.get(k) != keys[k]:
                 codec.validate_item(new)  # a malformed image is reported as that first
-                return _dead(spec, record, seq, f"NewImage key {k} differs from Keys")
+                return _dead(spec, record, seq, f"NewImage key {k} differs from Keys", key)
         row = codec.row_values(spec, new)  # validates every attribute
         # The `_version` cell holds only a usable version (an int), else None: a string or decimal
         # `_version` is valid DynamoDB data that settles nothing.
@@ -131,9 +132,9 @@ def to_change(spec: TableSpec, record: dict[str, Any]) -> Change:
         # Positional: keyword arguments would double the cost of building a NamedTuple.
         return Change("upsert", spec.name, key, seq, new, version, event, False, False, created, None, None, row)
     except CodecError as e:
-        return _dead(spec, record, seq, str(e.message))
+        return _dead(spec, record, seq, str(e.message), key)
     except (TypeError, AttributeError, KeyError, ValueError) as e:
-        return _dead(spec, record, seq, f"malformed record: {type(e).__name__}")
+        return _dead(spec, record, seq, f"malformed record: {type(e).__name__}", key)
 
 
 def collapse(changes: list[Change]) -> list[Change]:

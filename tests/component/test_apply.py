@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from seo_sync.cache.reader import Reader
 from seo_sync.cache.sql import Checkpoint
-from seo_sync.cache.writer import _key_text
+from seo_sync.cache.sql import key_text as _key_text
 from seo_sync.changes import to_change
 from seo_sync.schema import BUSINESSES, KEYWORDS
 

@@ -16,8 +16,11 @@ from seo_sync import codec
 from seo_sync.schema import EXTRA_COLUMN, TYPES_COLUMN, VERSION_ATTR, TableSpec
 
 SHADOW_PREFIX = "_shadow_"
-INSERT_DEAD_LETTER = ("INSERT INTO _sync_dead_letters (table_name, shard_id, sequence_number, reason, record, at) "
-                      "VALUES (?, ?, ?, ?, ?, ?)")
+INSERT_DEAD_LETTER = ("INSERT INTO _sync_dead_letters (table_name, shard_id, sequence_number, reason, record, at, "
+                      "key) VALUES (?, ?, ?, ?, ?, ?, ?)")
+# Applying DynamoDB's answer for a key (a consistent read) resolves the dead letters of that key.
+RESOLVE_DEAD_LETTERS = ("UPDATE _sync_dead_letters SET resolved_at = ? WHERE table_name = ? AND key = ? "
+                        "AND resolved_at IS NULL")
 # A tombstone keeps the highest version it has seen; a hard delete is remembered as such.
 UPSERT_TOMBSTONE = (
     "INSERT INTO _sync_tombstones (table_name, key, version, hard, deleted_at) VALUES (?, ?, ?, ?, ?) "

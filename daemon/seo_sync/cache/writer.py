@@ -18,10 +18,12 @@ import sqlite_utils
 
 from seo_sync import codec
 from seo_sync.cache.lock import WriterLock
+from seo_sync.cache.migrations import SCHEMA_VERSION, stored_version, upgrade
 from seo_sync.cache.reader import Reader, wal_header_without_shm
 from seo_sync.cache.sql import (
     CLEAR_OLDER_TOMBSTONE,
     INSERT_DEAD_LETTER,
+    RESOLVE_DEAD_LETTERS,
     SHADOW_PREFIX,
     UPSERT_TOMBSTONE,
     ApplyResult,
@@ -40,9 +42,7 @@ from seo_sync.schema import TABLES, TableSpec
 __all__ = ["SCHEMA_VERSION", "SHADOW_PREFIX", "ApplyResult", "Cache", "Checkpoint", "Connection", "Reader",
            "WriterLock", "connect_read_only", "key_text", "q"]
 
-SCHEMA_VERSION = 1
 Connection = sqlite3.Connection
-_key_text = key_text  # the name tests knew it by
 
 
 def connect_read_only(path: Path) -> sqlite3.Connection:
@@ -114,9 +114,10 @@ class Cache:
             conn.close()
 
     def migrate(self) -> None:
-        """Create the internal and data tables if missing; drop leftover shadows of a killed sync."""
+        """Create the internal and data tables if missing, upgrade an older file, drop leftover shadows."""
         with self.transaction():
             db = self.db
+            found_version = stored_version(self.conn)
             db.table("_sync_meta").create({"key": str, "value": str}, pk="key", if_not_exists=True)
             db.table("_sync_tables").create(
                 {"table_name": str, "stream_arn": str, "last_full_sync": float, "full_sync_reason": str},
@@ -130,7 +131,9 @@ class Cache:
                 pk=("table_name", "key"), if_not_exists=True)
             db.table("_sync_dead_letters").create(
                 {"id": int, "table_name": str, "shard_id": str, "sequence_number": str, "reason": str,
-                 "record": str, "at": float}, pk="id", if_not_exists=True)
+                 "record": str, "at": float, "key": str, "resolved_at": float}, pk="id", if_not_exists=True)
+            if found_version is not None:
+                upgrade(self.conn, found_version)
             for spec in TABLES.values():
                 self.conn.execute(data_table_ddl(spec, spec.name))
                 self.conn.execute(f"DROP TABLE IF EXISTS {q(SHADOW_PREFIX + spec.name)}")
@@ -166,7 +169,7 @@ class Cache:
         rows: list[tuple[Any, ...]] = []
         upserts: list[Change] = []
         deletes: list[tuple[Change, str]] = []
-        dead: list[tuple[str, str, str, str | None, str | None, float]] = []
+        dead: list[tuple[str, str, str, str | None, str | None, float, str | None]] = []
         for c in collapse(changes):
             if c.kind == "upsert":
                 row = c.row
@@ -174,12 +177,12 @@ class Cache:
                     try:
                         row = codec.row_values(spec, c.item or {})
                     except codec.CodecError as e:
-                        dead.append((spec.name, shard_id, c.seq, str(e.message), None, now))
+                        dead.append((spec.name, shard_id, c.seq, str(e.message), None, now, key_text(c.key)))
                         continue
                 rows.append(row)
                 upserts.append(c)
             elif c.kind == "dead":
-                dead.append((spec.name, shard_id, c.seq, c.reason, c.raw, now))
+                dead.append((spec.name, shard_id, c.seq, c.reason, c.raw, now, key_text(c.key) if c.key else None))
             else:
                 res.ttl_deletes += int(c.ttl)
                 deletes.append((c, key_text(c.key)))
@@ -211,12 +214,14 @@ class Cache:
         return res
 
     def apply_item(self, spec: TableSpec, key: tuple[str, ...], item: codec.Item | None) -> ApplyResult:
-        """Apply a consistent read of one item (the `refresh` path), version-guarded, in one transaction."""
+        """Apply a consistent read of one item (`refresh`) in one transaction; it resolves the key's dead letters."""
         if item is None or codec.is_deleted(item):
             change = Change("delete", spec.name, key, "", version=codec.usable_version(item), hard=item is None)
         else:
             change = Change("upsert", spec.name, key, "", item=item, version=codec.usable_version(item))
-        return self.apply_batch(spec, [change], None)
+        with self.transaction():  # resolve first: should this answer itself not apply, it is a new letter
+            self.conn.execute(RESOLVE_DEAD_LETTERS, (time.time(), spec.name, key_text(key)))
+            return self._apply(spec, [change], shadow=False, shard_id="")
 
     # -- checkpoints and table state ---------------------------------------------------------------
 
@@ -279,7 +284,7 @@ class Cache:
             try:
                 rows.append(codec.row_values(spec, it))
             except codec.CodecError as e:
-                dead.append((spec.name, "scan", "", str(e.message), item_text(it), now))
+                dead.append((spec.name, "scan", "", str(e.message), item_text(it), now, None))
         with self.transaction():
             self.conn.executemany(st.plain_insert, rows)
             if dead:
