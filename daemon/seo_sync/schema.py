@@ -16,9 +16,10 @@ What a column cannot say by itself (a set, binary, a number's exact spelling) is
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from seo_sync.errors import BadInput
 
@@ -92,6 +93,41 @@ class TableSpec:
                 raise BadInput(f"{self.name}: key attribute {k!r} missing or not a non-empty string")
             out.append(v)
         return tuple(out)
+
+
+    def key_example(self) -> str:
+        """A JSON key of this table as `refresh` takes it, for hints."""
+        examples = {"business_id": "b1", "keyword_id": "roof-repair#en", "area_id": "denver",
+                    "template_id": "service_page#1"}
+        return json.dumps({k: examples.get(k, "x") for k in self.key_names})
+
+    def key_from_json(self, text: str) -> tuple[str, ...]:
+        """The key tuple from JSON text: an object of exactly the key attributes, or a list in key order.
+
+        Raises BadInput (with an example of this table's key) on anything else: not JSON, other
+        attributes, a value that is not a non-empty string, the wrong number of values.
+        """
+        hint = f"give the key as a JSON object, e.g. {self.key_example()}, or a JSON list in key order"
+        try:
+            value: Any = json.loads(text)
+        except (ValueError, RecursionError):
+            raise BadInput(f"{self.name}: the key {text[:80]!r} is not JSON", hint=hint) from None
+        if isinstance(value, dict):
+            if set(value) != set(self.key_names):
+                raise BadInput(f"{self.name}: the key has attributes {sorted(value)[:5]}, the table's key is "
+                               f"{list(self.key_names)}", hint=hint)
+            values = [value[k] for k in self.key_names]
+        elif isinstance(value, list):
+            if len(value) != len(self.key_names):
+                raise BadInput(f"{self.name}: the key has {len(value)} values, the table's key is "
+                               f"{list(self.key_names)}", hint=hint)
+            values = value
+        else:
+            raise BadInput(f"{self.name}: the key must be a JSON object or list, not {type(value).__name__}",
+                           hint=hint)
+        if not all(isinstance(v, str) and v for v in values):
+            raise BadInput(f"{self.name}: each key value must be a non-empty string", hint=hint)
+        return tuple(values)
 
 
 def _cols(*pairs: tuple[str, ColumnKind]) -> tuple[Column, ...]:
