@@ -41,7 +41,7 @@ CHILD_ROWS_SQL = {
     "service_areas": "SELECT * FROM service_areas WHERE business_id = ? ORDER BY area_id",
     "prompt_templates": "SELECT * FROM prompt_templates WHERE business_id = ? ORDER BY template_id",
 }
-JSON_COLUMNS = {"data", "required_variables", "optional_variables", "_extra"}
+JSON_COLUMNS = {"data", "required_variables", "optional_variables", "_extra", "_types"}
 _BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 
 
