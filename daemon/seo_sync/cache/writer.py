@@ -132,8 +132,7 @@ class Cache:
             db.table("_sync_dead_letters").create(
                 {"id": int, "table_name": str, "shard_id": str, "sequence_number": str, "reason": str,
                  "record": str, "at": float, "key": str, "resolved_at": float}, pk="id", if_not_exists=True)
-            if found_version is not None:
-                upgrade(self.conn, found_version)
+            upgrade(self.conn, found_version)
             for spec in TABLES.values():
                 self.conn.execute(data_table_ddl(spec, spec.name))
                 self.conn.execute(f"DROP TABLE IF EXISTS {q(SHADOW_PREFIX + spec.name)}")
