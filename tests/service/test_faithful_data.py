@@ -46,9 +46,12 @@ def query(data_dir: Path, sql: str) -> list[tuple]:
 
 
 def test_an_item_with_a_string_or_decimal_version_is_cached_and_its_updates_follow(seeded, start_daemon):
-    """_version {"S": "7"} or {"N": "2.5"}: cached on the stream path and by refresh, never a dead letter."""
+    """_version {"S": "7"} or {"N": "2.5"}: cached by the full sync, the stream and refresh, never a dead letter."""
+    scanned = {"business_id": {"S": "sv0"}, "name": {"S": "Before the start"}, "_version": {"S": "x1"}}
+    seeded.put_item(BUSINESSES, scanned)
     d = start_daemon()
     d.wait_ready()
+    assert holds(d.data_dir, BUSINESSES, scanned)
     s_item = {"business_id": {"S": "sv1"}, "name": {"S": "String version"}, "_version": {"S": "7"}}
     n_item = {"business_id": {"S": "nv1"}, "name": {"S": "Decimal version"}, "_version": {"N": "2.5"}}
     seeded.put_item(BUSINESSES, s_item)
