@@ -87,3 +87,15 @@ def test_a_table_with_schema_1_dead_letters_is_rebuilt_by_a_full_sync(tmp_path):
     again = Cache.open(path)  # opening an upgraded file changes nothing more
     assert len(again.checkpoints("questionnaires")) == 1 and again.count("questionnaires") == 2
     again.close()
+
+
+def test_a_reader_of_a_schema_1_file_not_yet_upgraded_reads_the_same_items(tmp_path):
+    """Read commands on an old file (no writer has opened it yet) give the exact items and count its letters."""
+    path = tmp_path / "cache.db"
+    write_v1_cache(path)
+    reader = Reader.open(path)
+    try:
+        assert reader.get(TABLES["questionnaires"], ("q1",))["data"] == SET_MAP
+        assert reader.dead_letter_count() == 1 and reader.dead_letter_count("questionnaires") == 0
+    finally:
+        reader.close()
