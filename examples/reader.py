@@ -9,7 +9,9 @@ The contract (docs/reader-contract.md):
 - wait on a busy database (busy_timeout) and retry the whole read a few times: SQLITE_BUSY is brief
   and normal while the daemon starts, stops, or recovers the WAL after a crash;
 - rows deleted or soft-deleted in DynamoDB are simply absent; tables starting ``_sync_`` are the
-  daemon's bookkeeping; maps, lists and unknown attributes (``_extra``) are JSON text.
+  daemon's bookkeeping and ``_shadow_`` ones a full sync in progress (never read them); maps, lists,
+  sets and unknown attributes (``_extra``) are JSON text, ``_types`` says which arrays were sets;
+  numbers are INTEGER or REAL (TEXT only beyond a double's 15-17 digits), so they compare as numbers.
 
 Usage: python examples/reader.py /var/lib/seo-sync/cache.db [business-id]
 """
@@ -41,7 +43,7 @@ CHILD_ROWS_SQL = {
     "service_areas": "SELECT * FROM service_areas WHERE business_id = ? ORDER BY area_id",
     "prompt_templates": "SELECT * FROM prompt_templates WHERE business_id = ? ORDER BY template_id",
 }
-JSON_COLUMNS = {"data", "required_variables", "optional_variables", "_extra"}
+JSON_COLUMNS = {"data", "required_variables", "optional_variables", "_extra", "_types"}
 _BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 
 

@@ -50,11 +50,14 @@ class Reader:
         return int(self.conn.execute(f"SELECT count(*) FROM {q(spec.name)}").fetchone()[0])  # nosec B608
 
     def dead_letter_count(self, table: str | None = None) -> int:
-        """Dead letters recorded (for one table, or all)."""
-        if table is None:
-            return int(self.conn.execute("SELECT count(*) FROM _sync_dead_letters").fetchone()[0])
-        return int(self.conn.execute("SELECT count(*) FROM _sync_dead_letters WHERE table_name = ?",
-                                     (table,)).fetchone()[0])
+        """Unresolved dead letters (for one table, or all): health is degraded while there are any."""
+        where, args = ("", ()) if table is None else (" AND table_name = ?", (table,))
+        try:
+            return int(self.conn.execute("SELECT count(*) FROM _sync_dead_letters WHERE resolved_at IS NULL"  # nosec B608
+                                         + where, args).fetchone()[0])
+        except self.conn.OperationalError:  # a file of schema 1, not yet upgraded by the writer: none resolved
+            return int(self.conn.execute("SELECT count(*) FROM _sync_dead_letters WHERE 1" + where,  # nosec B608
+                                         args).fetchone()[0])
 
     def rows(self, spec: TableSpec, business_id: str | None = None) -> Iterator[dict[str, Any]]:
         """Rows of one table in key order, optionally of one business."""

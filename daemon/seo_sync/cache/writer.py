@@ -18,10 +18,12 @@ import sqlite_utils
 
 from seo_sync import codec
 from seo_sync.cache.connect import atomic
+from seo_sync.cache.migrations import SCHEMA_VERSION, stored_version, upgrade
 from seo_sync.cache.reader import Reader, wal_header_without_shm
 from seo_sync.cache.sql import (
     CLEAR_OLDER_TOMBSTONE,
     INSERT_DEAD_LETTER,
+    RESOLVE_DEAD_LETTERS,
     SHADOW_PREFIX,
     UPSERT_TOMBSTONE,
     ApplyResult,
@@ -35,9 +37,6 @@ from seo_sync.cache.sql import (
 from seo_sync.changes import Change, collapse
 from seo_sync.errors import CacheBusy, CacheCorrupt, CacheError
 from seo_sync.schema import TABLES, TableSpec
-
-# Re-exported: callers import these from daemon.cache, as before the split.
-SCHEMA_VERSION = 1
 
 
 class Cache:
@@ -100,9 +99,10 @@ class Cache:
             conn.close()
 
     def migrate(self) -> None:
-        """Create the internal and data tables if missing; drop leftover shadows of a killed sync."""
+        """Create the internal and data tables if missing, upgrade an older file, drop leftover shadows."""
         with self.transaction():
             db = self.db
+            found_version = stored_version(self.conn)
             db.table("_sync_meta").create({"key": str, "value": str}, pk="key", if_not_exists=True)
             db.table("_sync_tables").create(
                 {"table_name": str, "stream_arn": str, "last_full_sync": float, "full_sync_reason": str},
@@ -116,7 +116,8 @@ class Cache:
                 pk=("table_name", "key"), if_not_exists=True)
             db.table("_sync_dead_letters").create(
                 {"id": int, "table_name": str, "shard_id": str, "sequence_number": str, "reason": str,
-                 "record": str, "at": float}, pk="id", if_not_exists=True)
+                 "record": str, "at": float, "key": str, "resolved_at": float}, pk="id", if_not_exists=True)
+            upgrade(self.conn, found_version)
             for spec in TABLES.values():
                 self.conn.execute(data_table_ddl(spec, spec.name))
                 self.conn.execute(f"DROP TABLE IF EXISTS {q(SHADOW_PREFIX + spec.name)}")
@@ -152,7 +153,7 @@ class Cache:
         rows: list[tuple[Any, ...]] = []
         upserts: list[Change] = []
         deletes: list[tuple[Change, str]] = []
-        dead: list[tuple[str, str, str, str | None, str | None, float]] = []
+        dead: list[tuple[str, str, str, str | None, str | None, float, str | None]] = []
         for c in collapse(changes):
             if c.kind == "upsert":
                 row = c.row
@@ -160,12 +161,12 @@ class Cache:
                     try:
                         row = codec.row_values(spec, c.item or {})
                     except codec.CodecError as e:
-                        dead.append((spec.name, shard_id, c.seq, str(e.message), None, now))
+                        dead.append((spec.name, shard_id, c.seq, str(e.message), None, now, key_text(c.key)))
                         continue
                 rows.append(row)
                 upserts.append(c)
             elif c.kind == "dead":
-                dead.append((spec.name, shard_id, c.seq, c.reason, c.raw, now))
+                dead.append((spec.name, shard_id, c.seq, c.reason, c.raw, now, key_text(c.key) if c.key else None))
             else:
                 res.ttl_deletes += int(c.ttl)
                 deletes.append((c, key_text(c.key)))
@@ -197,13 +198,14 @@ class Cache:
         return res
 
     def apply_item(self, spec: TableSpec, key: tuple[str, ...], item: codec.Item | None) -> ApplyResult:
-        """Apply a consistent read of one item (the `refresh` path), version-guarded, in one transaction."""
+        """Apply a consistent read of one item (`refresh`) in one transaction; it resolves the key's dead letters."""
         if item is None or codec.is_deleted(item):
-            version = codec.version_of(item) if item else None
-            change = Change("delete", spec.name, key, "", version=version, hard=item is None)
+            change = Change("delete", spec.name, key, "", version=codec.usable_version(item), hard=item is None)
         else:
-            change = Change("upsert", spec.name, key, "", item=item, version=codec.version_of(item))
-        return self.apply_batch(spec, [change], None)
+            change = Change("upsert", spec.name, key, "", item=item, version=codec.usable_version(item))
+        with self.transaction():  # resolve first: should this answer itself not apply, it is a new letter
+            self.conn.execute(RESOLVE_DEAD_LETTERS, (time.time(), spec.name, key_text(key)))
+            return self._apply(spec, [change], shadow=False, shard_id="")
 
     # -- checkpoints and table state ---------------------------------------------------------------
 
@@ -266,7 +268,7 @@ class Cache:
             try:
                 rows.append(codec.row_values(spec, it))
             except codec.CodecError as e:
-                dead.append((spec.name, "scan", "", str(e.message), item_text(it), now))
+                dead.append((spec.name, "scan", "", str(e.message), item_text(it), now, None))
         with self.transaction():
             self.conn.executemany(st.plain_insert, rows)
             if dead:

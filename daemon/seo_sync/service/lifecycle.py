@@ -206,7 +206,8 @@ class Service:
         log.info("ready", degraded=degraded, boot_seconds=round(time.time() - self.started_at, 3))
 
     def _reasons(self, tables: dict[str, Any]) -> list[str]:
-        """Why the daemon is degraded now: tables in error or lagging past lag_alarm, boot unfinished."""
+        """Why the daemon is degraded now: tables in error, lagging past lag_alarm or holding unresolved dead
+        letters (records the cache could not apply: it may differ from DynamoDB), boot unfinished."""
         assert self.engine is not None
         reasons = []
         for name, t in tables.items():
@@ -214,6 +215,9 @@ class Service:
                 reasons.append(f"{name}: {t.get('error') or 'error'}")
             elif (t.get("lag_seconds") or 0) > self.settings.stream.lag_alarm:
                 reasons.append(f"{name}: lag {t['lag_seconds']:.0f}s")
+            if t.get("dead_letters"):
+                reasons.append(f"{name}: {t['dead_letters']} unresolved dead letters (see _sync_dead_letters; "
+                               "`refresh` of the key resolves one)")
         if not self.engine.boot_synced.is_set() and self.ready:
             reasons.append("boot sync not finished" if self.had_complete_cache
                            else "boot sync not finished; cache not initialized")
@@ -275,12 +279,11 @@ class Service:
             return json.dumps({"ok": True, "queued": queued, "table": target or "all"})
         if command == "refresh":
             if len(args) < 2:
-                raise BadInput("usage: refresh <table> <key-json>")
+                raise BadInput("usage: refresh <table> <key-json>",
+                               hint='e.g. refresh keywords {"business_id": "b1", "keyword_id": "roof-repair#en"}')
             spec = table(args[0])
-            key = json.loads(" ".join(args[1:]))
-            if not isinstance(key, list) or not all(isinstance(k, str) for k in key):
-                raise BadInput("key-json must be a JSON list of strings")
-            return json.dumps({"ok": True, **self.engine.refresh(spec.name, tuple(key))}, default=str)
+            key = spec.key_from_json(" ".join(args[1:]))
+            return json.dumps({"ok": True, **self.engine.refresh(spec.name, key)}, default=str)
         if command == "metrics":
             return render_metrics(self.status())
         if self.fault_injection and command == "debug-hang" and args:
@@ -297,10 +300,15 @@ class Service:
         """The status document: state, readiness, version, uptime, and each table's part (docs in the README)."""
         assert self.engine is not None
         snap = self.engine.snapshot()
+        try:  # a reader holding a read transaction open pins the WAL: this is where it shows
+            wal_bytes: int | None = os.stat(f"{self.settings.cache_path}-wal").st_size
+        except OSError:
+            wal_bytes = None
         return {
             "state": self.state, "ready": self.ready, "initialized": self.engine.boot_synced.is_set()
             or self.had_complete_cache, "reasons": self.degraded_reasons, "version": __version__,
-            "pid": os.getpid(), "uptime_seconds": round(time.time() - self.started_at, 3), **snap,
+            "pid": os.getpid(), "uptime_seconds": round(time.time() - self.started_at, 3), "wal_bytes": wal_bytes,
+            **snap,
         }
 
     def _maintenance_jobs(self) -> dict[str, Callable[[], object]]:

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from seo_sync.aws.tables import Source
 from seo_sync.cache.writer import Cache
-from seo_sync.codec import is_deleted, version_of
+from seo_sync.codec import is_deleted, usable_version
 from seo_sync.config import Settings
 from seo_sync.errors import CacheBusy, SeoSyncError
 from seo_sync.schema import TABLES
@@ -73,7 +73,7 @@ class Engine:
         self.submit(lambda c: c.apply_item(spec, key, item), timeout)
         present = item is not None and not is_deleted(item)
         return {"table": spec.name, "key": list(key), "present": present,
-                "version": version_of(item) if item is not None else None}
+                "version": usable_version(item)}
 
     def submit(self, fn: Callable[[Cache], T], timeout: float = 30.0) -> T:
         """Run fn(cache) on the writer thread and return its result (CacheBusy if not run in time)."""

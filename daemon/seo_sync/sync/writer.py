@@ -279,6 +279,7 @@ class WriterThread(ServiceThread):
             return
         self._last_counts = now
         for rt in self.tables.values():
+            rt.dead_letters = self.cache.dead_letter_count(rt.spec.name)  # the table's: survives restarts
             if rt.dirty:
                 rt.dirty = False
                 rt.rows = self.cache.count(rt.spec.name)

@@ -155,7 +155,7 @@ export const TABLES = {
     rangeKey: null,
     keyNames: ["business_id"],
     columnKinds: { name: "text", industry: "text", phone: "text", email: "text", website: "text", created_at: "text", updated_at: "text" },
-    columnNames: ["business_id", "name", "industry", "phone", "email", "website", "created_at", "updated_at", "_version", "_extra"],
+    columnNames: ["business_id", "name", "industry", "phone", "email", "website", "created_at", "updated_at", "_version", "_extra", "_types"],
   },
   questionnaires: {
     name: "questionnaires",
@@ -164,7 +164,7 @@ export const TABLES = {
     rangeKey: null,
     keyNames: ["business_id"],
     columnKinds: { data: "json", completeness_score: "number", created_at: "text", updated_at: "text" },
-    columnNames: ["business_id", "data", "completeness_score", "created_at", "updated_at", "_version", "_extra"],
+    columnNames: ["business_id", "data", "completeness_score", "created_at", "updated_at", "_version", "_extra", "_types"],
   },
   keywords: {
     name: "keywords",
@@ -173,7 +173,7 @@ export const TABLES = {
     rangeKey: "keyword_id",
     keyNames: ["business_id", "keyword_id"],
     columnKinds: { slug: "text", keyword: "text", language: "text", search_intent: "text", created_at: "text" },
-    columnNames: ["business_id", "keyword_id", "slug", "keyword", "language", "search_intent", "created_at", "_version", "_extra"],
+    columnNames: ["business_id", "keyword_id", "slug", "keyword", "language", "search_intent", "created_at", "_version", "_extra", "_types"],
   },
   service_areas: {
     name: "service_areas",
@@ -182,7 +182,7 @@ export const TABLES = {
     rangeKey: "area_id",
     keyNames: ["business_id", "area_id"],
     columnKinds: { slug: "text", city: "text", state: "text", country: "text", county: "text", priority: "number", created_at: "text", updated_at: "text" },
-    columnNames: ["business_id", "area_id", "slug", "city", "state", "country", "county", "priority", "created_at", "updated_at", "_version", "_extra"],
+    columnNames: ["business_id", "area_id", "slug", "city", "state", "country", "county", "priority", "created_at", "updated_at", "_version", "_extra", "_types"],
   },
   prompt_templates: {
     name: "prompt_templates",
@@ -191,7 +191,7 @@ export const TABLES = {
     rangeKey: "template_id",
     keyNames: ["business_id", "template_id"],
     columnKinds: { page_type: "text", version: "number", template: "text", required_variables: "json", optional_variables: "json", word_count_target: "number", is_active: "bool", created_at: "text" },
-    columnNames: ["business_id", "template_id", "page_type", "version", "template", "required_variables", "optional_variables", "word_count_target", "is_active", "created_at", "_version", "_extra"],
+    columnNames: ["business_id", "template_id", "page_type", "version", "template", "required_variables", "optional_variables", "word_count_target", "is_active", "created_at", "_version", "_extra", "_types"],
   },
 } as const;
 
