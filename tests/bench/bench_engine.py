@@ -91,7 +91,7 @@ def bench_full_sync(items: int, runs: int) -> tuple[float, float]:
     from seo_sync.aws.source import Source
     from seo_sync.demo.embedded import FAKE_CREDENTIALS, EmbeddedDynamo
     from seo_sync.sync.fullsync import full_sync_table
-    from tests.conftest import make_settings
+    from tests.support.settings import make_settings
 
     os.environ.update(FAKE_CREDENTIALS)
     os.environ["AWS_ACCOUNT_ID_ENDPOINT_MODE"] = "disabled"

@@ -27,8 +27,8 @@ from seo_sync.changes import to_change
 from seo_sync.errors import StreamGone
 from seo_sync.schema import BUSINESSES, KEYWORDS
 from seo_sync.sync.engine import Engine
-from tests.conftest import make_settings
-from tests.fakes.fake_streams import FakeWorld, create_tables, fake_source
+from tests.support.fake_streams import FakeWorld, create_tables, fake_source
+from tests.support.settings import make_settings
 
 SPECS = {"businesses": BUSINESSES, "keywords": KEYWORDS}
 KEYS = 6

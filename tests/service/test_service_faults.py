@@ -9,7 +9,7 @@ import time
 from seo_sync import codec
 from seo_sync.errors import DaemonUnavailable
 from seo_sync.schema import TABLES
-from tests.service.harness import cache_counts, wait_until
+from tests.support.harness import cache_counts, wait_until
 
 
 def _pings_between(d, start: float, end: float) -> int:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from seo_sync import codec
 from seo_sync.schema import TABLES
-from tests.fault.proxy import FaultProxy
-from tests.service.harness import Daemon, cache_counts, wait_until
+from tests.support.harness import Daemon, cache_counts, wait_until
+from tests.support.proxy import FaultProxy
 
 
 def _table_state(d: Daemon, table: str) -> dict:

@@ -1,6 +1,6 @@
 """The soak's platform writer: versioned puts, updates, soft and hard deletes straight to DynamoDB.
 
-Run as a process: ``python -m tests.fault.soak_writer ENDPOINT SECONDS RATE OUT.json``. Keys are
+Run as a process: ``python -m tests.support.soak_writer ENDPOINT SECONDS RATE OUT.json``. Keys are
 never re-created, and every write raises `_version`, so a reader must never see a version go down.
 """
 
