@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import sqlite3
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from sqlite3 import Connection
+from typing import Any
 
 from seo_sync import codec
 from seo_sync.cache.sql import Statements, q
 from seo_sync.errors import CacheCorrupt, CacheError
 from seo_sync.schema import TABLES, TableSpec
 
-if TYPE_CHECKING:
-    from seo_sync.cache.writer import Connection
+
+def connect_read_only(path: Path) -> Connection:
+    """A read-only connection to the cache at `path` (what Reader.open uses)."""
+    # A URI: '?', '#' and '%' in a directory name would otherwise end or change the path.
+    uri = "file:" + urllib.parse.quote(str(Path(path).resolve())) + "?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 5000")
+    return conn
 
 
 def wal_header_without_shm(path: Path) -> bool:
@@ -36,10 +45,6 @@ class Reader:
         """Open the cache read-only (the way the generation server and read commands do)."""
         if not path.exists():
             raise CacheError(f"no cache at {path}", hint="run `seo-sync sync-from-dynamo` or start the daemon")
-        from seo_sync.cache.writer import (
-            connect_read_only,  # cache.py owns sqlite3 (layout rule); here: no import cycle
-        )
-
         return cls(connect_read_only(path))
 
     def close(self) -> None:

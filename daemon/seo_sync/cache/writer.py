@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sqlite3
 import time
-import urllib.parse
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -38,20 +37,11 @@ from seo_sync.schema import TABLES, TableSpec
 
 # Re-exported: callers import these from daemon.cache, as before the split.
 __all__ = ["SCHEMA_VERSION", "SHADOW_PREFIX", "ApplyResult", "Cache", "Checkpoint", "Connection", "Reader",
-           "WriterLock", "connect_read_only", "key_text", "q"]
+           "WriterLock", "key_text", "q"]
 
 SCHEMA_VERSION = 1
 Connection = sqlite3.Connection
 _key_text = key_text  # the name tests knew it by
-
-
-def connect_read_only(path: Path) -> sqlite3.Connection:
-    """A read-only connection to the cache at `path` (what Reader.open uses)."""
-    # A URI: '?', '#' and '%' in a directory name would otherwise end or change the path.
-    uri = "file:" + urllib.parse.quote(str(Path(path).resolve())) + "?mode=ro"
-    conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA busy_timeout = 5000")
-    return conn
 
 
 class Cache:
