@@ -59,7 +59,7 @@ def child(directory: str) -> None:
         return {
             "rows": cache.count(spec.name),
             "reader_rows": reader.count(spec.name),
-            "checkpoint": int(cps[0].sequence_number) if cps else 0,
+            "checkpoint": int(cps[0].sequence_number or 0) if cps else 0,
             "integrity": cache.conn.execute("PRAGMA integrity_check").fetchone()[0],
             "in_transaction": cache.conn.in_transaction,
         }

@@ -36,7 +36,7 @@ def main(endpoint: str, seconds: float, rate: float, out: str) -> int:
                                                            "hard_delete"))
         try:
             if action == "put":
-                key = (f"soak-{serial}",) if table == "businesses" else ("soak-biz", f"kw{serial}#en")
+                key: tuple[str, ...] = (f"soak-{serial}",) if table == "businesses" else ("soak-biz", f"kw{serial}#en")
                 item = codec.item_from_python({**dict(zip(spec.key_names, key, strict=True)), "_version": 1,
                                                "name" if table == "businesses" else "keyword": f"v1 {serial}"})
                 source.put_item(spec, item, expected_version=None)
