@@ -1,4 +1,4 @@
-"""Benchmark of the stream engine (DESIGN §9): apply rate vs raw SQLite, full sync vs scan-only.
+"""Benchmark of the stream engine against the performance contract: apply rate vs raw SQLite, full sync vs scan-only.
 
     python -m tests.bench.bench_engine [--records 100000] [--items 5000] [--runs 3]
 

@@ -1,4 +1,4 @@
-"""A stateful property test (hypothesis) of the engine against a model (DESIGN §8, TESTING model core).
+"""A stateful property test (hypothesis) of the engine against a model of what the cache must hold.
 
 Rules interleave puts, updates, soft/hard/TTL deletes, shard splits and rollovers, deliveries,
 redeliveries, crashes mid-batch, trims, forced resyncs and write-path refreshes. The engine's own

@@ -1,4 +1,4 @@
-"""Backup directory unwritable (TESTING row 29): the delete is refused and DynamoDB is not touched.
+"""Backup directory unwritable: the delete fails closed (refused), and DynamoDB is not touched.
 
 Root ignores permission bits, so the delete runs in a forked child that drops to an unprivileged
 user (nobody, uid 65534, when the test runs as root as in CI; the current user otherwise) against a

@@ -1,4 +1,4 @@
-"""Disk full (TESTING row 24): a real ENOSPC on the cache, from a 4 MB tmpfs in a private mount namespace.
+"""Disk full: a real ENOSPC on the cache, from a 4 MB tmpfs in a private mount namespace.
 
 The writer runs in a child process inside `unshare -rm` (a user + mount namespace: no root needed
 where unprivileged user namespaces are allowed, nothing mounted outside the child). It fills the
@@ -29,7 +29,7 @@ def run_child(tmp_path: Path) -> dict:
     """Mount a tmpfs on a fresh directory in a private namespace and run `child` there."""
     reason = unshare_works()
     if reason:
-        pytest.skip(reason + " (TESTING row 24: use libfiu's fiu-run instead)")
+        pytest.skip(reason + " (where namespaces are off, libfiu's fiu-run can inject ENOSPC instead)")
     mnt = tmp_path / "tmpfs"
     mnt.mkdir()
     script = f"import sys; from {child.__module__} import child; child(sys.argv[1])"

@@ -1,4 +1,4 @@
-"""DESIGN §11 stream rows through the running engine (its threads) over FakeStreams: throttling storm,
+"""Stream failures through the running engine (its threads) over FakeStreams: throttling storm,
 trimmed stream, checkpoint too old, malformed records, deletes, 400 KB items, resync coalescing, restart."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Disk full under the running daemon (TESTING row 24): batches roll back, the checkpoint stays,
+"""Disk full under the running daemon: batches roll back, the checkpoint stays,
 the daemon backs off and keeps its watchdog and socket alive, readers keep reading, and everything
 lands once space returns. The data dir is a 8 MB tmpfs in the daemon's own mount namespace; the
 test fills and frees it through /proc/PID/root and reads the cache with `nsenter` (SQLite resolves

@@ -1,4 +1,4 @@
-"""The real daemon process: READY, streaming, signals, second instance, stop (DESIGN §4)."""
+"""The real daemon process: READY, streaming, signals, second instance, stop."""
 
 from __future__ import annotations
 

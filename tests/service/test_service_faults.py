@@ -1,4 +1,5 @@
-"""Failure-matrix rows that need the real daemon process (TESTING rows 5, 6, 25-27, 37)."""
+"""Failures that need the real daemon process: a hung main loop, DynamoDB unreachable at boot, a long
+reader, a foreign write lock, a corrupted cache file, and no secrets in its logs."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Per-table failures in the running daemon: access denied, expired credentials, a deleted table
-(TESTING row 11): that table reports the error in status and health, the others keep streaming,
+"""Per-table failures in the running daemon: access denied, expired credentials, a deleted table:
+that table reports the error in status and health, the others keep streaming,
 and it recovers without a restart."""
 
 from __future__ import annotations
