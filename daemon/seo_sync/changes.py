@@ -1,7 +1,7 @@
 """Pure translation of one DynamoDB Streams record into a `Change`: upsert, delete, or dead letter.
 
 No I/O here. A record that cannot be applied safely becomes a dead letter with a reason; it never
-raises, so one bad record can never block a shard (DESIGN §3.5).
+raises, so one bad record can never block a shard.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ VERSION_ATTR = "_version"
 DELETED_ATTR = "_deleted"
 EXTRA_COLUMN = "_extra"
 
-# Ids that reach file names (backups, exports) must match this; DESIGN §2 / TESTING row 23.
+# Ids that reach file names (backups, exports) must match this, so no id can climb out of its directory.
 SAFE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 PREFIX_RE = re.compile(r"^[A-Za-z0-9_.-]{0,64}$")
 
@@ -86,6 +86,10 @@ class TableSpec:
                 raise BadInput(f"{self.name}: key attribute {k!r} missing or not a non-empty string")
             out.append(v)
         return tuple(out)
+
+    def key_of_item(self, item: dict) -> tuple[str, ...]:
+        """The key tuple of a DynamoDB item (AttributeValues): each key attribute must be a non-empty S."""
+        return self.key_of({k: av.get("S") for k in self.key_names if isinstance(av := item.get(k), dict)})
 
 
 def _cols(*pairs: tuple[str, ColumnKind]) -> tuple[Column, ...]:

@@ -12,7 +12,7 @@ import boto3
 import pytest
 
 from seo_sync import codec
-from seo_sync.aws.source import Source
+from seo_sync.aws.tables import Source
 from seo_sync.cache.lock import WriterLock
 from seo_sync.cache.reader import Reader
 from seo_sync.cli.main import run

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from seo_sync import codec
-from seo_sync.aws.source import Source
+from seo_sync.aws.tables import Source
 from seo_sync.cache.writer import Cache
 from seo_sync.errors import ExitCode
 from seo_sync.protection.ledger import CONFIRM_TOKEN, Ledger

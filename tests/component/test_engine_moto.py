@@ -9,7 +9,7 @@ import boto3
 import pytest
 
 from seo_sync import codec
-from seo_sync.aws.source import Source
+from seo_sync.aws.tables import Source
 from seo_sync.cache.reader import Reader
 from seo_sync.cache.writer import Cache
 from seo_sync.schema import BUSINESSES, KEYWORDS

@@ -13,7 +13,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from seo_sync import codec, writes
-from seo_sync.aws.source import Source
+from seo_sync.aws.tables import Source
 from seo_sync.cache.lock import WriterLock
 from seo_sync.cache.reader import Reader
 from seo_sync.cache.writer import Cache
@@ -67,7 +67,7 @@ def test_create_sets_version_1_and_each_update_adds_one_for_all_five_types(store
     """Every entity type is stamped `_version` 1 on create and +1 on update; the cache follows at once."""
     for spec in TABLES.values():
         item = _sample(spec)
-        key = backups.key_of_item(spec, item)
+        key = spec.key_of_item(item)
         created = store.create(spec, item)
         assert created.version == 1 and created.cache == "direct"
         assert source.get_item(spec, key)["_version"] == {"N": "1"}

@@ -9,8 +9,9 @@ from seo_sync.cache.reader import Reader
 from seo_sync.config import StreamSettings
 from seo_sync.errors import StreamGone
 from seo_sync.schema import BUSINESSES
-from seo_sync.sync.poller import TableTailer, apply_batch
 from seo_sync.sync.shards import ShardSet
+from seo_sync.sync.tailer import TableTailer
+from seo_sync.sync.writer import apply_batch
 from tests.support.fake_streams import fake_source, put
 
 TABLE = "seo_businesses"

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from seo_sync import codec
-from seo_sync.aws.source import Source
+from seo_sync.aws.tables import Source
 from seo_sync.cli.main import run
 from seo_sync.errors import BackupFailed, ExitCode
 from seo_sync.protection.ledger import CONFIRM_TOKEN, Ledger

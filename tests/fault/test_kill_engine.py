@@ -17,7 +17,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from seo_sync.aws.source import Source
+from seo_sync.aws.tables import Source
 from seo_sync.schema import BUSINESSES
 from tests.support.settings import make_settings
 from tests.support.waiting import wait_for

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from seo_sync import codec
-from seo_sync.aws.source import Source
+from seo_sync.aws.tables import Source
 from seo_sync.errors import SourceUnavailable
 from seo_sync.schema import TABLES
 from tests.support.proxy import FaultProxy, parse_command
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.timeout(60)
 
 SPEC = TABLES["businesses"]
 CONNECT_TIMEOUT, READ_TIMEOUT, ATTEMPTS = 1.0, 1.0, 1
-# source.client_config passes aws.max_attempts as botocore's retries["max_attempts"], which counts
+# session.client_config passes aws.max_attempts as botocore's retries["max_attempts"], which counts
 # retries AFTER the first call (botocore/config.py; `total_max_attempts` counts all): a call makes
 # ATTEMPTS or ATTEMPTS + 1 requests depending on which one source.py uses.
 REQUESTS = (ATTEMPTS, ATTEMPTS + 1)

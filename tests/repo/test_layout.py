@@ -53,7 +53,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("data path", ("sync/", "writes.py")),
     ("adapters", ("cache/", "aws/", "protection/", "control/")),
     ("foundation", ("__init__.py", "errors.py", "config.py", "logs.py", "schema.py", "changes.py", "codec/",
-                    "backoff.py")),
+                    "backoff.py", "threads.py")),
 ]
 # Same-layer imports that are still forbidden: the AWS adapter knows nothing of the cache.
 FORBIDDEN_SIDEWAYS = [("aws/", "cache/")]
@@ -191,6 +191,8 @@ PLANTED = [
      "sync/poller.py:2 starts a thread"),
     ("sync/table_state.py", "import threading\nclass Loop(threading.Thread):\n    pass\nloop = Loop()\nloop.start()\n",
      thread_and_signal_breaches, "sync/table_state.py:5 starts a thread"),
+    ("sync/engine.py", "def go(engine):\n    for t in engine.threads():\n        t.start()\n",
+     thread_and_signal_breaches, "sync/engine.py:3 starts a thread"),
     ("cli/kit.py", "import importlib\n", size_and_import_trick_breaches, "cli/kit.py:1 imports importlib"),
     ("logs.py", "\n" * (MAX_LINES + 1), size_and_import_trick_breaches, "logs.py: "),
 ]

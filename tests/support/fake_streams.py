@@ -20,9 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
+
+from seo_sync.aws.streams import StreamsApi
 
 ITERATOR_TTL = 900.0  # real iterators expire after 15 minutes
 RETENTION = 86400.0  # real streams keep records 24 hours
@@ -463,8 +465,8 @@ class FakeDynamoDBClient:
 
 
 def fake_source(world: FakeWorld, prefix: str = "seo_") -> Any:
-    """A seo_sync.aws.source.Source over the fake clients."""
-    from seo_sync.aws.source import Source
+    """A seo_sync.aws.tables.Source over the fake clients."""
+    from seo_sync.aws.tables import Source
     from seo_sync.config import AwsSettings
 
     return Source(AwsSettings(region="us-east-1"), prefix, dynamodb_client=world.dynamodb,
@@ -486,3 +488,9 @@ def put(world: FakeWorld, i: int, version: int = 1, name: str = "n") -> None:
 
     world.put("seo_businesses", codec.item_from_python({"business_id": f"b{i:04d}", "name": name,
                                                         "_version": version}))
+
+
+if TYPE_CHECKING:
+    # Declared against the interface of the real client it stands in for: mypy fails here when the
+    # fake drifts from what StreamReader calls (the fake is in mypy's files).
+    _fake_streams_client: StreamsApi = FakeStreamsClient(FakeWorld())

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from seo_sync import codec
-from seo_sync.aws.source import Source
+from seo_sync.aws.tables import Source
 from seo_sync.cache.reader import Reader
 from seo_sync.control.client import request_json
 from seo_sync.demo.embedded import FAKE_CREDENTIALS

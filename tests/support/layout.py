@@ -150,10 +150,10 @@ def thread_classes(modules: dict[str, Module]) -> set[str]:
 
 def thread_starts(module: Module, classes: set[str]) -> list[int]:
     """Lines where `module` starts a thread: `.start()` on a thread, on a name bound to one, or on a
-    loop variable over a list of them."""
+    loop variable over a list of them (built there, or handed over by a `threads()` call)."""
     def makes_threads(value: ast.expr | None) -> bool:
-        if isinstance(value, ast.Call):
-            return call_name(value).rpartition(".")[2] in {c.rpartition(".")[2] for c in classes}
+        if isinstance(value, ast.Call):  # a thread class, or a `threads()` that hands over built threads
+            return call_name(value).rpartition(".")[2] in {c.rpartition(".")[2] for c in classes} | {"threads"}
         if isinstance(value, ast.List | ast.Tuple):
             return any(makes_threads(e) for e in value.elts)
         if isinstance(value, ast.ListComp):
@@ -167,8 +167,8 @@ def thread_starts(module: Module, classes: set[str]) -> list[int]:
             holders.update(ast.unparse(t) for t in node.targets)
         elif isinstance(node, ast.AnnAssign) and makes_threads(node.value):
             holders.add(ast.unparse(node.target))
-    for node in nodes:  # `for t in self.threads:` makes `t` a thread
-        if isinstance(node, ast.For) and ast.unparse(node.iter) in holders:
+    for node in nodes:  # `for t in self.threads:` or `for t in [Worker(...), ...]:` makes `t` a thread
+        if isinstance(node, ast.For) and (ast.unparse(node.iter) in holders or makes_threads(node.iter)):
             holders.add(ast.unparse(node.target))
     starts = []
     for node in nodes:

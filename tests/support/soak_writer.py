@@ -12,7 +12,7 @@ import sys
 import time
 
 from seo_sync import codec
-from seo_sync.aws.source import Source
+from seo_sync.aws.tables import Source
 from seo_sync.config import load_settings
 from seo_sync.errors import SeoSyncError, VersionMismatch
 from seo_sync.schema import TABLES

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from seo_sync import codec
 from seo_sync.errors import BackupFailed, BadInput
 from seo_sync.protection import backups
-from seo_sync.protection.ledger import DAY, prune_backups
+from seo_sync.protection.jobs import prune_backups
+from seo_sync.protection.ledger import DAY
 from seo_sync.schema import BUSINESSES, KEYWORDS, TABLES
 from tests.support.strategies import attribute_values
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from seo_sync.aws.source import Source
+from seo_sync.aws.tables import Source
 from seo_sync.config import Settings, load_settings
 from seo_sync.logs import MASK, configure_logging, dump_thread_stacks, redact_text, use_json
 from seo_sync.schema import TABLES

@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import sqlite3
-import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
-from sqlite3 import Connection
 from typing import Any
 
 from seo_sync import codec
+from seo_sync.cache.connect import Connection, connect_read_only
 from seo_sync.cache.sql import Statements, q
 from seo_sync.errors import CacheCorrupt, CacheError
 from seo_sync.schema import TABLES, TableSpec
-
-
-def connect_read_only(path: Path) -> Connection:
-    """A read-only connection to the cache at `path` (what Reader.open uses)."""
-    # A URI: '?', '#' and '%' in a directory name would otherwise end or change the path.
-    uri = "file:" + urllib.parse.quote(str(Path(path).resolve())) + "?mode=ro"
-    conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA busy_timeout = 5000")
-    return conn
 
 
 def wal_header_without_shm(path: Path) -> bool:

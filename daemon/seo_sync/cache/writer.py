@@ -1,8 +1,8 @@
 """The cache database: the only writer of `cache.db`.
 
 One writer at a time (an exclusive flock on `cache.db.lock`); readers open it read-only. A batch
-of stream records, its dead letters and the shard checkpoint commit in one transaction (D1), and
-a full sync fills a shadow table that replaces the live one in one transaction (D5).
+of stream records, its dead letters and the shard checkpoint commit in one transaction, and
+a full sync fills a shadow table that replaces the live one in one transaction.
 """
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
 from seo_sync import codec
-from seo_sync.cache.lock import WriterLock
+from seo_sync.cache.connect import atomic
 from seo_sync.cache.reader import Reader, wal_header_without_shm
 from seo_sync.cache.sql import (
     CLEAR_OLDER_TOMBSTONE,
@@ -36,12 +37,7 @@ from seo_sync.errors import CacheBusy, CacheCorrupt, CacheError
 from seo_sync.schema import TABLES, TableSpec
 
 # Re-exported: callers import these from daemon.cache, as before the split.
-__all__ = ["SCHEMA_VERSION", "SHADOW_PREFIX", "ApplyResult", "Cache", "Checkpoint", "Connection", "Reader",
-           "WriterLock", "key_text", "q"]
-
 SCHEMA_VERSION = 1
-Connection = sqlite3.Connection
-_key_text = key_text  # the name tests knew it by
 
 
 class Cache:
@@ -127,9 +123,9 @@ class Cache:
             self.conn.execute(
                 "INSERT OR REPLACE INTO _sync_meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
-    def transaction(self) -> _Transaction:
-        """`with cache.transaction():` BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any exception."""
-        return _Transaction(self.conn)
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """`with cache.transaction():` one transaction (a savepoint inside one); see cache/connect.py."""
+        return atomic(self.conn, _as_cache_error)
 
     def _statements(self, spec: TableSpec, name: str | None = None) -> Statements:
         name = name or spec.name
@@ -341,38 +337,12 @@ def _leave_rollback_journal(conn: sqlite3.Connection) -> None:
         pass  # busy (a reader is connected) or disk full: the WAL files stay, readers still work
 
 
-class _Transaction:
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def __enter__(self) -> sqlite3.Connection:
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as e:
-            if "locked" in str(e) or "busy" in str(e):
-                raise CacheBusy(f"the cache is locked by another connection: {e}",
-                                hint="another process holds a write transaction; retrying") from None
-            raise CacheError(f"cannot start a cache transaction: {e}") from None
-        return self.conn
-
-    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> None:
-        if exc_type is None:
-            try:
-                self.conn.execute("COMMIT")
-                return
-            except sqlite3.Error as e:
-                # SQLITE_FULL / IOERR at COMMIT may already have rolled the transaction back.
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
-                raise _as_cache_error(e) from None
-        if self.conn.in_transaction:
-            self.conn.execute("ROLLBACK")
-        if isinstance(exc, sqlite3.Error):
-            raise _as_cache_error(exc) from None
-
-
-def _as_cache_error(e: sqlite3.Error) -> CacheError:
+def _as_cache_error(e: sqlite3.Error, phase: str) -> CacheError:
+    """What an SQLite error on the cache means for the operator."""
     text = str(e)
+    if phase == "begin" and ("locked" in text or "busy" in text):
+        return CacheBusy(f"the cache is locked by another connection: {text}",
+                         hint="another process holds a write transaction; retrying")
     if "full" in text:
         return CacheError(f"the cache disk is full: {text}", hint="free space; the batch was rolled back")
     if "locked" in text or "busy" in text:
