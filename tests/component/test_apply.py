@@ -149,7 +149,7 @@ def test_malformed_records_go_to_dead_letters_with_the_checkpoint(cache):
 
 
 def test_failed_batch_rolls_back_rows_and_checkpoint(cache, monkeypatch):
-    """When the transaction fails, neither the rows nor the checkpoint move (D1)."""
+    """When the transaction fails, neither the rows nor the checkpoint move: they commit together or not at all."""
     apply(cache, [record("INSERT", "b1", biz("b1", 1))], seq="1")
 
     def boom(*a, **k):

@@ -1,4 +1,4 @@
-"""A stateful property test (hypothesis) of the engine against a model (DESIGN §8, TESTING model core).
+"""A stateful property test (hypothesis) of the engine against a model of what the cache must hold.
 
 Rules interleave puts, updates, soft/hard/TTL deletes, shard splits and rollovers, deliveries,
 redeliveries, crashes mid-batch, trims, forced resyncs and write-path refreshes. The engine's own
@@ -26,8 +26,8 @@ from seo_sync.changes import to_change
 from seo_sync.errors import StreamGone
 from seo_sync.schema import BUSINESSES, KEYWORDS
 from seo_sync.sync.engine import Engine
-from tests.conftest import make_settings
-from tests.fakes.fake_streams import FakeWorld, create_tables, fake_source
+from tests.support.fake_streams import FakeWorld, create_tables, fake_source
+from tests.support.settings import make_settings
 
 SPECS = {"businesses": BUSINESSES, "keywords": KEYWORDS}
 KEYS = 6

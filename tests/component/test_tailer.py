@@ -12,8 +12,7 @@ from seo_sync.schema import BUSINESSES
 from seo_sync.sync.shards import ShardSet
 from seo_sync.sync.tailer import TableTailer
 from seo_sync.sync.writer import apply_batch
-from tests.component.conftest import put
-from tests.fakes.fake_streams import fake_source
+from tests.support.fake_streams import fake_source, put
 
 TABLE = "seo_businesses"
 STREAM = StreamSettings(idle_poll_interval=1.0, max_polls_per_second=4.0, get_records_limit=50, max_backoff=30.0)

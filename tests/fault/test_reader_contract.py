@@ -1,4 +1,4 @@
-"""The reader contract (TESTING row 28, docs/reader-contract.md), tested across real uids.
+"""The reader contract (docs/reader-contract.md), tested across real uids.
 
 The writer ("the daemon") is a forked child running as its own uid and group with UMask 0027,
 holding the WriterLock and a `Cache` open for its whole life, like the daemon. Readers are forked

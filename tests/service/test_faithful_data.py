@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from seo_sync import codec
-from seo_sync.aws.source import Source
+from seo_sync.aws.tables import Source
 from seo_sync.cache.reader import Reader
 from seo_sync.control.client import request
 from seo_sync.errors import BadInput, ExitCode
 from seo_sync.schema import TABLES
-from tests.service.harness import Daemon, wait_until
+from tests.support.harness import Daemon, wait_until
 
 BUSINESSES, QUESTIONNAIRES, TEMPLATES = TABLES["businesses"], TABLES["questionnaires"], TABLES["prompt_templates"]
 

@@ -16,7 +16,8 @@ from seo_sync import codec
 from seo_sync.cache.reader import Reader
 from seo_sync.cache.writer import Cache
 from seo_sync.schema import EXTRA_COLUMN, TABLES, TYPES_COLUMN
-from tests.unit.test_codec_roundtrip import numbers, same, values
+from tests.support.strategies import attribute_values as values
+from tests.support.strategies import numbers, same
 
 QUESTIONNAIRES = TABLES["questionnaires"]
 TEMPLATES = TABLES["prompt_templates"]

@@ -1,8 +1,8 @@
 """Runs the stream engine against a DynamoDB endpoint (moto's server) in its own process, for kill tests.
 
-    python -m tests.fault.engine_runner --endpoint URL --data-dir DIR [--tables businesses] [--resync]
+    python -m tests.support.engine_runner --endpoint URL --data-dir DIR [--tables businesses] [--resync]
         runs the engine with its own threads until SIGTERM (then stops cleanly, exit 0).
-    python -m tests.fault.engine_runner --endpoint URL --data-dir DIR --fork-server
+    python -m tests.support.engine_runner --endpoint URL --data-dir DIR --fork-server
         imports everything once, then serves stdin commands so a test can kill -9 hundreds of engines
         cheaply: `start [resync]` forks an engine process and prints its pid; `wait PID` reaps it and
         prints its exit status; `quit` exits.

@@ -461,7 +461,7 @@ class FakeDynamoDBClient:
             return {"Item": item} if item is not None else {}
 
 
-# -- helpers for engine tests ----------------------------------------------------------------------
+# -- helpers for tests that run on the fake world ---------------------------------------------------
 
 
 def fake_source(world: FakeWorld, prefix: str = "seo_") -> Any:
@@ -482,41 +482,12 @@ def create_tables(world: FakeWorld, names: list[str] | None = None, prefix: str 
         world.create_table(spec.dynamo_name(prefix), spec.key_names, shards=shards)
 
 
-class EngineThreads:
-    """Starts and stops an Engine's threads the way the service's lifecycle does (for tests)."""
+def put(world: FakeWorld, i: int, version: int = 1, name: str = "n") -> None:
+    """Put business b{i:04d} at `version` into the fake world."""
+    from seo_sync import codec
 
-    def __init__(self, engine: Any) -> None:
-        self.engine = engine
-        self.threads = engine.threads()
-
-    def __enter__(self) -> EngineThreads:
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        """Stop the loops and wait for every thread."""
-        self.engine.stop()
-        for t in self.threads:
-            t.join(timeout=30)
-            assert not t.is_alive(), f"thread {t.name} did not stop"
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    """Poll `predicate` until it returns a truthy value; AssertionError naming `what` on timeout."""
-    import time as _time
-
-    deadline = _time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if _time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        _time.sleep(0.01)
+    world.put("seo_businesses", codec.item_from_python({"business_id": f"b{i:04d}", "name": name,
+                                                        "_version": version}))
 
 
 if TYPE_CHECKING:
