@@ -373,7 +373,7 @@ def test_with_a_daemon_running_sync_from_dynamo_asks_it_to_resync(cli, loaded, t
 
 def test_demo_no_daemon_loads_the_sample_and_syncs_it(dynamo_endpoint, tmp_path, capsys):
     """`seo-sync demo --no-daemon` runs an embedded DynamoDB, loads data/sample and fills the cache (en+es)."""
-    code = run(["--data-dir", str(tmp_path / "demo"), "--json", "demo", "--no-daemon"])
+    code = run(["--data-dir", str(tmp_path / "demo"), "--json", "demo", "--no-daemon", "--port", "0"])
     summary = json.loads(capsys.readouterr().out)
     assert code == 0 and summary["businesses"] >= 10 and summary["rows"] == summary["loaded"]
     reader = Reader.open(tmp_path / "demo" / "cache.db")

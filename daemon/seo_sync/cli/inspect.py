@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,10 @@ EXPORT_FORMAT = "seo-sync-export/1"
 SINGLE = ("businesses", "questionnaires")  # one item per business: exported as an object, not a list
 MAX_KEYS_SHOWN = 100  # differing keys listed per table and kind; the counts are always complete
 MAX_RECHECK = 1000  # differing keys re-read one by one (a daemon may have moved the cache meanwhile)
+# Rounds of that re-reading, RECHECK_PAUSE s apart: a daemon applies a change about a second after
+# it is written, so a key that still differs after the last round differs for real.
+RECHECK_ROUNDS = 4
+RECHECK_PAUSE = 1.0
 
 
 class OutputError(SeoSyncError):
@@ -172,8 +177,12 @@ def _verify_table(spec: TableSpec, reader: Reader, source: Source, bars: Bars) -
                 dynamo[key_of(spec, it)] = codec.item_hash(it)
         done(len(dynamo))
     diff = compare_table(spec, cached, dynamo)
-    suspects = [k for kind in diff.values() for k in kind]
-    if suspects and len(suspects) <= MAX_RECHECK:  # a running daemon may have applied changes meanwhile
+    for attempt in range(RECHECK_ROUNDS):
+        suspects = [k for kind in diff.values() for k in kind]
+        if not suspects or len(suspects) > MAX_RECHECK:
+            break
+        if attempt:  # a write made just now reaches the cache within a poll interval of a running daemon
+            time.sleep(RECHECK_PAUSE)
         for key in suspects:
             now_cached, now_dynamo = reader.get(spec, key), source.get_item(spec, key)
             if now_dynamo is not None and codec.is_deleted(now_dynamo):

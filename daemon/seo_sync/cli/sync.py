@@ -1,4 +1,4 @@
-"""The sync commands: `sync-from-dynamo`, `sync-to-dynamo`, and the `demo` that loads and syncs sample data."""
+"""The sync commands: `sync-from-dynamo` (DynamoDB -> cache) and `sync-to-dynamo` (cache -> DynamoDB)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,6 @@ from seo_sync.errors import (
     SourceError,
     SourceUnavailable,
     TableMissing,
-    UsageError,
 )
 from seo_sync.schema import TABLES, TableSpec
 
@@ -187,50 +186,3 @@ def sync_to_dynamo(app: AppContext, business_id: str | None, from_path: Path | N
 
     app.emit(out, human)
     return ExitCode.FAILURE if totals["failed"] else ExitCode.OK
-
-
-# ---- demo ----------------------------------------------------------------------------------------
-
-
-@root.command()
-@click.option("--no-daemon", is_flag=True, help="Only load the sample data and run one full sync, then stop.")
-@click.option("--port", type=int, default=0, show_default=True, help="Port of the embedded DynamoDB (0: free).")
-@click.option("--seconds", type=float, default=None, help="Stop after this long (default: run until Ctrl-C).")
-@pass_app
-def demo(app: AppContext, no_daemon: bool, port: int, seconds: float | None) -> int:
-    """The daemon on an embedded local DynamoDB (moto) with the sample data and a simulated writer."""
-    try:
-        from seo_sync.demo.embedded import EmbeddedDynamo, embedded_settings, run_demo_sync
-        server = EmbeddedDynamo(port)
-    except ModuleNotFoundError as e:
-        raise UsageError(f"the demo needs moto ({e.name} is missing)", hint="pip install 'seo-sync[demo]'") from None
-    server.start()
-    try:
-        s = embedded_settings(app.settings(), server.endpoint)
-        if not no_daemon:
-            from seo_sync.demo.live import run_live_demo
-
-            summary = run_live_demo(s, server.endpoint, app.err_console, seconds)
-            app.emit(summary, lambda: _live_summary(app, summary))
-            return ExitCode.OK if summary["daemon_exit_code"] == 0 else ExitCode.FAILURE
-        with Bars(app) as bars:
-            summary = run_demo_sync(s, Source(s.aws, s.table_prefix), progress=bars.add)
-    finally:
-        server.stop()
-
-    def human() -> None:
-        app.table(f"demo: {summary['businesses']} businesses from data/sample, synced in {summary['seconds']} s",
-                  ["table", "items loaded", "rows in cache"],
-                  ((n, summary["loaded"].get(n, 0), summary["rows"].get(n, 0)) for n in TABLES))
-        click.echo(f"cache: {summary['cache']}\nnext:  seo-sync --data-dir {s.data_dir} list-businesses")
-
-    app.emit(summary, human)
-    return ExitCode.OK
-
-
-def _live_summary(app: AppContext, summary: dict[str, Any]) -> None:
-    status = summary.get("final_status") or {}
-    app.table(f"demo stopped (daemon exit code {summary['daemon_exit_code']}); writer: {summary['writer']}",
-              ["table", "rows in cache", "records applied"],
-              ((n, t.get("rows"), t.get("records_applied")) for n, t in (status.get("tables") or {}).items()))
-    click.echo(f"cache: {summary['cache']}\ndaemon log: {summary['daemon_log']}")

@@ -1,0 +1,90 @@
+"""What the live demo shows while it runs: a table redrawn in place on a terminal, or one plain line
+every few seconds when its output goes to a pipe or a file (`make demo | tee demo.txt`).
+"""
+
+from __future__ import annotations
+
+import time
+from types import TracebackType
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from seo_sync.demo.writer import WriterStats
+
+PLAIN_EVERY = 5.0  # seconds between two progress lines when the output is not a terminal
+# What each column means, shown under the table: the demo is where a newcomer learns to read status.
+LEGEND = ("rows: rows in cache.db now · applied: stream records the daemon applied since it started · "
+          "lag: seconds from a change in DynamoDB to its commit in the cache · last full sync: when the "
+          "table was last copied whole")
+
+
+def status_table(status: dict[str, Any] | None, stats: WriterStats, elapsed: float) -> Table:
+    """The live view: daemon state, per-table rows and lag, and what the writer did."""
+    t = Table(title="seo-sync demo — Ctrl-C to stop", caption=_caption(status, stats, elapsed))
+    for col in ("table", "state", "rows", "applied", "lag s", "last full sync"):
+        t.add_column(col, overflow="fold")
+    for name, info in ((status or {}).get("tables") or {}).items():
+        last = info.get("last_full_sync")
+        synced = time.strftime("%H:%M:%S", time.localtime(last)) if last else ""
+        t.add_row(name, str(info.get("state")), str(info.get("rows")), str(info.get("records_applied")),
+                  f"{info.get('lag_seconds') or 0:.3f}", synced)
+    return t
+
+
+def _writer_line(stats: WriterStats) -> str:
+    return f"writer: {stats.edits} edits, {stats.new_keywords} keywords, {stats.soft_deletes} soft deletes"
+
+
+def _caption(status: dict[str, Any] | None, stats: WriterStats, elapsed: float) -> str:
+    state = (status or {}).get("state", "starting")
+    recent = "; ".join(stats.log[-3:])
+    return f"daemon: {state}   up {elapsed:.0f}s   {_writer_line(stats)}\n{recent}\n{LEGEND}"
+
+
+def progress_line(status: dict[str, Any] | None, stats: WriterStats, elapsed: float) -> str:
+    """One plain-text line of the demo's state, for a log file or a pipe."""
+    tables = (status or {}).get("tables") or {}
+    rows = " ".join(f"{name}={info.get('rows')}" for name, info in tables.items())
+    lag = max((info.get("lag_seconds") or 0.0 for info in tables.values()), default=0.0)
+    applied = sum(info.get("records_applied") or 0 for info in tables.values())
+    state = (status or {}).get("state", "starting (no answer on the socket yet)")
+    parts = [f"demo {elapsed:.0f}s", f"daemon {state}"]
+    if tables:
+        parts += [f"cache rows {rows}", f"applied {applied}", f"max lag {lag:.3f}s"]
+    parts.append(_writer_line(stats))
+    return " | ".join(parts)
+
+
+class DemoView:
+    """The demo's display: a rich Live table on a terminal, plain lines every PLAIN_EVERY s otherwise."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._live: Live | None = None
+        self._next_line = 0.0
+        if console.is_terminal:
+            self._live = Live(status_table(None, WriterStats(), 0), console=console, refresh_per_second=4)
+
+    def __enter__(self) -> DemoView:
+        if self._live is not None:
+            self._live.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._live is not None:
+            self._live.stop()
+
+    def update(self, status: dict[str, Any] | None, stats: WriterStats, elapsed: float) -> None:
+        """Show the latest state (a plain line only when PLAIN_EVERY seconds have passed)."""
+        if self._live is not None:
+            self._live.update(status_table(status, stats, elapsed))
+            return
+        now = time.monotonic()
+        if now >= self._next_line:
+            self._next_line = now + PLAIN_EVERY
+            self.console.out(progress_line(status, stats, elapsed), highlight=False)
+            self.console.file.flush()
