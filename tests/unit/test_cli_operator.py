@@ -99,3 +99,15 @@ def test_a_piped_table_is_tsv_with_whole_cells(capsys: pytest.CaptureFixture[str
     captured = capsys.readouterr()
     assert captured.out.splitlines() == ["business_id\tname", f"{long_id}\tAce Auto", "b2\t"]
     assert captured.err.strip() == "2 businesses"
+
+
+def test_check_config_warns_when_no_region_resolves(tmp_path: Path) -> None:
+    """No region anywhere: check-config still exits 0 but warns that DynamoDB commands will fail."""
+    bare = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    bare["AWS_CONFIG_FILE"] = str(tmp_path / "no-aws-config")
+    args = [sys.executable, "-m", "seo_sync", "--data-dir", str(tmp_path), "check-config"]
+    res = subprocess.run(args, capture_output=True, text=True, timeout=60, env=bare)
+    assert res.returncode == 0 and "warning: no AWS region configured" in res.stderr, res.stderr
+    assert "(none resolves)" in res.stdout
+    res = subprocess.run(args, capture_output=True, text=True, timeout=60, env={**bare, "AWS_REGION": "eu-west-1"})
+    assert res.returncode == 0 and "warning" not in res.stderr and "eu-west-1" in res.stdout
