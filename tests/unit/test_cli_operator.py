@@ -111,3 +111,13 @@ def test_check_config_warns_when_no_region_resolves(tmp_path: Path) -> None:
     assert "(none resolves)" in res.stdout
     res = subprocess.run(args, capture_output=True, text=True, timeout=60, env={**bare, "AWS_REGION": "eu-west-1"})
     assert res.returncode == 0 and "warning" not in res.stderr and "eu-west-1" in res.stdout
+
+
+def test_the_files_the_demo_leaves_in_data_are_git_ignored() -> None:
+    """`make demo` leaves no untracked files: its cache, log, env file and socket are ignored."""
+    repo = Path(__file__).resolve().parents[2]
+    names = ["data/cache.db", "data/cache.db-wal", "data/demo-daemon.log", "data/demo.env", "data/seo-sync.sock",
+             "data/protection.db", "data/backups/x.json"]
+    res = subprocess.run(["git", "check-ignore", "--no-index", *names], cwd=repo, capture_output=True, text=True,
+                         timeout=30)
+    assert sorted(res.stdout.split()) == sorted(names), res.stdout + res.stderr
