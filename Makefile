@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench soak tools clean
+.PHONY: demo test lint bench soak tools screenshot clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: $(STAMP) tools
 	$(BIN)/bandit -q -c pyproject.toml -r daemon
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
+
+# The README's picture of the demo (docs/demo.svg): a short real run drawn by rich's SVG export.
+screenshot: $(STAMP)
+	$(BIN)/python -m seo_sync.demo.screenshot docs/demo.svg
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench

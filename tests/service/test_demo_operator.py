@@ -79,6 +79,16 @@ def _stream(pipe: IO[bytes] | None) -> Output:
     return Output(lambda: os.read(pipe.fileno(), 65536))
 
 
+def _readme_socket_example(socket_path: str) -> list[str]:
+    """The README's Python example of asking the status socket, pointed at `socket_path`."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## The status socket"):readme.index("## Troubleshooting")]
+    assert "socat" not in readme  # not installed on most hosts; the examples need only seo-sync or Python
+    line = next(ln for ln in section.splitlines() if ln.startswith("python3 -c "))
+    argv = shlex.split(line.replace("/run/seo-sync/status.sock", socket_path))
+    return [sys.executable, *argv[1:]]
+
+
 def _start_demo(data_dir: Path, **streams: int) -> subprocess.Popen[bytes]:
     # A session of its own, as a shell gives a job: the test signals the demo's whole process group.
     return subprocess.Popen([sys.executable, "-m", "seo_sync", "--data-dir", str(data_dir), "demo", "--port", "0"],
@@ -150,6 +160,9 @@ def test_a_second_shell_reaches_the_demo_with_only_what_it_printed(tmp_path: Pat
         verify = cli("verify", "--json")
         assert verify.returncode == 0, verify.stdout + verify.stderr
         assert json.loads(verify.stdout)["identical"] is True
+        asked = subprocess.run(_readme_socket_example(env["SEO_SYNC_SOCKET"]), capture_output=True, text=True,
+                               timeout=30, env=env)
+        assert asked.returncode == 0 and 'seo_sync_state{state="streaming"} 1' in asked.stdout, asked.stderr
         # Its output is a pipe: plain progress lines arrive while it runs, not only at the end.
         err.wait_for(lambda t: t.count("| daemon streaming |") >= 2, "two progress lines", proc)
         code = _interrupt_group(proc)

@@ -110,6 +110,7 @@ def run_live_demo(settings: Settings, endpoint: str, console: Console, seconds: 
     status: dict[str, Any] | None = None
     proc: subprocess.Popen[bytes] | None = None
     interrupted = False
+    began = time.monotonic()
     try:
         source = Source(settings.aws, settings.table_prefix)
         for spec in TABLES.values():
@@ -140,5 +141,7 @@ def run_live_demo(settings: Settings, endpoint: str, console: Console, seconds: 
         code = stop_daemon(proc) if proc is not None else None
     return {"endpoint": endpoint, "cache": str(settings.cache_path), "loaded": loaded, "interrupted": interrupted,
             "daemon_exit_code": code, "daemon_log": str(log_path), "final_status": status,
+            "seconds": round(time.monotonic() - began, 1),
             "writer": {"edits": writer_stats.edits, "new_keywords": writer_stats.new_keywords,
-                       "soft_deletes": writer_stats.soft_deletes, "conflicts": writer_stats.conflicts}}
+                       "soft_deletes": writer_stats.soft_deletes, "conflicts": writer_stats.conflicts,
+                       "recent": writer_stats.log[-3:]}}

@@ -8,9 +8,10 @@ import time
 from types import TracebackType
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from seo_sync.demo.writer import WriterStats
 
@@ -34,6 +35,11 @@ def status_table(status: dict[str, Any] | None, stats: WriterStats, elapsed: flo
     return t
 
 
+def live_view(status: dict[str, Any] | None, stats: WriterStats, elapsed: float) -> Group:
+    """The table with the legend of its columns under it."""
+    return Group(status_table(status, stats, elapsed), Text(LEGEND, style="dim"))
+
+
 def _writer_line(stats: WriterStats) -> str:
     return f"writer: {stats.edits} edits, {stats.new_keywords} keywords, {stats.soft_deletes} soft deletes"
 
@@ -41,7 +47,7 @@ def _writer_line(stats: WriterStats) -> str:
 def _caption(status: dict[str, Any] | None, stats: WriterStats, elapsed: float) -> str:
     state = (status or {}).get("state", "starting")
     recent = "; ".join(stats.log[-3:])
-    return f"daemon: {state}   up {elapsed:.0f}s   {_writer_line(stats)}\n{recent}\n{LEGEND}"
+    return f"daemon: {state}   up {elapsed:.0f}s   {_writer_line(stats)}\n{recent}"
 
 
 def progress_line(status: dict[str, Any] | None, stats: WriterStats, elapsed: float) -> str:
@@ -66,7 +72,7 @@ class DemoView:
         self._live: Live | None = None
         self._next_line = 0.0
         if console.is_terminal:
-            self._live = Live(status_table(None, WriterStats(), 0), console=console, refresh_per_second=4)
+            self._live = Live(live_view(None, WriterStats(), 0), console=console, refresh_per_second=4)
 
     def __enter__(self) -> DemoView:
         if self._live is not None:
@@ -81,7 +87,7 @@ class DemoView:
     def update(self, status: dict[str, Any] | None, stats: WriterStats, elapsed: float) -> None:
         """Show the latest state (a plain line only when PLAIN_EVERY seconds have passed)."""
         if self._live is not None:
-            self._live.update(status_table(status, stats, elapsed))
+            self._live.update(live_view(status, stats, elapsed))
             return
         now = time.monotonic()
         if now >= self._next_line:
