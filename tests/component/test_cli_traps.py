@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from seo_sync.cache.lock import WriterLock
 from seo_sync.errors import ExitCode
 from seo_sync.protection.ledger import CONFIRM_TOKEN
-from tests.component.test_cli_data import boto, business_items, config  # noqa: F401 - fixtures
+from tests.component.test_cli_data import FakeDaemon, boto, business_items, config  # noqa: F401 - fixtures
 
 SEED = business_items()
 
@@ -60,3 +61,18 @@ def test_delete_without_cascade_says_which_children_it_leaves(synced) -> None:
     assert code == 0 and json.loads(out)["children_left"] == {"keywords": 1}
     code, out, err = synced("delete", "keyword", "acme", "drain-cleaning#en", "--confirm", CONFIRM_TOKEN)
     assert code == 0 and "left in place" not in err  # only a business has children
+
+
+def test_sync_from_dynamo_of_one_business_while_a_daemon_runs_says_what_the_readme_says(synced, tmp_path) -> None:
+    """With a daemon holding the cache, `sync-from-dynamo BUSINESS` exits 75 saying the daemon keeps it current."""
+    data = tmp_path / "data"
+    with WriterLock(data / "cache.db"):
+        daemon = FakeDaemon(data / "seo-sync.sock", {"ok": True, "state": "streaming"})
+        try:
+            code, _, err = synced("sync-from-dynamo", "acme")
+        finally:
+            daemon.close()
+    assert code == ExitCode.TEMPFAIL == 75
+    assert "running daemon keeps the cache current from the stream" in err and "seo-sync resync" in err
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert "only while no daemon runs" in readme and "exits 75" in readme
