@@ -18,8 +18,9 @@ tools:
 	@command -v systemd-analyze >/dev/null && command -v setpriv >/dev/null && command -v unshare >/dev/null \
 	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd util-linux >/dev/null; }
 
+# `make demo DEMO_ARGS="--port 8001 --seconds 60"` passes options to `seo-sync demo`.
 demo: $(STAMP)
-	$(BIN)/seo-sync demo
+	$(BIN)/seo-sync demo $(DEMO_ARGS)
 
 test: $(STAMP) tools
 	$(BIN)/ruff check daemon tests examples
