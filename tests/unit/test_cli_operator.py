@@ -121,3 +121,14 @@ def test_the_files_the_demo_leaves_in_data_are_git_ignored() -> None:
     res = subprocess.run(["git", "check-ignore", "--no-index", *names], cwd=repo, capture_output=True, text=True,
                          timeout=30)
     assert sorted(res.stdout.split()) == sorted(names), res.stdout + res.stderr
+
+
+def test_status_without_a_region_says_why_instead_of_question_marks(tmp_path: Path) -> None:
+    """No region: `status` says NOT reachable and why (exit 69), never `at ? (?)`."""
+    bare = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    bare["AWS_CONFIG_FILE"] = str(tmp_path / "no-aws-config")
+    res = subprocess.run([sys.executable, "-m", "seo_sync", "--data-dir", str(tmp_path), "status"],
+                         capture_output=True, text=True, timeout=60, env=bare)
+    assert res.returncode == 69, res.stdout + res.stderr
+    assert res.stdout.startswith("DynamoDB: NOT reachable\n  no AWS region configured\n  hint: set AWS_REGION")
+    assert "?" not in res.stdout.splitlines()[0]

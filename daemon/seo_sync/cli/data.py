@@ -211,7 +211,8 @@ def status(app: AppContext) -> int:
             click.echo("DynamoDB: disabled (USE_DYNAMODB=false)")
         else:
             state = "reachable" if dynamo["reachable"] else "NOT reachable"
-            click.echo(f"DynamoDB: {state} at {dynamo.get('endpoint', '?')} ({dynamo.get('region', '?')})")
+            where = f" at {dynamo['endpoint']} ({dynamo.get('region')})" if dynamo.get("endpoint") else ""
+            click.echo(f"DynamoDB: {state}{where}")
             if dynamo.get("error"):
                 click.echo(f"  {dynamo['error']}")
             if dynamo.get("hint"):
