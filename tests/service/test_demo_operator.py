@@ -174,3 +174,23 @@ def test_a_second_shell_reaches_the_demo_with_only_what_it_printed(tmp_path: Pat
             proc.wait()
     assert code == 0, err.text[-3000:]
     assert out.text.startswith("table\trows in cache\trecords applied\n"), out.text
+
+
+def test_ctrl_c_with_the_stdout_reader_gone_prints_the_summary_on_the_terminal(tmp_path: Path) -> None:
+    """`make demo | tee` then Ctrl-C: tee dies with the demo, so the summary goes to the terminal (stderr)."""
+    master, slave = os.openpty()
+    reader, writer = os.pipe()
+    proc = _start_demo(tmp_path / "d", stdout=writer, stderr=slave)
+    os.close(slave)
+    os.close(writer)
+    os.close(reader)  # like `tee` killed by the same Ctrl-C: nobody reads stdout any more
+    out = Output(lambda: os.read(master, 65536))
+    try:
+        out.wait_for(lambda t: "daemon: streaming" in t, "the live view showing the daemon streaming", proc)
+        code = _interrupt_group(proc)
+        out.join()
+    finally:
+        os.close(master)
+    text = out.text
+    assert code == 0, text[-3000:]
+    assert "demo stopped (daemon exit code 0)" in text and "Traceback" not in text and "BrokenPipe" not in text

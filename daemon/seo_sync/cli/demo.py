@@ -7,6 +7,10 @@ against it while it runs.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -43,7 +47,7 @@ def demo(app: AppContext, no_daemon: bool, port: int, seconds: float | None) -> 
 
             _show_second_shell(app, s, server.endpoint)
             summary = run_live_demo(s, server.endpoint, app.err_console, seconds)
-            app.emit(summary, lambda: _live_summary(app, summary))
+            _emit_even_without_stdout(app, summary, lambda: _live_summary(app, summary))
             stopped_well = summary["daemon_exit_code"] in (0, None)  # None: Ctrl-C came before it started
             return ExitCode.OK if stopped_well else ExitCode.FAILURE
         with Bars(app) as bars:
@@ -76,6 +80,22 @@ def _show_second_shell(app: AppContext, s: Settings, endpoint: str) -> None:
              "Ctrl-C stops the demo and prints a summary.", ""]
     for line in lines:
         click.echo(line, err=True)
+
+
+def _emit_even_without_stdout(app: AppContext, data: dict[str, Any], human: Callable[[], None]) -> None:
+    """Print the summary; on stderr when whoever read stdout is gone.
+
+    In `make demo | tee demo.txt` Ctrl-C ends `tee` too, so the summary would meet a closed pipe
+    and be lost; the terminal still shows stderr.
+    """
+    try:
+        app.emit(data, human)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Point stdout at /dev/null so the flush at exit does not fail on the dead pipe once more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        with contextlib.redirect_stdout(sys.stderr):
+            app.emit(data, human)
 
 
 def _live_summary(app: AppContext, summary: dict[str, Any]) -> None:
