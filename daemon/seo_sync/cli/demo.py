@@ -102,7 +102,10 @@ def _live_summary(app: AppContext, summary: dict[str, Any]) -> None:
     status = summary.get("final_status") or {}
     code = summary["daemon_exit_code"]
     daemon = "never started" if code is None else f"daemon exit code {code}"
-    app.table(f"demo stopped ({daemon}); writer: {summary['writer']}",
+    w = summary["writer"]
+    writes = (f"{w['edits']} edits, {w['new_keywords']} new keywords, {w['soft_deletes']} soft deletes, "
+              f"{w['conflicts']} conflicts")
+    app.table(f"demo stopped ({daemon}) after {summary['seconds']:.0f} s; the writer made {writes}",
               ["table", "rows in cache", "records applied"],
               ((n, t.get("rows"), t.get("records_applied")) for n, t in (status.get("tables") or {}).items()))
     click.echo(f"cache: {summary['cache']}\ndaemon log: {summary['daemon_log']}")
