@@ -11,15 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import click
+import structlog
 
 from seo_sync import codec, schema
 from seo_sync.cli.data import open_source
 from seo_sync.cli.kit import AppContext, pass_app, root
-from seo_sync.errors import BadInput, CodecError, NotFound, SeoSyncError, VersionMismatch
+from seo_sync.errors import BadInput, CodecError, NotFound, SeoSyncError, SourceError, VersionMismatch
 from seo_sync.protection import backups
 from seo_sync.protection.ledger import CONFIRM_TOKEN, Ledger, prune_backups
 from seo_sync.writes import CASCADE_TABLES, ProfileStore, WriteResult
 
+log = structlog.get_logger()
 MAX_INPUT_BYTES = 4 * 1024 * 1024
 
 
@@ -140,9 +142,9 @@ def delete(app: AppContext, entity: str, key: tuple[str, ...], token: str | None
     """
     spec = schema.table(entity)
     store = _store(app, "delete")
-    left = _children(store, key[0]) if spec is schema.BUSINESSES and not cascade and key else {}
     with _show_conflict(app):
         results = store.delete(spec, key, confirm=token, reason=reason, cascade=cascade)
+    left = _children(store, key[0]) if spec is schema.BUSINESSES and not cascade else {}
     _echo_results(app, "deleted", results, {"children_left": left} if left else None)
     if left and not app.json_output:
         click.echo(f"note: left in place, not deleted: {', '.join(f'{n} {name}' for name, n in left.items())} of "
@@ -153,9 +155,16 @@ def delete(app: AppContext, entity: str, key: tuple[str, ...], token: str | None
 
 
 def _children(store: ProfileStore, business_id: str) -> dict[str, int]:
-    """How many live items each child table holds for the business: what a delete without --cascade leaves."""
-    counts = {spec.name: sum(not codec.is_deleted(it) for it in store.source.query_business(spec, business_id))
-              for spec in CASCADE_TABLES}
+    """How many live items each child table holds for the business: what a delete without --cascade leaves.
+
+    Asked after the delete, and only to inform: a child table that cannot be read is left out.
+    """
+    counts: dict[str, int] = {}
+    for spec in CASCADE_TABLES:
+        try:
+            counts[spec.name] = sum(not codec.is_deleted(it) for it in store.source.query_business(spec, business_id))
+        except SourceError as e:
+            log.warning("delete.children_unknown", table=spec.name, error=e.message)
     return {name: n for name, n in counts.items() if n}
 
 
