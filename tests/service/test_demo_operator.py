@@ -134,7 +134,7 @@ def test_a_second_shell_reaches_the_demo_with_only_what_it_printed(tmp_path: Pat
     proc = _start_demo(tmp_path / "d", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = _stream(proc.stdout), _stream(proc.stderr)
     try:
-        banner = err.wait_for(lambda t: "(or: . " in t, "the export lines", proc)
+        banner = out.wait_for(lambda t: "(or: . " in t, "the export lines", proc)
         env = {k: v for k, v in _clean_env().items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
         for line in banner.splitlines():
             if line.strip().startswith("export "):
@@ -164,7 +164,7 @@ def test_a_second_shell_reaches_the_demo_with_only_what_it_printed(tmp_path: Pat
                                timeout=30, env=env)
         assert asked.returncode == 0 and 'seo_sync_state{state="streaming"} 1' in asked.stdout, asked.stderr
         # Its output is a pipe: plain progress lines arrive while it runs, not only at the end.
-        err.wait_for(lambda t: t.count("| daemon streaming |") >= 2, "two progress lines", proc)
+        out.wait_for(lambda t: t.count("| daemon streaming |") >= 2, "two progress lines", proc)
         code = _interrupt_group(proc)
         out.join()
         err.join()
@@ -173,24 +173,30 @@ def test_a_second_shell_reaches_the_demo_with_only_what_it_printed(tmp_path: Pat
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert code == 0, err.text[-3000:]
-    assert out.text.startswith("table\trows in cache\trecords applied\n"), out.text
+    summary = out.text[out.text.rindex("| daemon streaming |"):]
+    assert "\ndemo stopped (daemon exit code 0) after " in summary, out.text[-3000:]
+    assert "\ntable\trows in cache\trecords applied\nbusinesses\t" in summary, out.text[-3000:]
 
 
 def test_ctrl_c_with_the_stdout_reader_gone_prints_the_summary_on_the_terminal(tmp_path: Path) -> None:
-    """`make demo | tee` then Ctrl-C: tee dies with the demo, so the summary goes to the terminal (stderr)."""
+    """`make demo | tee` then Ctrl-C: tee dies first, so what follows (summary included) goes to the terminal."""
     master, slave = os.openpty()
-    reader, writer = os.pipe()
-    proc = _start_demo(tmp_path / "d", stdout=writer, stderr=slave)
+    tee = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=slave, start_new_session=True)
+    assert tee.stdin is not None
+    proc = _start_demo(tmp_path / "d", stdout=tee.stdin, stderr=slave)
+    tee.stdin.close()
     os.close(slave)
-    os.close(writer)
-    os.close(reader)  # like `tee` killed by the same Ctrl-C: nobody reads stdout any more
     out = Output(lambda: os.read(master, 65536))
     try:
-        out.wait_for(lambda t: "daemon: streaming" in t, "the live view showing the daemon streaming", proc)
+        out.wait_for(lambda t: t.count("| daemon streaming |") >= 1, "a progress line through the reader", proc)
+        tee.kill()  # the reader of the demo's stdout is gone before the demo hears of the Ctrl-C
+        tee.wait(timeout=DEADLINE)
         code = _interrupt_group(proc)
         out.join()
     finally:
         os.close(master)
+        if tee.poll() is None:
+            tee.kill()
     text = out.text
     assert code == 0, text[-3000:]
     assert "demo stopped (daemon exit code 0)" in text and "Traceback" not in text and "BrokenPipe" not in text

@@ -11,9 +11,10 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+from rich.console import Console
 
 from seo_sync.aws.source import Source
 from seo_sync.cli.data import Bars
@@ -21,6 +22,9 @@ from seo_sync.cli.kit import AppContext, command_name, pass_app, root
 from seo_sync.config import Settings
 from seo_sync.errors import ExitCode, UsageError
 from seo_sync.schema import TABLES
+
+if TYPE_CHECKING:
+    from seo_sync.demo.view import DemoView
 
 DEFAULT_PORT = 8000  # fixed, so the export lines a newcomer copied keep working across demo runs
 
@@ -44,9 +48,13 @@ def demo(app: AppContext, no_daemon: bool, port: int, seconds: float | None) -> 
         s = embedded_settings(app.settings(), server.endpoint)
         if not no_daemon:
             from seo_sync.demo.live import run_live_demo
+            from seo_sync.demo.view import DemoView
 
-            _show_second_shell(app, s, server.endpoint)
-            summary = run_live_demo(s, server.endpoint, app.err_console, seconds)
+            # The view goes where the output goes (stdout: `make demo | tee demo.txt` records it), or
+            # to stderr when stdout is for the --json summary alone.
+            view = DemoView(app.err_console) if app.json_output else DemoView(Console(), fallback=app.err_console)
+            _show_second_shell(view, s, server.endpoint)
+            summary = run_live_demo(s, server.endpoint, view, seconds)
             _emit_even_without_stdout(app, summary, lambda: _live_summary(app, summary))
             stopped_well = summary["daemon_exit_code"] in (0, None)  # None: Ctrl-C came before it started
             return ExitCode.OK if stopped_well else ExitCode.FAILURE
@@ -65,8 +73,8 @@ def demo(app: AppContext, no_daemon: bool, port: int, seconds: float | None) -> 
     return ExitCode.OK
 
 
-def _show_second_shell(app: AppContext, s: Settings, endpoint: str) -> None:
-    """Print (to stderr) where the demo's DynamoDB is and how another shell reaches it; write demo.env."""
+def _show_second_shell(view: DemoView, s: Settings, endpoint: str) -> None:
+    """Say where the demo's DynamoDB is and how another shell reaches it; write demo.env."""
     from seo_sync.demo.environment import demo_environment, export_lines, write_env_file
 
     env = demo_environment(s, endpoint)
@@ -79,7 +87,7 @@ def _show_second_shell(app: AppContext, s: Settings, endpoint: str) -> None:
              f"then: {cmd} status · {cmd} list-businesses · {cmd} verify · {cmd} health",
              "Ctrl-C stops the demo and prints a summary.", ""]
     for line in lines:
-        click.echo(line, err=True)
+        view.say(line)
 
 
 def _emit_even_without_stdout(app: AppContext, data: dict[str, Any], human: Callable[[], None]) -> None:
@@ -105,8 +113,9 @@ def _live_summary(app: AppContext, summary: dict[str, Any]) -> None:
     w = summary["writer"]
     writes = (f"{w['edits']} edits, {w['new_keywords']} new keywords, {w['soft_deletes']} soft deletes, "
               f"{w['conflicts']} conflicts")
-    app.table(f"demo stopped ({daemon}) after {summary['seconds']:.0f} s; the writer made {writes}",
-              ["table", "rows in cache", "records applied"],
+    # A line of its own, not the table's title: piped, a title goes to stderr and a log would lack it.
+    click.echo(f"demo stopped ({daemon}) after {summary['seconds']:.0f} s; the writer made {writes}")
+    app.table(None, ["table", "rows in cache", "records applied"],
               ((n, t.get("rows"), t.get("records_applied")) for n, t in (status.get("tables") or {}).items()))
     click.echo(f"cache: {summary['cache']}\ndaemon log: {summary['daemon_log']}")
     click.echo(f"next: {command_name()} --data-dir {app.settings().data_dir} list-businesses")

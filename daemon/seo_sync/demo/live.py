@@ -15,8 +15,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
 from seo_sync.aws.source import Source
 from seo_sync.config import Settings
 from seo_sync.control.client import request_json
@@ -98,7 +96,7 @@ def wait_until_settled(settings: Settings, loaded: dict[str, int], stats: Writer
     return status
 
 
-def run_live_demo(settings: Settings, endpoint: str, console: Console, seconds: float | None = None) -> dict[str, Any]:
+def run_live_demo(settings: Settings, endpoint: str, view: DemoView, seconds: float | None = None) -> dict[str, Any]:
     """Load the sample data, run the daemon, write and watch until Ctrl-C (or `seconds`); a summary.
 
     Ctrl-C (KeyboardInterrupt) at any moment ends in the same summary: the daemon gets its one
@@ -121,7 +119,7 @@ def run_live_demo(settings: Settings, endpoint: str, console: Console, seconds: 
         writer_stats = writer.stats
         started = time.monotonic()
         next_write = started + WRITE_EVERY
-        with DemoView(console) as view:
+        with view:
             while seconds is None or time.monotonic() - started < seconds:
                 if proc.poll() is not None:
                     raise SeoSyncError(f"the daemon exited with code {proc.returncode}",

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from seo_sync.config import Settings
 from seo_sync.demo.embedded import EmbeddedDynamo, embedded_settings
-from seo_sync.demo.view import live_view
+from seo_sync.demo.view import DemoView, live_view
 from seo_sync.demo.writer import WriterStats
 
 WIDTH = 100  # columns of the pictured terminal: the legend wraps, nothing is cut
@@ -34,7 +34,7 @@ def capture(seconds: float = RUN_SECONDS) -> str:
     """Run the demo for `seconds` and return the SVG of its last live view."""
     from seo_sync.demo.live import run_live_demo
 
-    quiet = Console(file=io.StringIO())
+    quiet = DemoView(Console(file=io.StringIO()))
     server = EmbeddedDynamo().start()
     try:
         with tempfile.TemporaryDirectory(prefix="seo-sync-screenshot-") as tmp:

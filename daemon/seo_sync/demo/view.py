@@ -65,10 +65,15 @@ def progress_line(status: dict[str, Any] | None, stats: WriterStats, elapsed: fl
 
 
 class DemoView:
-    """The demo's display: a rich Live table on a terminal, plain lines every PLAIN_EVERY s otherwise."""
+    """The demo's display: a rich Live table on a terminal, plain lines every PLAIN_EVERY s otherwise.
 
-    def __init__(self, console: Console) -> None:
+    `fallback` takes over when the reader of `console` goes away: in `make demo | tee demo.txt`,
+    Ctrl-C ends `tee` as well, and the lines that follow still belong on the terminal.
+    """
+
+    def __init__(self, console: Console, fallback: Console | None = None) -> None:
         self.console = console
+        self._fallback = fallback
         self._live: Live | None = None
         self._next_line = 0.0
         if console.is_terminal:
@@ -84,6 +89,17 @@ class DemoView:
         if self._live is not None:
             self._live.stop()
 
+    def say(self, line: str) -> None:
+        """Print one line as it is (never wrapped: the export lines are copied from it)."""
+        try:
+            self.console.out(line, highlight=False)
+            self.console.file.flush()
+        except BrokenPipeError:
+            if self._fallback is None:
+                raise
+            self.console, self._fallback = self._fallback, None
+            self.console.out(line, highlight=False)
+
     def update(self, status: dict[str, Any] | None, stats: WriterStats, elapsed: float) -> None:
         """Show the latest state (a plain line only when PLAIN_EVERY seconds have passed)."""
         if self._live is not None:
@@ -92,5 +108,4 @@ class DemoView:
         now = time.monotonic()
         if now >= self._next_line:
             self._next_line = now + PLAIN_EVERY
-            self.console.out(progress_line(status, stats, elapsed), highlight=False)
-            self.console.file.flush()
+            self.say(progress_line(status, stats, elapsed))
