@@ -63,16 +63,29 @@ def test_delete_without_cascade_says_which_children_it_leaves(synced) -> None:
     assert code == 0 and "left in place" not in err  # only a business has children
 
 
-def test_sync_from_dynamo_of_one_business_while_a_daemon_runs_says_what_the_readme_says(synced, tmp_path) -> None:
-    """With a daemon holding the cache, `sync-from-dynamo BUSINESS` exits 75 saying the daemon keeps it current."""
+def test_sync_from_dynamo_of_one_business_while_a_daemon_runs_goes_through_it(synced, tmp_path) -> None:
+    """With a daemon holding the cache, `sync-from-dynamo BUSINESS` asks it to refresh each of its keys."""
     data = tmp_path / "data"
     with WriterLock(data / "cache.db"):
-        daemon = FakeDaemon(data / "seo-sync.sock", {"ok": True, "state": "streaming"})
+        daemon = FakeDaemon(data / "seo-sync.sock", {"ok": True, "state": "streaming", "present": True})
         try:
-            code, _, err = synced("sync-from-dynamo", "acme")
+            code, out, err = synced("--json", "sync-from-dynamo", "acme")
         finally:
             daemon.close()
-    assert code == ExitCode.TEMPFAIL == 75
-    assert "running daemon keeps the cache current from the stream" in err and "seo-sync resync" in err
+    assert code == 0, err
+    assert json.loads(out)["via"] == "daemon"
+    # Every key of acme in DynamoDB (the soft-deleted keyword too, so the daemon drops it) or in the cache.
+    assert daemon.requests == ["status", 'refresh businesses ["acme"]', 'refresh questionnaires ["acme"]',
+                               'refresh keywords ["acme", "drain-cleaning#en"]',
+                               'refresh keywords ["acme", "limpieza-de-drenajes#es"]',
+                               'refresh keywords ["acme", "old#en"]', 'refresh service_areas ["acme", "austin-tx"]',
+                               'refresh prompt_templates ["acme", "service#2"]']
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    assert "only while no daemon runs" in readme and "exits 75" in readme
+    assert "through the running daemon" in readme
+
+
+def test_sync_from_dynamo_with_the_lock_held_and_no_daemon_exits_75(synced, tmp_path) -> None:
+    """Lock held by something that is not an answering daemon: exit 75 naming the socket nobody answers on."""
+    with WriterLock(tmp_path / "data" / "cache.db"):
+        code, _, err = synced("sync-from-dynamo", "acme")
+    assert code == ExitCode.TEMPFAIL == 75 and "no daemon answers on" in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -71,7 +72,34 @@ def sync_business(cache: Cache, source: Source, business_id: str) -> dict[str, A
             for spec in TABLES.values()}
 
 
-def _through_daemon(app: AppContext, s: Settings, held: LockHeld, business_id: str | None) -> int:
+def refresh_business(s: Settings, source: Source, business_id: str) -> dict[str, Any]:
+    """One business through the running daemon: each key it has in DynamoDB or in the cache is read
+    consistently by the daemon and applied as the truth (`refresh`), so rows DynamoDB no longer
+    holds leave the cache too. The daemon stays the cache's only writer."""
+    from seo_sync.control.client import request_json
+
+    reader = open_reader(s.cache_path)
+    try:
+        with reader.snapshot():
+            cached = {spec.name: {key_of(spec, it) for it in reader.items(spec, business_id)}
+                      for spec in TABLES.values()}
+    finally:
+        reader.close()
+    tables: dict[str, Any] = {}
+    for spec in TABLES.values():
+        keys = {key_of(spec, it) for it in source.query_business(spec, business_id)} | cached[spec.name]
+        present = 0
+        for key in sorted(keys):
+            answer = request_json(s.socket_path, f"refresh {spec.name} {json.dumps(list(key))}", timeout=10.0)
+            present += bool(answer.get("present"))
+        tables[spec.name] = {"keys": len(keys), "rows": present}
+    if not any(t["keys"] for t in tables.values()):
+        raise NotFound(f"business {business_id!r:.80} is neither in DynamoDB nor in the cache",
+                       hint="check the id with `seo-sync list-businesses --from-dynamo`")
+    return tables
+
+
+def _through_daemon(app: AppContext, s: Settings, source: Source, held: LockHeld, business_id: str | None) -> int:
     if business_id is None:
         answer = ask_daemon(s, "resync", timeout=5.0)
         if answer is not None:
@@ -79,9 +107,15 @@ def _through_daemon(app: AppContext, s: Settings, held: LockHeld, business_id: s
                      lambda: click.echo("a daemon runs: asked it for a full resync of every table "
                                         "(`seo-sync status` shows its progress)"))
             return ExitCode.OK if answer.get("ok", True) else ExitCode.FAILURE
-    hint = ("a running daemon keeps the cache current from the stream; `seo-sync resync` rebuilds every table"
-            if business_id else f"no daemon answers on {s.socket_path}; wait for the holder to finish or stop it")
-    raise LockHeld(held.message, hint=hint, pid=held.pid)
+    elif ask_daemon(s, "status") is not None:
+        tables = refresh_business(s, source, business_id)
+        app.emit({"business_id": business_id, "via": "daemon", "cache": str(s.cache_path), "tables": tables},
+                 lambda: app.table(f"a daemon runs: it refreshed business {business_id} in {s.cache_path}",
+                                   ["table", "keys refreshed", "rows in cache"],
+                                   ((n, t["keys"], t["rows"]) for n, t in tables.items())))
+        return ExitCode.OK
+    raise LockHeld(held.message, hint=f"no daemon answers on {s.socket_path}; wait for the holder to finish or stop it",
+                   pid=held.pid)
 
 
 @root.command("sync-from-dynamo")
@@ -98,7 +132,7 @@ def sync_from_dynamo(app: AppContext, business_id: str | None) -> int:
     try:
         lock.acquire()
     except LockHeld as held:
-        return _through_daemon(app, s, held, business_id)
+        return _through_daemon(app, s, source, held, business_id)
     started = time.monotonic()
     try:
         cache = Cache.open(s.cache_path, s.service.busy_timeout_ms)
