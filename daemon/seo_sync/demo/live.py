@@ -34,8 +34,9 @@ def start_daemon(settings: Settings, endpoint: str, log_path: Path) -> subproces
     """`seo-sync run` as a child process pointed at the embedded DynamoDB, in a session of its own.
 
     Its own session keeps it out of the terminal's process group: Ctrl-C reaches only the demo,
-    which then sends the daemon one SIGTERM. Sharing the group, the daemon got the terminal's SIGINT
-    and then the demo's SIGTERM, and took the second signal as "stop at once" (exit 70).
+    which then sends the daemon one SIGTERM. In the terminal's group the daemon would get the
+    terminal's SIGINT and then the demo's SIGTERM, and take that second signal as "stop at once"
+    (exit 70).
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SEO_SYNC_", "AWS_", "NOTIFY_SOCKET"))}
     env.update(fake_credentials_env())
