@@ -172,7 +172,10 @@ def _all_params(command: click.Command) -> list[click.Parameter]:
 @click.version_option(package_name="seo-sync")
 @click.pass_context
 def root(ctx: click.Context, **opts: Any) -> None:
-    """seo-sync: keeps the SEO platform's SQLite read cache in step with DynamoDB."""
+    """seo-sync: keeps the SEO platform's SQLite read cache in step with DynamoDB.
+
+    The options above may also follow the command: `seo-sync list-businesses --json`.
+    """
     from seo_sync.logs import configure_logging  # logging is set up by the command line, never at import
 
     ctx.obj = AppContext(**opts)
