@@ -1,7 +1,8 @@
-"""The sync commands: `sync-from-dynamo`, `sync-to-dynamo`, and the `demo` that loads and syncs sample data."""
+"""The sync commands: `sync-from-dynamo` (DynamoDB -> cache) and `sync-to-dynamo` (cache -> DynamoDB)."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -29,7 +30,6 @@ from seo_sync.errors import (
     SourceError,
     SourceUnavailable,
     TableMissing,
-    UsageError,
 )
 from seo_sync.schema import TABLES, TableSpec
 
@@ -72,7 +72,34 @@ def sync_business(cache: Cache, source: Source, business_id: str) -> dict[str, A
             for spec in TABLES.values()}
 
 
-def _through_daemon(app: AppContext, s: Settings, held: LockHeld, business_id: str | None) -> int:
+def refresh_business(s: Settings, source: Source, business_id: str) -> dict[str, Any]:
+    """One business through the running daemon: each key it has in DynamoDB or in the cache is read
+    consistently by the daemon and applied as the truth (`refresh`), so rows DynamoDB no longer
+    holds leave the cache too. The daemon stays the cache's only writer."""
+    from seo_sync.control.client import request_json
+
+    reader = open_reader(s.cache_path)
+    try:
+        with reader.snapshot():
+            cached = {spec.name: {spec.key_of_item(it) for it in reader.items(spec, business_id)}
+                      for spec in TABLES.values()}
+    finally:
+        reader.close()
+    tables: dict[str, Any] = {}
+    for spec in TABLES.values():
+        keys = {spec.key_of_item(it) for it in source.query_business(spec, business_id)} | cached[spec.name]
+        present = 0
+        for key in sorted(keys):
+            answer = request_json(s.socket_path, f"refresh {spec.name} {json.dumps(list(key))}", timeout=10.0)
+            present += bool(answer.get("present"))
+        tables[spec.name] = {"keys": len(keys), "rows": present}
+    if not any(t["keys"] for t in tables.values()):
+        raise NotFound(f"business {business_id!r:.80} is neither in DynamoDB nor in the cache",
+                       hint="check the id with `seo-sync list-businesses --from-dynamo`")
+    return tables
+
+
+def _through_daemon(app: AppContext, s: Settings, source: Source, held: LockHeld, business_id: str | None) -> int:
     if business_id is None:
         answer = ask_daemon(s, "resync", timeout=5.0)
         if answer is not None:
@@ -80,9 +107,15 @@ def _through_daemon(app: AppContext, s: Settings, held: LockHeld, business_id: s
                      lambda: click.echo("a daemon runs: asked it for a full resync of every table "
                                         "(`seo-sync status` shows its progress)"))
             return ExitCode.OK if answer.get("ok", True) else ExitCode.FAILURE
-    hint = ("a running daemon keeps the cache current from the stream; `seo-sync resync` rebuilds every table"
-            if business_id else f"no daemon answers on {s.socket_path}; wait for the holder to finish or stop it")
-    raise LockHeld(held.message, hint=hint, pid=held.pid)
+    elif ask_daemon(s, "status") is not None:
+        tables = refresh_business(s, source, business_id)
+        app.emit({"business_id": business_id, "via": "daemon", "cache": str(s.cache_path), "tables": tables},
+                 lambda: app.table(f"a daemon runs: it refreshed business {business_id} in {s.cache_path}",
+                                   ["table", "keys refreshed", "rows in cache"],
+                                   ((n, t["keys"], t["rows"]) for n, t in tables.items())))
+        return ExitCode.OK
+    raise LockHeld(held.message, hint=f"no daemon answers on {s.socket_path}; wait for the holder to finish or stop it",
+                   pid=held.pid)
 
 
 @root.command("sync-from-dynamo")
@@ -99,7 +132,7 @@ def sync_from_dynamo(app: AppContext, business_id: str | None) -> int:
     try:
         lock.acquire()
     except LockHeld as held:
-        return _through_daemon(app, s, held, business_id)
+        return _through_daemon(app, s, source, held, business_id)
     started = time.monotonic()
     try:
         cache = Cache.open(s.cache_path, s.service.busy_timeout_ms)
@@ -187,50 +220,3 @@ def sync_to_dynamo(app: AppContext, business_id: str | None, from_path: Path | N
 
     app.emit(out, human)
     return ExitCode.FAILURE if totals["failed"] else ExitCode.OK
-
-
-# ---- demo ----------------------------------------------------------------------------------------
-
-
-@root.command()
-@click.option("--no-daemon", is_flag=True, help="Only load the sample data and run one full sync, then stop.")
-@click.option("--port", type=int, default=0, show_default=True, help="Port of the embedded DynamoDB (0: free).")
-@click.option("--seconds", type=float, default=None, help="Stop after this long (default: run until Ctrl-C).")
-@pass_app
-def demo(app: AppContext, no_daemon: bool, port: int, seconds: float | None) -> int:
-    """The daemon on an embedded local DynamoDB (moto) with the sample data and a simulated writer."""
-    try:
-        from seo_sync.demo.embedded import EmbeddedDynamo, embedded_settings, run_demo_sync
-        server = EmbeddedDynamo(port)
-    except ModuleNotFoundError as e:
-        raise UsageError(f"the demo needs moto ({e.name} is missing)", hint="pip install 'seo-sync[demo]'") from None
-    server.start()
-    try:
-        s = embedded_settings(app.settings(), server.endpoint)
-        if not no_daemon:
-            from seo_sync.demo.live import run_live_demo
-
-            summary = run_live_demo(s, server.endpoint, app.err_console, seconds)
-            app.emit(summary, lambda: _live_summary(app, summary))
-            return ExitCode.OK if summary["daemon_exit_code"] == 0 else ExitCode.FAILURE
-        with Bars(app) as bars:
-            summary = run_demo_sync(s, Source(s.aws, s.table_prefix), progress=bars.add)
-    finally:
-        server.stop()
-
-    def human() -> None:
-        app.table(f"demo: {summary['businesses']} businesses from data/sample, synced in {summary['seconds']} s",
-                  ["table", "items loaded", "rows in cache"],
-                  ((n, summary["loaded"].get(n, 0), summary["rows"].get(n, 0)) for n in TABLES))
-        click.echo(f"cache: {summary['cache']}\nnext:  seo-sync --data-dir {s.data_dir} list-businesses")
-
-    app.emit(summary, human)
-    return ExitCode.OK
-
-
-def _live_summary(app: AppContext, summary: dict[str, Any]) -> None:
-    status = summary.get("final_status") or {}
-    app.table(f"demo stopped (daemon exit code {summary['daemon_exit_code']}); writer: {summary['writer']}",
-              ["table", "rows in cache", "records applied"],
-              ((n, t.get("rows"), t.get("records_applied")) for n, t in (status.get("tables") or {}).items()))
-    click.echo(f"cache: {summary['cache']}\ndaemon log: {summary['daemon_log']}")
