@@ -298,7 +298,7 @@ class Cache:
         with self.transaction():
             for spec in TABLES.values():
                 st = self._statements(spec)
-                self.conn.execute(f"DELETE FROM {q(spec.name)} WHERE {q(spec.hash_key)} = ?", (business_id,))  # nosec B608
+                self.conn.execute(f"DELETE FROM {q(spec.name)} WHERE {q(spec.hash_key)} = ?", (business_id,))  # nosec
                 rows = [codec.row_values(spec, it) for it in items.get(spec.name, []) if not codec.is_deleted(it)]
                 self.conn.executemany(st.plain_insert, rows)
                 written += len(rows)
