@@ -231,9 +231,14 @@ def files(db: Path) -> dict[str, str]:
 
 
 class Readers:
-    """Forked readers as READER_UID; each counts its successful reads in a shared page."""
+    """Forked readers as READER_UID; each counts its successful reads in a shared page.
 
-    def __init__(self, db: Path, n: int) -> None:
+    Every read opens a fresh connection: opening is where a missing -wal/-shm bites. With `hold`
+    each reader also reads on one long-lived connection (which, being connected, also keeps a
+    closing writer from removing the WAL files, so it would hide the problem on its own).
+    """
+
+    def __init__(self, db: Path, n: int, hold: bool = False) -> None:
         self.page = mmap.mmap(-1, 8 * n)  # anonymous and shared: the children's counters
         self.n = n
         self.procs: list[tuple[int, int, int]] = []  # pid, stop pipe (write end), result pipe (read end)
@@ -245,7 +250,7 @@ class Readers:
                 try:
                     keep_only_fds(stop_r, out_w)
                     become(READER_UID, READER_UID, [CACHE_GID])
-                    result = self._loop(db, slot, stop_r)
+                    result = self._loop(db, slot, stop_r, hold)
                     os.write(out_w, json.dumps(result).encode())
                 finally:
                     os._exit(0)
@@ -253,7 +258,7 @@ class Readers:
             os.close(out_w)
             self.procs.append((pid, stop_w, out_r))
 
-    def _loop(self, db: Path, slot: int, stop_fd: int) -> dict[str, Any]:
+    def _loop(self, db: Path, slot: int, stop_fd: int, hold: bool) -> dict[str, Any]:
         reads, errors, messages = 0, 0, list[str]()
         held: sqlite3.Connection | None = None
         while not select.select([stop_fd], [], [], 0)[0]:
@@ -263,8 +268,9 @@ class Readers:
                     reader_example.counts(conn)
                 finally:
                     conn.close()
-                held = held or reader_example.connect(db)
-                reader_example.counts(held)
+                if hold:
+                    held = held or reader_example.connect(db)
+                    reader_example.counts(held)
                 reads += 1
                 struct.pack_into("q", self.page, 8 * slot, reads)
             except sqlite3.Error as e:
