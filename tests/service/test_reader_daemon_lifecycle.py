@@ -64,7 +64,7 @@ def test_group_readers_see_no_error_through_daemon_starts_resyncs_stops_and_kill
             readers.wait_for_reads(f"after start {start}")
             before = {n: t["last_full_sync"] for n, t in daemon.status()["tables"].items()}
             daemon.signal(signal.SIGHUP)
-            wait_until(lambda: _resynced(daemon, before), 30, f"resync {start}")
+            wait_until(lambda d=daemon, b=before: _resynced(d, b), 30, f"resync {start}")
             readers.wait_for_reads(f"after resync {start}")
             if start % 2 == 0:
                 daemon.signal(signal.SIGTERM)
