@@ -4,10 +4,15 @@ The contract (docs/reader-contract.md):
 - open ``file:<data dir>/cache.db?mode=ro`` as a URI: the reader never writes and never creates a
   file. Never add ``immutable=1``: it turns locking off and reads torn pages while the daemon writes;
 - run as a user in the cache's group (``seo-sync``); the data directory is 0750 and files 0640;
+- before trusting the data, check the readiness marker: ``_sync_readiness.complete`` is 1 once all
+  five tables were published complete (a first boot publishes them together, in one commit), and
+  ``last_commit_at`` says how fresh the cache is. A missing file means the first boot has not
+  published yet;
 - hold one read transaction (BEGIN … COMMIT) around every read that takes more than one statement,
   so it sees one consistent state; keep it short, a long one stops the WAL from being recycled;
-- wait on a busy database (busy_timeout) and retry the whole read a few times: SQLITE_BUSY is brief
-  and normal while the daemon starts, stops, or recovers the WAL after a crash;
+- wait on a busy database (busy_timeout) and retry the whole read a few times on SQLITE_BUSY only:
+  the daemon keeps the cache in WAL mode with its -wal/-shm files in place through start, stop,
+  kill and resync, so no other error is part of its life cycle;
 - rows deleted or soft-deleted in DynamoDB are simply absent; tables starting ``_sync_`` are the
   daemon's bookkeeping; maps, lists and unknown attributes (``_extra``) are JSON text.
 
@@ -41,6 +46,7 @@ CHILD_ROWS_SQL = {
     "service_areas": "SELECT * FROM service_areas WHERE business_id = ? ORDER BY area_id",
     "prompt_templates": "SELECT * FROM prompt_templates WHERE business_id = ? ORDER BY template_id",
 }
+READINESS_SQL = "SELECT complete, completed_at, last_commit_at FROM _sync_readiness WHERE id = 1"
 JSON_COLUMNS = {"data", "required_variables", "optional_variables", "_extra"}
 _BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 
@@ -75,7 +81,8 @@ def read(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T], retrie
                 if "readonly database" in str(e):
                     raise sqlite3.OperationalError(
                         f"{e}: the cache's -wal/-shm files are missing and this user may not create them; "
-                        "see docs/reader-contract.md (start the daemon, or stop it cleanly)") from e
+                        "see docs/reader-contract.md (something other than the daemon removed them: "
+                        "starting the daemon puts them back)") from e
                 raise
             time.sleep(0.05 * 2**attempt)
     raise AssertionError("unreachable")
@@ -102,19 +109,66 @@ def business_profile(conn: sqlite3.Connection, business_id: str) -> dict[str, An
     return read(conn, fetch)
 
 
+def counts_in(c: sqlite3.Connection) -> dict[str, int]:
+    """Rows per table (call inside `read`, to combine with other statements in one snapshot)."""
+    return {t: c.execute(sql).fetchone()[0] for t, sql in COUNT_SQL.items()}
+
+
 def counts(conn: sqlite3.Connection) -> dict[str, int]:
     """Rows per table, all from one snapshot."""
-    return read(conn, lambda c: {t: c.execute(sql).fetchone()[0] for t, sql in COUNT_SQL.items()})
+    return read(conn, counts_in)
+
+
+def readiness_in(c: sqlite3.Connection) -> dict[str, Any]:
+    """The readiness marker (call inside `read`): complete, completed_at, last_commit_at, age_seconds.
+
+    A cache written before the marker existed has no `_sync_readiness` table: treat it as not
+    known to be complete.
+    """
+    has_marker = c.execute(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sync_readiness'").fetchone()[0]
+    row = c.execute(READINESS_SQL).fetchone() if has_marker else None
+    if row is None:
+        return {"complete": False, "completed_at": None, "last_commit_at": None, "age_seconds": None}
+    complete, completed_at, last_commit_at = row
+    age = None if last_commit_at is None else round(max(0.0, time.time() - last_commit_at), 3)
+    return {"complete": bool(complete), "completed_at": completed_at, "last_commit_at": last_commit_at,
+            "age_seconds": age}
+
+
+def readiness(conn: sqlite3.Connection) -> dict[str, Any]:
+    """The readiness marker, from one snapshot."""
+    return read(conn, readiness_in)
+
+
+def wait_until_complete(path: str | Path, timeout: float, poll: float = 1.0) -> sqlite3.Connection:
+    """A connection to a cache whose marker says complete; TimeoutError if that does not happen in time.
+
+    During a first boot the file may not exist yet: that is "not ready", not an error.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if Path(path).exists():
+            conn = connect(path)
+            if readiness(conn)["complete"]:
+                return conn
+            conn.close()
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"the cache at {path} is not complete yet (first boot still running?)")
+        time.sleep(poll)
 
 
 def main(argv: list[str]) -> int:
-    """Print the row counts, or one business profile, as JSON."""
+    """Print the readiness marker and row counts, or one business profile, as JSON."""
     if not argv:
         print(__doc__.strip().splitlines()[-1], file=sys.stderr)
         return 64
     conn = connect(argv[0])
     try:
-        result = business_profile(conn, argv[1]) if len(argv) > 1 else counts(conn)
+        if len(argv) > 1:
+            result = business_profile(conn, argv[1])
+        else:
+            result = read(conn, lambda c: {"readiness": readiness_in(c), "counts": counts_in(c)})
     finally:
         conn.close()
     print(json.dumps(result, indent=2, ensure_ascii=False))

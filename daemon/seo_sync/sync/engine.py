@@ -2,8 +2,8 @@
 
 The engine never starts threads: `thread_targets()` gives service.py (or a test) the loops to run.
 
-- The writer does the boot work of every table (resume from valid checkpoints, else a full sync),
-  sets `boot_synced`, then applies the pollers' batches, runs submitted jobs, and runs resyncs.
+- The writer boots every table (tables never synced: sync/first_boot.py; else resume from valid
+  checkpoints or a full sync), sets `boot_synced`, then applies batches, runs jobs and resyncs.
 - A resync of one table runs on the writer, but `full_sync_table` calls back between its
   transactions at least every ~0.25 s; the engine applies the other tables' queued batches and
   jobs there, so the live tables keep streaming while one table is rebuilt.
@@ -31,6 +31,7 @@ from seo_sync.codec import is_deleted, version_of
 from seo_sync.config import Settings
 from seo_sync.errors import CacheBusy, CacheError, SeoSyncError, SourceError, StreamGone
 from seo_sync.schema import TABLES
+from seo_sync.sync.first_boot import FirstBoot
 from seo_sync.sync.fullsync import FullSyncAborted, full_sync_table
 from seo_sync.sync.poller import Batch, TableTailer, apply_batch, resume_problem
 from seo_sync.sync.shards import ShardSet, check_stream
@@ -167,7 +168,8 @@ class Engine:
     def _writer_loop(self, stop: threading.Event) -> None:
         self._writer_ident = threading.get_ident()
         self._mark("writer")
-        for rt in self.tables.values():
+        FirstBoot(self, stop).run()
+        for rt in [t for t in self.tables.values() if not t.started]:
             if self._stopping(stop):
                 return
             self._start_table(rt, stop)
