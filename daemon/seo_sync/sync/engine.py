@@ -2,15 +2,14 @@
 
 The engine never starts threads: `thread_targets()` gives service.py (or a test) the loops to run.
 
-- The writer boots every table (tables never synced: sync/first_boot.py; else resume from valid
-  checkpoints or a full sync), sets `boot_synced`, then applies batches, runs jobs and resyncs.
+- Writer: boots the tables (first boot: sync/first_boot.py; else resume or full sync), sets
+  `boot_synced`, then applies batches, runs jobs and resyncs.
 - A resync of one table runs on the writer, but `full_sync_table` calls back between its
   transactions at least every ~0.25 s; the engine applies the other tables' queued batches and
   jobs there, so the live tables keep streaming while one table is rebuilt.
 - Each table has a generation; a full sync starts a new one and the writer drops batches of an
   older generation, so a batch read before the resync can never move a checkpoint backwards.
-- Gaps (StreamGone) pause that table's poller and queue a resync of that table alone.
-"""
+- Gaps (StreamGone) pause that table's poller and queue a resync of that table alone."""
 
 from __future__ import annotations
 
