@@ -3,6 +3,7 @@ appears whole, and a marker that turns complete only with the fifth table."""
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 from pathlib import Path
 
@@ -123,3 +124,14 @@ def test_a_read_only_connection_closing_last_leaves_the_wal_files(tmp_path):
     plain.execute("SELECT 1 FROM _sync_meta").fetchall()
     plain.close()  # and a writable connection closing last does remove them (why the keeper exists)
     assert not {"cache.db-wal", "cache.db-shm"} & _names(path)
+
+
+def test_a_cache_dropped_without_close_still_leaves_the_wal_files(tmp_path):
+    """Dropping an open Cache without close (a forgotten close, interpreter exit) closes the writer's
+    connection before the keeper, so the WAL files stay."""
+    path = tmp_path / "cache.db"
+    cache = Cache.open(path)
+    cache.save_checkpoints([])
+    del cache
+    gc.collect()
+    assert {"cache.db-wal", "cache.db-shm"} <= _names(path)

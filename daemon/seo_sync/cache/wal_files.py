@@ -109,7 +109,9 @@ def open_writer(path: Path, busy_timeout_ms: int, check: bool,
     keeper = open_keeper(path)  # first, so that no close of ours is ever the last one
     conn = None
     try:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000)
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000,
+                               factory=WriterConnection)
+        conn.keeper = keeper
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         if check:
             result = conn.execute("PRAGMA quick_check").fetchone()[0]
@@ -128,6 +130,20 @@ def open_writer(path: Path, busy_timeout_ms: int, check: bool,
             keeper.close()
         raise
     return conn, keeper
+
+
+class WriterConnection(sqlite3.Connection):
+    """The writer's connection, never the last to close even when dropped without `close_keeping_wal`
+    (a forgotten close, interpreter exit): it holds its keeper, so the keeper cannot be freed first,
+    and its finalizer closes it. An unclosed sqlite3 connection sits in a reference cycle with its
+    statement cache and is freed by the cycle collector, which runs every finalizer of the garbage
+    before freeing any of it: the writer closes while the keeper is still open."""
+
+    keeper: sqlite3.Connection | None = None
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
 
 
 def open_keeper(path: Path) -> sqlite3.Connection:
