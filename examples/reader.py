@@ -10,9 +10,9 @@ The contract (docs/reader-contract.md):
   published yet;
 - hold one read transaction (BEGIN … COMMIT) around every read that takes more than one statement,
   so it sees one consistent state; keep it short, a long one stops the WAL from being recycled;
-- wait on a busy database (busy_timeout) and retry the whole read a few times on SQLITE_BUSY only:
-  the daemon keeps the cache in WAL mode with its -wal/-shm files in place through start, stop,
-  kill and resync, so no other error is part of its life cycle;
+- wait on a busy database (busy_timeout) and retry the whole read a few times on SQLITE_BUSY and
+  SQLITE_READONLY_RECOVERY only: the daemon keeps the cache in WAL mode with its -wal/-shm files in
+  place through start, stop, kill and resync, so no other error is part of its life cycle;
 - rows deleted or soft-deleted in DynamoDB are simply absent; tables starting ``_sync_`` are the
   daemon's bookkeeping; maps, lists and unknown attributes (``_extra``) are JSON text.
 
@@ -49,6 +49,9 @@ CHILD_ROWS_SQL = {
 READINESS_SQL = "SELECT complete, completed_at, last_commit_at FROM _sync_readiness WHERE id = 1"
 JSON_COLUMNS = {"data", "required_variables", "optional_variables", "_extra"}
 _BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+# The shared WAL index needs rebuilding and only a writer may do it: for a moment while the daemon
+# starts, or until it restarts after being killed in the middle of a commit. Transient; retried.
+_RECOVERY_CODE = sqlite3.SQLITE_READONLY_RECOVERY
 
 
 def connect(path: str | Path) -> sqlite3.Connection:
@@ -59,15 +62,17 @@ def connect(path: str | Path) -> sqlite3.Connection:
     return conn
 
 
-def _is_busy(e: sqlite3.OperationalError) -> bool:
+def _is_transient(e: sqlite3.OperationalError) -> bool:
+    """SQLITE_BUSY / SQLITE_LOCKED, or SQLITE_READONLY_RECOVERY: retry the whole read."""
     code = getattr(e, "sqlite_errorcode", None)
     if code is not None:
-        return code & 0xFF in _BUSY_CODES
+        return code & 0xFF in _BUSY_CODES or code == _RECOVERY_CODE
     return "locked" in str(e) or "busy" in str(e)
 
 
 def read(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T], retries: int = RETRIES) -> T:
-    """Run `fn(conn)` inside one read transaction (one snapshot); retry the whole read while busy."""
+    """Run `fn(conn)` inside one read transaction (one snapshot); retry the whole read while busy
+    (or while the WAL index waits for the daemon to rebuild it)."""
     for attempt in range(retries + 1):
         try:
             conn.execute("BEGIN")
@@ -77,8 +82,8 @@ def read(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T], retrie
                 if conn.in_transaction:
                     conn.execute("COMMIT")  # ends the snapshot; nothing was written
         except sqlite3.OperationalError as e:
-            if not _is_busy(e) or attempt == retries:
-                if "readonly database" in str(e):
+            if not _is_transient(e) or attempt == retries:
+                if getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_READONLY_DIRECTORY:
                     raise sqlite3.OperationalError(
                         f"{e}: the cache's -wal/-shm files are missing and this user may not create them; "
                         "see docs/reader-contract.md (something other than the daemon removed them: "

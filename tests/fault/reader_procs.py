@@ -276,7 +276,7 @@ class Readers:
             except sqlite3.Error as e:
                 errors += 1
                 if len(messages) < MAX_MESSAGES:
-                    messages.append(str(e))
+                    messages.append(f"{getattr(e.__cause__ or e, 'sqlite_errorname', '?')}: {e}")
         return {"reads": reads, "errors": errors, "messages": messages}
 
     def reads(self) -> list[int]:
