@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench soak tools clean
+.PHONY: demo test lint bench soak tools clean node-test node-types node-bench
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,26 @@ test: $(STAMP) tools
 	$(BIN)/bandit -q -c pyproject.toml -r daemon
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
+	$(MAKE) node-test
+
+# The generation server's reader (clients/node): dependencies from its lock file, compiled, and
+# tested against a real daemon that node_fixture.py starts with this venv's python.
+NODE_DIR := clients/node
+NODE_STAMP := $(NODE_DIR)/node_modules/.installed
+
+$(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	cd $(NODE_DIR) && npm ci --no-audit --no-fund
+	touch $(NODE_STAMP)
+
+node-test: $(STAMP) $(NODE_STAMP)
+	cd $(NODE_DIR) && npm test
+
+node-bench: $(STAMP) $(NODE_STAMP)
+	cd $(NODE_DIR) && npm run bench
+
+# Regenerate the reader's types after a change to schema.py (a unit test fails until this is done).
+node-types: $(STAMP)
+	$(BIN)/seo-sync schema --typescript --output $(NODE_DIR)/src/generated/schema.ts
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench
@@ -34,4 +54,4 @@ soak: $(STAMP)
 	SEO_SYNC_SOAK_SECONDS=1800 $(BIN)/python -m pytest -q tests/fault/test_soak.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache $(NODE_DIR)/node_modules $(NODE_DIR)/dist

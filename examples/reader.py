@@ -14,7 +14,9 @@ The contract (docs/reader-contract.md):
   SQLITE_READONLY_RECOVERY only: the daemon keeps the cache in WAL mode with its -wal/-shm files in
   place through start, stop, kill and resync, so no other error is part of its life cycle;
 - rows deleted or soft-deleted in DynamoDB are simply absent; tables starting ``_sync_`` are the
-  daemon's bookkeeping; maps, lists and unknown attributes (``_extra``) are JSON text.
+  daemon's bookkeeping and ``_shadow_`` ones a full sync in progress (never read them); maps, lists,
+  sets and unknown attributes (``_extra``) are JSON text, ``_types`` says which arrays were sets;
+  numbers are INTEGER or REAL (TEXT only beyond a double's 15-17 digits), so they compare as numbers.
 
 Usage: python examples/reader.py /var/lib/seo-sync/cache.db [business-id]
 """
@@ -47,7 +49,7 @@ CHILD_ROWS_SQL = {
     "prompt_templates": "SELECT * FROM prompt_templates WHERE business_id = ? ORDER BY template_id",
 }
 READINESS_SQL = "SELECT complete, completed_at, last_commit_at FROM _sync_readiness WHERE id = 1"
-JSON_COLUMNS = {"data", "required_variables", "optional_variables", "_extra"}
+JSON_COLUMNS = {"data", "required_variables", "optional_variables", "_extra", "_types"}
 _BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 # The shared WAL index needs rebuilding and only a writer may do it: for a moment while the daemon
 # starts, or until it restarts after being killed in the middle of a commit. Transient; retried.

@@ -1,4 +1,4 @@
-"""Shared fixtures: the embedded moto server, settings pointed at it, and helpers."""
+"""Shared fixtures: the embedded moto server and settings pointed at it (helpers live in tests/support)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import pytest
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
-from seo_sync.config import Settings, load_settings
+from seo_sync.config import Settings
 from seo_sync.demo.embedded import FAKE_CREDENTIALS, EmbeddedDynamo
+from tests.support.settings import make_settings
 
 # The default run (CI) is deterministic and never fails for speed on a loaded machine: property
 # tests replay the same examples each run, without per-example deadlines or the too-slow check.
@@ -42,13 +43,6 @@ def dynamo_endpoint(moto_server: EmbeddedDynamo) -> str:
     """A clean moto server's endpoint URL."""
     moto_server.reset()
     return moto_server.endpoint
-
-
-def make_settings(data_dir: Path, endpoint: str | None = None, **overrides: object) -> Settings:
-    """Settings for a test: its own data dir, the moto endpoint, nothing from the environment."""
-    aws = {"endpoint_url": endpoint, "region": "us-east-1"} if endpoint else {"region": "us-east-1"}
-    data = {"data_dir": data_dir, "aws": aws, **overrides}
-    return load_settings(path=None, env={}, overrides=data)
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Pure translation of one DynamoDB Streams record into a `Change`: upsert, delete, or dead letter.
 
 No I/O here. A record that cannot be applied safely becomes a dead letter with a reason; it never
-raises, so one bad record can never block a shard (DESIGN §3.5).
+raises, so one bad record can never block a shard.
 """
 
 from __future__ import annotations
@@ -30,12 +30,12 @@ class Change(NamedTuple):
     key: tuple[str, ...]
     seq: str  # the record's sequence number (compare as integers)
     item: codec.Item | None = None  # the new image for an upsert
-    version: int | None = None  # `_version` of the new image (upsert, soft delete) or old image (REMOVE)
+    version: int | None = None  # usable `_version` of the new image (upsert, soft delete) or old image (REMOVE)
     event: str = ""  # INSERT / MODIFY / REMOVE
     hard: bool = False  # a REMOVE (hard or TTL delete), as opposed to a soft delete
     ttl: bool = False  # a REMOVE done by DynamoDB's TTL process
     created_at: float | None = None  # ApproximateCreationDateTime, epoch seconds
-    reason: str | None = None  # why a dead letter is dead
+    reason: str | None = None  # why a dead letter is dead (its key is () when the record has no usable key)
     raw: str | None = None  # the record as JSON text, for dead letters
     row: tuple[Any, ...] | None = None  # codec.row_values(item), when to_change already built it
 
@@ -62,8 +62,8 @@ def _raw_json(record: dict[str, Any]) -> str:
     return text if len(text) <= 1_000_000 else text[:1_000_000]
 
 
-def _dead(spec: TableSpec, record: dict[str, Any], seq: str, reason: str) -> Change:
-    return Change("dead", spec.name, (), seq, reason=reason, raw=_raw_json(record),
+def _dead(spec: TableSpec, record: dict[str, Any], seq: str, reason: str, key: tuple[str, ...] = ()) -> Change:
+    return Change("dead", spec.name, key, seq, reason=reason, raw=_raw_json(record),
                   event=str(record.get("eventName", "")))
 
 
@@ -86,6 +86,7 @@ def to_change(spec: TableSpec, record: dict[str, Any]) -> Change:
     (codec.row_values), so applying the change does not walk the image again.
     """
     seq = sequence_of(record)
+    key: tuple[str, ...] = ()  # known once the Keys parse: a dead letter then names its item
     try:
         dyn = record.get("dynamodb") or {}
         event = record.get("eventName")
@@ -109,7 +110,7 @@ def to_change(spec: TableSpec, record: dict[str, Any]) -> Change:
             version = None
             if isinstance(old, dict):
                 codec.validate_item(old)
-                version = codec.version_of(old)
+                version = codec.usable_version(old)
             identity = record.get("userIdentity") or {}
             ttl = identity.get("type") == "Service" and identity.get("principalId") == TTL_PRINCIPAL
             return Change("delete", spec.name, key, seq, version=version, event=event, hard=True,
@@ -117,22 +118,23 @@ def to_change(spec: TableSpec, record: dict[str, Any]) -> Change:
         new = dyn.get("NewImage")
         if not isinstance(new, dict):
             return _dead(spec, record, seq, "no NewImage: the stream view type must be NEW_AND_OLD_IMAGES "
-                                            "or NEW_IMAGE")
+                                            "or NEW_IMAGE", key)
         for k in key_names:
             if new.get(k) != keys[k]:
                 codec.validate_item(new)  # a malformed image is reported as that first
-                return _dead(spec, record, seq, f"NewImage key {k} differs from Keys")
+                return _dead(spec, record, seq, f"NewImage key {k} differs from Keys", key)
         row = codec.row_values(spec, new)  # validates every attribute
-        # column_names end with `_version`, `_extra`; an int there is what version_of would return.
-        version = row[-2] if type(row[-2]) is int else codec.version_of(new)
+        # The `_version` cell holds only a usable version (an int), else None: a string or decimal
+        # `_version` is valid DynamoDB data that settles nothing.
+        version = row[codec.version_index(spec)]
         if codec.is_deleted(new):
             return Change("delete", spec.name, key, seq, version=version, event=event, created_at=created)
         # Positional: keyword arguments would double the cost of building a NamedTuple.
         return Change("upsert", spec.name, key, seq, new, version, event, False, False, created, None, None, row)
     except CodecError as e:
-        return _dead(spec, record, seq, str(e.message))
+        return _dead(spec, record, seq, str(e.message), key)
     except (TypeError, AttributeError, KeyError, ValueError) as e:
-        return _dead(spec, record, seq, f"malformed record: {type(e).__name__}")
+        return _dead(spec, record, seq, f"malformed record: {type(e).__name__}", key)
 
 
 def collapse(changes: list[Change]) -> list[Change]:

@@ -20,7 +20,7 @@ from seo_sync.schema import PREFIX_RE
 
 DEFAULT_CONFIG_PATH = Path("/etc/seo-sync/seo-sync.toml")
 ENV_PREFIX = "SEO_SYNC_"
-# Flat environment names that other tools rely on (DESIGN §7) for settings that live in a section.
+# Flat environment names that other tools rely on, for settings that live in a section.
 ENV_ALIASES = {"IDLE_POLL_INTERVAL": ("stream", "idle_poll_interval")}
 
 
@@ -234,7 +234,7 @@ def load_settings(
     if env_file is not None:
         data = _deep_merge(data, _from_env_file(env_file))
     if env.get("AWS_REGION") and not env.get("AWS_DEFAULT_REGION"):
-        # boto3 itself only reads AWS_DEFAULT_REGION; the platform's .env and DESIGN §7 use AWS_REGION.
+        # boto3 itself only reads AWS_DEFAULT_REGION; the platform's .env uses AWS_REGION.
         data = _deep_merge({"aws": {"region": env["AWS_REGION"]}}, data)
     data = _deep_merge(data, _from_env(env))
     data = _deep_merge(data, {k: v for k, v in (overrides or {}).items() if v is not None})

@@ -164,3 +164,16 @@ class DaemonUnavailable(SeoSyncError):
     """No daemon answers on the status socket."""
 
     exit_code = ExitCode.DOWN
+
+
+class HaltServer(Exception):
+    """Raised inside the daemon's main loop to stop it: the one stop path, carrying the exit status.
+
+    Every way the daemon ends (a stop signal, a dead thread, a corrupt cache, a failed boot) becomes
+    one of these, so the exit status that the log's last line reports is the one the process returns.
+    """
+
+    def __init__(self, reason: str, exit_status: int = ExitCode.OK) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.exit_status = ExitCode(exit_status)

@@ -2,18 +2,24 @@
 
 Column kinds say how a DynamoDB attribute is held in the cache:
 - ``text``: an S value, as TEXT;
-- ``number``: an N value, as INTEGER when it is a canonical integer that fits 64 bits, else the
-  exact decimal string (the column has no type affinity, so SQLite never converts it);
+- ``number``: an N value, as INTEGER when integral within 64 bits, as REAL when its decimal text
+  survives a double exactly, else the exact decimal TEXT (codec/numbers.py). The column has no
+  declared type, hence no affinity: any numeric affinity would turn the exact TEXT of a 20-digit
+  number into a rounded REAL. Comparisons with numbers (`< 0.9`, `max()`, `ORDER BY`) are numeric
+  for INTEGER and REAL values without any affinity;
 - ``bool``: a BOOL value, as 0/1;
-- ``json``: an M or L value made only of JSON-native types, as JSON text with exact numbers.
-A value whose type does not fit its column goes to ``_extra`` instead (lossless, typed).
+- ``json``: an M, L or set value as its natural JSON text (sets sorted arrays, binary base64,
+  exact number literals; codec/jsoncols.py).
+What a column cannot say by itself (a set, binary, a number's exact spelling) is noted in the
+``_types`` column; a value whose type does not fit its column goes to ``_extra`` (lossless, typed).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from seo_sync.errors import BadInput
 
@@ -23,8 +29,9 @@ DEFAULT_PREFIX = "seo_"
 VERSION_ATTR = "_version"
 DELETED_ATTR = "_deleted"
 EXTRA_COLUMN = "_extra"
+TYPES_COLUMN = "_types"
 
-# Ids that reach file names (backups, exports) must match this; DESIGN §2 / TESTING row 23.
+# Ids that reach file names (backups, exports) must match this, so no id can climb out of its directory.
 SAFE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 PREFIX_RE = re.compile(r"^[A-Za-z0-9_.-]{0,64}$")
 
@@ -38,7 +45,7 @@ class Column:
 
     @property
     def sql_type(self) -> str:
-        """The declared SQLite type; empty for numbers so no affinity conversion can lose digits."""
+        """The declared SQLite type; empty for numbers so no affinity conversion can lose digits (see above)."""
         return {"text": "TEXT", "number": "", "bool": "INTEGER", "json": "TEXT"}[self.kind]
 
 
@@ -67,8 +74,8 @@ class TableSpec:
 
     @property
     def column_names(self) -> tuple[str, ...]:
-        """All cache column names: keys and typed columns, then `_version` and `_extra`."""
-        return (*self.key_names, *(c.name for c in self.columns), VERSION_ATTR, EXTRA_COLUMN)
+        """All cache column names: keys and typed columns, then `_version`, `_extra` and `_types`."""
+        return (*self.key_names, *(c.name for c in self.columns), VERSION_ATTR, EXTRA_COLUMN, TYPES_COLUMN)
 
     def column(self, name: str) -> Column | None:
         """The typed (non-key) column named `name`, if any."""
@@ -86,6 +93,44 @@ class TableSpec:
                 raise BadInput(f"{self.name}: key attribute {k!r} missing or not a non-empty string")
             out.append(v)
         return tuple(out)
+
+    def key_of_item(self, item: dict) -> tuple[str, ...]:
+        """The key tuple of a DynamoDB item (AttributeValues): each key attribute must be a non-empty S."""
+        return self.key_of({k: av.get("S") for k in self.key_names if isinstance(av := item.get(k), dict)})
+
+    def key_example(self) -> str:
+        """A JSON key of this table as `refresh` takes it, for hints."""
+        examples = {"business_id": "b1", "keyword_id": "roof-repair#en", "area_id": "denver",
+                    "template_id": "service_page#1"}
+        return json.dumps({k: examples.get(k, "x") for k in self.key_names})
+
+    def key_from_json(self, text: str) -> tuple[str, ...]:
+        """The key tuple from JSON text: an object of exactly the key attributes, or a list in key order.
+
+        Raises BadInput (with an example of this table's key) on anything else: not JSON, other
+        attributes, a value that is not a non-empty string, the wrong number of values.
+        """
+        hint = f"give the key as a JSON object, e.g. {self.key_example()}, or a JSON list in key order"
+        try:
+            value: Any = json.loads(text)
+        except (ValueError, RecursionError):
+            raise BadInput(f"{self.name}: the key {text[:80]!r} is not JSON", hint=hint) from None
+        if isinstance(value, dict):
+            if set(value) != set(self.key_names):
+                raise BadInput(f"{self.name}: the key has attributes {sorted(value)[:5]}, the table's key is "
+                               f"{list(self.key_names)}", hint=hint)
+            values = [value[k] for k in self.key_names]
+        elif isinstance(value, list):
+            if len(value) != len(self.key_names):
+                raise BadInput(f"{self.name}: the key has {len(value)} values, the table's key is "
+                               f"{list(self.key_names)}", hint=hint)
+            values = value
+        else:
+            raise BadInput(f"{self.name}: the key must be a JSON object or list, not {type(value).__name__}",
+                           hint=hint)
+        if not all(isinstance(v, str) and v for v in values):
+            raise BadInput(f"{self.name}: each key value must be a non-empty string", hint=hint)
+        return tuple(values)
 
 
 def _cols(*pairs: tuple[str, ColumnKind]) -> tuple[Column, ...]:

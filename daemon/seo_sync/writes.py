@@ -28,7 +28,8 @@ from typing import Any
 import structlog
 
 from seo_sync import codec
-from seo_sync.aws.source import Source
+from seo_sync.aws.tables import Source
+from seo_sync.backoff import backoff_delay
 from seo_sync.cache.lock import WriterLock
 from seo_sync.cache.writer import Cache
 from seo_sync.config import Settings, load_settings
@@ -63,6 +64,7 @@ log = structlog.get_logger()
 
 CASCADE_TABLES = (QUESTIONNAIRES, KEYWORDS, SERVICE_AREAS, PROMPT_TEMPLATES)
 MAX_KEY_CHARS = 1024
+WRITE_RETRY_CAP = 5.0  # seconds: the longest wait between two tries of one write
 
 
 @dataclass
@@ -151,7 +153,7 @@ class ProfileStore:
     def put(self, spec: TableSpec, item: codec.Item, expected_version: int | None) -> WriteResult:
         """Conditional put: None = must not exist, N = must be at `_version` N (0 = has none)."""
         codec.validate_item(item)
-        key = check_key(spec, backups.key_of_item(spec, item))
+        key = check_key(spec, spec.key_of_item(item))
         if codec.is_deleted(item):
             raise BadInput("an item with _deleted: true is a delete",
                            hint="use `seo-sync delete` (backed up, rate-limited)")
@@ -175,7 +177,7 @@ class ProfileStore:
                 if e.current is not None and codec.item_hash(e.current) == target:
                     return True  # our own earlier attempt (or botocore's retry of it) already wrote this
                 found = codec.version_of(e.current) if e.current else None
-                e.message = (f"{spec.entity} {list(backups.key_of_item(spec, item))} changed: expected "
+                e.message = (f"{spec.entity} {list(spec.key_of_item(item))} changed: expected "
                              f"{'no item' if expected_version is None else f'_version {expected_version}'}, "
                              f"found {'no item' if e.current is None else f'_version {found}'}; nothing was written")
                 raise
@@ -184,7 +186,7 @@ class ProfileStore:
                     e.hint = "the write may or may not have landed: read the item and retry with its _version"
                     raise
                 log.warning("write.retry", table=spec.name, attempt=attempt + 1, error=e.message)
-                time.sleep(self.retry_delay * 2**attempt)
+                time.sleep(backoff_delay(attempt + 1, base=self.retry_delay, cap=WRITE_RETRY_CAP))
         raise AssertionError("unreachable")
 
     # -- the cache ----------------------------------------------------------------------------------
@@ -257,7 +259,7 @@ class ProfileStore:
         return results
 
     def _delete_one(self, spec: TableSpec, item: codec.Item, reason: str, reservation: Reservation) -> WriteResult:
-        key = backups.key_of_item(spec, item)
+        key = spec.key_of_item(item)
         try:
             version = codec.version_of(item) or 0
             path = backups.write_backup(self.settings.backup_dir, spec, item, reason=reason, now=self.clock())

@@ -1,4 +1,4 @@
-"""Benchmark of the stream engine (DESIGN §9): apply rate vs raw SQLite, full sync vs scan-only.
+"""Benchmark of the stream engine against the performance contract: apply rate vs raw SQLite, full sync vs scan-only.
 
     python -m tests.bench.bench_engine [--records 100000] [--items 5000] [--runs 3]
 
@@ -88,10 +88,10 @@ def bench_raw(records: list[dict]) -> float:
 
 def bench_full_sync(items: int, runs: int) -> tuple[float, float]:
     """(median full sync seconds, median scan-only seconds) of one table against moto's server."""
-    from seo_sync.aws.source import Source
+    from seo_sync.aws.tables import Source
     from seo_sync.demo.embedded import FAKE_CREDENTIALS, EmbeddedDynamo
     from seo_sync.sync.fullsync import full_sync_table
-    from tests.conftest import make_settings
+    from tests.support.settings import make_settings
 
     os.environ.update(FAKE_CREDENTIALS)
     os.environ["AWS_ACCOUNT_ID_ENDPOINT_MODE"] = "disabled"

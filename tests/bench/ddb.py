@@ -19,7 +19,7 @@ import boto3
 from botocore.config import Config
 
 from seo_sync import codec
-from seo_sync.aws.source import Source
+from seo_sync.aws.tables import Source
 from seo_sync.cache.sql import q
 from seo_sync.codec import Item
 from seo_sync.config import AwsSettings

@@ -1,6 +1,6 @@
 """Part 2: apply throughput. Stream batches through the real apply path vs raw SQLite upserts.
 
-The apply path is what the daemon's writer runs for every GetRecords page: `tailer.apply_batch`,
+The apply path is what the daemon's writer runs for every GetRecords page: `writer.apply_batch`,
 that is `changes.to_change` for each record, then `Cache.apply_batch` (rows, tombstones and the
 shard checkpoint in one transaction). The raw baseline is the SQLite limit: the same rows, already converted, upserted
 with one `executemany` in one transaction. Both write to a fresh file-backed WAL database with
@@ -24,7 +24,8 @@ from seo_sync.cache.writer import Cache
 from seo_sync.changes import to_change
 from seo_sync.codec import Item
 from seo_sync.schema import TABLES, TableSpec
-from seo_sync.sync.poller import Batch, apply_batch
+from seo_sync.sync.tailer import Batch
+from seo_sync.sync.writer import apply_batch
 from tests.bench.common import PartResult, Target
 from tests.bench.datagen import make_dataset
 from tests.bench.profiles import call_tree
@@ -78,7 +79,7 @@ def make_batches(target_records: int, seed: int = 11) -> list[tuple[str, list[di
 
 
 def _daemon_apply() -> Callable[[Cache, TableSpec, str, list[dict[str, Any]], Checkpoint], object]:
-    """The daemon writer's own apply function (tailer.apply_batch)."""
+    """The daemon writer's own apply function (writer.apply_batch)."""
     def tailer_apply(cache: Cache, spec: TableSpec, table: str, records: list[dict[str, Any]],
                      cp: Checkpoint) -> object:
         return apply_batch(cache, spec, Batch(table, 0, cp.shard_id, records, cp))
@@ -201,7 +202,7 @@ def run(work: Path, records: int, reps: int, out: Path | None = None) -> PartRes
     part.targets.append(Target("apply throughput", apply_rate.median, ">=", 50_000, "records/s"))
     part.targets.append(Target("apply time / raw upsert time", ratio.median, "<=", 1.5, "x"))
     part.notes.append(f"{n:,} records ({n // 2:,} INSERT + {n // 2:,} MODIFY) in {len(pages)} pages of up to "
-                      f"{BATCH} records of one table; apply = the daemon's tailer.apply_batch (to_change + "
+                      f"{BATCH} records of one table; apply = the daemon's writer.apply_batch (to_change + "
                       "Cache.apply_batch with the checkpoint), one transaction a page; raw = the same rows "
                       "pre-converted, one executemany per table "
                       "in one transaction; both WAL + synchronous=NORMAL on a file. The synthetic stream is "

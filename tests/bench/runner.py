@@ -187,7 +187,7 @@ def run(plan: Plan, out: Path, only: set[str], command: str, keep_work: bool = F
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the benchmark."""
     p = argparse.ArgumentParser(prog="python -m tests.bench",
-                                description="Run the seo-sync benchmark (DESIGN section 9) and write "
+                                description="Run the seo-sync benchmark (the performance contract) and write "
                                             "bench-report.md, bench-report.json and bench-report.png.")
     p.add_argument("--quick", action="store_true", help="small sizes and short windows (about 3 minutes)")
     p.add_argument("--out", type=Path, default=Path("."),

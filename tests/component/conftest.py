@@ -6,10 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from seo_sync import codec
 from seo_sync.cache.writer import Cache
 from seo_sync.cli.main import run
-from tests.fakes.fake_streams import FakeWorld, create_tables
+from tests.support.fake_streams import FakeWorld, create_tables
 
 
 @pytest.fixture
@@ -26,12 +25,6 @@ def world() -> FakeWorld:
     w = FakeWorld()
     create_tables(w, ["businesses"])
     return w
-
-
-def put(world: FakeWorld, i: int, version: int = 1, name: str = "n") -> None:
-    """Put business b{i:04d} at `version` into the fake world."""
-    world.put("seo_businesses", codec.item_from_python({"business_id": f"b{i:04d}", "name": name,
-                                                        "_version": version}))
 
 
 @pytest.fixture

@@ -11,8 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from seo_sync.cache.reader import Reader
-from seo_sync.cache.sql import Checkpoint
-from seo_sync.cache.writer import _key_text
+from seo_sync.cache.sql import Checkpoint, key_text
 from seo_sync.changes import to_change
 from seo_sync.schema import BUSINESSES, KEYWORDS
 
@@ -150,7 +149,7 @@ def test_malformed_records_go_to_dead_letters_with_the_checkpoint(cache):
 
 
 def test_failed_batch_rolls_back_rows_and_checkpoint(cache, monkeypatch):
-    """When the transaction fails, neither the rows nor the checkpoint move (D1)."""
+    """When the transaction fails, neither the rows nor the checkpoint move: they commit together or not at all."""
     apply(cache, [record("INSERT", "b1", biz("b1", 1))], seq="1")
 
     def boom(*a, **k):
@@ -188,4 +187,4 @@ def test_composite_keys_apply_per_key(cache):
 @given(st.lists(st.text(max_size=8), min_size=1, max_size=2))
 def test_key_text_fast_path_matches_json(key):
     """The tombstone key text of the hot path is exactly json.dumps of the key."""
-    assert _key_text(tuple(key)) == json.dumps(key, ensure_ascii=False, separators=(",", ":"))
+    assert key_text(tuple(key)) == json.dumps(key, ensure_ascii=False, separators=(",", ":"))

@@ -12,7 +12,7 @@ import boto3
 import pytest
 
 from seo_sync import codec
-from seo_sync.aws.source import Source
+from seo_sync.aws.tables import Source
 from seo_sync.cache.lock import WriterLock
 from seo_sync.cache.reader import Reader
 from seo_sync.cli.main import run
@@ -44,7 +44,9 @@ def business_items() -> dict[str, list[dict]]:
         "questionnaires": [
             {"business_id": {"S": "acme"}, "_version": {"N": "2"}, "completeness_score": {"N": "87.5"},
              "data": {"M": {"services": {"L": [{"S": "drains"}, {"S": "desatascos"}]},
-                            "big": {"N": N38}, "hours": {"M": {"sat": {"NULL": True}}}}}},
+                            "big": {"N": N38}, "hours": {"M": {"sat": {"NULL": True}}},
+                            "tags": {"SS": ["emergency", "24h"]},
+                            "docs": {"L": [{"B": b"\x00\x01"}, {"NS": ["1.5", "2", N38]}, {"BS": [b"\xff"]}]}}}},
         ],
         "keywords": [
             {"business_id": {"S": "acme"}, "keyword_id": {"S": "drain-cleaning#en"}, "slug": {"S": "drain-cleaning"},
@@ -61,7 +63,7 @@ def business_items() -> dict[str, list[dict]]:
         ],
         "prompt_templates": [
             {"business_id": {"S": "acme"}, "template_id": {"S": "service#2"}, "page_type": {"S": "service"},
-             "version": {"N": "2"}, "required_variables": {"L": [{"S": "city"}]}, "is_active": {"BOOL": True},
+             "version": {"N": "2"}, "required_variables": {"SS": ["city", "name"]}, "is_active": {"BOOL": True},
              "word_count_target": {"N": "900"}},
         ],
     }
@@ -228,6 +230,10 @@ def test_sync_to_dynamo_never_overwrites_a_newer_version(cli, loaded, boto, tmp_
     area = boto.get_item(TableName="seo_service_areas", Key={"business_id": {"S": "acme"},
                                                              "area_id": {"S": "austin-tx"}})
     assert codec.item_hash(area["Item"]) == codec.item_hash(loaded["service_areas"][0])
+    for name in ("questionnaires", "prompt_templates"):  # sets and binary inside JSON columns go back exact
+        item = loaded[name][0]
+        back = boto.get_item(TableName=f"seo_{name}", Key={k: item[k] for k in TABLES[name].key_names})["Item"]
+        assert codec.item_hash(back) == codec.item_hash(item), name
 
 
 def test_sync_to_dynamo_from_another_file_and_one_business(cli, loaded, boto, tmp_path):

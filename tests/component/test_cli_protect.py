@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from seo_sync import codec
-from seo_sync.aws.source import Source
+from seo_sync.aws.tables import Source
 from seo_sync.cache.writer import Cache
 from seo_sync.errors import ExitCode
 from seo_sync.protection.ledger import CONFIRM_TOKEN, Ledger
 from seo_sync.schema import BUSINESSES, KEYWORDS
-from tests.conftest import make_settings
+from tests.support.settings import make_settings
 
 N38 = "12345678901234567890123456789012345678"
 

@@ -9,13 +9,14 @@ import boto3
 import pytest
 
 from seo_sync import codec
-from seo_sync.aws.source import Source
+from seo_sync.aws.tables import Source
 from seo_sync.cache.reader import Reader
 from seo_sync.cache.writer import Cache
 from seo_sync.schema import BUSINESSES, KEYWORDS
 from seo_sync.sync.engine import Engine
-from tests.conftest import make_settings
-from tests.fakes.fake_streams import EngineThreads, wait_for
+from tests.support.engine_threads import EngineThreads
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture

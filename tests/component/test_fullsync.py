@@ -14,9 +14,10 @@ from seo_sync.config import FullSyncSettings, StreamSettings
 from seo_sync.errors import SeoSyncError
 from seo_sync.schema import BUSINESSES
 from seo_sync.sync.fullsync import FullSyncAborted, Spill, full_sync_table
-from seo_sync.sync.poller import TableTailer, apply_batch
-from tests.component.conftest import put
-from tests.fakes.fake_streams import fake_source, wait_for
+from seo_sync.sync.tailer import TableTailer
+from seo_sync.sync.writer import apply_batch
+from tests.support.fake_streams import fake_source, put
+from tests.support.waiting import wait_for
 
 TABLE = "seo_businesses"
 FS = FullSyncSettings(scan_segments=3, batch_size=20, spill_threshold=100)

@@ -1,4 +1,4 @@
-"""A stateful property test (hypothesis) of the engine against a model (DESIGN §8, TESTING model core).
+"""A stateful property test (hypothesis) of the engine against a model of what the cache must hold.
 
 Rules interleave puts, updates, soft/hard/TTL deletes, shard splits and rollovers, deliveries,
 redeliveries, crashes mid-batch, trims, forced resyncs and write-path refreshes. The engine's own
@@ -12,7 +12,6 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import tempfile
-import threading
 from pathlib import Path
 
 from hypothesis import Phase
@@ -27,8 +26,8 @@ from seo_sync.changes import to_change
 from seo_sync.errors import StreamGone
 from seo_sync.schema import BUSINESSES, KEYWORDS
 from seo_sync.sync.engine import Engine
-from tests.conftest import make_settings
-from tests.fakes.fake_streams import FakeWorld, create_tables, fake_source
+from tests.support.fake_streams import FakeWorld, create_tables, fake_source
+from tests.support.settings import make_settings
 
 SPECS = {"businesses": BUSINESSES, "keywords": KEYWORDS}
 KEYS = 6
@@ -52,7 +51,6 @@ class EngineModel(RuleBasedStateMachine):
         self.version = 0
         self.seen_version: dict[tuple[str, ...], int] = {}
         self.last_batch = None
-        self.stop = threading.Event()
         self._open()
 
     def _open(self) -> None:
@@ -60,7 +58,7 @@ class EngineModel(RuleBasedStateMachine):
         self.engine = Engine(self.settings, fake_source(self.world), self.cache, clock=self.world.clock,
                              tables=list(SPECS))
         for rt in self.engine.tables.values():
-            self.engine._start_table(rt, self.stop)
+            self.engine.writer.start_table(rt)
 
     def teardown(self) -> None:
         self.cache.close()
@@ -119,10 +117,10 @@ class EngineModel(RuleBasedStateMachine):
         try:
             batches = tailer.step(force_describe=True, poll_all=True)
         except StreamGone as e:
-            self.engine._gap(rt, tailer.generation, e.message)
+            rt.mark_gap(tailer.generation, e.message)
             return
         for b in batches:
-            self.engine._apply(b, self.stop)
+            self.engine.writer.apply(b)
             if b.records:
                 self.last_batch = b
 
@@ -132,7 +130,7 @@ class EngineModel(RuleBasedStateMachine):
             for rt in self.engine.tables.values():
                 self._step_table(rt)
             self.world.advance(1.0)
-            self.engine._maybe_start_or_resync(self.stop)
+            self.engine.writer.start_or_resync()
 
     @precondition(lambda self: self.last_batch is not None)
     @rule()
@@ -142,7 +140,7 @@ class EngineModel(RuleBasedStateMachine):
         rt = self.engine.tables[b.table]
         if b.generation == rt.generation and (b.checkpoint.sequence_number, b.checkpoint.closed) == self._ckpt(
                 b.table, b.shard_id):
-            self.engine._apply(b, self.stop)
+            self.engine.writer.apply(b)
             assert self._dump() == before
 
     @rule(cut=st.integers(0, 5))
@@ -175,7 +173,7 @@ class EngineModel(RuleBasedStateMachine):
     @rule(table=st.sampled_from(list(SPECS)))
     def full_resync(self, table):
         self.engine.request_resync(table, reason="model")
-        self.engine._maybe_start_or_resync(self.stop)
+        self.engine.writer.start_or_resync()
 
     @rule(k=st.integers(0, KEYS - 1))
     def write_path_refresh(self, k):

@@ -13,7 +13,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from seo_sync import codec, writes
-from seo_sync.aws.source import Source
+from seo_sync.aws.tables import Source
 from seo_sync.cache.lock import WriterLock
 from seo_sync.cache.reader import Reader
 from seo_sync.cache.writer import Cache
@@ -22,8 +22,8 @@ from seo_sync.protection import backups
 from seo_sync.protection.ledger import CONFIRM_TOKEN, Ledger
 from seo_sync.schema import BUSINESSES, KEYWORDS, QUESTIONNAIRES, TABLES
 from seo_sync.writes import ProfileStore
-from tests.conftest import make_settings
-from tests.unit.test_backups import attribute_values
+from tests.support.settings import make_settings
+from tests.support.strategies import attribute_values
 
 T0 = 1_790_000_000.0 + 60
 
@@ -67,7 +67,7 @@ def test_create_sets_version_1_and_each_update_adds_one_for_all_five_types(store
     """Every entity type is stamped `_version` 1 on create and +1 on update; the cache follows at once."""
     for spec in TABLES.values():
         item = _sample(spec)
-        key = backups.key_of_item(spec, item)
+        key = spec.key_of_item(item)
         created = store.create(spec, item)
         assert created.version == 1 and created.cache == "direct"
         assert source.get_item(spec, key)["_version"] == {"N": "1"}
@@ -335,7 +335,7 @@ def test_delete_then_restore_gives_back_the_identical_item_over_all_types(settin
 
 def test_with_the_real_daemon_running_writes_and_deletes_show_in_the_cache_at_once(tmp_path, dynamo_endpoint):
     """Against a running `seo-sync run`: the write path refreshes through its socket; no waiting for the stream."""
-    from tests.service.harness import Daemon, seed
+    from tests.support.harness import Daemon, seed
 
     seed(dynamo_endpoint, tmp_path / "seed", businesses=2)
     daemon = Daemon(dynamo_endpoint, tmp_path / "data")

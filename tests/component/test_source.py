@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from seo_sync import codec
-from seo_sync.aws.source import Source
+from seo_sync.aws.tables import Source
 from seo_sync.errors import SourceUnavailable, TableMissing, VersionMismatch
 from seo_sync.schema import TABLES
-from tests.conftest import make_settings
+from tests.support.settings import make_settings
 
 
 @pytest.fixture

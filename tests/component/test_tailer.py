@@ -9,10 +9,10 @@ from seo_sync.cache.reader import Reader
 from seo_sync.config import StreamSettings
 from seo_sync.errors import StreamGone
 from seo_sync.schema import BUSINESSES
-from seo_sync.sync.poller import TableTailer, apply_batch
 from seo_sync.sync.shards import ShardSet
-from tests.component.conftest import put
-from tests.fakes.fake_streams import fake_source
+from seo_sync.sync.tailer import TableTailer
+from seo_sync.sync.writer import apply_batch
+from tests.support.fake_streams import fake_source, put
 
 TABLE = "seo_businesses"
 STREAM = StreamSettings(idle_poll_interval=1.0, max_polls_per_second=4.0, get_records_limit=50, max_backoff=30.0)

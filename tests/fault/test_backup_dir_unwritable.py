@@ -1,4 +1,4 @@
-"""Backup directory unwritable (TESTING row 29): the delete is refused and DynamoDB is not touched.
+"""Backup directory unwritable: the delete fails closed (refused), and DynamoDB is not touched.
 
 Root ignores permission bits, so the delete runs in a forked child that drops to an unprivileged
 user (nobody, uid 65534, when the test runs as root as in CI; the current user otherwise) against a
@@ -22,13 +22,13 @@ from pathlib import Path
 import pytest
 
 from seo_sync import codec
-from seo_sync.aws.source import Source
+from seo_sync.aws.tables import Source
 from seo_sync.cli.main import run
 from seo_sync.errors import BackupFailed, ExitCode
 from seo_sync.protection.ledger import CONFIRM_TOKEN, Ledger
 from seo_sync.schema import BUSINESSES
 from seo_sync.writes import ProfileStore
-from tests.conftest import make_settings
+from tests.support.settings import make_settings
 
 pytestmark = pytest.mark.timeout(120)
 

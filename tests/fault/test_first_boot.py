@@ -19,8 +19,10 @@ from seo_sync import codec
 from seo_sync.cache.writer import Cache
 from seo_sync.schema import TABLES
 from seo_sync.sync.engine import Engine
-from tests.conftest import make_settings
-from tests.fakes.fake_streams import EngineThreads, FakeWorld, create_tables, fake_source, wait_for
+from tests.support.engine_threads import EngineThreads
+from tests.support.fake_streams import FakeWorld, create_tables, fake_source
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(120)
 ITEMS = 6  # per table; with pages of 2 items, three Scan pages per table

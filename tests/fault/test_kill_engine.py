@@ -1,4 +1,4 @@
-"""kill -9 of a real engine process (tests/fault/engine_runner.py) against moto's server, while plain
+"""kill -9 of a real engine process (tests/support/engine_runner.py) against moto's server, while plain
 boto3 keeps writing: after every kill the cache passes integrity_check, no `_version` regressed, and
 the cache equals the stream replayed up to its checkpoint (never ahead, never behind it)."""
 
@@ -17,10 +17,10 @@ from pathlib import Path
 import boto3
 import pytest
 
-from seo_sync.aws.source import Source
+from seo_sync.aws.tables import Source
 from seo_sync.schema import BUSINESSES
-from tests.conftest import make_settings
-from tests.fakes.fake_streams import wait_for
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_for
 
 ROOT = str(Path(__file__).resolve().parents[2])
 TABLE = "seo_businesses"
@@ -34,7 +34,7 @@ class Runner:
     def __init__(self, endpoint: str, data_dir: Path) -> None:
         self.data_dir = data_dir
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.fault.engine_runner", "--endpoint", endpoint, "--data-dir", str(data_dir),
+            [sys.executable, "-m", "tests.support.engine_runner", "--endpoint", endpoint, "--data-dir", str(data_dir),
              "--fork-server"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
             env={**os.environ, "PYTHONPATH": ROOT})
 

@@ -12,17 +12,17 @@ from pathlib import Path
 import pytest
 
 from seo_sync import codec
-from seo_sync.aws.source import Source
+from seo_sync.aws.tables import Source
 from seo_sync.errors import SourceUnavailable
 from seo_sync.schema import TABLES
-from tests.conftest import make_settings
-from tests.fault.proxy import FaultProxy, _parse_command
+from tests.support.proxy import FaultProxy, parse_command
+from tests.support.settings import make_settings
 
 pytestmark = pytest.mark.timeout(60)
 
 SPEC = TABLES["businesses"]
 CONNECT_TIMEOUT, READ_TIMEOUT, ATTEMPTS = 1.0, 1.0, 1
-# source.client_config passes aws.max_attempts as botocore's retries["max_attempts"], which counts
+# session.client_config passes aws.max_attempts as botocore's retries["max_attempts"], which counts
 # retries AFTER the first call (botocore/config.py; `total_max_attempts` counts all): a call makes
 # ATTEMPTS or ATTEMPTS + 1 requests depending on which one source.py uses.
 REQUESTS = (ATTEMPTS, ATTEMPTS + 1)
@@ -149,9 +149,9 @@ def test_proxy_refuses_non_loopback_addresses():
 
 
 def test_process_mode_is_controlled_over_stdin(dynamo_endpoint):
-    """`python -m tests.fault.proxy` prints its endpoint, applies stdin commands, and exits when stdin closes."""
+    """`python -m tests.support.proxy` prints its endpoint, applies stdin commands, and exits when stdin closes."""
     repo = Path(__file__).resolve().parents[2]
-    proc = subprocess.Popen([sys.executable, "-m", "tests.fault.proxy", "--target", dynamo_endpoint], cwd=repo,
+    proc = subprocess.Popen([sys.executable, "-m", "tests.support.proxy", "--target", dynamo_endpoint], cwd=repo,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         endpoint = json.loads(proc.stdout.readline())["endpoint"]
@@ -176,7 +176,7 @@ def test_process_mode_is_controlled_over_stdin(dynamo_endpoint):
 
 def test_stdin_command_syntax_parses_mode_and_options():
     """The process mode's commands name a mode and key=value options."""
-    assert _parse_command("reset probability=0.2 duration=5 then=latency") == (
+    assert parse_command("reset probability=0.2 duration=5 then=latency") == (
         "reset", {"probability": 0.2, "duration": 5.0, "then": "latency"})
 
 

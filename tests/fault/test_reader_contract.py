@@ -1,7 +1,7 @@
-"""The reader contract (TESTING row 28, docs/reader-contract.md), tested across real uids.
+"""The reader contract (docs/reader-contract.md), tested across real uids.
 
 The writer ("the daemon") and the readers are forked children running as their own uids
-(tests/fault/reader_procs.py); readers read through examples/reader.py.
+(tests/support/reader_procs.py); readers read through examples/reader.py.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.fault.reader_procs import (
+from tests.support.reader_procs import (
     CACHE_GID,
     OUTSIDER_UID,
     READER_UID,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fault.reader_procs import (
+from tests.support.reader_procs import (
     CACHE_GID,
     READER_UID,
     READS_PER_PHASE,

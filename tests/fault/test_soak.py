@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fault.proxy import FaultProxy
-from tests.service.harness import REPO, Daemon, seed, wait_until
+from tests.support.harness import REPO, Daemon, seed, wait_until
+from tests.support.proxy import FaultProxy
 
 SOAK_SECONDS = float(os.environ.get("SEO_SYNC_SOAK_SECONDS", "150"))
 
@@ -84,7 +84,7 @@ def test_fault_soak_cache_equals_dynamodb_and_never_regresses(dynamo_endpoint, t
         daemon = Daemon(proxy.endpoint, data_dir, extra_env=env)
         watcher: VersionWatcher | None = None
         writer_out = tmp_path / "writer.json"
-        writer = subprocess.Popen([sys.executable, "-m", "tests.fault.soak_writer", dynamo_endpoint,
+        writer = subprocess.Popen([sys.executable, "-m", "tests.support.soak_writer", dynamo_endpoint,
                                    str(SOAK_SECONDS), "15", str(writer_out)], cwd=REPO)
         try:
             daemon.wait_ready(60)

@@ -1,4 +1,4 @@
-"""DESIGN §11 stream rows through the running engine (its threads) over FakeStreams: throttling storm,
+"""Stream failures through the running engine (its threads) over FakeStreams: throttling storm,
 trimmed stream, checkpoint too old, malformed records, deletes, 400 KB items, resync coalescing, restart."""
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ from seo_sync.cache.reader import Reader
 from seo_sync.cache.writer import Cache
 from seo_sync.schema import BUSINESSES, KEYWORDS
 from seo_sync.sync.engine import Engine
-from tests.conftest import make_settings
-from tests.fakes.fake_streams import EngineThreads, FakeWorld, create_tables, fake_source, wait_for
+from tests.support.engine_threads import EngineThreads
+from tests.support.fake_streams import FakeWorld, create_tables, fake_source
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(120)
 TABLES = ["businesses", "keywords"]

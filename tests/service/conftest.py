@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.service.harness import Daemon, seed
+from tests.support.harness import Daemon, seed
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import sys
 
 from seo_sync.cache.reader import Reader
 from seo_sync.schema import TABLES
-from tests.service.harness import REPO
+from tests.support.harness import REPO
 
 
 def test_demo_runs_the_daemon_with_a_simulated_writer_and_stops_cleanly(tmp_path):

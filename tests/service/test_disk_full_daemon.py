@@ -1,4 +1,4 @@
-"""Disk full under the running daemon (TESTING row 24): batches roll back, the checkpoint stays,
+"""Disk full under the running daemon: batches roll back, the checkpoint stays,
 the daemon backs off and keeps its watchdog and socket alive, readers keep reading, and everything
 lands once space returns. The data dir is a 8 MB tmpfs in the daemon's own mount namespace; the
 test fills and frees it through /proc/PID/root and reads the cache with `nsenter` (SQLite resolves
@@ -17,8 +17,8 @@ import pytest
 
 from seo_sync import codec
 from seo_sync.schema import TABLES
-from tests.fault.test_disk_full import _unshare_works
-from tests.service.harness import Daemon, wait_until
+from tests.support.disk_full import unshare_works
+from tests.support.harness import Daemon, wait_until
 
 
 def _fill(path: Path) -> int:
@@ -45,7 +45,7 @@ def _query(pid: int, db: Path, sql: str) -> str:
 
 def test_disk_full_rolls_back_backs_off_and_resumes(seeded, dynamo_endpoint, tmp_path):
     """With the cache disk full writes wait (no crash, watchdog on); after freeing space they all land."""
-    why = _unshare_works()
+    why = unshare_works()
     if why:
         pytest.fail(f"needs unshare with a tmpfs mount: {why}")
     data_dir = tmp_path / "tmpfs"

@@ -1,4 +1,4 @@
-"""The real daemon process: READY, streaming, signals, second instance, stop (DESIGN §4)."""
+"""The real daemon process: READY, streaming, signals, second instance, stop."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from seo_sync import codec
 from seo_sync.control.client import request
 from seo_sync.errors import ExitCode
 from seo_sync.schema import TABLES
-from tests.service.harness import cache_counts, wait_until
+from tests.support.harness import cache_counts, wait_until
 
 EXPECTED = {"businesses": 20, "questionnaires": 20, "keywords": 100, "service_areas": 20, "prompt_templates": 20}
 

@@ -1,7 +1,7 @@
 """The real daemon, run as its own user with UMask 0027, never fails a reader of another uid in its
 group (no write access to the data directory) through starts, resyncs, clean stops and SIGKILLs.
 
-Readers (tests/fault/reader_procs.py) read through examples/reader.py without pause, a fresh
+Readers (tests/support/reader_procs.py) read through examples/reader.py without pause, a fresh
 connection for every read plus one long-lived connection.
 """
 
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fault.reader_procs import CACHE_GID, READS_PER_PHASE, WRITER_UID, Readers, data_dir
-from tests.service.harness import Daemon, cache_counts, wait_until
+from tests.support.harness import Daemon, cache_counts, wait_until
+from tests.support.reader_procs import CACHE_GID, READS_PER_PHASE, WRITER_UID, Readers, data_dir
 
 pytestmark = [
     pytest.mark.nonroot,

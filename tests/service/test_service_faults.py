@@ -1,4 +1,5 @@
-"""Failure-matrix rows that need the real daemon process (TESTING rows 5, 6, 25-27, 37)."""
+"""Failures that need the real daemon process: a hung main loop, DynamoDB unreachable at boot, a long
+reader, a foreign write lock, a corrupted cache file, and no secrets in its logs."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import time
 from seo_sync import codec
 from seo_sync.errors import DaemonUnavailable
 from seo_sync.schema import TABLES
-from tests.service.harness import cache_counts, wait_until
+from tests.support.harness import cache_counts, wait_until
 
 
 def _pings_between(d, start: float, end: float) -> int:

@@ -1,13 +1,13 @@
-"""Per-table failures in the running daemon: access denied, expired credentials, a deleted table
-(TESTING row 11): that table reports the error in status and health, the others keep streaming,
+"""Per-table failures in the running daemon: access denied, expired credentials, a deleted table:
+that table reports the error in status and health, the others keep streaming,
 and it recovers without a restart."""
 
 from __future__ import annotations
 
 from seo_sync import codec
 from seo_sync.schema import TABLES
-from tests.fault.proxy import FaultProxy
-from tests.service.harness import Daemon, cache_counts, wait_until
+from tests.support.harness import Daemon, cache_counts, wait_until
+from tests.support.proxy import FaultProxy
 
 
 def _table_state(d: Daemon, table: str) -> dict:

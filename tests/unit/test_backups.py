@@ -17,45 +17,13 @@ from hypothesis import strategies as st
 from seo_sync import codec
 from seo_sync.errors import BackupFailed, BadInput
 from seo_sync.protection import backups
-from seo_sync.protection.ledger import DAY, prune_backups
+from seo_sync.protection.jobs import prune_backups
+from seo_sync.protection.ledger import DAY
 from seo_sync.schema import BUSINESSES, KEYWORDS, TABLES
+from tests.support.strategies import attribute_values
 
 T0 = 1_790_000_000.0  # a fixed "now" (2026-09)
 
-# -- strategies over all ten AttributeValue types ----------------------------------------------------
-
-_digits = st.integers(min_value=-(10**38) + 1, max_value=10**38 - 1)
-_numbers = st.one_of(
-    _digits.map(str),
-    st.tuples(_digits, st.integers(min_value=-90, max_value=90)).map(
-        lambda t: str(codec.Decimal(t[0]).scaleb(t[1]))),
-).filter(lambda s: _valid_number(s))
-
-
-def _valid_number(text: str) -> bool:
-    try:
-        codec.check_number(text)
-        return True
-    except codec.CodecError:
-        return False
-
-
-_scalars = st.one_of(
-    st.text(max_size=20).map(lambda s: {"S": s}),
-    _numbers.map(lambda n: {"N": n}),
-    st.binary(max_size=20).map(lambda b: {"B": b}),
-    st.booleans().map(lambda b: {"BOOL": b}),
-    st.just({"NULL": True}),
-    st.lists(st.text(max_size=8), min_size=1, max_size=4, unique=True).map(lambda v: {"SS": v}),
-    st.lists(_numbers, min_size=1, max_size=4, unique_by=lambda n: codec.Decimal(n)).map(lambda v: {"NS": v}),
-    st.lists(st.binary(max_size=8), min_size=1, max_size=4, unique=True).map(lambda v: {"BS": v}),
-)
-attribute_values = st.recursive(
-    _scalars,
-    lambda inner: st.one_of(st.lists(inner, max_size=3).map(lambda v: {"L": v}),
-                            st.dictionaries(st.text(max_size=8), inner, max_size=3).map(lambda v: {"M": v})),
-    max_leaves=12,
-)
 safe_ids = st.from_regex(r"[A-Za-z0-9_-]{1,64}", fullmatch=True)
 items = st.builds(
     lambda bid, attrs: {**{k: v for k, v in attrs.items() if k != "business_id"}, "business_id": {"S": bid}},

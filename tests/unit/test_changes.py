@@ -61,14 +61,13 @@ def test_ttl_delete_is_told_apart():
 
 
 def test_malformed_records_are_dead_letters_with_reasons():
-    """Unknown events, missing keys, wrong keys, no NewImage, >38-digit numbers and bad _version are dead."""
+    """Unknown events, missing keys, wrong keys, no NewImage and >38-digit numbers are dead."""
     cases = {
         "unknown eventName": rec("TRUNCATE", K, item()),
         "no Keys": rec("INSERT", None, item()),
         "does not match": rec("INSERT", {"other": {"S": "x"}}, item()),
         "no NewImage": rec("INSERT", K),
         "38 digits": rec("INSERT", K, item(score={"N": "1" * 40})),
-        "_version": rec("INSERT", K, item(_version={"S": "seven"})),
         "differs": rec("INSERT", K, {**item(), "business_id": {"S": "b2"}}),
     }
     for words, r in cases.items():
@@ -76,6 +75,18 @@ def test_malformed_records_are_dead_letters_with_reasons():
         assert c.kind == "dead", words
         assert words.lower() in (c.reason or "").lower(), (words, c.reason)
         assert c.raw and c.seq == "1000000000000000000100"
+
+
+def test_a_string_or_decimal_version_is_valid_data_without_a_version():
+    """An item whose _version is S or a decimal N is an upsert (or delete) carrying no version, never dead."""
+    for odd in ({"S": "7"}, {"S": "seven"}, {"N": "2.5"}, {"N": "99999999999999999999"}):
+        c = to_change(BUSINESSES, rec("MODIFY", K, item(_version=odd)))
+        assert (c.kind, c.version) == ("upsert", None), odd
+        assert c.row is not None and '"_version"' in c.row[-2]  # kept exact in _extra
+        gone = to_change(BUSINESSES, rec("REMOVE", K, old=item(_version=odd)))
+        assert (gone.kind, gone.version) == ("delete", None), odd
+        soft = to_change(BUSINESSES, rec("MODIFY", K, item(_version=odd, _deleted={"BOOL": True})))
+        assert (soft.kind, soft.version) == ("delete", None), odd
 
 
 def test_key_must_match_composite_schema():

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from seo_sync.errors import ProtectionRefused, RateLimited
-from seo_sync.protection.ledger import CONFIRM_TOKEN, HOUR, Ledger, check_confirmation, hour_of, reset_delete_counters
+from seo_sync.protection.jobs import reset_delete_counters
+from seo_sync.protection.ledger import CONFIRM_TOKEN, HOUR, Ledger, check_confirmation, hour_of
 
 T0 = 1_790_000_000.0 + 600  # ten minutes into an hour
 LIMIT = 10

@@ -1,4 +1,4 @@
-"""Logging: format choice, stdlib routing, level pins, redaction (TESTING row 37), thread stacks."""
+"""Logging: format choice, stdlib routing, level pins, redaction of secrets, thread stacks."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from seo_sync.aws.source import Source
+from seo_sync.aws.tables import Source
 from seo_sync.config import Settings, load_settings
 from seo_sync.logs import MASK, configure_logging, dump_thread_stacks, redact_text, use_json
 from seo_sync.schema import TABLES
@@ -167,7 +167,7 @@ def _boto_traffic(s: Settings) -> None:
 
 
 def test_no_secret_in_debug_logs_against_moto(settings: Settings) -> None:
-    """TESTING row 37: at DEBUG, real boto3 calls to moto leave no key, secret or token in the output."""
+    """At DEBUG, real boto3 calls to moto leave no key, secret or token in the output."""
     buf = io.StringIO()
     s = _settings_with_credentials(settings.aws.endpoint_url or "", settings)
     configure_logging("json", "DEBUG", stream=buf, env={})

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from seo_sync.errors import BadInput
-from seo_sync.schema import EXTRA_COLUMN, TABLES, VERSION_ATTR, check_safe_id, table, table_for_dynamo_name
+from seo_sync.schema import (
+    EXTRA_COLUMN,
+    TABLES,
+    TYPES_COLUMN,
+    VERSION_ATTR,
+    check_safe_id,
+    table,
+    table_for_dynamo_name,
+)
 
 # The platform document's table schemas: keys, then the other attributes (minus _version/_deleted).
 PLATFORM = {
@@ -44,12 +52,13 @@ def test_column_kinds_never_lose_a_number():
     assert all(c.sql_type == "" for s in TABLES.values() for c in s.columns if c.kind == "number")
 
 
-def test_cache_columns_are_unique_and_end_with_version_and_extra():
-    """Keys first, then typed columns, then _version and _extra; no name twice."""
+def test_cache_columns_are_unique_and_end_with_version_extra_and_types():
+    """Keys first, then typed columns, then _version, _extra and _types; no name twice."""
     for spec in TABLES.values():
         cols = spec.column_names
         assert len(cols) == len(set(cols))
-        assert cols[:len(spec.key_names)] == spec.key_names and cols[-2:] == (VERSION_ATTR, EXTRA_COLUMN)
+        assert cols[:len(spec.key_names)] == spec.key_names
+        assert cols[-3:] == (VERSION_ATTR, EXTRA_COLUMN, TYPES_COLUMN)
 
 
 @pytest.mark.parametrize("prefix", ["seo_", "staging_seo_", ""])
@@ -93,3 +102,24 @@ def test_hostile_ids_are_rejected_with_a_short_clear_message(bad):
         check_safe_id(bad, "business id")
     assert "business id" in exc.value.message and "A-Z a-z 0-9 _ -" in (exc.value.hint or "")
     assert len(exc.value.message) < 140 and exc.value.exit_code == 65
+
+
+@pytest.mark.parametrize("text", ['{"business_id": "b1", "keyword_id": "roof-repair#en"}',
+                                  '{"keyword_id": "roof-repair#en", "business_id": "b1"}',
+                                  '["b1", "roof-repair#en"]'])
+def test_refresh_key_is_a_json_object_of_the_key_attributes_or_a_list_in_key_order(text):
+    """The object (any attribute order) and the list give the same key tuple."""
+    assert TABLES["keywords"].key_from_json(text) == ("b1", "roof-repair#en")
+
+
+@pytest.mark.parametrize(("text", "words"), [("b1", "not JSON"), ('{"business_id": "b1"}', "the table's key is"),
+                                             ('{"business_id": "b1", "keyword_id": "k", "x": "y"}', "the table's key"),
+                                             ('["b1"]', "1 values"), ('"b1"', "object or list"),
+                                             ('{"business_id": "b1", "keyword_id": 7}', "non-empty string"),
+                                             ('["b1", ""]', "non-empty string")])
+def test_a_bad_refresh_key_is_bad_input_with_an_example(text, words):
+    """Not JSON, other attributes, wrong arity or non-strings: BadInput (exit 65) whose hint shows a key."""
+    with pytest.raises(BadInput) as caught:
+        TABLES["keywords"].key_from_json(text)
+    assert words in caught.value.message and '"keyword_id": "roof-repair#en"' in (caught.value.hint or "")
+    assert caught.value.exit_code == 65

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from seo_sync.aws.source import Source
+from seo_sync.aws.tables import Source
 from seo_sync.config import AwsSettings
 from seo_sync.schema import BUSINESSES
 

@@ -6,7 +6,7 @@ import botocore.exceptions as bexc
 import pytest
 
 from seo_sync import errors
-from seo_sync.aws.source import ErrorContext
+from seo_sync.aws.session import ErrorContext
 
 CTX = ErrorContext("https://dynamodb.eu-west-1.amazonaws.com", "eu-west-1")
 

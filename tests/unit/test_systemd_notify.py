@@ -155,7 +155,7 @@ def test_progress_monitor_flags_a_silent_worker() -> None:
 
 
 def test_watchdog_pings_stop_when_the_writer_is_wedged(notify_sock: tuple[socket.socket, str]) -> None:
-    """TESTING row 5 at unit level: a main loop that pings only while workers are fresh goes silent."""
+    """A hung main loop, at unit level: a main loop that pings only while workers are fresh goes silent."""
     sock, path = notify_sock
     clock = FakeClock()
     notifier = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "60000000"})

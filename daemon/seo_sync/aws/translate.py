@@ -1,6 +1,6 @@
 """How the AWS layer reports failures: each DynamoDB error answer or SDK failure as one of errors.py's, with a hint.
 
-No botocore here (DESIGN §1 keeps it in source.py): source.py reads the error answer's code, or names
+No botocore here (it stays in session.py): session.py reads the error answer's code, or names
 the kind of SDK failure, and these functions choose the exception, the message and the hint.
 """
 

@@ -1,4 +1,4 @@
-"""The exclusive writer lock of a cache: one seo-sync process writes `cache.db` at a time (D10)."""
+"""The exclusive writer lock of a cache: one seo-sync process writes `cache.db` at a time."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from seo_sync.errors import LockHeld
 
 
 class WriterLock:
-    """The exclusive writer lock on `<cache>.lock` (a separate file, never the DB itself: D10)."""
+    """The exclusive writer lock on `<cache>.lock`: a separate file, never the database itself, whose own
+    locks SQLite manages (a lock of ours on it would be dropped when any connection of this process closes)."""
 
     def __init__(self, cache_path: Path) -> None:
         self.path = Path(str(cache_path) + ".lock")

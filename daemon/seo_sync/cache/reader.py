@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from seo_sync import codec
+from seo_sync.cache.connect import Connection, connect_read_only
 from seo_sync.cache.sql import Statements, q
 from seo_sync.errors import CacheCorrupt, CacheError
 from seo_sync.schema import TABLES, TableSpec
-
-if TYPE_CHECKING:
-    from seo_sync.cache.writer import Connection
 
 
 class Reader:
@@ -26,10 +24,6 @@ class Reader:
         """Open the cache read-only (the way the generation server and read commands do)."""
         if not path.exists():
             raise CacheError(f"no cache at {path}", hint="run `seo-sync sync-from-dynamo` or start the daemon")
-        from seo_sync.cache.writer import (
-            connect_read_only,  # cache.py owns sqlite3 (layout rule); here: no import cycle
-        )
-
         return cls(connect_read_only(path))
 
     def close(self) -> None:
@@ -46,11 +40,14 @@ class Reader:
         return int(self.conn.execute(f"SELECT count(*) FROM {q(spec.name)}").fetchone()[0])  # nosec B608
 
     def dead_letter_count(self, table: str | None = None) -> int:
-        """Dead letters recorded (for one table, or all)."""
-        if table is None:
-            return int(self.conn.execute("SELECT count(*) FROM _sync_dead_letters").fetchone()[0])
-        return int(self.conn.execute("SELECT count(*) FROM _sync_dead_letters WHERE table_name = ?",
-                                     (table,)).fetchone()[0])
+        """Unresolved dead letters (for one table, or all): health is degraded while there are any."""
+        where, args = ("", ()) if table is None else (" AND table_name = ?", (table,))
+        try:
+            return int(self.conn.execute("SELECT count(*) FROM _sync_dead_letters WHERE resolved_at IS NULL"  # nosec B608
+                                         + where, args).fetchone()[0])
+        except self.conn.OperationalError:  # a file of schema 1, not yet upgraded by the writer: none resolved
+            return int(self.conn.execute("SELECT count(*) FROM _sync_dead_letters WHERE 1" + where,  # nosec B608
+                                         args).fetchone()[0])
 
     def rows(self, spec: TableSpec, business_id: str | None = None) -> Iterator[dict[str, Any]]:
         """Rows of one table in key order, optionally of one business."""

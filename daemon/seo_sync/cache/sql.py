@@ -13,11 +13,14 @@ from dataclasses import dataclass, field
 from json.encoder import encode_basestring as _json_str  # json.dumps's C string encoder
 
 from seo_sync import codec
-from seo_sync.schema import EXTRA_COLUMN, VERSION_ATTR, TableSpec
+from seo_sync.schema import EXTRA_COLUMN, TYPES_COLUMN, VERSION_ATTR, TableSpec
 
 SHADOW_PREFIX = "_shadow_"
-INSERT_DEAD_LETTER = ("INSERT INTO _sync_dead_letters (table_name, shard_id, sequence_number, reason, record, at) "
-                      "VALUES (?, ?, ?, ?, ?, ?)")
+INSERT_DEAD_LETTER = ("INSERT INTO _sync_dead_letters (table_name, shard_id, sequence_number, reason, record, at, "
+                      "key) VALUES (?, ?, ?, ?, ?, ?, ?)")
+# Applying DynamoDB's answer for a key (a consistent read) resolves the dead letters of that key.
+RESOLVE_DEAD_LETTERS = ("UPDATE _sync_dead_letters SET resolved_at = ? WHERE table_name = ? AND key = ? "
+                        "AND resolved_at IS NULL")
 # A tombstone keeps the highest version it has seen; a hard delete is remembered as such.
 UPSERT_TOMBSTONE = (
     "INSERT INTO _sync_tombstones (table_name, key, version, hard, deleted_at) VALUES (?, ?, ?, ?, ?) "
@@ -61,10 +64,10 @@ class ApplyResult:
 
 
 def data_table_ddl(spec: TableSpec, name: str) -> str:
-    """CREATE TABLE for one data table (live or shadow): keys, typed columns, `_version`, `_extra`."""
+    """CREATE TABLE for one data table (live or shadow): keys, typed columns, `_version`, `_extra`, `_types`."""
     cols = [f"{q(k)} TEXT NOT NULL" for k in spec.key_names]
     cols += [f"{q(c.name)} {c.sql_type}".rstrip() for c in spec.columns]
-    cols += [q(VERSION_ATTR), f"{q(EXTRA_COLUMN)} TEXT"]
+    cols += [q(VERSION_ATTR), f"{q(EXTRA_COLUMN)} TEXT", f"{q(TYPES_COLUMN)} TEXT"]
     pk = ", ".join(q(k) for k in spec.key_names)
     return f"CREATE TABLE IF NOT EXISTS {q(name)} ({', '.join(cols)}, PRIMARY KEY ({pk})) WITHOUT ROWID"
 

@@ -1,15 +1,14 @@
 """The cache database: the only writer of `cache.db`.
 
 One writer at a time (an exclusive flock on `cache.db.lock`); readers open it read-only. A batch
-of stream records, its dead letters and the shard checkpoint commit in one transaction (D1), and
-a full sync fills a shadow table that replaces the live one in one transaction (D5).
+of stream records, its dead letters and the shard checkpoint commit in one transaction, and
+a full sync fills a shadow table that replaces the live one in one transaction.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
-import urllib.parse
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,11 +18,13 @@ import sqlite_utils
 
 from seo_sync import codec
 from seo_sync.cache import readiness, wal_files
-from seo_sync.cache.lock import WriterLock
+from seo_sync.cache.connect import atomic
+from seo_sync.cache.migrations import SCHEMA_VERSION, stored_version, upgrade
 from seo_sync.cache.reader import Reader
 from seo_sync.cache.sql import (
     CLEAR_OLDER_TOMBSTONE,
     INSERT_DEAD_LETTER,
+    RESOLVE_DEAD_LETTERS,
     SHADOW_PREFIX,
     UPSERT_TOMBSTONE,
     ApplyResult,
@@ -37,23 +38,6 @@ from seo_sync.cache.sql import (
 from seo_sync.changes import Change, collapse
 from seo_sync.errors import CacheBusy, CacheCorrupt, CacheError
 from seo_sync.schema import TABLES, TableSpec
-
-# Re-exported: callers import these from daemon.cache, as before the split.
-__all__ = ["SCHEMA_VERSION", "SHADOW_PREFIX", "ApplyResult", "Cache", "Checkpoint", "Connection", "Reader",
-           "Swap", "WriterLock", "connect_read_only", "key_text", "q"]
-
-SCHEMA_VERSION = 1
-Connection = sqlite3.Connection
-_key_text = key_text  # the name tests knew it by
-
-
-def connect_read_only(path: Path) -> sqlite3.Connection:
-    """A read-only connection to the cache at `path` (what Reader.open uses)."""
-    # A URI: '?', '#' and '%' in a directory name would otherwise end or change the path.
-    uri = "file:" + urllib.parse.quote(str(Path(path).resolve())) + "?mode=ro"
-    conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA busy_timeout = 5000")
-    return conn
 
 
 class Swap(NamedTuple):
@@ -107,9 +91,10 @@ class Cache:
         self._keeper = None
 
     def migrate(self) -> None:
-        """Create the internal and data tables if missing; drop leftover shadows of a killed sync."""
+        """Create the internal and data tables if missing, upgrade an older file, drop leftover shadows."""
         with self.transaction():
             db = self.db
+            found_version = stored_version(self.conn)
             db.table("_sync_meta").create({"key": str, "value": str}, pk="key", if_not_exists=True)
             db.table("_sync_tables").create(
                 {"table_name": str, "stream_arn": str, "last_full_sync": float, "full_sync_reason": str},
@@ -123,7 +108,8 @@ class Cache:
                 pk=("table_name", "key"), if_not_exists=True)
             db.table("_sync_dead_letters").create(
                 {"id": int, "table_name": str, "shard_id": str, "sequence_number": str, "reason": str,
-                 "record": str, "at": float}, pk="id", if_not_exists=True)
+                 "record": str, "at": float, "key": str, "resolved_at": float}, pk="id", if_not_exists=True)
+            upgrade(self.conn, found_version)
             for spec in TABLES.values():
                 self.conn.execute(data_table_ddl(spec, spec.name))
                 self.conn.execute(f"DROP TABLE IF EXISTS {q(SHADOW_PREFIX + spec.name)}")
@@ -133,11 +119,11 @@ class Cache:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """`with cache.transaction():` BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any exception.
+        """`with cache.transaction():` one transaction (a savepoint inside one); see cache/connect.py.
 
         Every commit also moves the readiness marker's last_commit_at, in the same transaction.
         """
-        with _Transaction(self.conn) as conn:
+        with atomic(self.conn, _as_cache_error) as conn:
             yield conn
             readiness.stamp(conn, time.time())
 
@@ -170,7 +156,7 @@ class Cache:
         rows: list[tuple[Any, ...]] = []
         upserts: list[Change] = []
         deletes: list[tuple[Change, str]] = []
-        dead: list[tuple[str, str, str, str | None, str | None, float]] = []
+        dead: list[tuple[str, str, str, str | None, str | None, float, str | None]] = []
         for c in collapse(changes):
             if c.kind == "upsert":
                 row = c.row
@@ -178,12 +164,12 @@ class Cache:
                     try:
                         row = codec.row_values(spec, c.item or {})
                     except codec.CodecError as e:
-                        dead.append((spec.name, shard_id, c.seq, str(e.message), None, now))
+                        dead.append((spec.name, shard_id, c.seq, str(e.message), None, now, key_text(c.key)))
                         continue
                 rows.append(row)
                 upserts.append(c)
             elif c.kind == "dead":
-                dead.append((spec.name, shard_id, c.seq, c.reason, c.raw, now))
+                dead.append((spec.name, shard_id, c.seq, c.reason, c.raw, now, key_text(c.key) if c.key else None))
             else:
                 res.ttl_deletes += int(c.ttl)
                 deletes.append((c, key_text(c.key)))
@@ -215,13 +201,14 @@ class Cache:
         return res
 
     def apply_item(self, spec: TableSpec, key: tuple[str, ...], item: codec.Item | None) -> ApplyResult:
-        """Apply a consistent read of one item (the `refresh` path), version-guarded, in one transaction."""
+        """Apply a consistent read of one item (`refresh`) in one transaction; it resolves the key's dead letters."""
         if item is None or codec.is_deleted(item):
-            version = codec.version_of(item) if item else None
-            change = Change("delete", spec.name, key, "", version=version, hard=item is None)
+            change = Change("delete", spec.name, key, "", version=codec.usable_version(item), hard=item is None)
         else:
-            change = Change("upsert", spec.name, key, "", item=item, version=codec.version_of(item))
-        return self.apply_batch(spec, [change], None)
+            change = Change("upsert", spec.name, key, "", item=item, version=codec.usable_version(item))
+        with self.transaction():  # resolve first: should this answer itself not apply, it is a new letter
+            self.conn.execute(RESOLVE_DEAD_LETTERS, (time.time(), spec.name, key_text(key)))
+            return self._apply(spec, [change], shadow=False, shard_id="")
 
     # -- checkpoints and table state ---------------------------------------------------------------
 
@@ -284,7 +271,7 @@ class Cache:
             try:
                 rows.append(codec.row_values(spec, it))
             except codec.CodecError as e:
-                dead.append((spec.name, "scan", "", str(e.message), item_text(it), now))
+                dead.append((spec.name, "scan", "", str(e.message), item_text(it), now, None))
         with self.transaction():
             self.conn.executemany(st.plain_insert, rows)
             if dead:
@@ -356,38 +343,12 @@ class Cache:
         return Reader(self.conn).dead_letter_count(table)
 
 
-class _Transaction:
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def __enter__(self) -> sqlite3.Connection:
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as e:
-            if "locked" in str(e) or "busy" in str(e):
-                raise CacheBusy(f"the cache is locked by another connection: {e}",
-                                hint="another process holds a write transaction; retrying") from None
-            raise CacheError(f"cannot start a cache transaction: {e}") from None
-        return self.conn
-
-    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> None:
-        if exc_type is None:
-            try:
-                self.conn.execute("COMMIT")
-                return
-            except sqlite3.Error as e:
-                # SQLITE_FULL / IOERR at COMMIT may already have rolled the transaction back.
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
-                raise _as_cache_error(e) from None
-        if self.conn.in_transaction:
-            self.conn.execute("ROLLBACK")
-        if isinstance(exc, sqlite3.Error):
-            raise _as_cache_error(exc) from None
-
-
-def _as_cache_error(e: sqlite3.Error) -> CacheError:
+def _as_cache_error(e: sqlite3.Error, phase: str) -> CacheError:
+    """What an SQLite error on the cache means for the operator."""
     text = str(e)
+    if phase == "begin" and ("locked" in text or "busy" in text):
+        return CacheBusy(f"the cache is locked by another connection: {text}",
+                         hint="another process holds a write transaction; retrying")
     if "full" in text:
         return CacheError(f"the cache disk is full: {text}", hint="free space; the batch was rolled back")
     if "locked" in text or "busy" in text:

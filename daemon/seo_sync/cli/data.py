@@ -17,7 +17,7 @@ import structlog
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from seo_sync import codec
-from seo_sync.aws.source import Source
+from seo_sync.aws.tables import Source
 from seo_sync.cache.reader import Reader
 from seo_sync.cli.kit import AppContext, pass_app, root
 from seo_sync.config import Settings, config_path_from
@@ -66,11 +66,6 @@ def check_business_id(value: str) -> str:
     if not value or len(value.encode("utf-8", "surrogatepass")) > MAX_DDB_KEY_BYTES:
         raise BadInput(f"business id {value!r:.80} must be 1 to {MAX_DDB_KEY_BYTES} bytes long")
     return value
-
-
-def key_of(spec: TableSpec, item: codec.Item) -> tuple[str, ...]:
-    """The key tuple of a DynamoDB item."""
-    return tuple(item[k]["S"] for k in spec.key_names)
 
 
 def when(ts: float | None) -> str | None:

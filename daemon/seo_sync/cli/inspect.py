@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import functools
 import hashlib
 import json
 import os
@@ -15,9 +14,9 @@ import click
 import structlog
 
 from seo_sync import codec
-from seo_sync.aws.source import Source
+from seo_sync.aws.tables import Source
 from seo_sync.cache.reader import Reader
-from seo_sync.cli.data import Bars, check_business_id, key_of, open_reader, open_source, preflight
+from seo_sync.cli.data import Bars, check_business_id, open_reader, open_source, preflight
 from seo_sync.cli.kit import AppContext, pass_app, root
 from seo_sync.errors import ExitCode, NotFound, SeoSyncError
 from seo_sync.schema import TABLES, TableSpec, check_safe_id
@@ -44,7 +43,7 @@ def export_document(business_id: str, items: dict[str, list[codec.Item]]) -> dic
     doc: dict[str, Any] = {"format": EXPORT_FORMAT, "business_id": business_id}
     for spec in TABLES.values():
         ordered = [codec.item_to_ddb_json(it) for it in sorted(items.get(spec.name, []),
-                                                                key=functools.partial(key_of, spec))]
+                                                                key=spec.key_of_item)]
         key = {"businesses": "business", "questionnaires": "questionnaire"}.get(spec.name, spec.name)
         doc[key] = (ordered[0] if ordered else None) if spec.name in SINGLE else ordered
     return doc
@@ -163,13 +162,13 @@ def compare_table(spec: TableSpec, cache_items: dict[tuple[str, ...], str],
 
 def _verify_table(spec: TableSpec, reader: Reader, source: Source, bars: Bars) -> dict[str, Any]:
     with reader.snapshot():
-        cached = {key_of(spec, it): codec.item_hash(it) for it in reader.items(spec)}
+        cached = {spec.key_of_item(it): codec.item_hash(it) for it in reader.items(spec)}
     done = bars.add(f"{spec.name} (DynamoDB)", None)
     dynamo: dict[tuple[str, ...], str] = {}
     for page in source.scan(spec):
         for it in page:
             if not codec.is_deleted(it):  # the cache never holds soft-deleted items
-                dynamo[key_of(spec, it)] = codec.item_hash(it)
+                dynamo[spec.key_of_item(it)] = codec.item_hash(it)
         done(len(dynamo))
     diff = compare_table(spec, cached, dynamo)
     suspects = [k for kind in diff.values() for k in kind]

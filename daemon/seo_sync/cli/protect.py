@@ -17,7 +17,8 @@ from seo_sync.cli.data import open_source
 from seo_sync.cli.kit import AppContext, pass_app, root
 from seo_sync.errors import BadInput, CodecError, NotFound, SeoSyncError, VersionMismatch
 from seo_sync.protection import backups
-from seo_sync.protection.ledger import CONFIRM_TOKEN, Ledger, prune_backups
+from seo_sync.protection.jobs import prune_backups
+from seo_sync.protection.ledger import CONFIRM_TOKEN, Ledger
 from seo_sync.writes import ProfileStore, WriteResult
 
 MAX_INPUT_BYTES = 4 * 1024 * 1024

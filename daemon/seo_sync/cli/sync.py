@@ -13,11 +13,11 @@ import click
 import structlog
 
 from seo_sync import codec
-from seo_sync.aws.source import Source
+from seo_sync.aws.tables import Source
 from seo_sync.cache.lock import WriterLock
 from seo_sync.cache.reader import Reader
 from seo_sync.cache.writer import Cache, Swap
-from seo_sync.cli.data import Bars, ask_daemon, check_business_id, key_of, open_reader, open_source, preflight
+from seo_sync.cli.data import Bars, ask_daemon, check_business_id, open_reader, open_source, preflight
 from seo_sync.cli.kit import AppContext, pass_app, root
 from seo_sync.config import Settings
 from seo_sync.errors import (
@@ -146,7 +146,7 @@ def _put_all(source: Source, spec: TableSpec, items: list[codec.Item], done: Cal
         except (SourceUnavailable, AccessDenied, TableMissing):
             raise  # every other item would fail the same way: stop and say why
         except (BadInput, SourceError) as e:
-            errors.append(f"{'/'.join(key_of(spec, item))}: {e.message}"[:300])
+            errors.append(f"{'/'.join(spec.key_of_item(item))}: {e.message}"[:300])
             return "failed"
 
     pool = ThreadPoolExecutor(max_workers=PUT_WORKERS)

@@ -1,16 +1,22 @@
-"""Items as cache rows: typed columns, JSON columns with exact numbers, and `_extra` for the rest.
+"""Items as cache rows: typed columns, JSON columns, `_types` notes, and `_extra` for the rest.
 
 See schema.py for the column kinds. Every conversion is lossless: row_to_item(item_to_row(x)) == x.
+Numbers in number columns follow numbers.py (INTEGER / REAL when exact / exact TEXT); maps, lists
+and sets in JSON columns follow jsoncols.py (natural JSON). What the column alone cannot say (a
+set, binary, a number's exact spelling) is noted in `_types`: {column: {JSON Pointer: tag}}.
+`_version` holds only a usable version (an integer that fits 64 bits); any other `_version` (a
+string, a decimal) is kept in `_extra` like any attribute whose type does not fit its column.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from json.encoder import encode_basestring as _json_str  # the C string encoder of json.dumps(ensure_ascii=False)
 from typing import Any
 
+from seo_sync.codec.jsoncols import JSON_TYPES, Notes, from_json_column, to_json_column
+from seo_sync.codec.numbers import INT64_MAX, INT64_MIN, cell_text, number_cell
 from seo_sync.codec.values import (
     CANONICAL_INT_RE,
     AttributeValue,
@@ -21,114 +27,29 @@ from seo_sync.codec.values import (
     validate,
 )
 from seo_sync.errors import CodecError
-from seo_sync.schema import EXTRA_COLUMN, VERSION_ATTR, Column, TableSpec
-
-_JSON_NUMBER_RE = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+from seo_sync.schema import EXTRA_COLUMN, TYPES_COLUMN, VERSION_ATTR, Column, TableSpec
 
 
-# ---- JSON columns: M/L of JSON-native types, numbers as exact literals -------------------------
-
-
-class _RawNumber(str):
-    """A JSON number literal kept as its exact text."""
-
-
-def _json_native(av: AttributeValue) -> bool:
-    ((t, v),) = av.items()
-    if t in ("S", "BOOL", "NULL"):
-        return True
-    if t == "N":
-        return bool(_JSON_NUMBER_RE.fullmatch(v))
-    if t == "M":
-        return all(_json_native(x) for x in v.values())
-    if t == "L":
-        return all(_json_native(x) for x in v)
-    return False
-
-
-def _write_json(av: AttributeValue, out: list[str]) -> None:
-    ((t, v),) = av.items()
-    if t == "S":
-        out.append(_json_str(v))
-    elif t == "N":
-        out.append(v)
-    elif t == "BOOL":
-        out.append("true" if v else "false")
-    elif t == "NULL":
-        out.append("null")
-    elif t == "M":
-        out.append("{")
-        for i, k in enumerate(sorted(v)):
-            if i:
-                out.append(",")
-            out.append(_json_str(k))
-            out.append(":")
-            _write_json(v[k], out)
-        out.append("}")
-    else:  # L
-        out.append("[")
-        for i, x in enumerate(v):
-            if i:
-                out.append(",")
-            _write_json(x, out)
-        out.append("]")
-
-
-def av_to_json_text(av: AttributeValue) -> str:
-    """A JSON-native M or L as JSON text with exact number literals and sorted keys."""
-    out: list[str] = []
-    _write_json(av, out)
-    return "".join(out)
-
-
-def _from_plain(v: Any) -> AttributeValue:
-    if isinstance(v, _RawNumber):
-        return {"N": str(v)}
-    if isinstance(v, str):
-        return {"S": v}
-    if isinstance(v, bool):
-        return {"BOOL": v}
-    if v is None:
-        return {"NULL": True}
-    if isinstance(v, dict):
-        return {"M": {k: _from_plain(x) for k, x in v.items()}}
-    if isinstance(v, list):
-        return {"L": [_from_plain(x) for x in v]}
-    raise CodecError(f"unexpected JSON value {v!r:.40}")
-
-
-def json_text_to_av(text: str) -> AttributeValue:
-    """Parse a JSON column back into its M or L AttributeValue, numbers exact."""
-    try:
-        obj = json.loads(text, parse_int=_RawNumber, parse_float=_RawNumber)
-    except (ValueError, RecursionError) as e:
-        raise CodecError(f"bad JSON in cache column: {e}") from None
-    return _from_plain(obj)
-
-
-# ---- cache rows --------------------------------------------------------------------------------
-
-
-def _column_value(col: Column, av: AttributeValue) -> tuple[bool, Any]:
-    """(fits, value): the cache value of `av` in `col`, or fits=False when the type does not fit."""
+def _column_value(col: Column, av: AttributeValue) -> tuple[bool, Any, Notes | None]:
+    """(fits, value, notes): the cache value of `av` in `col`, or fits=False when the type does not fit."""
     ((t, v),) = av.items()
     if col.kind == "text":
-        return (t == "S", v)
+        return (t == "S", v, None)
     if col.kind == "bool":
-        return (t == "BOOL", int(bool(v)))
+        return (t == "BOOL", int(bool(v)), None)
     if col.kind == "number":
         if t != "N":
-            return (False, None)
-        if CANONICAL_INT_RE.fullmatch(v):
-            n = int(v)
-            if _INT64_MIN <= n <= _INT64_MAX:
-                return (True, n)
-        return (True, v)
+            return (False, None, None)
+        if col.name == VERSION_ATTR:  # only a usable version: an integer that fits 64 bits
+            fits = bool(CANONICAL_INT_RE.fullmatch(v)) and INT64_MIN <= int(v) <= INT64_MAX
+            return (fits, int(v) if fits else None, None)
+        cell, exact = number_cell(v)
+        return (True, cell, None if exact is None else {"": {"N": exact}})
     # json
-    if t in ("M", "L") and _json_native(av):
-        return (True, av_to_json_text(av))
-    return (False, None)
+    if t in JSON_TYPES:
+        text, notes = to_json_column(av)
+        return (True, text, notes or None)
+    return (False, None, None)
 
 
 _VERSION_COLUMN = Column(VERSION_ATTR, "number")
@@ -147,6 +68,7 @@ class _RowShape:
     keys: tuple[tuple[int, str], ...]  # (row index, name) of the key attributes
     width: int
     extra: int  # row index of `_extra`
+    types: int  # row index of `_types`
 
 
 _SHAPES: dict[int, tuple[TableSpec, _RowShape]] = {}
@@ -160,7 +82,7 @@ def _row_shape(spec: TableSpec) -> _RowShape:
         cols = [*(Column(k, "text") for k in spec.key_names), *spec.columns, _VERSION_COLUMN]
         shape = _RowShape(slots={c.name: (names.index(c.name), _INLINE_TYPE[c.kind], c) for c in cols},
                           keys=tuple((names.index(k), k) for k in spec.key_names),
-                          width=len(names), extra=names.index(EXTRA_COLUMN))
+                          width=len(names), extra=names.index(EXTRA_COLUMN), types=names.index(TYPES_COLUMN))
         hit = (spec, shape)
         _SHAPES[id(spec)] = hit
     return hit[1]
@@ -192,6 +114,7 @@ def row_values(spec: TableSpec, item: Item) -> tuple[Any, ...]:
     slots = shape.slots
     row: list[Any] = [None] * shape.width
     extra: list[tuple[str, str]] = []
+    notes: dict[str, Notes] = {}
     for name, av in item.items():
         slot = slots.get(name)
         if type(av) is dict and len(av) == 1:
@@ -211,10 +134,10 @@ def row_values(spec: TableSpec, item: Item) -> tuple[Any, ...]:
                     if type(v) is str:
                         if CANONICAL_INT_RE.fullmatch(v):  # <= 19 digits: valid, and may fit an INTEGER
                             n = int(v)
-                            row[slot[0]] = n if _INT64_MIN <= n <= _INT64_MAX else v
-                        else:
-                            row[slot[0]] = check_number(v)
-                        continue
+                            if INT64_MIN <= n <= INT64_MAX:
+                                row[slot[0]] = n
+                                continue
+                        # anything else (a decimal, a `_version` that is no integer) takes the general path
                 elif type(v) is bool:  # BOOL
                     row[slot[0]] = int(v)
                     continue
@@ -222,9 +145,11 @@ def row_values(spec: TableSpec, item: Item) -> tuple[Any, ...]:
             raise CodecError("attribute name is not a string")
         validate(av)
         if slot is not None:
-            fits, value = _column_value(slot[2], av)
+            fits, value, column_notes = _column_value(slot[2], av)
             if fits:
                 row[slot[0]] = value
+                if column_notes:
+                    notes[name] = column_notes
                 continue
         extra.append((name, _extra_json(av)))
     for i, k in shape.keys:
@@ -234,20 +159,29 @@ def row_values(spec: TableSpec, item: Item) -> tuple[Any, ...]:
         # The text json.dumps(extra, sort_keys=True, separators=(",", ":"), ensure_ascii=False) gives.
         extra.sort()
         row[shape.extra] = "{" + ",".join([_json_str(k) + ":" + text for k, text in extra]) + "}"
+    if notes:
+        row[shape.types] = json.dumps(notes, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return tuple(row)
 
 
 def item_to_row(spec: TableSpec, item: Item) -> dict[str, Any]:
-    """The cache row of an item: keys, typed columns, `_version`, and `_extra` for the rest.
+    """The cache row of an item: keys, typed columns, `_version`, `_extra` for the rest, `_types` notes.
 
     Raises CodecError when an attribute is malformed or a key attribute is missing or not a string.
     """
     return dict(zip(spec.column_names, row_values(spec, item), strict=True))
 
 
+def version_index(spec: TableSpec) -> int:
+    """The index of `_version` in a row of `spec` (row_values order): an int there is a usable version."""
+    return _row_shape(spec).slots[VERSION_ATTR][0]
+
+
 def row_to_item(spec: TableSpec, row: dict[str, Any]) -> Item:
     """The DynamoDB item a cache row holds (inverse of item_to_row)."""
     item: Item = {k: {"S": row[k]} for k in spec.key_names}
+    types = row.get(TYPES_COLUMN)
+    notes: dict[str, Notes] = json.loads(types) if types else {}
     for col in (*spec.columns, _VERSION_COLUMN):
         value = row.get(col.name)
         if value is None:
@@ -257,9 +191,10 @@ def row_to_item(spec: TableSpec, row: dict[str, Any]) -> Item:
         elif col.kind == "bool":
             item[col.name] = {"BOOL": bool(value)}
         elif col.kind == "number":
-            item[col.name] = {"N": str(value)}
+            exact = notes.get(col.name, {}).get("")
+            item[col.name] = {"N": exact["N"] if isinstance(exact, dict) else cell_text(value)}
         else:
-            item[col.name] = json_text_to_av(value)
+            item[col.name] = from_json_column(value, notes.get(col.name))
     extra = row.get(EXTRA_COLUMN)
     if extra:
         for name, obj in json.loads(extra).items():

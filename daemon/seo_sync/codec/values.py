@@ -198,6 +198,20 @@ def version_of(item: Item) -> int | None:
     return int(text)
 
 
+def usable_version(item: Item | None) -> int | None:
+    """The item's `_version` when it is usable (an integer N that fits 64 bits), else None; never raises.
+
+    DynamoDB accepts any `_version` (a string, a decimal): such an item is valid and is cached, its
+    `_version` simply settles nothing (the sync paths use this, never `version_of`).
+    """
+    av = item.get(VERSION_ATTR) if isinstance(item, dict) else None
+    text = av.get("N") if isinstance(av, dict) and len(av) == 1 else None
+    if not isinstance(text, str) or not CANONICAL_INT_RE.fullmatch(text):
+        return None
+    n = int(text)
+    return n if -(2**63) <= n <= 2**63 - 1 else None
+
+
 def is_deleted(item: Item) -> bool:
     """True when the item carries `_deleted: true` (a soft delete)."""
     return item.get("_deleted") == {"BOOL": True}

@@ -1,4 +1,4 @@
-"""The status socket (DESIGN §5): a small Unix-socket server in the daemon, its client, and metrics.
+"""The status socket: a small Unix-socket server in the daemon.
 
 Protocol: the client sends one request line (`status`, `health`, `resync [table]`,
 `refresh <table> <key-json>`, `metrics`), the daemon sends one answer and closes. No request
@@ -33,6 +33,7 @@ import structlog
 from seo_sync import errors
 from seo_sync.control.peers import peer_credentials, peer_groups
 from seo_sync.errors import ConfigError, ExitCode, LockHeld, SeoSyncError
+from seo_sync.threads import DeathReport, ServiceThread
 
 log = structlog.get_logger()
 
@@ -340,3 +341,14 @@ class ControlServer:
                     os.unlink(self.path)
         self._wake_r.close()
         self._wake_w.close()
+
+
+class ControlThread(ServiceThread):
+    """The status socket's selector loop on its own thread (the answers run in its bounded pool)."""
+
+    def __init__(self, server: ControlServer, stop_event: threading.Event, on_death: DeathReport | None = None) -> None:
+        super().__init__("control", stop_event, on_death)
+        self.server = server
+
+    def loop(self) -> None:
+        self.server.serve_forever(self.stop_event)

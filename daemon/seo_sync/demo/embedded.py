@@ -20,7 +20,7 @@ import structlog
 from pydantic import SecretStr
 
 from seo_sync import codec
-from seo_sync.aws.source import Source
+from seo_sync.aws.tables import Source
 from seo_sync.cache.lock import WriterLock
 from seo_sync.cache.writer import Cache
 from seo_sync.config import Settings

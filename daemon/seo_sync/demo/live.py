@@ -22,7 +22,7 @@ from rich.live import Live
 from rich.table import Table
 
 from seo_sync import codec
-from seo_sync.aws.source import Source
+from seo_sync.aws.tables import Source
 from seo_sync.config import Settings
 from seo_sync.control.client import request_json
 from seo_sync.demo.embedded import fake_credentials_env, load_sample_into

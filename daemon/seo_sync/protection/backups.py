@@ -112,18 +112,6 @@ def _ts_from_name(ts: str) -> int | None:
     return int(dt.timestamp()) * 1_000_000 + int(ts[15:21])
 
 
-def key_of_item(spec: TableSpec, item: codec.Item) -> tuple[str, ...]:
-    """The key tuple of a DynamoDB item; BadInput unless every key attribute is a non-empty S."""
-    out = []
-    for name in spec.key_names:
-        av = item.get(name)
-        value = av.get("S") if isinstance(av, dict) else None
-        if not isinstance(value, str) or not value:
-            raise BadInput(f"{spec.name}: key attribute {name!r} missing or not a non-empty string")
-        out.append(value)
-    return tuple(out)
-
-
 def backup_name(spec: TableSpec, business_id: str, time_us: int, nonce: str) -> str:
     """The file name for a backup; only validated parts reach it."""
     if spec.name not in TABLES or not re.fullmatch(r"[0-9a-f]{8}", nonce):
@@ -141,7 +129,7 @@ def _open_dir(backup_dir: Path, create: bool) -> int:
 def write_backup(backup_dir: Path, spec: TableSpec, item: codec.Item, *, reason: str, now: float,
                  nonce: str | None = None) -> Path:
     """Write and fsync one backup file; raise BackupFailed (nothing left behind) if any step fails."""
-    key = key_of_item(spec, item)
+    key = spec.key_of_item(item)
     codec.validate_item(item)
     time_us = round(now * 1_000_000)
     name = backup_name(spec, key[0], time_us, nonce or secrets.token_hex(4))
@@ -225,7 +213,7 @@ def parse_backup(path: Path, data: bytes) -> Backup:
         item = codec.item_from_ddb_json(doc.get("item"))
     except CodecError as e:
         raise BadInput(f"{path}: the item is not valid DynamoDB JSON: {e.message}") from None
-    key = key_of_item(spec, item)
+    key = spec.key_of_item(item)
     recorded = doc.get("key")
     if not isinstance(recorded, dict) or tuple(recorded.get(k) for k in spec.key_names) != key:
         raise BadInput(f"{path}: the recorded key does not match the item")

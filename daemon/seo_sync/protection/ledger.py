@@ -1,4 +1,4 @@
-"""Delete protection: the confirmation token, the delete-rate ledger, and the scheduled jobs.
+"""Delete protection: the confirmation token and the delete-rate ledger.
 
 The ledger is `<data_dir>/protection.db`, a small SQLite file in rollback-journal mode (several
 short-lived writers are normal: CLI commands, the daemon's jobs). Every operation opens it, runs one
@@ -25,15 +25,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import structlog
 
-from seo_sync.errors import BadInput, ProtectionRefused, RateLimited
+from seo_sync.cache.connect import atomic
+from seo_sync.errors import ProtectionRefused, RateLimited
 from seo_sync.protection import backups
-
-if TYPE_CHECKING:
-    from seo_sync.config import Settings
 
 CONFIRM_TOKEN = "I-UNDERSTAND-THIS-IS-DESTRUCTIVE"  # noqa: S105 - a phrase, not a secret  # nosec B105
 HOUR = 3600
@@ -65,7 +62,7 @@ def hour_of(now: float) -> int:
     return int(now // HOUR) * HOUR
 
 
-def _iso(t: float) -> str:
+def iso_time(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
@@ -102,21 +99,21 @@ class Ledger:
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
             conn.execute("PRAGMA journal_mode = DELETE")
             conn.execute("PRAGMA synchronous = FULL")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+        except sqlite3.Error as e:
+            conn.close()
+            raise self._failed(e, "open") from None
+        try:
+            with atomic(conn, self._failed):
                 for ddl in _SCHEMA:
                     conn.execute(ddl)
                 yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as e:
-            raise ProtectionRefused(f"the protection ledger {self.path} failed: {e}",
-                                    hint="check disk space, its owner and mode, and that no process holds it locked"
-                                    ) from None
         finally:
             conn.close()
+
+    def _failed(self, e: sqlite3.Error, phase: str) -> ProtectionRefused:
+        """What an SQLite error on the ledger means: the protected operation cannot go ahead."""
+        return ProtectionRefused(f"the protection ledger {self.path} failed: {e}",
+                                 hint="check disk space, its owner and mode, and that no process holds it locked")
 
     # -- delete-rate windows ----------------------------------------------------------------------
 
@@ -136,7 +133,7 @@ class Ledger:
                         refusals.append(f"{n} {entity} deletes at once exceed the limit of {limit} an hour")
                     else:
                         refusals.append(f"{entity}: {used} of {limit} deletes used this hour; "
-                                        f"the window reopens at {_iso(reopen)}")
+                                        f"the window reopens at {iso_time(reopen)}")
             if refusals:
                 raise RateLimited("delete rate limit: " + "; ".join(refusals) + "; nothing was deleted",
                                   hint="wait for the window to reopen, or delete in smaller parts")
@@ -144,7 +141,7 @@ class Ledger:
                 "INSERT INTO delete_windows (entity, hour, count) VALUES (?, ?, ?) "
                 "ON CONFLICT (entity, hour) DO UPDATE SET count = count + excluded.count",
                 [(e, hour, n) for e, n in wanted.items()])
-        log.info("protection.reserved", hour=_iso(hour), counts=wanted)
+        log.info("protection.reserved", hour=iso_time(hour), counts=wanted)
         return Reservation(hour, wanted)
 
     def refund(self, hour: int, entity: str, n: int = 1) -> None:
@@ -167,7 +164,7 @@ class Ledger:
             old = conn.execute("DELETE FROM delete_windows WHERE hour < ?", (hour,)).rowcount
             future = conn.execute("DELETE FROM delete_windows WHERE hour > ?", (hour + FUTURE_WINDOW_LIMIT,)).rowcount
         if future:
-            log.warning("protection.future_windows_dropped", windows=future, now=_iso(now))
+            log.warning("protection.future_windows_dropped", windows=future, now=iso_time(now))
         return old + future
 
     # -- backup index -----------------------------------------------------------------------------
@@ -203,54 +200,11 @@ class Ledger:
             if last is not None and not trust_clock:
                 if now > last + max_jump:
                     effective = last + max_jump
-                    log.warning("backup.prune_clock_jump", now=_iso(now), last_run=_iso(last),
-                                acting_as_of=_iso(effective))
+                    log.warning("backup.prune_clock_jump", now=iso_time(now), last_run=iso_time(last),
+                                acting_as_of=iso_time(effective))
                 elif now < last - HOUR:
-                    log.warning("backup.prune_clock_backwards", now=_iso(now), last_run=_iso(last))
+                    log.warning("backup.prune_clock_backwards", now=iso_time(now), last_run=iso_time(last))
             conn.execute("INSERT INTO meta (key, value) VALUES ('prune_clock', ?) ON CONFLICT (key) "
                          "DO UPDATE SET value = max(CAST(value AS REAL), CAST(excluded.value AS REAL))",
                          (repr(float(effective)),))
             return effective
-
-
-# -- the functions the service schedules ----------------------------------------------------------
-
-
-def _paths(settings_or_dirs: Settings | tuple[Path, Path]) -> tuple[Path, Path, float]:
-    if isinstance(settings_or_dirs, tuple):
-        backup_dir, ledger_path = settings_or_dirs
-        return Path(backup_dir), Path(ledger_path), 30.0
-    s = settings_or_dirs
-    return s.backup_dir, s.protection_path, float(s.protection.backup_retention_days)
-
-
-def prune_backups(settings_or_dirs: Settings | tuple[Path, Path], now: float | None = None,
-                  older_than_days: float | None = None, *, max_clock_jump: float = DEFAULT_MAX_CLOCK_JUMP,
-                  trust_clock: bool = False) -> int:
-    """Remove our backups older than the retention (default 30 days); returns how many went.
-
-    `settings_or_dirs` is a Settings or `(backup_dir, protection_db_path)`. Idempotent and safe from
-    several processes. A clock that jumped forward since the last run moves the prune at most
-    `max_clock_jump` ahead (logged), so a wrong clock cannot mass-delete; `trust_clock` overrides.
-    """
-    backup_dir, ledger_path, retention = _paths(settings_or_dirs)
-    days = retention if older_than_days is None else older_than_days
-    if days < 0:
-        raise BadInput("--older-than must be zero or more days")
-    now = time.time() if now is None else now
-    ledger = Ledger(ledger_path)
-    effective = ledger.prune_clock(now, max_clock_jump, trust_clock)
-    result = backups.prune_dir(backup_dir, effective - days * DAY, stale_tmp_cutoff=effective - DAY)
-    if result.removed:
-        ledger.forget_backups(result.removed)
-    log.info("backup.pruned", removed=len(result.removed), kept=result.kept, foreign=result.skipped_foreign,
-             errors=result.errors, older_than_days=days, as_of=_iso(effective))
-    return len(result.removed)
-
-
-def reset_delete_counters(ledger_path: Path | Settings, now: float | None = None) -> int:
-    """Drop delete-rate windows before the current hour; returns rows dropped. Idempotent."""
-    path = ledger_path if isinstance(ledger_path, Path | str) else ledger_path.protection_path
-    dropped = Ledger(Path(path)).reset(time.time() if now is None else now)
-    log.info("protection.counters_reset", windows=dropped)
-    return dropped

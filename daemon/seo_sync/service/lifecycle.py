@@ -23,15 +23,16 @@ from typing import Any
 import structlog
 
 from seo_sync import __version__
-from seo_sync.aws.source import Source
+from seo_sync.aws.tables import Source
 from seo_sync.cache.lock import WriterLock
 from seo_sync.cache.reader import Reader
 from seo_sync.cache.writer import Cache
 from seo_sync.config import Settings
 from seo_sync.control.peers import resolve_group
-from seo_sync.control.server import ControlServer
-from seo_sync.errors import BadInput, CacheCorrupt, ExitCode
+from seo_sync.control.server import ControlServer, ControlThread
+from seo_sync.errors import BadInput, CacheCorrupt, ExitCode, HaltServer, SeoSyncError
 from seo_sync.logs import dump_thread_stacks
+from seo_sync.protection import jobs
 from seo_sync.schema import TABLES, table
 from seo_sync.service.maintenance import Maintenance
 from seo_sync.service.metrics import render_metrics
@@ -60,10 +61,9 @@ class Service:
         self.started_at = time.time()
         self.ready = False
         self.degraded_reasons: list[str] = []
-        self.exit_code = ExitCode.OK
         self.stop_event = threading.Event()
         self.force_exit = False
-        self.threads: dict[str, threading.Thread] = {}
+        self.threads: list[threading.Thread] = []
         self.lock: WriterLock | None = None
         self.cache: Cache | None = None
         self.engine: Engine | None = None
@@ -75,31 +75,44 @@ class Service:
     # -- boot -----------------------------------------------------------------------------------
 
     def run(self) -> int:
-        """Boot, loop until told to stop, stop in order; returns the exit code."""
+        """Boot, loop until a HaltServer, stop in order; returns the exit status the log reports.
+
+        An error that ends the boot (DynamoDB unreachable with no cache, the lock held, ...) stops
+        the same way and is raised again after the stop, for the command line to print with its hint.
+        """
         faulthandler.enable()  # systemd's watchdog SIGABRT leaves a traceback in the journal
-        self.lock = WriterLock(self.settings.cache_path).acquire()  # LockHeld -> exit 75 via cli
         try:
+            self.lock = WriterLock(self.settings.cache_path).acquire()
             self._boot()
             self._install_signals()
             self._loop()
-        finally:
-            self._stop()
-        return int(self.exit_code)
+        except HaltServer as halt:
+            return self._stop(halt)
+        except SeoSyncError as e:
+            self._stop(HaltServer(e.message, e.exit_code))
+            raise
+        except BaseException as e:
+            self._stop(HaltServer(f"internal error: {type(e).__name__}", ExitCode.SOFTWARE))
+            raise
+        raise AssertionError("the main loop ends only by HaltServer")
 
     def _boot(self) -> None:
         s = self.settings
         log.info("starting", version=__version__, data_dir=str(s.data_dir), prefix=s.table_prefix)
         self.cache = self._open_cache()
         self.had_complete_cache = self._cache_is_complete()
-        self.engine = Engine(s, self.source_factory(s), self.cache)
+        self.engine = Engine(s, self.source_factory(s), self.cache, on_thread_death=self._report_thread_death)
         self.control = ControlServer(
             s.socket_path, self.handle_command, allowed_uids={0, os.getuid()},
             allowed_gid=resolve_group(s.service.socket_group), timeout=s.service.socket_timeout,
             max_clients=s.service.socket_max_clients)
         self.control.bind()
-        self._start_thread("control", self.control.serve_forever)
-        for name, target in self.engine.thread_targets():
-            self._start_thread(name, target)
+        # Start order: the socket first (status answers while the boot sync runs), then the writer,
+        # then the pollers; the stop joins them in the same order after the engine's stop event.
+        for thread in [ControlThread(self.control, self.stop_event, self._report_thread_death),
+                       *self.engine.threads()]:
+            self.threads.append(thread)
+            thread.start()
         self.maintenance = Maintenance(s.maintenance, self._maintenance_jobs())
         self.maintenance.start()
         self._set_state("syncing")
@@ -118,20 +131,9 @@ class Service:
         states = Reader(self.cache.conn).table_states()
         return all(states.get(name, {}).get("last_full_sync") for name in TABLES)
 
-    def _start_thread(self, name: str, target: Callable[[threading.Event], None]) -> None:
-        def runner() -> None:
-            try:
-                target(self.stop_event)
-            except BaseException as e:
-                self.events.put(("thread_died", (name, f"{type(e).__name__}: {e}")))
-                log.exception("thread_died", thread=name)
-                return
-            if not self.stop_event.is_set():
-                self.events.put(("thread_died", (name, "returned unexpectedly")))
-
-        t = threading.Thread(target=runner, name=name, daemon=True)
-        self.threads[name] = t
-        t.start()
+    def _report_thread_death(self, name: str, why: str) -> None:
+        """Called on the dying thread: only enqueue; the main loop decides."""
+        self.events.put(("thread_died", (name, why)))
 
     def _install_signals(self) -> None:
         for sig in HANDLED_SIGNALS:
@@ -146,7 +148,8 @@ class Service:
     # -- main loop ------------------------------------------------------------------------------
 
     def _loop(self) -> None:
-        while self.state != "stopping":
+        """Dispatch events to `handle_<kind>` until one raises HaltServer."""
+        while True:
             try:
                 kind, payload = self.events.get(timeout=TICK)
             except queue.Empty:
@@ -154,8 +157,6 @@ class Service:
             handler = getattr(self, f"handle_{kind}", None)
             if handler is not None:
                 handler(payload)
-            if self.state == "stopping":
-                break
             self._hang_if_asked()
             self._check_boot()
             self._update_state()
@@ -172,7 +173,7 @@ class Service:
             log.info("resync_requested", source="SIGHUP", queued=queued)
         elif signum in (signal.SIGTERM, signal.SIGINT):
             log.info("stop_requested", signal=signal.Signals(signum).name)
-            self.state = "stopping"
+            raise HaltServer(signal.Signals(signum).name, ExitCode.OK)
         elif signum == signal.SIGUSR1:
             dump_thread_stacks(log)
 
@@ -180,8 +181,7 @@ class Service:
         """A worker thread died: log once and stop with a non-zero exit so systemd restarts us."""
         name, why = payload
         log.error("stopping_after_thread_death", thread=name, reason=why)
-        self.exit_code = ExitCode.SOFTWARE
-        self.state = "stopping"
+        raise HaltServer(f"thread {name} died: {why}", ExitCode.SOFTWARE)
 
     def _check_boot(self) -> None:
         if self.ready or self.engine is None:
@@ -206,7 +206,8 @@ class Service:
         log.info("ready", degraded=degraded, boot_seconds=round(time.time() - self.started_at, 3))
 
     def _reasons(self, tables: dict[str, Any]) -> list[str]:
-        """Why the daemon is degraded now: tables in error or lagging past lag_alarm, boot unfinished."""
+        """Why the daemon is degraded now: tables in error, lagging past lag_alarm or holding unresolved dead
+        letters (records the cache could not apply: it may differ from DynamoDB), boot unfinished."""
         assert self.engine is not None
         reasons = []
         for name, t in tables.items():
@@ -214,6 +215,9 @@ class Service:
                 reasons.append(f"{name}: {t.get('error') or 'error'}")
             elif (t.get("lag_seconds") or 0) > self.settings.stream.lag_alarm:
                 reasons.append(f"{name}: lag {t['lag_seconds']:.0f}s")
+            if t.get("dead_letters"):
+                reasons.append(f"{name}: {t['dead_letters']} unresolved dead letters (see _sync_dead_letters; "
+                               "`refresh` of the key resolves one)")
         if not self.engine.boot_synced.is_set() and self.ready:
             reasons.append("boot sync not finished" if self.had_complete_cache
                            else "boot sync not finished; cache not initialized")
@@ -243,7 +247,7 @@ class Service:
             log.info("state", state=state, reasons=self.degraded_reasons or None)
 
     def _watchdog(self) -> None:
-        """Ping only while every worker has made progress within the watchdog interval (D13)."""
+        """Ping only while every worker made progress within the watchdog interval: a hung thread gets us restarted."""
         interval = self.notifier.watchdog_interval()
         if interval is None or self.engine is None:
             return
@@ -275,12 +279,11 @@ class Service:
             return json.dumps({"ok": True, "queued": queued, "table": target or "all"})
         if command == "refresh":
             if len(args) < 2:
-                raise BadInput("usage: refresh <table> <key-json>")
+                raise BadInput("usage: refresh <table> <key-json>",
+                               hint='e.g. refresh keywords {"business_id": "b1", "keyword_id": "roof-repair#en"}')
             spec = table(args[0])
-            key = json.loads(" ".join(args[1:]))
-            if not isinstance(key, list) or not all(isinstance(k, str) for k in key):
-                raise BadInput("key-json must be a JSON list of strings")
-            return json.dumps({"ok": True, **self.engine.refresh(spec.name, tuple(key))}, default=str)
+            key = spec.key_from_json(" ".join(args[1:]))
+            return json.dumps({"ok": True, **self.engine.refresh(spec.name, key)}, default=str)
         if command == "metrics":
             return render_metrics(self.status())
         if self.fault_injection and command == "debug-hang" and args:
@@ -294,24 +297,27 @@ class Service:
                        hint="one of: status, health, resync [table], refresh <table> <key-json>, metrics")
 
     def status(self) -> dict[str, Any]:
-        """The status document of DESIGN §5."""
+        """The status document: state, readiness, version, uptime, and each table's part (docs in the README)."""
         assert self.engine is not None
         snap = self.engine.snapshot()
+        try:  # a reader holding a read transaction open pins the WAL: this is where it shows
+            wal_bytes: int | None = os.stat(f"{self.settings.cache_path}-wal").st_size
+        except OSError:
+            wal_bytes = None
         return {
             "state": self.state, "ready": self.ready, "initialized": self.engine.boot_synced.is_set()
             or self.had_complete_cache, "reasons": self.degraded_reasons, "version": __version__,
-            "pid": os.getpid(), "uptime_seconds": round(time.time() - self.started_at, 3), **snap,
+            "pid": os.getpid(), "uptime_seconds": round(time.time() - self.started_at, 3), "wal_bytes": wal_bytes,
+            **snap,
         }
 
     def _maintenance_jobs(self) -> dict[str, Callable[[], object]]:
-        from seo_sync.protection import ledger
-
         assert self.engine is not None
         engine, s = self.engine, self.settings
         ttl = s.maintenance.tombstone_ttl_hours * 3600
         return {
-            "prune_backups": lambda: ledger.prune_backups(s, time.time()),
-            "reset_delete_counters": lambda: ledger.reset_delete_counters(s, time.time()),
+            "prune_backups": lambda: jobs.prune_backups(s, time.time()),
+            "reset_delete_counters": lambda: jobs.reset_delete_counters(s, time.time()),
             "expire_tombstones": lambda: engine.submit(lambda c: c.expire_tombstones(time.time() - ttl)),
             "wal_checkpoint": lambda: engine.submit(lambda c: c.wal_checkpoint()),
             "quick_check": lambda: self._post_if_corrupt(engine.submit(lambda c: c.quick_check())),
@@ -325,15 +331,16 @@ class Service:
     def handle_cache_corrupt(self, result: str) -> None:
         """The periodic quick_check failed: stop with EX_IOERR; the next boot sets the file aside and rebuilds."""
         log.error("cache_quick_check_failed", result=result[:200])
-        self.exit_code = ExitCode.IOERR
-        self.state = "stopping"
+        raise HaltServer("cache quick_check failed", ExitCode.IOERR)
 
     # -- stop -----------------------------------------------------------------------------------
 
-    def _stop(self) -> None:
+    def _stop(self, halt: HaltServer) -> int:
+        """The one stop path: stop in order, each join bounded, and log the exit status returned."""
         self.state = "stopping"
         self.notifier.stopping()
-        log.info("stopping")
+        log.info("stopping", reason=halt.reason)
+        exit_status = halt.exit_status
         deadline = time.monotonic() + self.settings.service.stop_timeout
         if self.engine is not None:
             self.engine.stop()
@@ -341,19 +348,20 @@ class Service:
         if self.maintenance is not None:
             with suppress(Exception):
                 self.maintenance.shutdown(wait=False)
-        for name, t in self.threads.items():
+        for t in self.threads:
             while t.is_alive() and time.monotonic() < deadline and not self.force_exit:
                 t.join(0.1)
             if t.is_alive():
-                log.error("thread_did_not_stop", thread=name)
-                self.exit_code = self.exit_code or ExitCode.SOFTWARE
+                log.error("thread_did_not_stop", thread=t.name)
+                exit_status = exit_status or ExitCode.SOFTWARE
         if self.control is not None:
             self.control.close()
-        if self.cache is not None and not any(t.is_alive() for t in self.threads.values()):
+        if self.cache is not None and not any(t.is_alive() for t in self.threads):
             self.cache.close()
         if self.lock is not None:
             self.lock.release()
-        log.info("stopped", exit_code=int(self.exit_code))
+        log.info("stopped", exit_code=int(exit_status), reason=halt.reason)
+        return int(exit_status)
 
 
 def _quarantine(path: Path) -> Path:

@@ -10,7 +10,7 @@ STATES = ("starting", "syncing", "streaming", "degraded", "stopping")
 TABLE_STATES = (*STATES, "error")
 TABLE_GAUGES = (("rows", "rows", "gauge", "Rows in the cache table."),
                 ("lag_seconds", "lag_seconds", "gauge", "Age of the last applied stream record."),
-                ("dead_letters", "dead_letters", "gauge", "Records in the dead-letter table."))
+                ("dead_letters", "dead_letters", "gauge", "Unresolved records in the dead-letter table."))
 TABLE_COUNTERS = (("skipped_stale", "skipped_stale_total", "Changes skipped for a lower _version."),
                   ("records_applied", "records_applied_total", "Stream records applied."),
                   ("get_records_calls", "get_records_calls_total", "GetRecords calls made."))
@@ -25,6 +25,8 @@ def render_metrics(snapshot: dict[str, Any]) -> str:
     _family(out, "seo_sync_uptime_seconds", "gauge", "Seconds since the daemon started.",
             [({}, snapshot.get("uptime"))])
     _family(out, "seo_sync_info", "gauge", "Build information.", [({"version": str(snapshot.get("version", ""))}, 1)])
+    _family(out, "seo_sync_wal_bytes", "gauge", "Size of cache.db-wal (grows while a reader holds a transaction).",
+            [({}, snapshot.get("wal_bytes"))])
     tables = _tables(snapshot.get("tables"))
     for key, name, kind, help_text in TABLE_GAUGES:
         _family(out, f"seo_sync_table_{name}", kind, help_text, [({"table": t}, v.get(key)) for t, v in tables])

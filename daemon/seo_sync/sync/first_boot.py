@@ -1,4 +1,4 @@
-"""A first boot publishes every table at once (DESIGN §2): never a partial cache.
+"""A first boot publishes every table at once: never a partial cache.
 
 Tables that never had a complete full sync are each full-synced into their shadow, one after the
 other, and nothing of them is visible until the last one is done; then one transaction swaps all
@@ -11,13 +11,12 @@ shadow (same shard cursors, same order), so the checkpoints published with it ar
 shard position sits unused long enough for its iterator to expire. A table whose build or
 following fails is built again after a backoff; the others keep their shadows.
 
-Runs on the engine's writer thread, before the tables start streaming; between transactions it
-keeps the watchdog progress and the submitted jobs going, like a resync does.
+Runs on the writer thread (sync/writer.py), before the tables start streaming; between
+transactions it keeps the watchdog progress and the submitted jobs going, like a resync does.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -27,11 +26,11 @@ from seo_sync.cache.writer import Swap
 from seo_sync.changes import to_change
 from seo_sync.errors import CacheError, SeoSyncError, StreamGone
 from seo_sync.sync.fullsync import FullSyncAborted, FullSyncResult, full_sync_table
-from seo_sync.sync.poller import TableTailer
-from seo_sync.sync.table_state import TableRuntime
+from seo_sync.sync.table_state import TableState
+from seo_sync.sync.tailer import TableTailer
 
 if TYPE_CHECKING:
-    from seo_sync.sync.engine import Engine
+    from seo_sync.sync.writer import WriterThread
 
 log = structlog.get_logger()
 WAKE = 0.1
@@ -39,20 +38,23 @@ REASON = "first boot"
 
 
 class FirstBoot:
-    """The first-boot phase of one engine: build every never-synced table, then publish them together."""
+    """The first-boot phase of the writer: build every never-synced table, then publish them together."""
 
-    def __init__(self, engine: Engine, stop: threading.Event) -> None:
-        self.engine = engine
-        self.stop = stop
+    def __init__(self, writer: WriterThread) -> None:
+        self.writer = writer
+        self.stop = writer.stop_event
         self.built: dict[str, FullSyncResult] = {}
         self.followers: dict[str, TableTailer] = {}
 
     def _stopping(self) -> bool:
-        return self.engine._stopping(self.stop)
+        return self.stop.is_set()
+
+    def _error(self, rt: TableState, err: SeoSyncError) -> float:
+        return rt.record_error(err, REASON, self.writer.settings.stream.max_backoff)
 
     def run(self) -> None:
         """Return once every waiting table is published and streaming, or when asked to stop."""
-        e = self.engine
+        e = self.writer
         waiting = [rt for rt in e.tables.values() if not e.cache.table_state(rt.spec.name).get("last_full_sync")]
         if not waiting:
             return
@@ -68,8 +70,8 @@ class FirstBoot:
             self._between()
             self.stop.wait(WAKE)
 
-    def _build(self, rt: TableRuntime) -> None:
-        e, spec = self.engine, rt.spec
+    def _build(self, rt: TableState) -> None:
+        e, spec = self.writer, rt.spec
         with rt.lock:
             rt.generation += 1
             rt.tailer, rt.state = None, "syncing"
@@ -81,7 +83,7 @@ class FirstBoot:
         except FullSyncAborted:
             return
         except (SeoSyncError, CacheError) as err:
-            rt.next_attempt = time.monotonic() + e._set_error(rt, err, REASON)
+            rt.next_attempt = time.monotonic() + self._error(rt, err)
             return
         assert result.shards is not None
         self.built[spec.name] = result
@@ -93,9 +95,9 @@ class FirstBoot:
 
     def _between(self) -> None:
         """Between transactions: progress for the watchdog, submitted jobs, and the built tables' streams."""
-        e = self.engine
-        e._mark("writer")
-        e._run_jobs()
+        e = self.writer
+        e._mark()
+        e.run_jobs()
         for name, tailer in list(self.followers.items()):
             if tailer.next_wake() > tailer.clock():
                 continue
@@ -109,11 +111,11 @@ class FirstBoot:
                 # The cursors may have moved past records the shadow did not take: build it again.
                 del self.followers[name], self.built[name]
                 rt.next_attempt = time.monotonic() + (0.0 if isinstance(err, StreamGone)
-                                                      else e._set_error(rt, err, REASON))
+                                                      else self._error(rt, err))
                 log.warning("first_boot_table_rebuild", table=name, reason=str(err)[:300])
 
-    def _publish(self, waiting: list[TableRuntime]) -> bool:
-        e = self.engine
+    def _publish(self, waiting: list[TableState]) -> bool:
+        e = self.writer
         swaps = []
         for rt in waiting:
             shards = self.built[rt.spec.name].shards
@@ -122,7 +124,7 @@ class FirstBoot:
         try:
             e.cache.publish(swaps)
         except CacheError as err:
-            delay = e._set_error(waiting[0], err, REASON)
+            delay = self._error(waiting[0], err)
             self.stop.wait(delay)
             return False
         now = e.clock()
@@ -130,8 +132,7 @@ class FirstBoot:
             result = self.built[rt.spec.name]
             assert result.shards is not None
             with rt.lock:
-                rt.generation += 1
-                rt.tailer = TableTailer(e.source, rt.spec, result.shards, e.settings.stream, rt.generation)
+                rt.tailer = e._new_tailer(rt, result.shards)
                 rt.state, rt.error, rt.started, rt.failures = "streaming", None, True, 0
                 rt.rows, rt.stream_arn, rt.last_full_sync = e.cache.count(rt.spec.name), result.stream_arn, now
                 rt.idle, rt.last_created = True, None

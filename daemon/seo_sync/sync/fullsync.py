@@ -1,4 +1,4 @@
-"""One table's full sync (DESIGN §3.3): positions, then Scan into a shadow while the stream is
+"""One table's full sync: positions, then Scan into a shadow while the stream is
 captured, then the captured records applied to the shadow in order, then one swap transaction.
 
 Capture before copy: stream positions are taken before the first Scan page is read, so every
@@ -28,7 +28,7 @@ from typing import IO, Any
 
 import structlog
 
-from seo_sync.aws.source import Source
+from seo_sync.aws.tables import Source
 from seo_sync.cache.sql import Checkpoint
 from seo_sync.cache.writer import Cache
 from seo_sync.changes import created_at_of, to_change
@@ -139,13 +139,13 @@ class _Capture(threading.Thread):
         try:
             while not self.halt.is_set():
                 now = self.shards.clock()
-                if now - self.shards.last_describe >= (1.0 if self.shards.waiting_for_children() else 10.0):
+                if self.shards.describe_due(now):
                     self.shards.refresh()
                 for c in self.shards.due(now):
                     page = self.shards.poll(c, now)
                     if page is not None and page.records:
                         self.spill.extend(page.shard_id, page.records)
-                wait = min(self.shards.next_wake(), self.shards.last_describe + 10.0) - self.shards.clock()
+                wait = self.shards.next_event() - self.shards.clock()
                 self.halt.wait(max(0.01, min(wait, _WAKE)))
         except BaseException as e:
             self.error = e

@@ -3,7 +3,7 @@
 Shared by `tailer.py` (live tailing) and `fullsync.py` (capture during a scan), which must not import
 each other. Single-threaded: one thread at a time owns a ShardSet.
 
-Rules (DESIGN §3.2-3.4): a parent is read to its end (no NextShardIterator) before any child; a
+Rules: a parent is read to its end (no NextShardIterator) before any child; a
 child found later is read from TRIM_HORIZON; a cursor resumes AFTER_SEQUENCE_NUMBER its last
 sequence number, never LATEST, and a shard whose LATEST chain (no record yet) is lost is a gap;
 throttling backs off per shard with jitter.
@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 
 from seo_sync.aws.shapes import StreamInfo, TableInfo
-from seo_sync.aws.source import StreamReader
+from seo_sync.backoff import backoff_delay
 from seo_sync.cache.sql import Checkpoint
 from seo_sync.config import StreamSettings
 from seo_sync.errors import (
@@ -32,10 +32,12 @@ from seo_sync.errors import (
     StreamGone,
     TableMissing,
 )
+from seo_sync.sync.feed import ChangeFeed
 
 log = structlog.get_logger()
 BACKOFF_BASE = 0.5
 UNREAD_SAFETY = 0.9  # a shard unread for this share of the retention may already be trimmed
+DESCRIBE_INTERVAL_CHILDREN = 1.0  # seconds between DescribeStream calls while children are awaited
 IDLE_TOUCH_SECONDS = 600.0  # refresh an idle shard's checkpoint time this often (age-based gap check)
 
 
@@ -86,10 +88,10 @@ class Page:
 class ShardSet:
     """The cursors of one stream; polls shards in lineage order."""
 
-    def __init__(self, reader: StreamReader, table: str, arn: str, settings: StreamSettings, *,
+    def __init__(self, feed: ChangeFeed, table: str, arn: str, settings: StreamSettings, *,
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
                  rng: Callable[[], float] = random.random) -> None:
-        self.reader = reader
+        self.feed = feed
         self.table = table
         self.arn = arn
         self.settings = settings
@@ -103,11 +105,11 @@ class ShardSet:
     # -- building ---------------------------------------------------------------------------------
 
     @classmethod
-    def from_checkpoints(cls, reader: StreamReader, table: str, arn: str, settings: StreamSettings,
+    def from_checkpoints(cls, feed: ChangeFeed, table: str, arn: str, settings: StreamSettings,
                          checkpoints: Iterable[Checkpoint], **kw: Any) -> ShardSet:
         """Resume from committed checkpoints: after a sequence number, finished, or a child shard not yet
         read (TRIM_HORIZON, confirmed as of its updated_at). A LATEST position without a record is lost."""
-        ss = cls(reader, table, arn, settings, **kw)
+        ss = cls(feed, table, arn, settings, **kw)
         for cp in checkpoints:
             if cp.sequence_number:
                 start = "AFTER"
@@ -153,7 +155,7 @@ class ShardSet:
         """DescribeStream (all pages)."""
         self.last_describe = self.clock()
         try:
-            return self.reader.describe_stream(self.arn, self.table)
+            return self.feed.describe_stream(self.arn, self.table)
         except TableMissing as e:
             raise StreamGone(f"stream {self.arn} no longer exists ({e.message})",
                              hint="the table was re-created or its stream re-enabled; a full sync repairs it") from None
@@ -210,6 +212,19 @@ class ShardSet:
         """The earliest next poll time of a readable cursor (inf when none)."""
         return min((c.next_due for c in self.readable()), default=float("inf"))
 
+    def describe_interval(self) -> float:
+        """How long the shard list may go unread: short while a finished parent's children are not
+        listed yet (they can be listed late, and nothing is read until they are), else the setting."""
+        return DESCRIBE_INTERVAL_CHILDREN if self.waiting_for_children() else self.settings.describe_interval
+
+    def describe_due(self, now: float) -> bool:
+        """True when the shard list should be read again (the one re-describe policy of tail and capture)."""
+        return now - self.last_describe >= self.describe_interval()
+
+    def next_event(self) -> float:
+        """Clock time of the next due poll or describe."""
+        return min(self.next_wake(), self.last_describe + self.describe_interval())
+
     def waiting_for_children(self, window: float = 300.0) -> bool:
         """True when a shard finished lately has no child listed yet (children can be listed late)."""
         parents = {c.parent_id for c in self.cursors.values()}
@@ -229,7 +244,7 @@ class ShardSet:
 
     def _acquire(self, c: Cursor) -> str:
         if c.seq is not None:
-            return self.reader.shard_iterator(self.arn, c.shard_id, "AFTER_SEQUENCE_NUMBER", c.seq, self.table)
+            return self.feed.shard_iterator(self.arn, c.shard_id, "AFTER_SEQUENCE_NUMBER", c.seq, self.table)
         if c.start == "TRIM_HORIZON" and c.confirmed_at is not None:
             # Unread for longer than the stream keeps records: TRIM_HORIZON would skip what was trimmed.
             unread = self.wall() - c.confirmed_at
@@ -237,7 +252,7 @@ class ShardSet:
                 raise StreamGone(f"shard {c.shard_id} was listed {unread / 3600:.1f} h ago and never read",
                                  hint="its oldest records may be trimmed; a full sync repairs it")
         if c.start in ("TRIM_HORIZON", "LATEST"):
-            return self.reader.shard_iterator(self.arn, c.shard_id, c.start, None, self.table)
+            return self.feed.shard_iterator(self.arn, c.shard_id, c.start, None, self.table)
         raise StreamGone(f"shard {c.shard_id} lost its LATEST position before delivering a record",
                          hint="a full sync takes new positions")
 
@@ -249,7 +264,7 @@ class ShardSet:
                 c.iterator = self._acquire(c)
                 if c.start == "LATEST" and c.latest_as_of is None:
                     c.latest_as_of = self.wall()
-            page = self.reader.get_records(c.iterator, self.settings.get_records_limit, self.table)
+            page = self.feed.get_records(c.iterator, self.settings.get_records_limit, self.table)
         except IteratorExpired:
             c.iterator = None
             if c.seq is None:
@@ -267,8 +282,7 @@ class ShardSet:
             raise StreamGone(f"shard {c.shard_id}: position rejected ({e.message[:160]})") from None
         except (SourceThrottled, SourceUnavailable) as e:
             c.failures += 1
-            delay = min(self.settings.max_backoff, BACKOFF_BASE * 2 ** (c.failures - 1))
-            delay *= 0.5 + 0.5 * self.rng()
+            delay = backoff_delay(c.failures, base=BACKOFF_BASE, cap=self.settings.max_backoff, rng=self.rng)
             c.next_due = now + delay
             log.warning("stream_backoff", table=self.table, shard=c.shard_id, attempt=c.failures,
                         delay=round(delay, 3), error=str(e.message)[:160])

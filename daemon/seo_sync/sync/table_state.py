@@ -1,4 +1,4 @@
-"""What the engine knows about one table, shared between its writer and poller threads."""
+"""What the engine knows about one table, shared by the writer thread and that table's poller."""
 
 from __future__ import annotations
 
@@ -6,13 +6,20 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
+
+from seo_sync.backoff import backoff_delay
+from seo_sync.errors import SeoSyncError
 from seo_sync.schema import TableSpec
-from seo_sync.sync.poller import TableTailer
+from seo_sync.sync.tailer import TableTailer
+
+log = structlog.get_logger()
+ERROR_BACKOFF_BASE = 1.0  # seconds before a table's first retry after an error
 
 
 @dataclass
-class TableRuntime:
-    """What the engine knows about one table (shared between threads under `lock`)."""
+class TableState:
+    """One table's state (shared between threads under `lock`)."""
 
     spec: TableSpec
     state: str = "starting"
@@ -53,3 +60,36 @@ class TableRuntime:
             "dead_letters": self.dead_letters, "skipped_stale": self.skipped_stale,
             "ttl_deletes": self.ttl_deletes, "records_applied": self.records_applied,
         }
+
+    def record_error(self, e: SeoSyncError, during: str, max_backoff: float) -> float:
+        """Mark the table in error and return how long to wait before trying again."""
+        with self.lock:
+            self.failures += 1
+            self.state, self.error = "error", e.message
+            delay = backoff_delay(self.failures, base=ERROR_BACKOFF_BASE, cap=max_backoff)
+        log.error("table_error", table=self.spec.name, during=during, error=e.message[:300],
+                  retry_in=round(delay, 2), attempt=self.failures)
+        return delay
+
+    def queue_resync(self, reason: str, gap: bool) -> bool:
+        """Ask for a full sync of this table; False if one was already pending (they coalesce)."""
+        with self.lock:
+            if self.resync_pending:
+                self.resync_is_gap |= gap
+                return False
+            self.resync_pending, self.resync_reason, self.resync_is_gap = True, reason, gap
+            self.next_attempt = 0.0
+        log.info("resync_requested", table=self.spec.name, reason=reason, gap=gap)
+        return True
+
+    def mark_gap(self, generation: int, reason: str) -> None:
+        """The feed lost records for this table: stop tailing it and queue its resync (once per generation)."""
+        with self.lock:
+            if self.generation != generation:
+                return
+            self.tailer = None
+            self.gaps += 1
+            self.last_gap_reason = reason
+            self.state = "resync_pending"
+        log.warning("gap_detected", table=self.spec.name, reason=reason)
+        self.queue_resync(f"gap: {reason}", gap=True)

@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from seo_sync import codec
-from seo_sync.aws.source import Source
+from seo_sync.aws.tables import Source
 from seo_sync.cache.reader import Reader
 from seo_sync.control.client import request_json
 from seo_sync.demo.embedded import FAKE_CREDENTIALS
 from seo_sync.errors import DaemonUnavailable
 from seo_sync.schema import TABLES
-from tests.conftest import make_settings
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -190,13 +191,5 @@ def cache_counts(data_dir: Path) -> dict[str, int]:
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
-    """Poll `predicate` until true; fail naming `what`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except (DaemonUnavailable, OSError):
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    """Poll `predicate` until true, a daemon not answering yet counting as false; fail naming `what`."""
+    wait_for(predicate, timeout, what, interval=0.05, tolerate=(DaemonUnavailable, OSError))

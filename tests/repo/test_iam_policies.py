@@ -31,7 +31,7 @@ DAEMON_UNUSED_ALLOWED = {"ListStreams"}
 # daemon's role. Modules are named by their dotted path inside the package (`sync.engine`).
 DAEMON_ENTRY = ("service.lifecycle",)
 # The AWS modules whose methods call DynamoDB: their calls are what the policies must allow.
-AWS_MODULES = ("aws.source",)
+AWS_MODULES = ("aws.tables", "aws.streams")
 # Operator and write-path commands run as the writer; `run` (cli.service → service) is the daemon, and
 # the demo only ever talks to the embedded moto server.
 WRITER_ENTRY_GLOB = "cli/*.py"

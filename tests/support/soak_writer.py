@@ -1,6 +1,6 @@
 """The soak's platform writer: versioned puts, updates, soft and hard deletes straight to DynamoDB.
 
-Run as a process: ``python -m tests.fault.soak_writer ENDPOINT SECONDS RATE OUT.json``. Keys are
+Run as a process: ``python -m tests.support.soak_writer ENDPOINT SECONDS RATE OUT.json``. Keys are
 never re-created, and every write raises `_version`, so a reader must never see a version go down.
 """
 
@@ -12,7 +12,7 @@ import sys
 import time
 
 from seo_sync import codec
-from seo_sync.aws.source import Source
+from seo_sync.aws.tables import Source
 from seo_sync.config import load_settings
 from seo_sync.errors import SeoSyncError, VersionMismatch
 from seo_sync.schema import TABLES
@@ -36,7 +36,7 @@ def main(endpoint: str, seconds: float, rate: float, out: str) -> int:
                                                            "hard_delete"))
         try:
             if action == "put":
-                key = (f"soak-{serial}",) if table == "businesses" else ("soak-biz", f"kw{serial}#en")
+                key: tuple[str, ...] = (f"soak-{serial}",) if table == "businesses" else ("soak-biz", f"kw{serial}#en")
                 item = codec.item_from_python({**dict(zip(spec.key_names, key, strict=True)), "_version": 1,
                                                "name" if table == "businesses" else "keyword": f"v1 {serial}"})
                 source.put_item(spec, item, expected_version=None)

@@ -1,8 +1,8 @@
 """Runs the stream engine against a DynamoDB endpoint (moto's server) in its own process, for kill tests.
 
-    python -m tests.fault.engine_runner --endpoint URL --data-dir DIR [--tables businesses] [--resync]
+    python -m tests.support.engine_runner --endpoint URL --data-dir DIR [--tables businesses] [--resync]
         runs the engine with its own threads until SIGTERM (then stops cleanly, exit 0).
-    python -m tests.fault.engine_runner --endpoint URL --data-dir DIR --fork-server
+    python -m tests.support.engine_runner --endpoint URL --data-dir DIR --fork-server
         imports everything once, then serves stdin commands so a test can kill -9 hundreds of engines
         cheaply: `start [resync]` forks an engine process and prints its pid; `wait PID` reaps it and
         prints its exit status; `quit` exits.
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import structlog
 
-from seo_sync.aws.source import Source
+from seo_sync.aws.tables import Source
 from seo_sync.cache.lock import WriterLock
 from seo_sync.cache.writer import Cache
 from seo_sync.config import load_settings
@@ -39,8 +39,7 @@ def run_engine(endpoint: str, data_dir: Path, tables: list[str], resync: bool) -
     lock = WriterLock(settings.cache_path).acquire()
     cache = Cache.open(settings.cache_path)
     engine = Engine(settings, Source(settings.aws, settings.table_prefix), cache, tables=tables)
-    threads = [threading.Thread(target=fn, args=(stop,), name=name, daemon=True)
-               for name, fn in engine.thread_targets()]
+    threads = engine.threads()
     for t in threads:
         t.start()
     if resync:

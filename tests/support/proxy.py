@@ -24,7 +24,7 @@ Use in a test::
         settings = make_settings(dir, proxy.endpoint)
         proxy.set_mode("blackhole", duration=5)
 
-or as a process: ``python -m tests.fault.proxy --target http://127.0.0.1:5000`` prints its endpoint
+or as a process: ``python -m tests.support.proxy --target http://127.0.0.1:5000`` prints its endpoint
 and takes commands on stdin (``blackhole duration=5``, ``reset probability=0.2``, ``pass``,
 ``stats``).
 """
@@ -313,7 +313,7 @@ class FaultProxy:
                 return
 
 
-def _parse_command(line: str) -> tuple[str, dict[str, Any]]:
+def parse_command(line: str) -> tuple[str, dict[str, Any]]:
     """`reset probability=0.2 duration=5` → ("reset", {"probability": 0.2, "duration": 5.0})."""
     words = line.split()
     kwargs: dict[str, Any] = {}
@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
             if not line.strip():
                 continue
             try:
-                name, kwargs = _parse_command(line)
+                name, kwargs = parse_command(line)
                 if name != "stats":
                     proxy.set_mode(name, **kwargs)
                 print(json.dumps({"mode": proxy.mode, **proxy.stats()}), flush=True)

@@ -202,6 +202,7 @@ def _writer_main(db: Path, commands: Any, answers: Any) -> None:
             cache.swap_shadow(businesses, "arn:b", cache.checkpoints("businesses"), "test")
             reply(businesses=cache.count("businesses"))
         elif op == "raw-close":  # what any plain last close of a WAL database does
+            assert cache._keeper is not None
             cache._keeper.close()
             cache.conn.close()
             lock.release()

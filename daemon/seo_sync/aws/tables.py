@@ -1,8 +1,7 @@
-"""The only module that talks to AWS: DynamoDB tables and DynamoDB Streams through boto3.
+"""DynamoDB tables through boto3: describe, create, scan, query, and item reads and writes.
 
-Every botocore failure is translated (source_errors.py) into the exception tree of `errors.py`, with a hint for the
-operator. The streams wrapper takes any client shaped like boto3's `dynamodbstreams` client, so
-tests can hand it a fake that scripts what moto cannot (splits, trimming, expiry, throttling).
+`Source` is the AWS side of one table prefix: it holds the DynamoDB client and the stream reader
+(`streams.py`). Every failure is translated (`session.py`) into the exception tree of `errors.py`.
 """
 
 from __future__ import annotations
@@ -13,129 +12,16 @@ from collections.abc import Iterator
 from datetime import UTC
 from typing import Any
 
-import boto3
 import botocore.exceptions as bexc
-from botocore.config import Config
 
-from seo_sync.aws.shapes import RecordsPage, ShardInfo, StreamInfo, TableInfo
-from seo_sync.aws.translate import SdkFailure, from_error_answer, from_sdk_failure
+from seo_sync.aws.session import CAUGHT, ErrorContext, client_config, make_session
+from seo_sync.aws.shapes import TableInfo
+from seo_sync.aws.streams import StreamReader, StreamsApi
+from seo_sync.backoff import backoff_delay
 from seo_sync.codec import Item
 from seo_sync.config import AwsSettings
 from seo_sync.errors import BadInput, SourceError, SourceThrottled, SourceUnavailable, VersionMismatch
 from seo_sync.schema import TableSpec
-
-DESCRIBE_STREAM_PAGE = 100
-__all__ = ["RecordsPage", "ShardInfo", "Source", "StreamInfo", "StreamReader", "TableInfo"]
-
-
-CAUGHT = (bexc.BotoCoreError, bexc.ClientError)  # what every AWS call here catches and translates
-# The kind of each SDK failure; the first match wins, because botocore's timeout errors subclass its
-# connection errors (ReadTimeoutError an HTTPClientError, ConnectTimeoutError a ConnectionError).
-SDK_FAILURES: tuple[tuple[tuple[type[Exception], ...], SdkFailure], ...] = (
-    ((bexc.NoCredentialsError, bexc.PartialCredentialsError), "credentials"),
-    ((bexc.NoRegionError,), "region"),
-    ((bexc.ReadTimeoutError, bexc.ConnectTimeoutError), "timeout"),
-    ((bexc.EndpointConnectionError, bexc.ConnectionError, bexc.HTTPClientError), "connect"),
-)
-
-
-class ErrorContext:
-    """Names the endpoint, region and table in error messages."""
-
-    def __init__(self, endpoint: str, region: str) -> None:
-        self.endpoint = endpoint
-        self.region = region
-
-    def translate(self, exc: Exception, what: str, table: str | None = None) -> SourceError | BadInput:
-        """Turn a botocore exception into a SourceError with a hint (see source_errors.py)."""
-        where = f"{what} on {table or 'DynamoDB'} at {self.endpoint} ({self.region})"
-        if isinstance(exc, bexc.ClientError):
-            err = exc.response.get("Error", {})
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-            return from_error_answer(where, err.get("Code", ""), status, str(err.get("Message", ""))[:200])
-        kind: SdkFailure = next((k for types, k in SDK_FAILURES if isinstance(exc, types)), "other")
-        return from_sdk_failure(where, kind, type(exc).__name__, str(exc)[:200])
-
-
-def make_session(aws: AwsSettings) -> boto3.session.Session:
-    """A boto3 session: explicit settings where given, boto3's own chain for the rest."""
-    kwargs: dict[str, Any] = {}
-    if aws.profile:
-        kwargs["profile_name"] = aws.profile
-    if aws.access_key_id and aws.secret_access_key:
-        kwargs["aws_access_key_id"] = aws.access_key_id.get_secret_value()
-        kwargs["aws_secret_access_key"] = aws.secret_access_key.get_secret_value()
-        if aws.session_token:
-            kwargs["aws_session_token"] = aws.session_token.get_secret_value()
-    if aws.region:
-        kwargs["region_name"] = aws.region
-    return boto3.session.Session(**kwargs)
-
-
-def client_config(aws: AwsSettings) -> Config:
-    """Timeouts well below the watchdog interval and bounded retries (TESTING D12)."""
-    return Config(
-        connect_timeout=aws.connect_timeout,
-        read_timeout=aws.read_timeout,
-        retries={"mode": "standard", "total_max_attempts": aws.max_attempts},  # first call included
-        account_id_endpoint_mode="disabled",
-        max_pool_connections=32,
-    )
-
-
-class StreamReader:
-    """DynamoDB Streams through a boto3-shaped client, errors translated, calls counted."""
-
-    def __init__(self, client: Any, context: ErrorContext) -> None:
-        self.client = client
-        self.ctx = context
-        self.get_records_calls = 0
-        self.describe_stream_calls = 0
-
-    def describe_stream(self, arn: str, table: str | None = None) -> StreamInfo:
-        """All shards of the stream, paging DescribeStream ourselves (boto3 has no paginator)."""
-        shards: list[ShardInfo] = []
-        start: str | None = None
-        status, view = "UNKNOWN", None
-        while True:
-            kwargs: dict[str, Any] = {"StreamArn": arn, "Limit": DESCRIBE_STREAM_PAGE}
-            if start:
-                kwargs["ExclusiveStartShardId"] = start
-            try:
-                self.describe_stream_calls += 1
-                desc = self.client.describe_stream(**kwargs)["StreamDescription"]
-            except CAUGHT as e:
-                raise self.ctx.translate(e, "DescribeStream", table) from None
-            status = desc.get("StreamStatus", status)
-            view = desc.get("StreamViewType", view)
-            for s in desc.get("Shards", []):
-                rng = s.get("SequenceNumberRange", {})
-                shards.append(ShardInfo(s["ShardId"], s.get("ParentShardId"),
-                                        rng.get("StartingSequenceNumber"), rng.get("EndingSequenceNumber")))
-            start = desc.get("LastEvaluatedShardId")
-            if not start:
-                return StreamInfo(arn, status, view, shards)
-
-    def shard_iterator(self, arn: str, shard_id: str, kind: str, seq: str | None = None,
-                       table: str | None = None) -> str:
-        """A shard iterator: TRIM_HORIZON, LATEST, AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER."""
-        kwargs: dict[str, Any] = {"StreamArn": arn, "ShardId": shard_id, "ShardIteratorType": kind}
-        if seq is not None:
-            kwargs["SequenceNumber"] = seq
-        try:
-            return self.client.get_shard_iterator(**kwargs)["ShardIterator"]
-        except CAUGHT as e:
-            raise self.ctx.translate(e, "GetShardIterator", table) from None
-
-    def get_records(self, iterator: str, limit: int = 1000, table: str | None = None) -> RecordsPage:
-        """One GetRecords call."""
-        self.get_records_calls += 1
-        try:
-            resp = self.client.get_records(ShardIterator=iterator, Limit=limit)
-        except CAUGHT as e:
-            raise self.ctx.translate(e, "GetRecords", table) from None
-        return RecordsPage(resp.get("Records", []), resp.get("NextShardIterator"))
-
 
 MIN_SCAN_PAGE = 10  # items: the floor of a byte-sized Scan page, so huge items still make progress
 FIRST_SCAN_PAGE = 100  # items: the first byte-sized page, before the item size is known
@@ -154,7 +40,7 @@ class Source:
     """DynamoDB for one table prefix: tables, scans, item reads and writes, and the stream reader."""
 
     def __init__(self, aws: AwsSettings, prefix: str, *, dynamodb_client: Any = None,
-                 streams_client: Any = None) -> None:
+                 streams_client: StreamsApi | None = None) -> None:
         self.prefix = prefix
         session = None
         if dynamodb_client is None or streams_client is None:
@@ -380,7 +266,7 @@ class Source:
                 if not left:
                     break
                 pending = left
-                time.sleep(min(2.0, 0.05 * 2**attempt))
+                time.sleep(backoff_delay(attempt + 1, base=0.05, cap=2.0))
             else:
                 raise SourceThrottled(f"BatchWriteItem on {name}: {len(pending)} items still unprocessed")
         return written

@@ -20,9 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
+
+from seo_sync.aws.streams import StreamsApi
 
 ITERATOR_TTL = 900.0  # real iterators expire after 15 minutes
 RETENTION = 86400.0  # real streams keep records 24 hours
@@ -459,12 +461,12 @@ class FakeDynamoDBClient:
             return {"Item": item} if item is not None else {}
 
 
-# -- helpers for engine tests ----------------------------------------------------------------------
+# -- helpers for tests that run on the fake world ---------------------------------------------------
 
 
 def fake_source(world: FakeWorld, prefix: str = "seo_") -> Any:
-    """A seo_sync.aws.source.Source over the fake clients."""
-    from seo_sync.aws.source import Source
+    """A seo_sync.aws.tables.Source over the fake clients."""
+    from seo_sync.aws.tables import Source
     from seo_sync.config import AwsSettings
 
     return Source(AwsSettings(region="us-east-1"), prefix, dynamodb_client=world.dynamodb,
@@ -480,41 +482,15 @@ def create_tables(world: FakeWorld, names: list[str] | None = None, prefix: str 
         world.create_table(spec.dynamo_name(prefix), spec.key_names, shards=shards)
 
 
-class EngineThreads:
-    """Runs an Engine's thread targets on plain threads, the way service.py will (for tests)."""
+def put(world: FakeWorld, i: int, version: int = 1, name: str = "n") -> None:
+    """Put business b{i:04d} at `version` into the fake world."""
+    from seo_sync import codec
 
-    def __init__(self, engine: Any) -> None:
-        self.engine = engine
-        self.stop_event = threading.Event()
-        self.threads = [threading.Thread(target=fn, args=(self.stop_event,), name=name, daemon=True)
-                        for name, fn in engine.thread_targets()]
-
-    def __enter__(self) -> EngineThreads:
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        """Stop the loops and wait for every thread."""
-        self.engine.stop()
-        self.stop_event.set()
-        for t in self.threads:
-            t.join(timeout=30)
-            assert not t.is_alive(), f"thread {t.name} did not stop"
+    world.put("seo_businesses", codec.item_from_python({"business_id": f"b{i:04d}", "name": name,
+                                                        "_version": version}))
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    """Poll `predicate` until it returns a truthy value; AssertionError naming `what` on timeout."""
-    import time as _time
-
-    deadline = _time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if _time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        _time.sleep(0.01)
+if TYPE_CHECKING:
+    # Declared against the interface of the real client it stands in for: mypy fails here when the
+    # fake drifts from what StreamReader calls (the fake is in mypy's files).
+    _fake_streams_client: StreamsApi = FakeStreamsClient(FakeWorld())

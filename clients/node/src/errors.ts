@@ -1,0 +1,39 @@
+// Errors a generation server can tell apart: the cache cannot be opened or read, the daemon is not
+// reachable on its socket, or the daemon answered with an error.
+
+/** The cache file cannot be opened or read (missing, no permission, missing -shm, not a cache). */
+export class CacheUnavailableError extends Error {
+  override name = "CacheUnavailableError";
+  constructor(message: string, readonly hint?: string, options?: { cause?: unknown }) {
+    super(hint ? `${message} (${hint})` : message, options);
+  }
+}
+
+/** Why the status socket could not be used. */
+export type DaemonUnavailableReason = "not_running" | "stale_socket" | "permission_denied" | "timeout" | "io";
+
+/** The daemon could not be asked: not running, socket left by a killed daemon, not in its group, timeout. */
+export class DaemonUnavailableError extends Error {
+  override name = "DaemonUnavailableError";
+  constructor(
+    message: string,
+    readonly reason: DaemonUnavailableReason,
+    readonly hint?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(hint ? `${message} (${hint})` : message, options);
+  }
+}
+
+/** The daemon answered with an error (bad request, unknown table, refused peer, internal failure). */
+export class DaemonError extends Error {
+  override name = "DaemonError";
+  constructor(
+    message: string,
+    readonly kind: string,
+    readonly hint?: string,
+    readonly exitCode?: number,
+  ) {
+    super(hint ? `${message} (${hint})` : message);
+  }
+}

@@ -1,0 +1,83 @@
+"""DynamoDB Streams: the shard list, shard iterators and record pages, through boto3's client.
+
+`StreamReader` is the DynamoDB Streams implementation of the change feed the sync engine reads
+(`sync/feed.py`). It takes any client shaped like `StreamsApi` (boto3's `dynamodbstreams` client, or
+the fake in the tests that scripts what moto cannot: splits, trimming, expiry, throttling).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from seo_sync.aws.session import CAUGHT, ErrorContext
+from seo_sync.aws.shapes import RecordsPage, ShardInfo, StreamInfo
+
+DESCRIBE_STREAM_PAGE = 100  # shards a DescribeStream page holds at most
+
+
+class StreamsApi(Protocol):
+    """The calls seo-sync makes on boto3's `dynamodbstreams` client, in its keyword form."""
+
+    def describe_stream(self, *, StreamArn: str, Limit: int = ..., ExclusiveStartShardId: str = ...) -> Any:
+        """DescribeStream: one page of shards."""
+
+    def get_shard_iterator(self, *, StreamArn: str, ShardId: str, ShardIteratorType: str,
+                           SequenceNumber: str = ...) -> Any:
+        """GetShardIterator."""
+
+    def get_records(self, *, ShardIterator: str, Limit: int = ...) -> Any:
+        """GetRecords: one page of records and the next iterator (absent at a closed shard's end)."""
+
+
+class StreamReader:
+    """DynamoDB Streams through a boto3-shaped client, errors translated, calls counted."""
+
+    def __init__(self, client: StreamsApi, context: ErrorContext) -> None:
+        self.client = client
+        self.ctx = context
+        self.get_records_calls = 0
+        self.describe_stream_calls = 0
+
+    def describe_stream(self, arn: str, table: str | None = None) -> StreamInfo:
+        """All shards of the stream, paging DescribeStream ourselves (boto3 has no paginator)."""
+        shards: list[ShardInfo] = []
+        start: str | None = None
+        status, view = "UNKNOWN", None
+        while True:
+            kwargs: dict[str, Any] = {"StreamArn": arn, "Limit": DESCRIBE_STREAM_PAGE}
+            if start:
+                kwargs["ExclusiveStartShardId"] = start
+            try:
+                self.describe_stream_calls += 1
+                desc = self.client.describe_stream(**kwargs)["StreamDescription"]
+            except CAUGHT as e:
+                raise self.ctx.translate(e, "DescribeStream", table) from None
+            status = desc.get("StreamStatus", status)
+            view = desc.get("StreamViewType", view)
+            for s in desc.get("Shards", []):
+                rng = s.get("SequenceNumberRange", {})
+                shards.append(ShardInfo(s["ShardId"], s.get("ParentShardId"),
+                                        rng.get("StartingSequenceNumber"), rng.get("EndingSequenceNumber")))
+            start = desc.get("LastEvaluatedShardId")
+            if not start:
+                return StreamInfo(arn, status, view, shards)
+
+    def shard_iterator(self, arn: str, shard_id: str, kind: str, seq: str | None = None,
+                       table: str | None = None) -> str:
+        """A shard iterator: TRIM_HORIZON, LATEST, AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER."""
+        kwargs: dict[str, Any] = {"StreamArn": arn, "ShardId": shard_id, "ShardIteratorType": kind}
+        if seq is not None:
+            kwargs["SequenceNumber"] = seq
+        try:
+            return self.client.get_shard_iterator(**kwargs)["ShardIterator"]
+        except CAUGHT as e:
+            raise self.ctx.translate(e, "GetShardIterator", table) from None
+
+    def get_records(self, iterator: str, limit: int = 1000, table: str | None = None) -> RecordsPage:
+        """One GetRecords call."""
+        self.get_records_calls += 1
+        try:
+            resp = self.client.get_records(ShardIterator=iterator, Limit=limit)
+        except CAUGHT as e:
+            raise self.ctx.translate(e, "GetRecords", table) from None
+        return RecordsPage(resp.get("Records", []), resp.get("NextShardIterator"))

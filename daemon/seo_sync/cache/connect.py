@@ -1,0 +1,76 @@
+"""SQLite connections of seo-sync, and its one transaction helper, `atomic`.
+
+`atomic(conn, errors)` is the only way seo-sync opens a write transaction, on the cache and on the
+protection ledger alike (sqlite-utils' `db.atomic()` is the model):
+
+- The outermost `atomic` starts with BEGIN IMMEDIATE, which takes the write lock at once: a busy
+  database fails before any work is done, never at COMMIT after it. It commits when the block
+  ends, and rolls back when anything is raised, so a reader never sees half of the block.
+- An `atomic` inside another (the connection is already in a transaction) is a SAVEPOINT: its
+  failure undoes only its own work and raises, and the outer block decides what happens next.
+- sqlite3's errors leave as the caller's exceptions: `errors(error, phase)` makes one, where
+  phase is "begin", "commit" or "body", so a locked database at BEGIN can say "busy, retry" while
+  a full disk at COMMIT says "free space". Any other exception passes through unchanged.
+
+Connections are opened in autocommit mode (`isolation_level=None`): Python's sqlite3 then never
+opens or commits a transaction on its own, and `atomic` is the whole story.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+import urllib.parse
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+Connection = sqlite3.Connection
+SqliteError = sqlite3.Error
+ErrorMap = Callable[[sqlite3.Error, str], Exception]
+_savepoints = itertools.count()
+
+
+def connect_read_only(path: Path, busy_timeout_ms: int = 5000) -> sqlite3.Connection:
+    """A read-only connection to the database at `path` (it must exist; nothing is ever created)."""
+    # A URI: '?', '#' and '%' in a directory name would otherwise end or change the path.
+    uri = "file:" + urllib.parse.quote(str(Path(path).resolve())) + "?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    return conn
+
+
+@contextmanager
+def atomic(conn: sqlite3.Connection, errors: ErrorMap) -> Iterator[sqlite3.Connection]:
+    """`with atomic(conn, errors):` one transaction, or a savepoint inside one (module docstring)."""
+    if conn.in_transaction:
+        name = f"atomic_{next(_savepoints)}"
+        conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute(f"ROLLBACK TO {name}")
+                conn.execute(f"RELEASE {name}")
+            raise
+        conn.execute(f"RELEASE {name}")
+        return
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as e:
+        raise errors(e, "begin") from None
+    try:
+        yield conn
+    except BaseException as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.Error):
+            raise errors(exc, "body") from None
+        raise
+    try:
+        conn.execute("COMMIT")
+    except sqlite3.Error as e:
+        # SQLITE_FULL or an I/O error at COMMIT may already have rolled the transaction back.
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise errors(e, "commit") from None

@@ -1,0 +1,36 @@
+"""The change feed: what the sync engine needs from a source of item changes.
+
+A feed is a set of shards with lineage (a parent is read to its end before its children), positions
+in each shard (iterators), and pages of records in the DynamoDB Streams record shape
+(`eventName`, `dynamodb.Keys`, `NewImage`, `OldImage`, `SequenceNumber`,
+`ApproximateCreationDateTime`). Everything after it (shards and cursors, apply, checkpoints in the
+same transaction, gap detection, full sync with capture before copy, status) is written against
+this protocol only.
+
+DynamoDB Streams implements it in `aws/streams.py` (`StreamReader`); the tests' fake streams world
+is the same class over a scripted client. A second source (Kinesis Data Streams for DynamoDB, for
+fleets of more than two hosts) is a second implementation.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from seo_sync.aws.shapes import RecordsPage, StreamInfo
+
+
+class ChangeFeed(Protocol):
+    """Shards with lineage, positions in them, and pages of change records; calls are counted."""
+
+    get_records_calls: int
+    describe_stream_calls: int
+
+    def describe_stream(self, arn: str, table: str | None = None) -> StreamInfo:
+        """Every shard of the feed with its parent and sequence range (all pages)."""
+
+    def shard_iterator(self, arn: str, shard_id: str, kind: str, seq: str | None = None,
+                       table: str | None = None) -> str:
+        """A position in one shard: TRIM_HORIZON, LATEST, or AT_/AFTER_SEQUENCE_NUMBER with `seq`."""
+
+    def get_records(self, iterator: str, limit: int = 1000, table: str | None = None) -> RecordsPage:
+        """One page of records from a position, and the next position (None at a closed shard's end)."""

@@ -1,0 +1,98 @@
+"""Tailing one table's change feed: shard list refresh, gap detection, and pages turned into batches.
+
+A `TableTailer` is stepped by that table's poller thread (`poller.py`); each `Batch` it makes (one
+page of one shard, with the checkpoint it reaches) goes to the writer thread (`writer.py`), which
+applies it. Gaps (a trimmed or vanished shard, a new stream ARN) raise StreamGone: the engine
+answers with a full sync of that table alone.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from seo_sync.aws.tables import Source
+from seo_sync.cache.sql import Checkpoint
+from seo_sync.changes import created_at_of
+from seo_sync.config import StreamSettings
+from seo_sync.errors import StreamGone
+from seo_sync.schema import TableSpec
+from seo_sync.sync.shards import IDLE_TOUCH_SECONDS, ShardSet, check_stream
+
+log = structlog.get_logger()
+
+
+@dataclass
+class Batch:
+    """One page of one shard, handed from a poller to the writer."""
+
+    table: str
+    generation: int
+    shard_id: str
+    records: list[dict[str, Any]]
+    checkpoint: Checkpoint
+    last_created: float | None = None  # ApproximateCreationDateTime of the last record
+    read_at: float = field(default_factory=time.time)
+    drop_shards: list[str] = field(default_factory=list)  # finished shards gone from the stream
+
+
+class TableTailer:
+    """Polls one table's shards and produces batches; owned by one poller thread."""
+
+    def __init__(self, source: Source, spec: TableSpec, shards: ShardSet, settings: StreamSettings,
+                 generation: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.source = source
+        self.spec = spec
+        self.shards = shards
+        self.settings = settings
+        self.generation = generation
+        self.clock = clock
+        self.idle = False
+        self.dropped_checkpoints: list[str] = []
+        if shards.last_describe < -1e17:
+            shards.last_describe = -1e18  # describe on the first step
+
+    def check_arn(self) -> None:
+        """StreamGone if the table's LatestStreamArn is no longer the stream we read."""
+        info = self.source.describe_table(self.spec)
+        arn = check_stream(info)
+        if arn != self.shards.arn:
+            raise StreamGone(f"{info.name}: stream ARN changed from {self.shards.arn} to {arn}",
+                             hint="the table was re-created or its stream re-enabled; a full sync repairs it")
+
+    def step(self, force_describe: bool = False, poll_all: bool = False) -> list[Batch]:
+        """Refresh the graph when due, then poll every due shard once; StreamGone on a gap."""
+        now = self.clock()
+        if force_describe or self.shards.describe_due(now):
+            self.check_arn()
+            self.dropped_checkpoints += self.shards.refresh()
+        out: list[Batch] = []
+        # Commit newly listed shards at once, so a restart resumes them instead of missing them.
+        for sid in self.shards.new_shards:
+            c = self.shards.cursors.get(sid)
+            if c is not None:
+                out.append(Batch(self.spec.name, self.generation, sid, [],
+                                 c.checkpoint(self.spec.name, self.shards.arn, self.shards.wall())))
+        self.shards.new_shards = []
+        cursors = self.shards.readable() if poll_all else self.shards.due(now)
+        for c in cursors:
+            page = self.shards.poll(c, now)
+            if page is None:
+                continue
+            touch = now - c.last_handed >= IDLE_TOUCH_SECONDS
+            if page.records or page.finished_now or touch:
+                c.last_handed = now
+                out.append(Batch(self.spec.name, self.generation, page.shard_id, page.records, page.checkpoint,
+                                 created_at_of(page.records[-1]) if page.records else None))
+        if out and self.dropped_checkpoints:
+            out[0].drop_shards, self.dropped_checkpoints = self.dropped_checkpoints, []
+        self.idle = not out or all(not b.records for b in out)
+        return out
+
+    def next_wake(self) -> float:
+        """Clock time of the next due poll or describe."""
+        return self.shards.next_event()

@@ -1,0 +1,288 @@
+"""The writer thread: the only thread that writes the cache.
+
+It boots every table (tables never synced: built, then published together by sync/first_boot.py;
+the others resume from valid checkpoints, else a full sync), then applies the batches the pollers
+hand it, runs jobs submitted by other threads (refresh, maintenance), and runs resyncs.
+
+- A resync of one table runs here too, but `full_sync_table` calls back between its transactions
+  at least every ~0.25 s; the writer applies the queued batches and jobs there, so every table
+  keeps streaming while one is rebuilt: the table being rebuilt too, whose live rows keep
+  following its stream (within the normal lag) until the shadow is swapped in.
+- Each table has a generation; the swap of a full sync starts a new one and the writer drops
+  batches of an older generation, so a batch read before the swap can never move a checkpoint
+  backwards nor touch the table the swap put in place.
+- A batch, its rows, tombstones, dead letters and the checkpoint it reaches commit in one
+  transaction (`apply_batch`): a crash replays at most that batch, and replaying it is harmless.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+import structlog
+
+from seo_sync.aws.tables import Source
+from seo_sync.backoff import backoff_delay
+from seo_sync.cache.sql import ApplyResult
+from seo_sync.cache.writer import Cache
+from seo_sync.changes import to_change
+from seo_sync.config import Settings, StreamSettings
+from seo_sync.errors import CacheError, SeoSyncError
+from seo_sync.schema import TableSpec
+from seo_sync.sync.first_boot import FirstBoot
+from seo_sync.sync.fullsync import FullSyncAborted, full_sync_table
+from seo_sync.sync.shards import ShardSet, check_stream
+from seo_sync.sync.table_state import ERROR_BACKOFF_BASE, TableState
+from seo_sync.sync.tailer import Batch, TableTailer
+from seo_sync.threads import DeathReport, ServiceThread
+
+log = structlog.get_logger()
+WAKE = 0.1  # seconds the writer waits for a batch before its other duties
+DRAIN_LIMIT = 200  # batches applied in one turn before jobs and resyncs get a look
+Job = tuple[Callable[[Cache], Any], "Future[Any]"]
+
+
+def apply_batch(cache: Cache, spec: TableSpec, batch: Batch) -> ApplyResult:
+    """Translate a batch's records and apply them with its checkpoint in one transaction."""
+    changes = [to_change(spec, r) for r in batch.records]
+    return cache.apply_batch(spec, changes, batch.checkpoint, shard_id=batch.shard_id)
+
+
+def resume_problem(cache: Cache, spec: TableSpec, arn: str, settings: StreamSettings,
+                   wall: Callable[[], float] = time.time) -> tuple[str | None, bool]:
+    """Why the committed checkpoints cannot be resumed: (reason or None, is it a gap?)."""
+    state = cache.table_state(spec.name)
+    cps = cache.checkpoints(spec.name)
+    if not state.get("last_full_sync"):
+        return "no complete full sync yet", False
+    if not cps:
+        return "no stream checkpoints", False
+    if state.get("stream_arn") != arn or any(cp.stream_arn != arn for cp in cps):
+        return f"stream ARN changed (checkpoint {state.get('stream_arn')}, table {arn})", True
+    if any(not cp.closed and cp.sequence_number is None and cp.latest_as_of is not None for cp in cps):
+        return "a shard was at LATEST without a record when the process stopped", False
+    max_age = settings.checkpoint_max_age_hours * 3600
+    stale = [cp.shard_id for cp in cps if not cp.closed and wall() - cp.updated_at > max_age]
+    if stale:
+        return f"checkpoint older than {settings.checkpoint_max_age_hours:g} h on shard {stale[0]}", True
+    return None, False
+
+
+class WriterThread(ServiceThread):
+    """Owns the cache connection; see the module docstring."""
+
+    def __init__(self, settings: Settings, source: Source, cache: Cache, tables: dict[str, TableState],
+                 batches: queue.Queue[Batch], jobs: queue.Queue[Job], stop_event: threading.Event, *,
+                 boot_synced: threading.Event, progress: dict[str, float], clock: Callable[[], float] = time.time,
+                 on_death: DeathReport | None = None) -> None:
+        super().__init__("writer", stop_event, on_death)
+        self.settings = settings
+        self.source = source
+        self.cache = cache
+        self.tables = tables
+        self.batches = batches
+        self.jobs = jobs
+        self.boot_synced = boot_synced
+        self.progress = progress
+        self.clock = clock
+        self._last_counts = 0.0
+
+    def _mark(self) -> None:
+        self.progress[self.name] = time.monotonic()
+
+    def loop(self) -> None:
+        self._mark()
+        FirstBoot(self).run()
+        for rt in [t for t in self.tables.values() if not t.started]:
+            if self.stop_event.is_set():
+                return
+            self.start_table(rt)
+        while not self.stop_event.is_set():
+            self._mark()
+            self.run_jobs()
+            self.start_or_resync()
+            if not self.boot_synced.is_set() and all(rt.started for rt in self.tables.values()):
+                self.boot_synced.set()
+                log.info("boot_synced", tables=list(self.tables))
+            self._drain(WAKE, DRAIN_LIMIT)
+            self._update_counts()
+        self.run_jobs()
+
+    # -- tables: boot and full sync ----------------------------------------------------------------
+
+    def _new_tailer(self, rt: TableState, shards: ShardSet) -> TableTailer:
+        rt.generation += 1
+        return TableTailer(self.source, rt.spec, shards, self.settings.stream, rt.generation)
+
+    def start_table(self, rt: TableState) -> None:
+        """Boot one table: resume from valid checkpoints, else a full sync."""
+        spec = rt.spec
+        try:
+            info = self.source.describe_table(spec)
+            arn = check_stream(info)
+            problem, gap = resume_problem(self.cache, spec, arn, self.settings.stream, self.clock)
+        except SeoSyncError as e:
+            rt.next_attempt = time.monotonic() + rt.record_error(e, "boot", self.settings.stream.max_backoff)
+            return
+        if problem is None:
+            shards = ShardSet.from_checkpoints(self.source.streams, spec.name, arn, self.settings.stream,
+                                               self.cache.checkpoints(spec.name), wall=self.clock)
+            state = self.cache.table_state(spec.name)
+            with rt.lock:
+                rt.tailer = self._new_tailer(rt, shards)
+                rt.state, rt.error, rt.started, rt.failures = "streaming", None, True, 0
+                rt.stream_arn, rt.last_full_sync = arn, state.get("last_full_sync")
+                rt.rows = self.cache.count(spec.name)
+            log.info("table_resumed", table=spec.name, shards=len(shards.cursors))
+            return
+        if gap:
+            with rt.lock:
+                rt.gaps += 1
+                rt.last_gap_reason = problem
+            log.warning("gap_detected", table=spec.name, reason=problem)
+        self._full_sync(rt, problem, gap)
+
+    def start_or_resync(self) -> None:
+        """Retry a table whose boot failed, or run one pending resync (live batches are applied in between)."""
+        now = time.monotonic()
+        for rt in self.tables.values():
+            if self.stop_event.is_set():
+                return
+            if not rt.started and not rt.resync_pending:
+                if now >= rt.next_attempt:
+                    self.start_table(rt)
+                continue
+            with rt.lock:
+                go = rt.resync_pending and now >= rt.next_attempt
+                if go:
+                    rt.resync_pending, rt.resync_running = False, True
+                    reason, gap = rt.resync_reason, rt.resync_is_gap
+            if go:
+                try:
+                    self._full_sync(rt, reason, gap)
+                finally:
+                    rt.resync_running = False
+                return
+
+    def _full_sync(self, rt: TableState, reason: str, gap: bool) -> None:
+        spec = rt.spec
+        with rt.lock:
+            if gap:  # the feed lost records: the live rows cannot be kept in step until the swap
+                rt.generation += 1
+                rt.tailer = None
+            rt.state = "syncing"
+
+        def interleave(rows: int) -> None:
+            self._mark()
+            self.run_jobs()
+            self._drain(0.0, 100)
+
+        try:
+            result = full_sync_table(self.cache, self.source, spec, self.settings.fullsync, capture_stream=True,
+                                     reason=reason, progress=interleave, should_stop=self.stop_event.is_set,
+                                     use_checkpoints=not gap, stream_settings=self.settings.stream,
+                                     wall=self.clock)
+        except FullSyncAborted:
+            with rt.lock:
+                rt.resync_pending, rt.resync_reason = True, reason
+            return
+        except (SeoSyncError, CacheError) as e:
+            delay = rt.record_error(e, "full sync", self.settings.stream.max_backoff)
+            with rt.lock:
+                rt.resync_pending, rt.resync_reason, rt.resync_is_gap = True, reason, gap or rt.resync_is_gap
+                rt.next_attempt = time.monotonic() + delay
+            return
+        assert result.shards is not None
+        with rt.lock:
+            rt.tailer = self._new_tailer(rt, result.shards)
+            rt.state, rt.error, rt.started, rt.failures = "streaming", None, True, 0
+            rt.rows, rt.stream_arn, rt.last_full_sync = result.rows, result.stream_arn, self.clock()
+            rt.idle, rt.last_created = True, None
+
+    # -- jobs and batches --------------------------------------------------------------------------
+
+    def run_jobs(self) -> None:
+        """Run every job submitted so far (each answers through its future)."""
+        while True:
+            try:
+                fn, fut = self.jobs.get_nowait()
+            except queue.Empty:
+                return
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                fut.set_result(fn(self.cache))
+            except BaseException as e:
+                fut.set_exception(e)
+
+    def _drain(self, timeout: float, limit: int) -> None:
+        for i in range(limit):
+            try:
+                b = self.batches.get(timeout=timeout) if i == 0 and timeout > 0 else self.batches.get_nowait()
+            except queue.Empty:
+                return
+            self.apply(b)
+
+    def apply(self, b: Batch) -> None:
+        """Apply one batch, retrying a failed commit with backoff until it lands or the thread stops."""
+        rt = self.tables[b.table]
+        failures = 0
+        while True:
+            if b.generation != rt.generation:
+                return  # read before a full sync of this table replaced its data and checkpoints
+            try:
+                res = apply_batch(self.cache, rt.spec, b)
+                if b.drop_shards:
+                    self.cache.delete_checkpoints(rt.spec.name, b.drop_shards)
+                break
+            except CacheError as e:
+                # Disk full, a foreign write lock: the batch rolled back and its checkpoint did not
+                # move. Back off exponentially (one log line per attempt, so the log rate falls
+                # with it) and keep reporting progress: a writer that waits on purpose is not hung.
+                delay = backoff_delay(failures, base=ERROR_BACKOFF_BASE, cap=self.settings.stream.max_backoff)
+                failures += 1
+                log.error("apply_failed", table=b.table, shard=b.shard_id, attempt=failures,
+                          retry_in=round(delay, 2), error=e.message[:300])
+                deadline = time.monotonic() + delay
+                while time.monotonic() < deadline:
+                    self._mark()
+                    if self.stop_event.wait(min(1.0, max(0.0, deadline - time.monotonic()))):
+                        return
+        if failures:
+            log.info("apply_recovered", table=b.table, shard=b.shard_id, attempts=failures + 1)
+        self._account(rt, b, res)
+
+    def _account(self, rt: TableState, b: Batch, res: ApplyResult) -> None:
+        with rt.lock:
+            rt.records_applied += res.records
+            rt.skipped_stale += res.skipped_stale
+            rt.dead_letters += res.dead
+            rt.ttl_deletes += res.ttl_deletes
+            if b.checkpoint.sequence_number:
+                rt.last_sequence = b.checkpoint.sequence_number
+            if b.last_created is not None:
+                rt.last_created = b.last_created
+            rt.dirty = rt.dirty or bool(b.records)
+        if b.records:
+            lag_ms = None if b.last_created is None else round(max(0.0, self.clock() - b.last_created) * 1000)
+            log.info("batch_applied", table=b.table, shard=b.shard_id, records=res.records, lag_ms=lag_ms,
+                     upserted=res.upserted, deleted=res.deleted, stale=res.skipped_stale, dead=res.dead,
+                     ttl=res.ttl_deletes, seq=b.checkpoint.sequence_number)
+        if res.dead:
+            log.warning("dead_letters", table=b.table, shard=b.shard_id, count=res.dead)
+
+    def _update_counts(self) -> None:
+        now = time.monotonic()
+        if now - self._last_counts < 1.0:
+            return
+        self._last_counts = now
+        for rt in self.tables.values():
+            rt.dead_letters = self.cache.dead_letter_count(rt.spec.name)  # the table's: survives restarts
+            if rt.dirty:
+                rt.dirty = False
+                rt.rows = self.cache.count(rt.spec.name)

@@ -1,0 +1,78 @@
+"""A table being resynced keeps following its stream: its live rows do not freeze until the swap."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from seo_sync import codec
+from seo_sync.cache.reader import Reader
+from seo_sync.cache.writer import Cache
+from seo_sync.schema import BUSINESSES
+from seo_sync.sync.engine import Engine
+from tests.support.engine_threads import EngineThreads
+from tests.support.fake_streams import FakeWorld, create_tables, fake_source
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.timeout(120)
+TABLE = "seo_businesses"
+
+
+class ScanGate:
+    """Holds every Scan of one table until released, and says when one arrived."""
+
+    def __init__(self, world: FakeWorld, table: str) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        real_scan = world.dynamodb.scan
+
+        def held_scan(**kwargs: Any) -> dict[str, Any]:
+            if kwargs.get("TableName") == table and not self.release.is_set():
+                self.entered.set()
+                self.release.wait(60)
+            return real_scan(**kwargs)
+
+        world.dynamodb.scan = held_scan  # type: ignore[method-assign]
+
+
+def biz(i: int, version: int = 1) -> dict[str, Any]:
+    return codec.item_from_python({"business_id": f"b{i:04d}", "name": f"n{version}", "_version": version})
+
+
+def in_step(engine: Engine, world: FakeWorld) -> bool:
+    items = engine.submit(lambda c: list(Reader(c.conn).items(BUSINESSES)))
+    got = {(it["business_id"]["S"],): it for it in items}
+    want = {k: v for k, v in world.tables[TABLE].items.items() if not codec.is_deleted(v)}
+    return got == want
+
+
+def test_live_rows_follow_the_stream_while_their_table_is_rebuilt(tmp_path):
+    """Writes made while the table's resync is held in its Scan reach the live table before the swap."""
+    world = FakeWorld()
+    create_tables(world, ["businesses"])
+    for i in range(5):
+        world.put(TABLE, biz(i))
+    settings = make_settings(tmp_path / "data", None, stream={"idle_poll_interval": 0.05})
+    engine = Engine(settings, fake_source(world), Cache.open(settings.cache_path), clock=world.clock,
+                    tables=["businesses"])
+    with EngineThreads(engine):
+        assert engine.boot_synced.wait(10)
+        wait_for(lambda: in_step(engine, world), what="the boot sync")
+        first_sync = engine.snapshot()["tables"]["businesses"]["last_full_sync"]
+        gate = ScanGate(world, TABLE)
+        assert engine.request_resync("businesses", reason="test")
+        assert gate.entered.wait(20), "the resync never reached its Scan"
+        world.put(TABLE, biz(100))
+        world.put(TABLE, biz(1, version=2))
+        world.delete(TABLE, ("b0002",))
+        wait_for(lambda: in_step(engine, world), timeout=20, what="live rows in step during the resync")
+        assert engine.snapshot()["tables"]["businesses"]["state"] == "syncing"
+        world.advance(1.0)  # the engine's clock is the world's: the swap's time must differ from the boot's
+        gate.release.set()
+        wait_for(lambda: engine.snapshot()["tables"]["businesses"]["last_full_sync"] != first_sync,
+                 timeout=30, what="the resync's swap")
+        world.put(TABLE, biz(101))
+        wait_for(lambda: in_step(engine, world), timeout=20, what="streaming after the swap")
