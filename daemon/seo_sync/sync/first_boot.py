@@ -17,30 +17,49 @@ transactions it keeps the watchdog progress and the submitted jobs going, like a
 
 from __future__ import annotations
 
+import threading
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Protocol
 
 import structlog
 
-from seo_sync.cache.writer import Swap
+from seo_sync.aws.tables import Source
+from seo_sync.cache.writer import Cache, Swap
 from seo_sync.changes import to_change
+from seo_sync.config import Settings
 from seo_sync.errors import CacheError, SeoSyncError, StreamGone
 from seo_sync.sync.fullsync import FullSyncAborted, FullSyncResult, full_sync_table
+from seo_sync.sync.shards import ShardSet
 from seo_sync.sync.table_state import TableState
 from seo_sync.sync.tailer import TableTailer
-
-if TYPE_CHECKING:
-    from seo_sync.sync.writer import WriterThread
 
 log = structlog.get_logger()
 WAKE = 0.1
 REASON = "first boot"
 
 
+class WriterSide(Protocol):
+    """What a first boot uses of the writer thread (sync/writer.py), which runs it."""
+
+    settings: Settings
+    source: Source
+    cache: Cache
+    tables: dict[str, TableState]
+    clock: Callable[[], float]
+    stop_event: threading.Event
+
+    def _mark(self) -> None: ...
+
+    def run_jobs(self) -> None: ...
+
+    def _new_tailer(self, rt: TableState, shards: ShardSet) -> TableTailer: ...
+
+
 class FirstBoot:
     """The first-boot phase of the writer: build every never-synced table, then publish them together."""
 
-    def __init__(self, writer: WriterThread) -> None:
+    def __init__(self, writer: WriterSide) -> None:
         self.writer = writer
         self.stop = writer.stop_event
         self.built: dict[str, FullSyncResult] = {}
