@@ -13,16 +13,6 @@ from seo_sync.errors import CacheCorrupt, CacheError
 from seo_sync.schema import TABLES, TableSpec
 
 
-def wal_header_without_shm(path: Path) -> bool:
-    """True when the header says WAL but -shm is gone: a read-only reader could not open the file."""
-    try:
-        with open(path, "rb") as f:
-            header = f.read(20)
-    except OSError:
-        return False
-    return len(header) == 20 and header[18:20] == b"\x02\x02" and not Path(f"{path}-shm").exists()
-
-
 class Reader:
     """Read-only queries over a cache connection; each multi-statement read is one snapshot."""
 

@@ -17,7 +17,7 @@ from seo_sync import codec
 from seo_sync.aws.tables import Source
 from seo_sync.cache.lock import WriterLock
 from seo_sync.cache.reader import Reader
-from seo_sync.cache.writer import Cache
+from seo_sync.cache.writer import Cache, Swap
 from seo_sync.cli.data import Bars, ask_daemon, check_business_id, open_reader, open_source, preflight
 from seo_sync.cli.kit import AppContext, pass_app, root
 from seo_sync.config import Settings
@@ -41,18 +41,30 @@ PUT_WORKERS = 8  # concurrent PutItem calls of sync-to-dynamo (one round trip ea
 
 
 def sync_all_tables(cache: Cache, source: Source, s: Settings, reason: str, bars: Bars) -> dict[str, Any]:
-    """A full sync of every table (Scan into a shadow, swapped in per table); rows and seconds per table."""
+    """A full sync of every table: each Scanned into its shadow, then all five swapped in one
+    transaction (readers never see some tables new and others old); rows and seconds per table."""
     from seo_sync.sync import fullsync  # kept out of import time of the read commands
 
     out: dict[str, Any] = {}
+    swaps: list[Swap] = []
+    reports = {}
     for spec in TABLES.values():
         started = time.monotonic()
         total = source.describe_table(spec).item_count
-        report = bars.add(spec.name, total or None)
-        fullsync.full_sync_table(cache, source, spec, s.fullsync, capture_stream=False, reason=reason,
-                                 progress=report)
-        out[spec.name] = {"rows": cache.count(spec.name), "seconds": round(time.monotonic() - started, 3)}
-        report(out[spec.name]["rows"])
+        reports[spec.name] = report = bars.add(spec.name, total or None)
+        try:
+            result = fullsync.full_sync_table(cache, source, spec, s.fullsync, capture_stream=False, reason=reason,
+                                              progress=report, publish=False)
+        except BaseException:
+            for done in swaps:
+                cache.drop_shadow(done.spec)
+            raise
+        swaps.append(Swap(spec, result.stream_arn, result.checkpoints, reason))
+        out[spec.name] = {"seconds": round(time.monotonic() - started, 3)}
+    cache.publish(swaps)
+    for spec in TABLES.values():
+        out[spec.name] = {"rows": cache.count(spec.name), **out[spec.name]}
+        reports[spec.name](out[spec.name]["rows"])
         log.info("sync_from_dynamo_table", table=spec.name, **out[spec.name])
     return out
 
@@ -122,7 +134,7 @@ def _through_daemon(app: AppContext, s: Settings, source: Source, held: LockHeld
 @click.argument("business_id", required=False)
 @pass_app
 def sync_from_dynamo(app: AppContext, business_id: str | None) -> int:
-    """DynamoDB -> cache: every table (atomically per table), or one business's rows in all five tables."""
+    """DynamoDB -> cache: every table (all five swapped in together), or one business's rows in all five tables."""
     s = app.settings()
     source = open_source(s, "sync-from-dynamo")
     if business_id is not None:

@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any
 
@@ -60,6 +60,8 @@ class FullSyncResult:
     seconds: float
     stream_arn: str | None
     shards: ShardSet | None = None  # the live cursors after the swap, for the tailer to continue
+    checkpoints: list[Checkpoint] = field(default_factory=list)  # what the shadow is complete up to
+    published: bool = True  # False: the shadow waits for `Cache.publish` (a first boot)
 
 
 # -- spill buffer --------------------------------------------------------------------------------
@@ -255,12 +257,13 @@ def full_sync_table(cache: Cache, source: Source, spec: TableSpec, settings: Ful
                     should_stop: Callable[[], bool] | None = None,
                     use_checkpoints: bool = True,
                     stream_settings: StreamSettings | None = None,
-                    wall: Callable[[], float] = time.time) -> FullSyncResult:
+                    wall: Callable[[], float] = time.time, publish: bool = True) -> FullSyncResult:
     """Rebuild one cache table from DynamoDB without ever exposing a half or regressed table.
 
     With `capture_stream` the stream is captured from positions taken first (valid checkpoints
     unless `use_checkpoints` is False, else LATEST) and the swap writes the checkpoints; without it
-    (the CLI with no daemon) the swap writes the stream ARN and no checkpoints.
+    (the CLI with no daemon) the swap writes the stream ARN and no checkpoints. Without `publish`
+    the filled shadow is left for the caller to publish with the other tables (`Cache.publish`).
     """
     started = time.monotonic()
     should_stop = should_stop or (lambda: False)
@@ -313,7 +316,8 @@ def full_sync_table(cache: Cache, source: Source, spec: TableSpec, settings: Ful
             checkpoints = shards.checkpoints()
         if should_stop():
             raise FullSyncAborted("full sync stopped")
-        cache.swap_shadow(spec, arn, checkpoints, reason)
+        if publish:
+            cache.swap_shadow(spec, arn, checkpoints, reason)
     except BaseException:
         scan.stop()
         if capture is not None:
@@ -325,10 +329,10 @@ def full_sync_table(cache: Cache, source: Source, spec: TableSpec, settings: Ful
         spill.close()
     scan.stop()
     seconds = time.monotonic() - started
-    rows = cache.count(spec.name)
+    rows = cache.count(spec.name) if publish else rows
     log.info("full_sync_done", table=spec.name, rows=rows, stream_records=spill.count,
-             spilled=spill.spilled, seconds=round(seconds, 3), reason=reason)
-    return FullSyncResult(spec.name, rows, spill.count, seconds, arn, shards)
+             spilled=spill.spilled, seconds=round(seconds, 3), reason=reason, published=publish)
+    return FullSyncResult(spec.name, rows, spill.count, seconds, arn, shards, checkpoints, publish)
 
 
 def _apply_captured(cache: Cache, spec: TableSpec, spill: Spill, batch_size: int, tick: Callable[[], None]) -> None:
