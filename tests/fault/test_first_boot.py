@@ -1,4 +1,4 @@
-"""A first boot publishes the five tables together, complete, with a readiness marker (DESIGN §2).
+"""A first boot publishes the five tables together, complete, with a readiness marker.
 
 The engine runs over FakeStreams with all five tables; a reader thread reads the cache file through
 examples/reader.py (read-only, one snapshot per read) and is made to look between every Scan page

@@ -1,4 +1,4 @@
-"""Readers never fail on the writer's life cycle (DESIGN §2, docs/reader-contract.md).
+"""Readers never fail on the writer's life cycle (docs/reader-contract.md).
 
 Two readers run as another uid in the cache's group, without write access to the data directory,
 and read through examples/reader.py without pause — a fresh connection for every read, since
