@@ -17,6 +17,7 @@ import boto3
 import botocore.exceptions as bexc
 from botocore.config import Config
 
+from seo_sync.aws import raw_responses
 from seo_sync.aws.shapes import RecordsPage, ShardInfo, StreamInfo, TableInfo
 from seo_sync.aws.translate import SdkFailure, from_error_answer, from_sdk_failure
 from seo_sync.codec import Item
@@ -89,6 +90,7 @@ class StreamReader:
     def __init__(self, client: Any, context: ErrorContext) -> None:
         self.client = client
         self.ctx = context
+        raw_responses.install(client)  # GetRecords answers read by orjson, not botocore's parser
         self.get_records_calls = 0
         self.describe_stream_calls = 0
 
@@ -170,6 +172,7 @@ class Source:
             raise SourceUnavailable("no AWS region configured",
                                     hint="set AWS_REGION, or aws.region in the config, or --env-file") from None
         self.ctx = ErrorContext(self.ddb.meta.endpoint_url, self.ddb.meta.region_name or "?")
+        raw_responses.install(self.ddb)  # Scan answers read by orjson, not botocore's parser
         self.streams = StreamReader(raw_streams, self.ctx)
 
     @property
