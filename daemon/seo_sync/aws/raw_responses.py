@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -91,14 +92,26 @@ class _Converters:
 
     def __init__(self) -> None:
         self.cache: dict[tuple[str, bool], Convert] = {}
+        self.compiling: dict[tuple[str, bool], Convert] = {}
+        # Scan segments ask from several threads at once; none may see a converter half compiled.
+        self.lock = threading.RLock()
 
     def of(self, shape: Any, binary: bool) -> Convert:
         """The converter of values of `shape` (botocore.model.Shape)."""
         key = (shape.name, binary)
-        if key not in self.cache:
-            self.cache[key] = _same  # a recursive shape meets itself as identity, never unbounded
-            self.cache[key] = self._compile(shape, binary)
-        return self.cache[key]
+        found = self.cache.get(key)
+        if found is not None:
+            return found
+        with self.lock:
+            if key in self.cache:
+                return self.cache[key]
+            if key in self.compiling:  # a shape that contains itself: identity there, never unbounded
+                return self.compiling[key]
+            self.compiling[key] = _same
+            convert = self._compile(shape, binary)
+            del self.compiling[key]
+            self.cache[key] = convert
+            return convert
 
     def _compile(self, shape: Any, binary: bool) -> Convert:
         kind = shape.type_name
