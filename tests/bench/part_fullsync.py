@@ -151,8 +151,8 @@ def fast_source(part: PartResult, fast: FakeSourceProcess, work: Path, reps: int
             lambda b=botocore_parse: seo_sync_full_sync(fast.endpoint, work / f"profile-botocore-{b}",
                                                         botocore_parse=b),
             targets, html=out / html if out is not None and html else None)
-        title = (f"pyinstrument, one more full sync on the fast source ({label}; untimed): functions by own "
-                 "time over the writer thread, the Scan segments and the stream capture (wall time)")
+        title = (f"pyinstrument, one more full sync on the fast source ({label}; untimed): where the time of "
+                 "the writer thread, the Scan segments and the stream capture goes (wall time, summed over threads)")
         part.blocks.append((title, text))
 
 
