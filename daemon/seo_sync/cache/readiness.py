@@ -23,7 +23,8 @@ CREATE = ("CREATE TABLE IF NOT EXISTS _sync_readiness ("
           "completed_at REAL, last_commit_at REAL)")
 _PLACEHOLDERS = ", ".join("?" for _ in TABLES)
 # Tables that have had a complete full sync (the swap that ended it wrote last_full_sync). Only
-# placeholders and constants are formatted into these statements (hence the bare nosec: bandit warns about a test id on an f-string).
+# placeholders and constants are formatted into these statements (hence the bare nosec: bandit
+# warns about a test id on an f-string).
 _SYNCED = ("SELECT count(*) AS n FROM _sync_tables WHERE last_full_sync IS NOT NULL "
            f"AND table_name IN ({_PLACEHOLDERS})")  # nosec
 # Bound in text order: completed_at, last_commit_at, then the table names of _SYNCED.

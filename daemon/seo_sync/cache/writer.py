@@ -21,6 +21,7 @@ from seo_sync.cache import readiness, wal_files
 from seo_sync.cache.connect import atomic
 from seo_sync.cache.migrations import SCHEMA_VERSION, stored_version, upgrade
 from seo_sync.cache.reader import Reader
+from seo_sync.cache.scanned import ScannedPage, scanned_page
 from seo_sync.cache.sql import (
     CLEAR_OLDER_TOMBSTONE,
     INSERT_DEAD_LETTER,
@@ -31,7 +32,6 @@ from seo_sync.cache.sql import (
     Checkpoint,
     Statements,
     data_table_ddl,
-    item_text,
     key_text,
     q,
 )
@@ -263,20 +263,19 @@ class Cache:
 
         Items that cannot be stored (bad key) go to dead letters in the same transaction.
         """
+        return self.insert_scanned_pages(spec, [scanned_page(spec, items)])
+
+    def insert_scanned_pages(self, spec: TableSpec, pages: Iterable[ScannedPage]) -> int:
+        """Insert converted Scan pages and their dead letters into the shadow table in one transaction."""
         st = self._statements(spec, SHADOW_PREFIX + spec.name)
-        rows, dead, now = [], [], time.time()
-        for it in items:
-            if codec.is_deleted(it):
-                continue
-            try:
-                rows.append(codec.row_values(spec, it))
-            except codec.CodecError as e:
-                dead.append((spec.name, "scan", "", str(e.message), item_text(it), now, None))
+        written = 0
         with self.transaction():
-            self.conn.executemany(st.plain_insert, rows)
-            if dead:
-                self.conn.executemany(INSERT_DEAD_LETTER, dead)
-        return len(rows)
+            for page in pages:
+                self.conn.executemany(st.plain_insert, page.rows)
+                if page.dead:
+                    self.conn.executemany(INSERT_DEAD_LETTER, page.dead)
+                written += len(page.rows)
+        return written
 
     def apply_to_shadow(self, spec: TableSpec, changes: list[Change], shard_id: str = "") -> ApplyResult:
         """Apply stream records captured during a full sync to the shadow table (one transaction)."""

@@ -29,6 +29,7 @@ from typing import IO, Any
 import structlog
 
 from seo_sync.aws.tables import Source
+from seo_sync.cache.scanned import ScannedPage, scanned_page
 from seo_sync.cache.sql import Checkpoint
 from seo_sync.cache.writer import Cache
 from seo_sync.changes import created_at_of, to_change
@@ -155,10 +156,16 @@ class _Capture(threading.Thread):
 
 
 class _Scan:
-    """Parallel Scan segments on short-lived threads, pages handed over a bounded queue."""
+    """Parallel Scan segments on short-lived threads, converted pages handed over a bounded queue.
+
+    Each segment converts its pages into rows itself (`scanned_page`), so reading, converting and
+    SQLite's inserts overlap: the writer thread runs SQLite, which releases the GIL, while the
+    segments parse and convert. The queue holds up to two pages a segment, so a segment need not
+    wait for each insert to finish, and memory stays bounded by page size times segments.
+    """
 
     def __init__(self, source: Source, spec: TableSpec, segments: int, page_limit: int, page_bytes: int) -> None:
-        self.q: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self.q: queue.Queue[Any] = queue.Queue(maxsize=2 * segments)
         self.halt = threading.Event()
         self.threads = [threading.Thread(target=self._run, name=f"scan-{spec.name}-{seg}", daemon=True,
                                          args=(source, spec, seg, segments, page_limit, page_bytes))
@@ -177,7 +184,7 @@ class _Scan:
     def _run(self, source: Source, spec: TableSpec, seg: int, total: int, page_limit: int, page_bytes: int) -> None:
         try:
             for page in source.scan(spec, seg, total, page_limit=page_limit, page_bytes=page_bytes):
-                if not self._put(page):
+                if not self._put(scanned_page(spec, page)):
                     return
             self._put(None)
         except BaseException as e:
@@ -188,20 +195,33 @@ class _Scan:
         for t in self.threads:
             t.start()
 
-    def pages(self, tick: Callable[[], None]) -> Iterator[list[dict[str, Any]]]:
-        """Pages until every segment is done; `tick` runs while waiting."""
+    def pages(self, tick: Callable[[], None]) -> Iterator[list[ScannedPage]]:
+        """Every converted page that is ready, in one list per turn, until every segment is done.
+
+        One turn's pages go into one transaction: when SQLite falls behind, commits get fewer
+        instead of the segments waiting. `tick` runs while waiting.
+        """
         while self.running:
             try:
-                obj = self.q.get(timeout=_WAKE)
+                ready = [self.q.get(timeout=_WAKE)]
             except queue.Empty:
                 tick()
                 continue
-            if obj is None:
-                self.running -= 1
-            elif isinstance(obj, BaseException):
-                raise obj
-            else:
-                yield obj
+            while len(ready) < self.q.maxsize:
+                try:
+                    ready.append(self.q.get_nowait())
+                except queue.Empty:
+                    break
+            batch: list[ScannedPage] = []
+            for obj in ready:
+                if obj is None:
+                    self.running -= 1
+                elif isinstance(obj, BaseException):
+                    raise obj
+                else:
+                    batch.append(obj)
+            if batch:
+                yield batch
 
     def stop(self) -> None:
         """Ask the segments to stop and wait for them."""
@@ -292,10 +312,10 @@ def full_sync_table(cache: Cache, source: Source, spec: TableSpec, settings: Ful
         if capture is not None:
             capture.start()
         scan.start()
-        # One transaction a page, as it arrives: pages are already sized in bytes, and gathering
-        # them into bigger batches is what made peak memory grow with the item size.
-        for page in scan.pages(tick):
-            rows += cache.insert_scanned(spec, page)
+        # The pages ready at each turn, already converted, in one transaction: pages are sized in
+        # bytes and the queue is bounded, so memory does not grow with the table or the item size.
+        for batch in scan.pages(tick):
+            rows += cache.insert_scanned_pages(spec, batch)
             tick()
             if should_stop():
                 raise FullSyncAborted("full sync stopped")
