@@ -40,8 +40,8 @@ def test_scanned_page_skips_deleted_and_dead_letters_the_unstorable() -> None:
     """A page converts to rows of the storable items; a soft-deleted item is skipped, a keyless one is a dead letter."""
     page = scanned_page(BUSINESSES, [biz("a"), biz("b", _deleted={"BOOL": True}), {"name": {"S": "no key"}}])
     assert len(page.rows) == 1 and page.rows[0][BUSINESSES.column_names.index("business_id")] == "a"
-    ((table, kind, _, reason, record, _),) = page.dead
-    assert (table, kind) == ("businesses", "scan") and "no key" in record and reason
+    ((table, kind, _, reason, record, _, key),) = page.dead
+    assert (table, kind) == ("businesses", "scan") and "no key" in record and reason and key is None
 
 
 def test_insert_scanned_pages_writes_every_page_and_dead_letter(tmp_path: Path) -> None:
