@@ -17,15 +17,15 @@ from typing import Any
 import sqlite_utils
 
 from seo_sync import codec
+from seo_sync.cache.apply import apply_changes, apply_truth
 from seo_sync.cache.connect import atomic
 from seo_sync.cache.migrations import SCHEMA_VERSION, stored_version, upgrade
 from seo_sync.cache.reader import Reader, wal_header_without_shm
 from seo_sync.cache.sql import (
-    CLEAR_OLDER_TOMBSTONE,
     INSERT_DEAD_LETTER,
+    MARKS_DDL,
     RESOLVE_DEAD_LETTERS,
     SHADOW_PREFIX,
-    UPSERT_TOMBSTONE,
     ApplyResult,
     Checkpoint,
     Statements,
@@ -34,7 +34,7 @@ from seo_sync.cache.sql import (
     key_text,
     q,
 )
-from seo_sync.changes import Change, collapse
+from seo_sync.changes import Change
 from seo_sync.errors import CacheBusy, CacheCorrupt, CacheError
 from seo_sync.schema import TABLES, TableSpec
 
@@ -118,6 +118,8 @@ class Cache:
                 {"id": int, "table_name": str, "shard_id": str, "sequence_number": str, "reason": str,
                  "record": str, "at": float, "key": str, "resolved_at": float}, pk="id", if_not_exists=True)
             upgrade(self.conn, found_version)
+            self.conn.execute(MARKS_DDL)
+            self.conn.execute("DELETE FROM _sync_marks WHERE table_name LIKE ?", (SHADOW_PREFIX + "%",))
             for spec in TABLES.values():
                 self.conn.execute(data_table_ddl(spec, spec.name))
                 self.conn.execute(f"DROP TABLE IF EXISTS {q(SHADOW_PREFIX + spec.name)}")
@@ -137,75 +139,41 @@ class Cache:
     # -- applying changes -------------------------------------------------------------------------
 
     def apply_batch(self, spec: TableSpec, changes: list[Change], checkpoint: Checkpoint | None,
-                    *, shadow: bool = False, shard_id: str = "") -> ApplyResult:
-        """Apply one batch and move its checkpoint, in one transaction; replaying it is a no-op."""
+                    *, shadow: bool = False, shard_id: str = "", ordered: bool = True) -> ApplyResult:
+        """Apply one batch and move its checkpoint, in one transaction; replaying it is a no-op.
+
+        `ordered`: the records come in each item's order (DynamoDB Streams); False for a feed
+        without per-item order, whose records are ordered by (`_version`, creation time).
+        """
         with self.transaction():
-            result = self._apply(spec, changes, shadow=shadow, shard_id=shard_id)
+            result = self._apply(spec, changes, shadow=shadow, shard_id=shard_id, ordered=ordered)
             if checkpoint is not None:
                 self._write_checkpoints([checkpoint])
         return result
 
-    def _apply(self, spec: TableSpec, changes: list[Change], *, shadow: bool, shard_id: str) -> ApplyResult:
+    def _apply(self, spec: TableSpec, changes: list[Change], *, shadow: bool, shard_id: str,
+               ordered: bool = True) -> ApplyResult:
         name = SHADOW_PREFIX + spec.name if shadow else spec.name
-        st = self._statements(spec, name)
-        res = ApplyResult(records=len(changes))
-        now = time.time()
-        rows: list[tuple[Any, ...]] = []
-        upserts: list[Change] = []
-        deletes: list[tuple[Change, str]] = []
-        dead: list[tuple[str, str, str, str | None, str | None, float, str | None]] = []
-        for c in collapse(changes):
-            if c.kind == "upsert":
-                row = c.row
-                if row is None:  # a Change not made by to_change (apply_item, tests)
-                    try:
-                        row = codec.row_values(spec, c.item or {})
-                    except codec.CodecError as e:
-                        dead.append((spec.name, shard_id, c.seq, str(e.message), None, now, key_text(c.key)))
-                        continue
-                rows.append(row)
-                upserts.append(c)
-            elif c.kind == "dead":
-                dead.append((spec.name, shard_id, c.seq, c.reason, c.raw, now, key_text(c.key) if c.key else None))
-            else:
-                res.ttl_deletes += int(c.ttl)
-                deletes.append((c, key_text(c.key)))
-        cur = self.conn.cursor()
-        if rows:
-            # Inside this write transaction the answer cannot change under us.
-            tombstoned = cur.execute("SELECT EXISTS (SELECT 1 FROM _sync_tombstones WHERE table_name = ?)",
-                                     (spec.name,)).fetchone()[0]
-            if tombstoned:
-                guards = [(spec.name, key_text(c.key), c.version, int(c.event == "INSERT")) for c in upserts]
-                cur.executemany(st.upsert, [r + g for r, g in zip(rows, guards, strict=True)])
-            else:
-                cur.executemany(st.upsert_untombstoned, rows)
-            res.upserted = max(cur.rowcount, 0)
-            res.skipped_stale += len(rows) - res.upserted
-            if tombstoned:
-                cur.executemany(CLEAR_OLDER_TOMBSTONE, guards)
-        for c, kt in deletes:
-            keyp = {f"k{i}": k for i, k in enumerate(c.key)}
-            if c.version is not None and cur.execute(st.newer_exists, {**keyp, "v": c.version}).fetchone():
-                res.skipped_stale += 1
-                continue
-            cur.execute(st.delete, {**keyp, "v": c.version})
-            res.deleted += 1
-            cur.execute(UPSERT_TOMBSTONE, (spec.name, kt, c.version, int(c.hard), now))
-        if dead:
-            cur.executemany(INSERT_DEAD_LETTER, dead)
-            res.dead = len(dead)
-        return res
+        return apply_changes(self.conn.cursor(), spec, self._statements(spec, name), name, changes,
+                             shard_id=shard_id, ordered=ordered)
 
-    def apply_item(self, spec: TableSpec, key: tuple[str, ...], item: codec.Item | None) -> ApplyResult:
-        """Apply a consistent read of one item (`refresh`) in one transaction; it resolves the key's dead letters."""
-        if item is None or codec.is_deleted(item):
-            change = Change("delete", spec.name, key, "", version=codec.usable_version(item), hard=item is None)
-        else:
-            change = Change("upsert", spec.name, key, "", item=item, version=codec.usable_version(item))
-        with self.transaction():  # resolve first: should this answer itself not apply, it is a new letter
+    def apply_item(self, spec: TableSpec, key: tuple[str, ...], item: codec.Item | None,
+                   read_at: float | None = None) -> ApplyResult:
+        """Apply a consistent read of one item as the truth (`refresh`, a repair read), in one transaction.
+
+        `read_at` is when the read was sent (default: now); a stream record older than it is
+        refused later. It resolves the key's dead letters.
+        """
+        with self.transaction():
             self.conn.execute(RESOLVE_DEAD_LETTERS, (time.time(), spec.name, key_text(key)))
-            return self._apply(spec, [change], shadow=False, shard_id="")
+            return apply_truth(self.conn.cursor(), spec, self._statements(spec), key, item,
+                               time.time() if read_at is None else read_at)
+
+    def row(self, spec: TableSpec, key: tuple[str, ...]) -> tuple[Any, ...] | None:
+        """The cache row of one key (None when absent)."""
+        found = self.conn.execute(self._statements(spec).select_key,
+                                  {f"k{i}": k for i, k in enumerate(key)}).fetchone()
+        return None if found is None else tuple(found)
 
     # -- checkpoints and table state ---------------------------------------------------------------
 
@@ -248,6 +216,7 @@ class Cache:
         name = SHADOW_PREFIX + spec.name
         with self.transaction():
             self.conn.execute(f"DROP TABLE IF EXISTS {q(name)}")
+            self.conn.execute("DELETE FROM _sync_marks WHERE table_name = ?", (name,))
             self.conn.execute(data_table_ddl(spec, name))
 
     def drop_shadow(self, spec: TableSpec) -> None:
@@ -275,9 +244,10 @@ class Cache:
                 self.conn.executemany(INSERT_DEAD_LETTER, dead)
         return len(rows)
 
-    def apply_to_shadow(self, spec: TableSpec, changes: list[Change], shard_id: str = "") -> ApplyResult:
+    def apply_to_shadow(self, spec: TableSpec, changes: list[Change], shard_id: str = "",
+                        ordered: bool = True) -> ApplyResult:
         """Apply stream records captured during a full sync to the shadow table (one transaction)."""
-        return self.apply_batch(spec, changes, None, shadow=True, shard_id=shard_id)
+        return self.apply_batch(spec, changes, None, shadow=True, shard_id=shard_id, ordered=ordered)
 
     def swap_shadow(self, spec: TableSpec, stream_arn: str | None, checkpoints: list[Checkpoint],
                     reason: str = "") -> None:
@@ -285,6 +255,10 @@ class Cache:
         with self.transaction():
             self.conn.execute(f"DROP TABLE {q(spec.name)}")
             self.conn.execute(f"ALTER TABLE {q(SHADOW_PREFIX + spec.name)} RENAME TO {q(spec.name)}")
+            # The shadow is the Scan plus the feed after it: the live table's marks say nothing about it.
+            self.conn.execute("DELETE FROM _sync_marks WHERE table_name = ?", (spec.name,))
+            self.conn.execute("UPDATE _sync_marks SET table_name = ? WHERE table_name = ?",
+                              (spec.name, SHADOW_PREFIX + spec.name))
             self.conn.execute("DELETE FROM _sync_checkpoints WHERE table_name = ?", (spec.name,))
             self._write_checkpoints(checkpoints)
             self.conn.execute(
@@ -307,8 +281,10 @@ class Cache:
     # -- maintenance -----------------------------------------------------------------------------
 
     def expire_tombstones(self, older_than: float) -> int:
-        """Drop tombstones written before `older_than` (epoch seconds)."""
+        """Drop tombstones written before `older_than` (epoch seconds), and marks as old: no feed holds
+        a record that old any more."""
         with self.transaction():
+            self.conn.execute("DELETE FROM _sync_marks WHERE at < ?", (older_than,))
             return self.conn.execute("DELETE FROM _sync_tombstones WHERE deleted_at < ?", (older_than,)).rowcount
 
     def wal_checkpoint(self) -> tuple[int, int, int]:
