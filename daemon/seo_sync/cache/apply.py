@@ -56,8 +56,9 @@ def apply_changes(cur: sqlite3.Cursor, spec: TableSpec, st: Statements, name: st
     """Apply a batch to table `name` (see the module docstring); the caller holds the transaction."""
     res = ApplyResult(records=len(changes))
     now = time.time()
+    doubts: set[tuple[str, ...]] = set()
     if ordered:
-        chosen, doubts = collapse(changes), set()
+        chosen = collapse(changes)
     else:
         chosen, doubts = collapse_unordered(changes)
     marked = not ordered or bool(cur.execute(ANY_MARK, (name,)).fetchone()[0])

@@ -7,6 +7,7 @@ a full sync fills a shadow table that replaces the live one in one transaction.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -301,6 +302,17 @@ class Cache:
     def count(self, table: str) -> int:
         """Rows in one cache table."""
         return Reader(self.conn).count(table)
+
+    def keys(self, spec: TableSpec) -> list[tuple[str, ...]]:
+        """Every key one cache table holds."""
+        cols = ", ".join(q(k) for k in spec.key_names)
+        return [tuple(r) for r in self.conn.execute(f"SELECT {cols} FROM {q(spec.name)}")]  # nosec B608
+
+    def unresolved_dead_letter_keys(self) -> list[tuple[str, tuple[str, ...]]]:
+        """(table, key) of every unresolved dead letter that names its item."""
+        rows = self.conn.execute("SELECT DISTINCT table_name, key FROM _sync_dead_letters "
+                                 "WHERE resolved_at IS NULL AND key IS NOT NULL").fetchall()
+        return [(r[0], tuple(json.loads(r[1]))) for r in rows]
 
     def dead_letter_count(self, table: str | None = None) -> int:
         """Dead letters recorded (for one table, or all)."""

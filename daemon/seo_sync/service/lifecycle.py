@@ -113,7 +113,9 @@ class Service:
                        *self.engine.threads()]:
             self.threads.append(thread)
             thread.start()
-        self.maintenance = Maintenance(s.maintenance, self._maintenance_jobs())
+        verify = s.verify
+        ticks = {"anti_entropy": verify.anti_entropy_tick_seconds} if verify.anti_entropy_period_hours > 0 else {}
+        self.maintenance = Maintenance(s.maintenance, self._maintenance_jobs(), intervals=ticks)
         self.maintenance.start()
         self._set_state("syncing")
 
@@ -218,6 +220,9 @@ class Service:
             if t.get("dead_letters"):
                 reasons.append(f"{name}: {t['dead_letters']} unresolved dead letters (see _sync_dead_letters; "
                                "`refresh` of the key resolves one)")
+        pending = self.engine.repairs.pending()
+        if pending:  # a known difference (or a doubt) between the cache and DynamoDB, not yet settled
+            reasons.append(f"{pending} repair reads pending (keys the cache may hold differently from DynamoDB)")
         if not self.engine.boot_synced.is_set() and self.ready:
             reasons.append("boot sync not finished" if self.had_complete_cache
                            else "boot sync not finished; cache not initialized")
@@ -321,6 +326,7 @@ class Service:
             "expire_tombstones": lambda: engine.submit(lambda c: c.expire_tombstones(time.time() - ttl)),
             "wal_checkpoint": lambda: engine.submit(lambda c: c.wal_checkpoint()),
             "quick_check": lambda: self._post_if_corrupt(engine.submit(lambda c: c.quick_check())),
+            "anti_entropy": engine.verify.step,
         }
 
     def _post_if_corrupt(self, result: str) -> str:
