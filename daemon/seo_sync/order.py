@@ -73,22 +73,25 @@ def against_read(c: Change, mark: Mark, same_state: bool, skew: float = CLOCK_SK
 def against_record(c: Change, mark: Mark, same_state: bool) -> Verdict:
     """A record of an unordered feed against the last one applied for its key.
 
-    Ordered by (`_version`, creation time). A lower version may be a reset rather than a late
-    record, so it is a doubt; an equal version with an earlier time is simply late; an exact tie
-    (a duplicate) is skipped when it says the same, else it is a doubt.
+    Ordered by (`_version`, creation time). When the versions and the times disagree (a higher
+    version created earlier: a reset, or a re-creation after a delete) the order is in doubt; so it
+    is when only one side has a version, or on an exact tie of records that say different things.
     """
-    if c.version is not None and mark.version is not None and c.version != mark.version:
-        return "apply" if c.version > mark.version else "repair"
     t, m = micros(c.created_at), micros(mark.at)
+    if c.version is not None and mark.version is not None and c.version != mark.version:
+        newer = c.version > mark.version
+        if t is not None and m is not None:
+            if (t > m) != newer:
+                return "repair"
+            return "apply" if newer else "skip"  # the versions and the times agree
+        return "apply" if newer else "repair"  # a lower version may be a reset
     if t is None or m is None:
         return "skip" if same_state else "repair"
+    if (c.version is None) != (mark.version is None):
+        return "repair" if not same_state else "skip"
     if t > m:
         return "apply"
-    if t == m:
-        return "skip" if same_state else "repair"
-    # Earlier: late when the versions agree (or neither side has one); a doubt when one side lost it.
-    both_or_neither = (c.version is None) == (mark.version is None)
-    return "skip" if both_or_neither or same_state else "repair"
+    return "skip" if t < m or same_state else "repair"
 
 
 def settle(c: Change, mark: Mark | None, same_state: bool) -> Verdict:
@@ -109,13 +112,14 @@ def _rank(c: Change) -> tuple[int, int, int, int]:
 def collapse_unordered(changes: list[Change]) -> tuple[list[Change], set[tuple[str, ...]]]:
     """The newest change per key by (`_version`, creation time), and the keys whose order is in doubt.
 
-    Dead letters are all kept. A key is in doubt when its top rank is shared by records that say
-    different things, or when only some of its records carry a version (a reset to none, or a
-    version that appeared) so that the order cannot be told from the records.
+    Dead letters are all kept. A key is in doubt when its newest record by version is not its
+    newest by time (a reset, a re-creation after a delete), when only some of its records carry a
+    version, or when its top rank is shared by records that say different things.
     """
     best: dict[tuple[str, ...], Change] = {}
-    doubts: set[tuple[str, ...]] = set()
+    latest: dict[tuple[str, ...], Change] = {}
     versioned: dict[tuple[str, ...], set[bool]] = {}
+    doubts: set[tuple[str, ...]] = set()
     dead: list[Change] = []
     for c in changes:
         if c.kind == "dead":
@@ -127,7 +131,12 @@ def collapse_unordered(changes: list[Change]) -> tuple[list[Change], set[tuple[s
             best[c.key] = c
         elif _rank(c) == _rank(held) and not same_change(c, held):
             doubts.add(c.key)
-    doubts |= {k for k, kinds in versioned.items() if len(kinds) > 1}
+        last = latest.get(c.key)
+        if last is None or (micros(c.created_at) or 0) > (micros(last.created_at) or 0):
+            latest[c.key] = c
+    for key, c in best.items():
+        if len(versioned[key]) > 1 or micros(latest[key].created_at) != micros(c.created_at):
+            doubts.add(key)
     return dead + list(best.values()), doubts
 
 

@@ -84,12 +84,14 @@ def apply_changes(cur: sqlite3.Cursor, spec: TableSpec, st: Statements, name: st
                 dead.append((spec.name, shard_id, c.seq, str(e.message), None, now, kt))
                 res.repair.append(c.key)
                 continue
+        if c.key in doubts:  # whatever happens to this record below, DynamoDB settles the key
+            res.repair.append(c.key)
         if marked:
             mark = _mark(cur, name, kt)
             verdict = settle(c, mark, mark is not None and _same_state(cur, st, c, row))
             if verdict != "apply":
                 res.skipped_stale += 1
-                if verdict == "repair":
+                if verdict == "repair" and c.key not in doubts:
                     res.repair.append(c.key)
                 continue
             if not ordered:
@@ -97,8 +99,6 @@ def apply_changes(cur: sqlite3.Cursor, spec: TableSpec, st: Statements, name: st
                 marks.append((name, kt, m.version, m.at, m.origin, int(m.present)))
             elif mark is not None:
                 unmark.append((name, kt))  # newer than the read: the feed's order holds from here on
-        if c.key in doubts:
-            res.repair.append(c.key)
         if c.kind == "upsert":
             assert row is not None
             rows.append(row)
