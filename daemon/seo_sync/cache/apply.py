@@ -19,7 +19,9 @@ from seo_sync.cache.sql import (
     ANY_MARK,
     CLEAR_TOMBSTONE,
     DELETE_MARK,
+    DELETE_REPAIR,
     INSERT_DEAD_LETTER,
+    INSERT_REPAIR,
     SELECT_MARK,
     UPSERT_MARK,
     UPSERT_TOMBSTONE,
@@ -121,6 +123,8 @@ def apply_changes(cur: sqlite3.Cursor, spec: TableSpec, st: Statements, name: st
     if dead:
         cur.executemany(INSERT_DEAD_LETTER, dead)
         res.dead = len(dead)
+    if res.repair:
+        cur.executemany(INSERT_REPAIR, [(spec.name, key_text(k), "stream", now) for k in res.repair])
     return res
 
 
@@ -147,4 +151,5 @@ def apply_truth(cur: sqlite3.Cursor, spec: TableSpec, st: Statements, key: tuple
         res.deleted = max(gone, 0)
         cur.execute(UPSERT_TOMBSTONE, (spec.name, kt, version, int(item is None), time.time()))
     cur.execute(UPSERT_MARK, (spec.name, kt, version, read_at, READ, int(present)))
+    cur.execute(DELETE_REPAIR, (spec.name, kt))
     return res

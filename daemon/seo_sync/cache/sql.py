@@ -34,6 +34,12 @@ CLEAR_TOMBSTONE = "DELETE FROM _sync_tombstones WHERE table_name = ? AND key = ?
 MARKS_DDL = ("CREATE TABLE IF NOT EXISTS _sync_marks (table_name TEXT NOT NULL, key TEXT NOT NULL, "
              "version INTEGER, at REAL, origin TEXT NOT NULL, present INTEGER NOT NULL, "
              "PRIMARY KEY (table_name, key)) WITHOUT ROWID")
+# Keys waiting for a repair read, written in the transaction that found the doubt, so that a crash
+# never forgets one; a consistent read of the key applied as the truth removes it.
+REPAIRS_DDL = ("CREATE TABLE IF NOT EXISTS _sync_repairs (table_name TEXT NOT NULL, key TEXT NOT NULL, "
+               "reason TEXT, at REAL, PRIMARY KEY (table_name, key)) WITHOUT ROWID")
+INSERT_REPAIR = "INSERT OR IGNORE INTO _sync_repairs (table_name, key, reason, at) VALUES (?, ?, ?, ?)"
+DELETE_REPAIR = "DELETE FROM _sync_repairs WHERE table_name = ? AND key = ?"
 ANY_MARK = "SELECT EXISTS (SELECT 1 FROM _sync_marks WHERE table_name = ?)"
 SELECT_MARK = "SELECT version, at, origin, present FROM _sync_marks WHERE table_name = ? AND key = ?"
 UPSERT_MARK = ("INSERT OR REPLACE INTO _sync_marks (table_name, key, version, at, origin, present) "

@@ -25,6 +25,7 @@ from seo_sync.cache.reader import Reader, wal_header_without_shm
 from seo_sync.cache.sql import (
     INSERT_DEAD_LETTER,
     MARKS_DDL,
+    REPAIRS_DDL,
     RESOLVE_DEAD_LETTERS,
     SHADOW_PREFIX,
     ApplyResult,
@@ -120,6 +121,7 @@ class Cache:
                  "record": str, "at": float, "key": str, "resolved_at": float}, pk="id", if_not_exists=True)
             upgrade(self.conn, found_version)
             self.conn.execute(MARKS_DDL)
+            self.conn.execute(REPAIRS_DDL)
             self.conn.execute("DELETE FROM _sync_marks WHERE table_name LIKE ?", (SHADOW_PREFIX + "%",))
             for spec in TABLES.values():
                 self.conn.execute(data_table_ddl(spec, spec.name))
@@ -308,11 +310,13 @@ class Cache:
         cols = ", ".join(q(k) for k in spec.key_names)
         return [tuple(r) for r in self.conn.execute(f"SELECT {cols} FROM {q(spec.name)}")]  # nosec B608
 
-    def unresolved_dead_letter_keys(self) -> list[tuple[str, tuple[str, ...]]]:
-        """(table, key) of every unresolved dead letter that names its item."""
-        rows = self.conn.execute("SELECT DISTINCT table_name, key FROM _sync_dead_letters "
-                                 "WHERE resolved_at IS NULL AND key IS NOT NULL").fetchall()
-        return [(r[0], tuple(json.loads(r[1]))) for r in rows]
+    def pending_repairs(self) -> list[tuple[str, tuple[str, ...], str]]:
+        """(table, key, reason) of every key waiting for a repair read: those a batch asked for, and
+        every unresolved dead letter that names its item."""
+        rows = self.conn.execute(
+            "SELECT table_name, key, reason FROM _sync_repairs UNION SELECT DISTINCT table_name, key, 'dead letter' "
+            "FROM _sync_dead_letters WHERE resolved_at IS NULL AND key IS NOT NULL").fetchall()
+        return [(r[0], tuple(json.loads(r[1])), r[2] or "stream") for r in rows]
 
     def dead_letter_count(self, table: str | None = None) -> int:
         """Dead letters recorded (for one table, or all)."""

@@ -97,9 +97,7 @@ class WriterThread(ServiceThread):
 
     def loop(self) -> None:
         self._mark()
-        for table, key in self.cache.unresolved_dead_letter_keys():  # each is followed by a repair read
-            if table in self.tables:
-                self.repairs.add(table, key, "dead letter")
+        self.load_repairs()
         for rt in self.tables.values():
             if self.stop_event.is_set():
                 return
@@ -223,6 +221,12 @@ class WriterThread(ServiceThread):
                 fut.set_result(fn(self.cache))
             except BaseException as e:
                 fut.set_exception(e)
+
+    def load_repairs(self) -> None:
+        """Queue the repair reads the cache records as pending (a crash or a stop left them undone)."""
+        for table, key, reason in self.cache.pending_repairs():
+            if table in self.tables:
+                self.repairs.add(table, key, reason)
 
     def run_repairs(self) -> int:
         """Do the repair reads the rate allows now (consistent reads applied as the truth)."""
