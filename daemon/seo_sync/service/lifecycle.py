@@ -220,7 +220,7 @@ class Service:
             if t.get("dead_letters"):
                 reasons.append(f"{name}: {t['dead_letters']} unresolved dead letters (see _sync_dead_letters; "
                                "`refresh` of the key resolves one)")
-        pending = self.engine.repairs.pending()
+        pending = self.engine.repairs.pending(known_only=True)
         if pending:  # a known difference (or a doubt) between the cache and DynamoDB, not yet settled
             reasons.append(f"{pending} repair reads pending (keys the cache may hold differently from DynamoDB)")
         if not self.engine.boot_synced.is_set() and self.ready:

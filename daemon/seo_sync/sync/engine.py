@@ -87,6 +87,7 @@ class Engine:
             return c.row(spec, key)
 
         row = self.submit(apply, timeout)
+        self.repairs.discard(spec.name, key)
         version = row[spec.column_names.index(VERSION_ATTR)] if row is not None else None
         return {"table": spec.name, "key": list(key), "present": row is not None,
                 "version": version if isinstance(version, int) else None}

@@ -27,6 +27,7 @@ from seo_sync.schema import TableSpec
 
 log = structlog.get_logger()
 Key = tuple[str, str, tuple[str, ...]]  # (table, reason, key)
+SUSPECT = "anti-entropy"  # the reason of a difference the rolling verify found
 
 
 @dataclass
@@ -75,10 +76,18 @@ class RepairQueue:
             self.counts.done += 1
             self.counts.changed += int(changed)
 
-    def pending(self) -> int:
-        """Keys waiting for their read."""
+    def pending(self, known_only: bool = False) -> int:
+        """Keys waiting for their read; `known_only`: not counting anti-entropy's suspects, which only
+        the read itself confirms (and repairs in the same step)."""
         with self._lock:
+            if known_only:
+                return sum(1 for reason in self._pending.values() if reason != SUSPECT)
             return len(self._pending)
+
+    def discard(self, table: str, key: tuple[str, ...]) -> None:
+        """DynamoDB's answer for this key was applied another way (`refresh`): no read needed."""
+        with self._lock:
+            self._pending.pop((table, key), None)
 
     def take(self) -> list[Key]:
         """The keys the rate allows now (oldest first), removed from the queue."""
