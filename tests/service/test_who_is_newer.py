@@ -91,3 +91,26 @@ def test_a_row_edited_behind_the_daemons_back_is_found_repaired_and_counted(seed
     metrics = request(d.socket_path, "metrics").splitlines()
     assert any(line.startswith('seo_sync_anti_entropy_differences_total{table="businesses"}') for line in metrics)
     wait_until(lambda: d.request("health")["ok"] is True, what="healthy once repaired")
+
+
+def test_health_is_never_ok_while_a_repair_read_is_pending_and_a_refresh_settles_it(seeded, start_daemon, tmp_path):
+    """Two keys left waiting for a repair read (as a crash leaves them), reads slowed to a crawl: health is
+    degraded, naming them; a refresh of each settles it and health is ok again."""
+    first = start_daemon()
+    first.wait_ready()
+    first.signal(15)
+    assert first.wait_exit() == 0
+    conn = sqlite3.connect(tmp_path / "data" / "cache.db")
+    with conn:
+        conn.executemany("INSERT INTO _sync_repairs (table_name, key, reason, at) VALUES ('businesses', ?, "
+                         "'stream', 0)", [('["biz-001"]',), ('["biz-002"]',)])
+    conn.close()
+    d = start_daemon(extra_env={"SEO_SYNC_VERIFY__REPAIR_READS_PER_SECOND": "0.001",
+                                "SEO_SYNC_VERIFY__REPAIR_BURST": "1"})
+    d.wait_ready()
+    wait_until(lambda: d.status()["repairs"]["done"] == 1, what="the one read the burst allows")
+    health = d.request("health")
+    assert health["ok"] is False and any("repair reads pending" in r for r in health["reasons"])
+    for bid in ("biz-001", "biz-002"):
+        assert d.request(f'refresh businesses {{"business_id": "{bid}"}}')["present"] is True
+    wait_until(lambda: d.request("health")["ok"] is True, what="healthy once both are settled")
