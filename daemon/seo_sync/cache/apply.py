@@ -17,6 +17,7 @@ from typing import Any
 from seo_sync import codec
 from seo_sync.cache.sql import (
     ANY_MARK,
+    ANY_TOMBSTONE,
     CLEAR_TOMBSTONE,
     DELETE_MARK,
     DELETE_REPAIR,
@@ -111,7 +112,9 @@ def apply_changes(cur: sqlite3.Cursor, spec: TableSpec, st: Statements, name: st
     if rows:
         cur.executemany(st.upsert, rows)
         res.upserted = len(rows)
-        cur.executemany(CLEAR_TOMBSTONE, upserted_keys)
+        # Most batches meet no tombstone at all: one probe spares one per row.
+        if cur.execute(ANY_TOMBSTONE, (spec.name,)).fetchone()[0]:
+            cur.executemany(CLEAR_TOMBSTONE, upserted_keys)
     for c, kt in deletes:
         cur.execute(st.delete, _key_params(c.key))
         res.deleted += 1

@@ -27,6 +27,7 @@ UPSERT_TOMBSTONE = (
     "INSERT INTO _sync_tombstones (table_name, key, version, hard, deleted_at) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (table_name, key) DO UPDATE SET version = excluded.version, hard = excluded.hard, "
     "deleted_at = excluded.deleted_at")
+ANY_TOMBSTONE = "SELECT EXISTS (SELECT 1 FROM _sync_tombstones WHERE table_name = ?)"
 CLEAR_TOMBSTONE = "DELETE FROM _sync_tombstones WHERE table_name = ? AND key = ?"
 # One mark per key whose state came from a direct read of DynamoDB, or from an unordered feed's
 # last record: what a later record is compared with (order.py). The table name is the physical one
