@@ -205,6 +205,7 @@ class WriterThread(ServiceThread):
             rt.state, rt.error, rt.started, rt.failures = "streaming", None, True, 0
             rt.rows, rt.stream_arn, rt.last_full_sync = result.rows, result.stream_arn, self.clock()
             rt.idle, rt.last_created = True, None
+        self.load_repairs()  # a captured record that became a dead letter is read again once its table is live
 
     # -- jobs and batches --------------------------------------------------------------------------
 
