@@ -223,3 +223,13 @@ def test_dead_letter_with_a_key_asks_for_a_repair_read(cache):
     bad = record("MODIFY", "b1", {"business_id": {"S": "other"}, "name": {"S": "x"}})
     res = apply(cache, [bad])
     assert res.dead == 1 and res.repair == [("b1",)]
+
+
+def test_a_business_replaced_from_a_query_is_not_undone_by_older_records(cache):
+    """replace_business marks what it read: a record created before the Query neither regresses nor resurrects."""
+    cache.apply_item(BUSINESSES, ("b2",), biz("b2", 1, "only in the cache"), read_at=1_700_000_000.0)
+    cache.replace_business("b1", {"businesses": [biz("b1", 5, "queried")]}, read_at=1_800_000_000.0)
+    cache.replace_business("b2", {}, read_at=1_800_000_000.0)
+    res = apply(cache, [record("MODIFY", "b1", biz("b1", 4, "old")), record("MODIFY", "b2", biz("b2", 1, "old"))])
+    assert res.skipped_stale == 2 and res.repair == []
+    assert get(cache, "b1")["name"] == {"S": "queried"} and get(cache, "b2") is None

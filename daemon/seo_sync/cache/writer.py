@@ -269,16 +269,24 @@ class Cache:
                 "VALUES (?, ?, ?, ?)", (spec.name, stream_arn, time.time(), reason))
         self._stmts.pop(spec.name, None)
 
-    def replace_business(self, business_id: str, items: dict[str, list[codec.Item]]) -> int:
-        """Replace every row of one business in all five tables with `items`, in one transaction."""
+    def replace_business(self, business_id: str, items: dict[str, list[codec.Item]],
+                         read_at: float | None = None) -> int:
+        """Replace every row of one business in all five tables with `items` (a consistent Query, sent
+        at `read_at`), in one transaction: each key is applied as the truth and marked as read."""
+        at = time.time() if read_at is None else read_at
         written = 0
         with self.transaction():
+            cur = self.conn.cursor()
             for spec in TABLES.values():
                 st = self._statements(spec)
-                self.conn.execute(f"DELETE FROM {q(spec.name)} WHERE {q(spec.hash_key)} = ?", (business_id,))  # nosec B608
-                rows = [codec.row_values(spec, it) for it in items.get(spec.name, []) if not codec.is_deleted(it)]
-                self.conn.executemany(st.plain_insert, rows)
-                written += len(rows)
+                cols = ", ".join(q(k) for k in spec.key_names)
+                held = {tuple(r) for r in cur.execute(
+                    f"SELECT {cols} FROM {q(spec.name)} WHERE {q(spec.hash_key)} = ?", (business_id,))}  # nosec B608
+                found = {tuple(it[k]["S"] for k in spec.key_names): it for it in items.get(spec.name, [])}
+                for key, it in found.items():
+                    written += apply_truth(cur, spec, st, key, it, at).upserted
+                for key in held - found.keys():  # gone from DynamoDB
+                    apply_truth(cur, spec, st, key, None, at)
         return written
 
     # -- maintenance -----------------------------------------------------------------------------
