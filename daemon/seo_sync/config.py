@@ -89,6 +89,23 @@ class MaintenanceSettings(_Section):
     tombstone_ttl_hours: float = Field(48.0, gt=0)
 
 
+class VerifySettings(_Section):
+    """Repair reads and anti-entropy: how the cache is checked against DynamoDB.
+
+    The defaults cost little: a rolling verify reads each table once per period with an eventually
+    consistent Scan (half a read unit per 4 KB). Five tables of a few thousand items of ~1 KB are
+    about 25 MB a pass, ~3,100 read units; four passes a day for 30 days are ~375,000 read units,
+    under $0.10 a month at on-demand prices ($0.125-0.25 per million). Repair reads are consistent
+    GetItems, one read unit each, and only happen on a doubt.
+    """
+
+    repair_reads_per_second: float = Field(10.0, gt=0, le=1000)
+    repair_burst: int = Field(20, ge=1, le=1000)
+    anti_entropy_period_hours: float = Field(6.0, ge=0, description="0 switches the rolling verify off")
+    anti_entropy_items_per_second: float = Field(20.0, gt=0, le=10000)
+    anti_entropy_tick_seconds: float = Field(5.0, ge=0.05, le=3600)
+
+
 class ProtectionSettings(_Section):
     """Delete protection."""
 
@@ -111,6 +128,7 @@ class Settings(_Section):
     service: ServiceSettings = ServiceSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
     protection: ProtectionSettings = ProtectionSettings()
+    verify: VerifySettings = VerifySettings()
 
     @field_validator("table_prefix")
     @classmethod

@@ -1,4 +1,4 @@
-"""cache.apply_batch: one transaction per batch, version guard, tombstones, dead letters, replay no-op."""
+"""cache.apply_batch: one transaction per batch, stream order, marks of direct reads, dead letters, replay no-op."""
 
 from __future__ import annotations
 
@@ -48,11 +48,11 @@ def get(cache, bid):
     return Reader(cache.conn).get(BUSINESSES, (bid,))
 
 
-def test_stale_version_is_skipped_and_counted(cache):
-    """A lower _version than the row's is skipped, counted, and never regresses the row."""
+def test_lower_version_later_in_the_stream_is_newer(cache):
+    """A later record of the same shard is newer even with a lower _version (a foreign writer reset it)."""
     apply(cache, [record("INSERT", "b1", biz("b1", 5, "five"))])
     res = apply(cache, [record("MODIFY", "b1", biz("b1", 4, "four"))])
-    assert res.skipped_stale == 1 and get(cache, "b1")["name"] == {"S": "five"}
+    assert res.skipped_stale == 0 and get(cache, "b1")["name"] == {"S": "four"}
 
 
 def test_equal_version_is_applied_from_the_stream(cache):
@@ -72,13 +72,12 @@ def test_missing_version_falls_back_to_stream_order(cache):
     assert get(cache, "b1")["name"] == {"S": "d"}
 
 
-def test_hard_delete_writes_tombstone_that_stops_an_older_replay(cache):
-    """REMOVE deletes the row; a replayed older INSERT-less MODIFY cannot bring it back."""
+def test_hard_delete_writes_a_tombstone(cache):
+    """REMOVE deletes the row and records the delete with its version."""
     apply(cache, [record("INSERT", "b1", biz("b1", 2))])
     apply(cache, [record("REMOVE", "b1", old=biz("b1", 2))])
     assert get(cache, "b1") is None
-    res = apply(cache, [record("MODIFY", "b1", biz("b1", 1))])
-    assert get(cache, "b1") is None and res.skipped_stale == 1
+    assert cache.conn.execute("SELECT version, hard FROM _sync_tombstones").fetchall() == [(2, 1)]
 
 
 def test_item_recreated_after_hard_delete_comes_back(cache):
@@ -89,15 +88,16 @@ def test_item_recreated_after_hard_delete_comes_back(cache):
     assert get(cache, "b1")["name"] == {"S": "again"}
 
 
-def test_soft_delete_hides_row_and_blocks_older_versions(cache):
-    """MODIFY with _deleted true removes the row; an older version replayed stays out."""
+def test_soft_delete_then_reset_or_undelete_brings_the_item_back(cache):
+    """Soft-deleted at v2, put back at v1 (a reset) or un-deleted without a bump: the item is live again."""
     apply(cache, [record("INSERT", "b1", biz("b1", 1))])
     apply(cache, [record("MODIFY", "b1", biz("b1", 2, _deleted={"BOOL": True}))])
     assert get(cache, "b1") is None
-    apply(cache, [record("MODIFY", "b1", biz("b1", 1))])
-    assert get(cache, "b1") is None
-    apply(cache, [record("MODIFY", "b1", biz("b1", 3, "restored"))])
-    assert get(cache, "b1")["name"] == {"S": "restored"}
+    apply(cache, [record("MODIFY", "b1", biz("b1", 1, "reset"))])
+    assert get(cache, "b1")["name"] == {"S": "reset"}
+    apply(cache, [record("MODIFY", "b1", biz("b1", 1, "reset", _deleted={"BOOL": True}))])
+    apply(cache, [record("MODIFY", "b1", biz("b1", 1, "undeleted"))])
+    assert get(cache, "b1")["name"] == {"S": "undeleted"}
 
 
 def test_ttl_delete_is_counted(cache):
@@ -107,11 +107,11 @@ def test_ttl_delete_is_counted(cache):
     assert res.ttl_deletes == 1 and res.deleted == 1 and get(cache, "b1") is None
 
 
-def test_older_delete_does_not_remove_newer_row(cache):
-    """A REMOVE whose old image is older than the row is skipped."""
+def test_later_delete_removes_the_row_whatever_its_version(cache):
+    """A REMOVE later in the stream removes the row even when its old image has a lower _version."""
     apply(cache, [record("INSERT", "b1", biz("b1", 6))])
     res = apply(cache, [record("REMOVE", "b1", old=biz("b1", 5))])
-    assert res.skipped_stale == 1 and get(cache, "b1") is not None
+    assert res.skipped_stale == 0 and get(cache, "b1") is None
 
 
 def test_duplicate_records_batch_replay_is_a_noop(cache):
@@ -188,3 +188,48 @@ def test_composite_keys_apply_per_key(cache):
 def test_key_text_fast_path_matches_json(key):
     """The tombstone key text of the hot path is exactly json.dumps of the key."""
     assert key_text(tuple(key)) == json.dumps(key, ensure_ascii=False, separators=(",", ":"))
+
+
+def _at(seconds: float) -> dict:
+    r = record("MODIFY", "b1", biz("b1", 4, "old"))
+    r["dynamodb"]["ApproximateCreationDateTime"] = datetime.fromtimestamp(seconds, UTC)
+    return r
+
+
+def test_record_within_the_skew_of_a_read_with_lower_version_asks_for_a_repair_read(cache):
+    """A lower-version record created about when the refresh read is a doubt: refused, its key handed back."""
+    cache.apply_item(BUSINESSES, ("b1",), biz("b1", 5, "fresh"), read_at=1_800_000_000.0)
+    res = apply(cache, [_at(1_800_000_000.0)])
+    assert res.skipped_stale == 1 and res.repair == [("b1",)] and get(cache, "b1")["name"] == {"S": "fresh"}
+
+
+def test_record_clearly_after_a_read_is_newer_and_lifts_the_mark(cache):
+    """A record created well after the read is applied whatever its version, and the key is unmarked."""
+    cache.apply_item(BUSINESSES, ("b1",), biz("b1", 5, "fresh"), read_at=1_800_000_000.0)
+    res = apply(cache, [_at(1_800_000_010.0)])
+    assert res.repair == [] and get(cache, "b1")["name"] == {"S": "old"}
+    assert cache.conn.execute("SELECT count(*) FROM _sync_marks").fetchone()[0] == 0
+
+
+def test_refresh_of_an_absent_item_is_not_undone_by_an_older_insert(cache):
+    """A read that found no item keeps an INSERT created before it out of the cache."""
+    cache.apply_item(BUSINESSES, ("b1",), None, read_at=1_800_000_000.0)
+    res = apply(cache, [record("INSERT", "b1", biz("b1", 1))])
+    assert get(cache, "b1") is None and res.skipped_stale == 1 and res.repair == []
+
+
+def test_dead_letter_with_a_key_asks_for_a_repair_read(cache):
+    """A record that cannot be applied but names its item hands its key back for a repair read."""
+    bad = record("MODIFY", "b1", {"business_id": {"S": "other"}, "name": {"S": "x"}})
+    res = apply(cache, [bad])
+    assert res.dead == 1 and res.repair == [("b1",)]
+
+
+def test_a_business_replaced_from_a_query_is_not_undone_by_older_records(cache):
+    """replace_business marks what it read: a record created before the Query neither regresses nor resurrects."""
+    cache.apply_item(BUSINESSES, ("b2",), biz("b2", 1, "only in the cache"), read_at=1_700_000_000.0)
+    cache.replace_business("b1", {"businesses": [biz("b1", 5, "queried")]}, read_at=1_800_000_000.0)
+    cache.replace_business("b2", {}, read_at=1_800_000_000.0)
+    res = apply(cache, [record("MODIFY", "b1", biz("b1", 4, "old")), record("MODIFY", "b2", biz("b2", 1, "old"))])
+    assert res.skipped_stale == 2 and res.repair == []
+    assert get(cache, "b1")["name"] == {"S": "queried"} and get(cache, "b2") is None

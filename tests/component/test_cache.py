@@ -118,27 +118,23 @@ def test_swap_under_a_reader_holding_a_snapshot(cache, tmp_path):
         reader.close()
 
 
-def test_apply_item_is_version_guarded(cache):
-    """apply_item applies a newer _version, skips an older one, and never regresses a row."""
+def test_apply_item_applies_the_consistent_read_as_the_truth(cache):
+    """apply_item writes what DynamoDB answered, even a lower _version (a reset): the read is the truth."""
     key = ("acme",)
     assert cache.apply_item(BUSINESSES, key, biz("acme", 2, name="v2")).upserted == 1
-    res = cache.apply_item(BUSINESSES, key, biz("acme", 1, name="v1"))
-    assert res.upserted == 0 and res.skipped_stale == 1
-    assert Reader(cache.conn).get(BUSINESSES, key) == biz("acme", 2, name="v2")
-    assert cache.apply_item(BUSINESSES, key, biz("acme", 3, name="v3")).upserted == 1
-    assert Reader(cache.conn).get(BUSINESSES, key)["name"] == {"S": "v3"}
+    assert cache.apply_item(BUSINESSES, key, biz("acme", 1, name="v1")).upserted == 1
+    assert Reader(cache.conn).get(BUSINESSES, key) == biz("acme", 1, name="v1")
 
 
-def test_soft_and_hard_deletes_leave_a_tombstone_that_stops_older_writes(cache):
-    """A soft delete removes the row; an older write replayed afterwards does not bring it back."""
+def test_soft_and_hard_deletes_read_remove_the_row_and_leave_a_tombstone(cache):
+    """A read of a soft-deleted or absent item removes the row and records the delete; a later read brings it back."""
     key = ("gone",)
     cache.apply_item(BUSINESSES, key, biz("gone", 4, name="here"))
     assert cache.apply_item(BUSINESSES, key, biz("gone", 5, deleted=True)).deleted == 1
     assert Reader(cache.conn).get(BUSINESSES, key) is None
-    cache.apply_item(BUSINESSES, key, biz("gone", 4, name="replayed"))
-    assert Reader(cache.conn).get(BUSINESSES, key) is None
-    cache.apply_item(BUSINESSES, key, biz("gone", 6, name="recreated"))
-    assert Reader(cache.conn).get(BUSINESSES, key)["name"] == {"S": "recreated"}
+    assert cache.conn.execute("SELECT version, hard FROM _sync_tombstones").fetchall() == [(5, 0)]
+    cache.apply_item(BUSINESSES, key, biz("gone", 4, name="undeleted"))
+    assert Reader(cache.conn).get(BUSINESSES, key)["name"] == {"S": "undeleted"}
     assert cache.apply_item(BUSINESSES, key, None).deleted == 1
     assert Reader(cache.conn).get(BUSINESSES, key) is None
 

@@ -91,23 +91,29 @@ def dead_letters(d: Daemon) -> int:
     return sum(t["dead_letters"] for t in d.status()["tables"].values())
 
 
-def test_dead_letters_are_counted_from_the_table_across_a_restart_and_a_refresh_resolves_them(seeded, start_daemon,
-                                                                                              tmp_path):
-    """3 letters left in _sync_dead_letters: status, metrics and health show them after a start; refresh clears."""
+def test_dead_letters_are_counted_from_the_table_across_a_restart_and_a_repair_read_resolves_them(
+        seeded, start_daemon, tmp_path):
+    """3 letters of one key left in _sync_dead_letters: the repair read of that key at start resolves them; 2
+    letters without a key stay, counted by status and metrics, and health is degraded while they are there."""
     first = start_daemon()
     first.wait_ready()
     first.signal(15)
     assert first.wait_exit() == 0
     add_dead_letters(tmp_path / "data", "businesses", ["biz-001"], 3)
+    conn = sqlite3.connect(tmp_path / "data" / "cache.db")
+    with conn:
+        conn.executemany("INSERT INTO _sync_dead_letters (table_name, shard_id, sequence_number, reason, record, at) "
+                         "VALUES ('businesses', 'shard-x', ?, 'no usable key', '{}', 0)", [("200",), ("201",)])
+    conn.close()
     d = start_daemon()
     d.wait_ready()
-    wait_until(lambda: dead_letters(d) == 3, what="3 dead letters counted from the table")
-    assert 'seo_sync_table_dead_letters{table="businesses"} 3' in metrics_text(d).splitlines()
+    wait_until(lambda: dead_letters(d) == 2, what="the keyed letters resolved, the 2 keyless ones counted")
+    assert d.status()["repairs"]["by_reason"].get("dead letter") == 1
+    assert 'seo_sync_table_dead_letters{table="businesses"} 2' in metrics_text(d).splitlines()
     health = d.request("health")
     assert health["ok"] is False and any("dead letters" in r for r in health["reasons"])
-    assert d.request('refresh businesses {"business_id": "biz-001"}')["ok"] is True
-    wait_until(lambda: dead_letters(d) == 0, what="the refresh resolved them")
-    wait_until(lambda: d.request("health")["ok"] is True, what="healthy again")
+    rows = query(d.data_dir, "SELECT count(*) FROM _sync_dead_letters WHERE key IS NOT NULL AND resolved_at IS NULL")
+    assert rows == [(0,)]
 
 
 def test_numbers_compare_as_numbers_from_full_sync_and_stream(seeded, start_daemon):

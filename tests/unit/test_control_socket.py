@@ -417,6 +417,17 @@ def test_render_metrics_accepts_a_table_list_and_unknown_state() -> None:
     assert 'seo_sync_table_rows{table="keywords"} 3' in text
 
 
+def test_render_metrics_shows_repair_reads_and_the_rolling_verify() -> None:
+    """Repair reads (pending, done, changed, failed) and anti-entropy counts per table become samples."""
+    text = render_metrics({"state": "degraded", "repairs": {"pending": 2, "done": 5, "changed": 3, "failed": 1},
+                           "anti_entropy": {"keywords": {"items_checked": 40, "differences": 3, "passes": 1}}})
+    lines = text.splitlines()
+    assert "seo_sync_repair_reads_pending 2" in lines
+    assert "seo_sync_repair_reads_changed_total 3" in lines and "seo_sync_repair_reads_failed_total 1" in lines
+    assert 'seo_sync_anti_entropy_differences_total{table="keywords"} 3' in lines
+    assert 'seo_sync_anti_entropy_items_checked_total{table="keywords"} 40' in lines
+
+
 def _read_all(s: socket.socket) -> bytes:
     chunks = []
     while chunk := s.recv(65536):

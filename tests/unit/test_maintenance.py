@@ -42,7 +42,7 @@ def calls() -> Calls:
 @pytest.fixture
 def maint(calls: Calls) -> Iterator[Maintenance]:
     """A started Maintenance with the default schedules, in UTC."""
-    m = Maintenance(MaintenanceSettings(), calls.all(), timezone=UTC)
+    m = Maintenance(MaintenanceSettings(), calls.all(), timezone=UTC, intervals={"anti_entropy": 3600})
     m.start()
     yield m
     m.shutdown(wait=True, timeout=5)

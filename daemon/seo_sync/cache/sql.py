@@ -21,15 +21,31 @@ INSERT_DEAD_LETTER = ("INSERT INTO _sync_dead_letters (table_name, shard_id, seq
 # Applying DynamoDB's answer for a key (a consistent read) resolves the dead letters of that key.
 RESOLVE_DEAD_LETTERS = ("UPDATE _sync_dead_letters SET resolved_at = ? WHERE table_name = ? AND key = ? "
                         "AND resolved_at IS NULL")
-# A tombstone keeps the highest version it has seen; a hard delete is remembered as such.
+# A tombstone records a delete (its version, whether it was a hard one, when); it guards nothing
+# itself: who is newer is settled by the order of the feed and by the key's mark (order.py).
 UPSERT_TOMBSTONE = (
     "INSERT INTO _sync_tombstones (table_name, key, version, hard, deleted_at) VALUES (?, ?, ?, ?, ?) "
-    "ON CONFLICT (table_name, key) DO UPDATE SET version = CASE WHEN excluded.version IS NULL "
-    "THEN version WHEN version IS NULL THEN excluded.version ELSE max(version, excluded.version) END, "
-    "hard = excluded.hard, deleted_at = excluded.deleted_at")
-# After an upsert (?1 table, ?2 key, ?3 version, ?4 is an INSERT): drop the tombstone it supersedes.
-CLEAR_OLDER_TOMBSTONE = ("DELETE FROM _sync_tombstones WHERE table_name = ?1 AND key = ?2 "
-                         "AND (version IS NULL OR ?3 IS NULL OR version < ?3 OR (hard AND ?4))")
+    "ON CONFLICT (table_name, key) DO UPDATE SET version = excluded.version, hard = excluded.hard, "
+    "deleted_at = excluded.deleted_at")
+ANY_TOMBSTONE = "SELECT EXISTS (SELECT 1 FROM _sync_tombstones WHERE table_name = ?)"
+CLEAR_TOMBSTONE = "DELETE FROM _sync_tombstones WHERE table_name = ? AND key = ?"
+# One mark per key whose state came from a direct read of DynamoDB, or from an unordered feed's
+# last record: what a later record is compared with (order.py). The table name is the physical one
+# (a shadow's marks move with it at the swap).
+MARKS_DDL = ("CREATE TABLE IF NOT EXISTS _sync_marks (table_name TEXT NOT NULL, key TEXT NOT NULL, "
+             "version INTEGER, at REAL, origin TEXT NOT NULL, present INTEGER NOT NULL, "
+             "PRIMARY KEY (table_name, key)) WITHOUT ROWID")
+# Keys waiting for a repair read, written in the transaction that found the doubt, so that a crash
+# never forgets one; a consistent read of the key applied as the truth removes it.
+REPAIRS_DDL = ("CREATE TABLE IF NOT EXISTS _sync_repairs (table_name TEXT NOT NULL, key TEXT NOT NULL, "
+               "reason TEXT, at REAL, PRIMARY KEY (table_name, key)) WITHOUT ROWID")
+INSERT_REPAIR = "INSERT OR IGNORE INTO _sync_repairs (table_name, key, reason, at) VALUES (?, ?, ?, ?)"
+DELETE_REPAIR = "DELETE FROM _sync_repairs WHERE table_name = ? AND key = ?"
+ANY_MARK = "SELECT EXISTS (SELECT 1 FROM _sync_marks WHERE table_name = ?)"
+SELECT_MARK = "SELECT version, at, origin, present FROM _sync_marks WHERE table_name = ? AND key = ?"
+UPSERT_MARK = ("INSERT OR REPLACE INTO _sync_marks (table_name, key, version, at, origin, present) "
+               "VALUES (?, ?, ?, ?, ?, ?)")
+DELETE_MARK = "DELETE FROM _sync_marks WHERE table_name = ? AND key = ?"
 
 
 def q(identifier: str) -> str:
@@ -57,10 +73,11 @@ class ApplyResult:
 
     upserted: int = 0
     deleted: int = 0
-    skipped_stale: int = 0
+    skipped_stale: int = 0  # records refused as older than what the cache holds
     dead: int = 0
     ttl_deletes: int = 0
     records: int = 0
+    repair: list[tuple[str, ...]] = field(default_factory=list)  # keys to read again from DynamoDB
 
 
 def data_table_ddl(spec: TableSpec, name: str) -> str:
@@ -83,29 +100,12 @@ class Statements:
         cols = spec.column_names
         names = ", ".join(q(c) for c in cols)
         params = ", ".join(f"?{i}" for i in range(1, len(cols) + 1))
-        pk = ", ".join(q(k) for k in spec.key_names)
-        updates = ", ".join(f"{q(c)} = excluded.{q(c)}" for c in cols if c not in spec.key_names)
-        v = q(VERSION_ATTR)
-        n = len(cols)
-        table_name, key, version, inserted = (f"?{n + i}" for i in range(1, 5))
-        # Never regress a row: an update must not lower `_version`.
-        on_conflict = (f"ON CONFLICT ({pk}) DO UPDATE SET {updates} "  # nosec
-                       f"WHERE excluded.{v} IS NULL OR {q(name)}.{v} IS NULL OR excluded.{v} >= {q(name)}.{v}")
-        # Nor resurrect a deleted one: the row's tombstone must be older (or the hard delete
-        # followed by an INSERT). Parameters: the row, then table name, key text, version, INSERT?.
-        self.upsert = (
-            f"INSERT INTO {q(name)} ({names}) SELECT {params} WHERE NOT EXISTS ("  # nosec
-            f"SELECT 1 FROM _sync_tombstones WHERE table_name = {table_name} AND key = {key} "
-            f"AND version IS NOT NULL AND {version} IS NOT NULL AND version >= {version} "
-            f"AND NOT (hard AND {inserted})) {on_conflict}"
-        )
-        # The same when the table has no tombstone at all (the common case): one index probe less.
-        self.upsert_untombstoned = f"INSERT INTO {q(name)} ({names}) VALUES ({params}) {on_conflict}"  # nosec
-        self.plain_insert = f"INSERT OR REPLACE INTO {q(name)} ({names}) VALUES ({params})"  # nosec
+        # No version check here: who is newer is decided before a row gets this far (order.py).
+        self.upsert = f"INSERT OR REPLACE INTO {q(name)} ({names}) VALUES ({params})"  # nosec
+        self.plain_insert = self.upsert
         where_key = " AND ".join(f"{q(k)} = :k{i}" for i, k in enumerate(spec.key_names))
         self.where_key = where_key
-        self.delete = f"DELETE FROM {q(name)} WHERE {where_key} AND (:v IS NULL OR {v} IS NULL OR {v} <= :v)"  # nosec
-        self.newer_exists = f"SELECT 1 FROM {q(name)} WHERE {where_key} AND {v} > :v"  # nosec
+        self.delete = f"DELETE FROM {q(name)} WHERE {where_key}"  # nosec
         self.select_key = f"SELECT * FROM {q(name)} WHERE {where_key}"  # nosec
 
 

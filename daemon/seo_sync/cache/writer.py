@@ -7,6 +7,7 @@ a full sync fills a shadow table that replaces the live one in one transaction.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -18,16 +19,17 @@ import sqlite_utils
 
 from seo_sync import codec
 from seo_sync.cache import readiness, wal_files
+from seo_sync.cache.apply import apply_changes, apply_truth
 from seo_sync.cache.connect import atomic
 from seo_sync.cache.migrations import SCHEMA_VERSION, stored_version, upgrade
 from seo_sync.cache.reader import Reader
 from seo_sync.cache.scanned import ScannedPage, scanned_page
 from seo_sync.cache.sql import (
-    CLEAR_OLDER_TOMBSTONE,
     INSERT_DEAD_LETTER,
+    MARKS_DDL,
+    REPAIRS_DDL,
     RESOLVE_DEAD_LETTERS,
     SHADOW_PREFIX,
-    UPSERT_TOMBSTONE,
     ApplyResult,
     Checkpoint,
     Statements,
@@ -35,7 +37,7 @@ from seo_sync.cache.sql import (
     key_text,
     q,
 )
-from seo_sync.changes import Change, collapse
+from seo_sync.changes import Change
 from seo_sync.errors import CacheBusy, CacheCorrupt, CacheError
 from seo_sync.schema import TABLES, TableSpec
 
@@ -110,6 +112,9 @@ class Cache:
                 {"id": int, "table_name": str, "shard_id": str, "sequence_number": str, "reason": str,
                  "record": str, "at": float, "key": str, "resolved_at": float}, pk="id", if_not_exists=True)
             upgrade(self.conn, found_version)
+            self.conn.execute(MARKS_DDL)
+            self.conn.execute(REPAIRS_DDL)
+            self.conn.execute("DELETE FROM _sync_marks WHERE table_name LIKE ?", (SHADOW_PREFIX + "%",))
             for spec in TABLES.values():
                 self.conn.execute(data_table_ddl(spec, spec.name))
                 self.conn.execute(f"DROP TABLE IF EXISTS {q(SHADOW_PREFIX + spec.name)}")
@@ -140,75 +145,41 @@ class Cache:
     # -- applying changes -------------------------------------------------------------------------
 
     def apply_batch(self, spec: TableSpec, changes: list[Change], checkpoint: Checkpoint | None,
-                    *, shadow: bool = False, shard_id: str = "") -> ApplyResult:
-        """Apply one batch and move its checkpoint, in one transaction; replaying it is a no-op."""
+                    *, shadow: bool = False, shard_id: str = "", ordered: bool = True) -> ApplyResult:
+        """Apply one batch and move its checkpoint, in one transaction; replaying it is a no-op.
+
+        `ordered`: the records come in each item's order (DynamoDB Streams); False for a feed
+        without per-item order, whose records are ordered by (`_version`, creation time).
+        """
         with self.transaction():
-            result = self._apply(spec, changes, shadow=shadow, shard_id=shard_id)
+            result = self._apply(spec, changes, shadow=shadow, shard_id=shard_id, ordered=ordered)
             if checkpoint is not None:
                 self._write_checkpoints([checkpoint])
         return result
 
-    def _apply(self, spec: TableSpec, changes: list[Change], *, shadow: bool, shard_id: str) -> ApplyResult:
+    def _apply(self, spec: TableSpec, changes: list[Change], *, shadow: bool, shard_id: str,
+               ordered: bool = True) -> ApplyResult:
         name = SHADOW_PREFIX + spec.name if shadow else spec.name
-        st = self._statements(spec, name)
-        res = ApplyResult(records=len(changes))
-        now = time.time()
-        rows: list[tuple[Any, ...]] = []
-        upserts: list[Change] = []
-        deletes: list[tuple[Change, str]] = []
-        dead: list[tuple[str, str, str, str | None, str | None, float, str | None]] = []
-        for c in collapse(changes):
-            if c.kind == "upsert":
-                row = c.row
-                if row is None:  # a Change not made by to_change (apply_item, tests)
-                    try:
-                        row = codec.row_values(spec, c.item or {})
-                    except codec.CodecError as e:
-                        dead.append((spec.name, shard_id, c.seq, str(e.message), None, now, key_text(c.key)))
-                        continue
-                rows.append(row)
-                upserts.append(c)
-            elif c.kind == "dead":
-                dead.append((spec.name, shard_id, c.seq, c.reason, c.raw, now, key_text(c.key) if c.key else None))
-            else:
-                res.ttl_deletes += int(c.ttl)
-                deletes.append((c, key_text(c.key)))
-        cur = self.conn.cursor()
-        if rows:
-            # Inside this write transaction the answer cannot change under us.
-            tombstoned = cur.execute("SELECT EXISTS (SELECT 1 FROM _sync_tombstones WHERE table_name = ?)",
-                                     (spec.name,)).fetchone()[0]
-            if tombstoned:
-                guards = [(spec.name, key_text(c.key), c.version, int(c.event == "INSERT")) for c in upserts]
-                cur.executemany(st.upsert, [r + g for r, g in zip(rows, guards, strict=True)])
-            else:
-                cur.executemany(st.upsert_untombstoned, rows)
-            res.upserted = max(cur.rowcount, 0)
-            res.skipped_stale += len(rows) - res.upserted
-            if tombstoned:
-                cur.executemany(CLEAR_OLDER_TOMBSTONE, guards)
-        for c, kt in deletes:
-            keyp = {f"k{i}": k for i, k in enumerate(c.key)}
-            if c.version is not None and cur.execute(st.newer_exists, {**keyp, "v": c.version}).fetchone():
-                res.skipped_stale += 1
-                continue
-            cur.execute(st.delete, {**keyp, "v": c.version})
-            res.deleted += 1
-            cur.execute(UPSERT_TOMBSTONE, (spec.name, kt, c.version, int(c.hard), now))
-        if dead:
-            cur.executemany(INSERT_DEAD_LETTER, dead)
-            res.dead = len(dead)
-        return res
+        return apply_changes(self.conn.cursor(), spec, self._statements(spec, name), name, changes,
+                             shard_id=shard_id, ordered=ordered)
 
-    def apply_item(self, spec: TableSpec, key: tuple[str, ...], item: codec.Item | None) -> ApplyResult:
-        """Apply a consistent read of one item (`refresh`) in one transaction; it resolves the key's dead letters."""
-        if item is None or codec.is_deleted(item):
-            change = Change("delete", spec.name, key, "", version=codec.usable_version(item), hard=item is None)
-        else:
-            change = Change("upsert", spec.name, key, "", item=item, version=codec.usable_version(item))
-        with self.transaction():  # resolve first: should this answer itself not apply, it is a new letter
+    def apply_item(self, spec: TableSpec, key: tuple[str, ...], item: codec.Item | None,
+                   read_at: float | None = None) -> ApplyResult:
+        """Apply a consistent read of one item as the truth (`refresh`, a repair read), in one transaction.
+
+        `read_at` is when the read was sent (default: now); a stream record older than it is
+        refused later. It resolves the key's dead letters.
+        """
+        with self.transaction():
             self.conn.execute(RESOLVE_DEAD_LETTERS, (time.time(), spec.name, key_text(key)))
-            return self._apply(spec, [change], shadow=False, shard_id="")
+            return apply_truth(self.conn.cursor(), spec, self._statements(spec), key, item,
+                               time.time() if read_at is None else read_at)
+
+    def row(self, spec: TableSpec, key: tuple[str, ...]) -> tuple[Any, ...] | None:
+        """The cache row of one key (None when absent)."""
+        found = self.conn.execute(self._statements(spec).select_key,
+                                  {f"k{i}": k for i, k in enumerate(key)}).fetchone()
+        return None if found is None else tuple(found)
 
     # -- checkpoints and table state ---------------------------------------------------------------
 
@@ -251,6 +222,7 @@ class Cache:
         name = SHADOW_PREFIX + spec.name
         with self.transaction():
             self.conn.execute(f"DROP TABLE IF EXISTS {q(name)}")
+            self.conn.execute("DELETE FROM _sync_marks WHERE table_name = ?", (name,))
             self.conn.execute(data_table_ddl(spec, name))
 
     def drop_shadow(self, spec: TableSpec) -> None:
@@ -277,9 +249,10 @@ class Cache:
                 written += len(page.rows)
         return written
 
-    def apply_to_shadow(self, spec: TableSpec, changes: list[Change], shard_id: str = "") -> ApplyResult:
+    def apply_to_shadow(self, spec: TableSpec, changes: list[Change], shard_id: str = "",
+                        ordered: bool = True) -> ApplyResult:
         """Apply stream records captured during a full sync to the shadow table (one transaction)."""
-        return self.apply_batch(spec, changes, None, shadow=True, shard_id=shard_id)
+        return self.apply_batch(spec, changes, None, shadow=True, shard_id=shard_id, ordered=ordered)
 
     def swap_shadow(self, spec: TableSpec, stream_arn: str | None, checkpoints: list[Checkpoint],
                     reason: str = "") -> None:
@@ -294,6 +267,10 @@ class Cache:
             for s in swaps:
                 self.conn.execute(f"DROP TABLE {q(s.spec.name)}")
                 self.conn.execute(f"ALTER TABLE {q(SHADOW_PREFIX + s.spec.name)} RENAME TO {q(s.spec.name)}")
+                # The shadow is the Scan plus the feed after it: the live table's marks say nothing about it.
+                self.conn.execute("DELETE FROM _sync_marks WHERE table_name = ?", (s.spec.name,))
+                self.conn.execute("UPDATE _sync_marks SET table_name = ? WHERE table_name = ?",
+                                  (s.spec.name, SHADOW_PREFIX + s.spec.name))
                 self.conn.execute("DELETE FROM _sync_checkpoints WHERE table_name = ?", (s.spec.name,))
                 self._write_checkpoints(s.checkpoints)
                 self.conn.execute(
@@ -303,23 +280,33 @@ class Cache:
         for s in swaps:
             self._stmts.pop(s.spec.name, None)
 
-    def replace_business(self, business_id: str, items: dict[str, list[codec.Item]]) -> int:
-        """Replace every row of one business in all five tables with `items`, in one transaction."""
+    def replace_business(self, business_id: str, items: dict[str, list[codec.Item]],
+                         read_at: float | None = None) -> int:
+        """Replace every row of one business in all five tables with `items` (a consistent Query, sent
+        at `read_at`), in one transaction: each key is applied as the truth and marked as read."""
+        at = time.time() if read_at is None else read_at
         written = 0
         with self.transaction():
+            cur = self.conn.cursor()
             for spec in TABLES.values():
                 st = self._statements(spec)
-                self.conn.execute(f"DELETE FROM {q(spec.name)} WHERE {q(spec.hash_key)} = ?", (business_id,))  # nosec
-                rows = [codec.row_values(spec, it) for it in items.get(spec.name, []) if not codec.is_deleted(it)]
-                self.conn.executemany(st.plain_insert, rows)
-                written += len(rows)
+                cols = ", ".join(q(k) for k in spec.key_names)
+                held = {tuple(r) for r in cur.execute(
+                    f"SELECT {cols} FROM {q(spec.name)} WHERE {q(spec.hash_key)} = ?", (business_id,))}  # nosec
+                found = {tuple(it[k]["S"] for k in spec.key_names): it for it in items.get(spec.name, [])}
+                for key, it in found.items():
+                    written += apply_truth(cur, spec, st, key, it, at).upserted
+                for key in held - found.keys():  # gone from DynamoDB
+                    apply_truth(cur, spec, st, key, None, at)
         return written
 
     # -- maintenance -----------------------------------------------------------------------------
 
     def expire_tombstones(self, older_than: float) -> int:
-        """Drop tombstones written before `older_than` (epoch seconds)."""
+        """Drop tombstones written before `older_than` (epoch seconds), and marks as old: no feed holds
+        a record that old any more."""
         with self.transaction():
+            self.conn.execute("DELETE FROM _sync_marks WHERE at < ?", (older_than,))
             return self.conn.execute("DELETE FROM _sync_tombstones WHERE deleted_at < ?", (older_than,)).rowcount
 
     def wal_checkpoint(self) -> tuple[int, int, int]:
@@ -336,6 +323,19 @@ class Cache:
     def count(self, table: str) -> int:
         """Rows in one cache table."""
         return Reader(self.conn).count(table)
+
+    def keys(self, spec: TableSpec) -> list[tuple[str, ...]]:
+        """Every key one cache table holds."""
+        cols = ", ".join(q(k) for k in spec.key_names)
+        return [tuple(r) for r in self.conn.execute(f"SELECT {cols} FROM {q(spec.name)}")]  # nosec
+
+    def pending_repairs(self) -> list[tuple[str, tuple[str, ...], str]]:
+        """(table, key, reason) of every key waiting for a repair read: those a batch asked for, and
+        every unresolved dead letter that names its item."""
+        rows = self.conn.execute(
+            "SELECT table_name, key, reason FROM _sync_repairs UNION SELECT DISTINCT table_name, key, 'dead letter' "
+            "FROM _sync_dead_letters WHERE resolved_at IS NULL AND key IS NOT NULL").fetchall()
+        return [(r[0], tuple(json.loads(r[1])), r[2] or "stream") for r in rows]
 
     def dead_letter_count(self, table: str | None = None) -> int:
         """Dead letters recorded (for one table, or all)."""

@@ -71,12 +71,13 @@ def sync_all_tables(cache: Cache, source: Source, s: Settings, reason: str, bars
 
 def sync_business(cache: Cache, source: Source, business_id: str) -> dict[str, Any]:
     """Replace one business's rows in all five tables by what DynamoDB holds, in one transaction."""
+    read_at = time.time()  # a stream record older than these reads must not undo them
     items = {spec.name: source.query_business(spec, business_id) for spec in TABLES.values()}
     before = {spec.name: sum(1 for _ in Reader(cache.conn).rows(spec, business_id)) for spec in TABLES.values()}
     if not any(items.values()) and not any(before.values()):
         raise NotFound(f"business {business_id!r:.80} is neither in DynamoDB nor in the cache",
                        hint="check the id with `seo-sync list-businesses --from-dynamo`")
-    cache.replace_business(business_id, items)
+    cache.replace_business(business_id, items, read_at=read_at)
     return {spec.name: {"dynamodb": len(items[spec.name]),
                         "soft_deleted": sum(codec.is_deleted(it) for it in items[spec.name]),
                         "rows_before": before[spec.name],

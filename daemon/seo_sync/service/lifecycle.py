@@ -114,7 +114,9 @@ class Service:
                        *self.engine.threads()]:
             self.threads.append(thread)
             thread.start()
-        self.maintenance = Maintenance(s.maintenance, self._maintenance_jobs())
+        verify = s.verify
+        ticks = {"anti_entropy": verify.anti_entropy_tick_seconds} if verify.anti_entropy_period_hours > 0 else {}
+        self.maintenance = Maintenance(s.maintenance, self._maintenance_jobs(), intervals=ticks)
         self.maintenance.start()
         self._set_state("syncing")
 
@@ -210,9 +212,13 @@ class Service:
         """Why the daemon is degraded now (service/reasons.py): tables in error, lagging or holding
         unresolved dead letters, the boot unfinished; before READY, "starting" and what holds it up."""
         assert self.engine is not None
-        return health_reasons(tables, prefix=self.settings.table_prefix, lag_alarm=self.settings.stream.lag_alarm,
-                              ready=self.ready, boot_synced=self.engine.boot_synced.is_set(),
-                              had_complete_cache=self.had_complete_cache)
+        reasons = health_reasons(tables, prefix=self.settings.table_prefix, lag_alarm=self.settings.stream.lag_alarm,
+                                 ready=self.ready, boot_synced=self.engine.boot_synced.is_set(),
+                                 had_complete_cache=self.had_complete_cache)
+        pending = self.engine.repairs.pending(known_only=True)
+        if pending:  # a known difference (or a doubt) between the cache and DynamoDB, not yet settled
+            reasons.append(f"{pending} repair reads pending (keys the cache may hold differently from DynamoDB)")
+        return reasons
 
     def _update_state(self) -> None:
         assert self.engine is not None
@@ -312,6 +318,7 @@ class Service:
             "expire_tombstones": lambda: engine.submit(lambda c: c.expire_tombstones(time.time() - ttl)),
             "wal_checkpoint": lambda: engine.submit(lambda c: c.wal_checkpoint()),
             "quick_check": lambda: self._post_if_corrupt(engine.submit(lambda c: c.quick_check())),
+            "anti_entropy": engine.verify.step,
         }
 
     def _post_if_corrupt(self, result: str) -> str:

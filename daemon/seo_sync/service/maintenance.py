@@ -20,13 +20,15 @@ from apscheduler.events import EVENT_JOB_MISSED, JobEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from seo_sync.config import MaintenanceSettings
 from seo_sync.errors import ConfigError
 
 log = structlog.get_logger()
 
-JOB_NAMES = ("prune_backups", "reset_delete_counters", "expire_tombstones", "wal_checkpoint", "quick_check")
+JOB_NAMES = ("prune_backups", "reset_delete_counters", "expire_tombstones", "wal_checkpoint", "quick_check",
+             "anti_entropy")
 DEFAULT_MISFIRE_GRACE = 600  # seconds: a run delayed by a suspend or a busy pool still happens once
 
 
@@ -49,14 +51,18 @@ class Maintenance:
 
     def __init__(self, settings: MaintenanceSettings, jobs: Mapping[str, Callable[[], object]], *,
                  timezone: tzinfo | None = None, misfire_grace_time: int = DEFAULT_MISFIRE_GRACE,
-                 workers: int = 2) -> None:
+                 workers: int = 2, intervals: Mapping[str, float] | None = None) -> None:
         unknown = set(jobs) - set(JOB_NAMES)
         if unknown:
             raise ValueError(f"unknown maintenance jobs: {sorted(unknown)}")
         self._jobs = dict(jobs)
-        self._state = {name: JobState(cron=getattr(settings, f"{name}_cron")) for name in self._jobs}
+        # A job in `intervals` runs every so many seconds (the rolling verify's ticks) rather than on a cron.
+        intervals = dict(intervals or {})
+        self._state = {name: JobState(cron=f"every {intervals[name]:g}s" if name in intervals
+                                      else getattr(settings, f"{name}_cron", "")) for name in self._jobs}
         self._lock = threading.Condition()
-        self._triggers: dict[str, CronTrigger] = {}
+        self._triggers: dict[str, CronTrigger | IntervalTrigger] = {
+            name: IntervalTrigger(seconds=seconds) for name, seconds in intervals.items() if name in self._jobs}
         options: dict[str, Any] = {
             "executors": {"default": ThreadPoolExecutor(workers)},
             "job_defaults": {"coalesce": True, "max_instances": 1, "misfire_grace_time": misfire_grace_time},
@@ -65,6 +71,8 @@ class Maintenance:
             options["timezone"] = timezone
         self._scheduler = BackgroundScheduler(**options)
         for name in self._jobs:
+            if name in intervals:
+                continue
             expr = self._state[name].cron.strip()
             if not expr:
                 continue  # an empty schedule switches the job off (run_now still works)

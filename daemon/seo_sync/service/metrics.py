@@ -11,7 +11,8 @@ TABLE_STATES = (*STATES, "error")
 TABLE_GAUGES = (("rows", "rows", "gauge", "Rows in the cache table."),
                 ("lag_seconds", "lag_seconds", "gauge", "Age of the last applied stream record."),
                 ("dead_letters", "dead_letters", "gauge", "Unresolved records in the dead-letter table."))
-TABLE_COUNTERS = (("skipped_stale", "skipped_stale_total", "Changes skipped for a lower _version."),
+TABLE_COUNTERS = (("skipped_stale", "skipped_stale_total",
+                   "Stream records refused as older than a state read from DynamoDB."),
                   ("records_applied", "records_applied_total", "Stream records applied."),
                   ("get_records_calls", "get_records_calls_total", "GetRecords calls made."))
 
@@ -27,6 +28,19 @@ def render_metrics(snapshot: dict[str, Any]) -> str:
     _family(out, "seo_sync_info", "gauge", "Build information.", [({"version": str(snapshot.get("version", ""))}, 1)])
     _family(out, "seo_sync_wal_bytes", "gauge", "Size of cache.db-wal (grows while a reader holds a transaction).",
             [({}, snapshot.get("wal_bytes"))])
+    repairs: dict[str, Any] = snapshot.get("repairs") or {}
+    _family(out, "seo_sync_repair_reads_pending", "gauge", "Keys waiting for a repair read (a consistent GetItem).",
+            [({}, repairs.get("pending"))])
+    for key, help_text in (("done", "Repair reads applied."),
+                           ("changed", "Repair reads whose answer differed from the cache: differences repaired."),
+                           ("failed", "Repair reads that failed and were put back.")):
+        _family(out, f"seo_sync_repair_reads_{key}_total", "counter", help_text, [({}, repairs.get(key))])
+    verify: dict[str, Any] = snapshot.get("anti_entropy") or {}
+    for key, help_text in (("items_checked", "Items the rolling verify compared with the cache."),
+                           ("differences", "Differences the rolling verify found (each gets a repair read)."),
+                           ("passes", "Complete rolling-verify passes over a table.")):
+        _family(out, f"seo_sync_anti_entropy_{key}_total", "counter", help_text,
+                [({"table": t}, v.get(key)) for t, v in verify.items() if isinstance(v, dict)])
     tables = _tables(snapshot.get("tables"))
     for key, name, kind, help_text in TABLE_GAUGES:
         _family(out, f"seo_sync_table_{name}", kind, help_text, [({"table": t}, v.get(key)) for t, v in tables])

@@ -14,15 +14,16 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from seo_sync.aws.tables import Source
 from seo_sync.cache.writer import Cache
-from seo_sync.codec import is_deleted, usable_version
 from seo_sync.config import Settings
 from seo_sync.errors import CacheBusy, SeoSyncError
-from seo_sync.schema import TABLES
+from seo_sync.schema import TABLES, VERSION_ATTR
+from seo_sync.sync.anti_entropy import RollingVerify
 from seo_sync.sync.poller import PollerThread
+from seo_sync.sync.repair import RepairQueue
 from seo_sync.sync.table_state import TableState
 from seo_sync.sync.tailer import Batch
 from seo_sync.sync.writer import Job, WriterThread
@@ -48,11 +49,19 @@ class Engine:
         self._started_at = time.monotonic()
         batches: queue.Queue[Batch] = queue.Queue(maxsize=QUEUE_BATCHES)
         self._jobs: queue.Queue[Job] = queue.Queue()
+        self.repairs = RepairQueue(settings.verify.repair_reads_per_second, settings.verify.repair_burst)
         self.writer = WriterThread(settings, source, cache, self.tables, batches, self._jobs, self.stop_event,
                                    boot_synced=self.boot_synced, progress=self._progress, clock=clock,
-                                   on_death=on_thread_death)
+                                   on_death=on_thread_death, repairs=self.repairs)
+        self.verify = RollingVerify(source, {n: rt.spec for n, rt in self.tables.items()}, settings.verify,
+                                    self.submit, self.repairs, is_ready=self._streaming)
         self.pollers = [PollerThread(rt, batches, self.stop_event, self._progress, settings.stream.max_backoff,
                                      on_death=on_thread_death) for rt in self.tables.values()]
+
+    def _streaming(self, table: str) -> bool:
+        rt = self.tables[table]
+        with rt.lock:
+            return rt.started and rt.state == "streaming" and not rt.resync_pending
 
     def threads(self) -> list[ServiceThread]:
         """The writer and the pollers, not started (the lifecycle starts them)."""
@@ -66,14 +75,22 @@ class Engine:
         return queued
 
     def refresh(self, table: str, key: tuple[str, ...], timeout: float = 5.0) -> dict:
-        """Consistent GetItem, then apply it on the writer thread; returns once committed."""
+        """Consistent GetItem applied as the truth on the writer thread; answers with what the cache
+        holds after that commit (present, and its `_version`)."""
         spec = TABLES[table] if table in TABLES else self._select(table)[0].spec
         key = tuple(key)
+        read_at = self.clock()
         item = self.source.get_item(spec, key, consistent=True)
-        self.submit(lambda c: c.apply_item(spec, key, item), timeout)
-        present = item is not None and not is_deleted(item)
-        return {"table": spec.name, "key": list(key), "present": present,
-                "version": usable_version(item)}
+
+        def apply(c: Cache) -> tuple[Any, ...] | None:
+            c.apply_item(spec, key, item, read_at=read_at)
+            return c.row(spec, key)
+
+        row = self.submit(apply, timeout)
+        self.repairs.discard(spec.name, key)
+        version = row[spec.column_names.index(VERSION_ATTR)] if row is not None else None
+        return {"table": spec.name, "key": list(key), "present": row is not None,
+                "version": version if isinstance(version, int) else None}
 
     def submit(self, fn: Callable[[Cache], T], timeout: float = 30.0) -> T:
         """Run fn(cache) on the writer thread and return its result (CacheBusy if not run in time)."""
@@ -97,7 +114,8 @@ class Engine:
                 tables[name] = rt.status(now)
         hours = max((time.monotonic() - self._started_at) / 3600, 1e-9)
         calls = self.source.streams.get_records_calls
-        return {"tables": tables, "get_records_calls": calls,
+        return {"tables": tables, "repairs": self.repairs.status(),
+                "anti_entropy": self.verify.status(), "get_records_calls": calls,
                 "describe_stream_calls": self.source.streams.describe_stream_calls,
                 "get_records_per_hour": round(calls / hours, 1)}
 

@@ -38,6 +38,7 @@ class Batch:
     last_created: float | None = None  # ApproximateCreationDateTime of the last record
     read_at: float = field(default_factory=time.time)
     drop_shards: list[str] = field(default_factory=list)  # finished shards gone from the stream
+    ordered: bool = True  # records in each item's order (DynamoDB Streams); False: ordered by version and time
 
 
 class TableTailer:

@@ -36,6 +36,7 @@ from seo_sync.errors import CacheError, SeoSyncError
 from seo_sync.schema import TableSpec
 from seo_sync.sync.first_boot import FirstBoot
 from seo_sync.sync.fullsync import FullSyncAborted, full_sync_table
+from seo_sync.sync.repair import RepairQueue, run_repairs
 from seo_sync.sync.shards import ShardSet, check_stream
 from seo_sync.sync.table_state import ERROR_BACKOFF_BASE, TableState
 from seo_sync.sync.tailer import Batch, TableTailer
@@ -50,7 +51,7 @@ Job = tuple[Callable[[Cache], Any], "Future[Any]"]
 def apply_batch(cache: Cache, spec: TableSpec, batch: Batch) -> ApplyResult:
     """Translate a batch's records and apply them with its checkpoint in one transaction."""
     changes = [to_change(spec, r) for r in batch.records]
-    return cache.apply_batch(spec, changes, batch.checkpoint, shard_id=batch.shard_id)
+    return cache.apply_batch(spec, changes, batch.checkpoint, shard_id=batch.shard_id, ordered=batch.ordered)
 
 
 def resume_problem(cache: Cache, spec: TableSpec, arn: str, settings: StreamSettings,
@@ -79,7 +80,7 @@ class WriterThread(ServiceThread):
     def __init__(self, settings: Settings, source: Source, cache: Cache, tables: dict[str, TableState],
                  batches: queue.Queue[Batch], jobs: queue.Queue[Job], stop_event: threading.Event, *,
                  boot_synced: threading.Event, progress: dict[str, float], clock: Callable[[], float] = time.time,
-                 on_death: DeathReport | None = None) -> None:
+                 on_death: DeathReport | None = None, repairs: RepairQueue | None = None) -> None:
         super().__init__("writer", stop_event, on_death)
         self.settings = settings
         self.source = source
@@ -90,6 +91,7 @@ class WriterThread(ServiceThread):
         self.boot_synced = boot_synced
         self.progress = progress
         self.clock = clock
+        self.repairs = repairs or RepairQueue(settings.verify.repair_reads_per_second, settings.verify.repair_burst)
         self._last_counts = 0.0
 
     def _mark(self) -> None:
@@ -97,6 +99,7 @@ class WriterThread(ServiceThread):
 
     def loop(self) -> None:
         self._mark()
+        self.load_repairs()
         FirstBoot(self).run()
         for rt in [t for t in self.tables.values() if not t.started]:
             if self.stop_event.is_set():
@@ -110,6 +113,7 @@ class WriterThread(ServiceThread):
                 self.boot_synced.set()
                 log.info("boot_synced", tables=list(self.tables))
             self._drain(WAKE, DRAIN_LIMIT)
+            self.run_repairs()
             self._update_counts()
         self.run_jobs()
 
@@ -181,6 +185,7 @@ class WriterThread(ServiceThread):
             self._mark()
             self.run_jobs()
             self._drain(0.0, 100)
+            self.run_repairs()
 
         try:
             result = full_sync_table(self.cache, self.source, spec, self.settings.fullsync, capture_stream=True,
@@ -203,6 +208,7 @@ class WriterThread(ServiceThread):
             rt.state, rt.error, rt.started, rt.failures = "streaming", None, True, 0
             rt.rows, rt.stream_arn, rt.last_full_sync = result.rows, result.stream_arn, self.clock()
             rt.idle, rt.last_created = True, None
+        self.load_repairs()  # a captured record that became a dead letter is read again once its table is live
 
     # -- jobs and batches --------------------------------------------------------------------------
 
@@ -219,6 +225,23 @@ class WriterThread(ServiceThread):
                 fut.set_result(fn(self.cache))
             except BaseException as e:
                 fut.set_exception(e)
+
+    def load_repairs(self) -> None:
+        """Queue the repair reads the cache records as pending (a crash or a stop left them undone)."""
+        for table, key, reason in self.cache.pending_repairs():
+            if table in self.tables:
+                self.repairs.add(table, key, reason)
+
+    def run_repairs(self) -> int:
+        """Do the repair reads the rate allows now (consistent reads applied as the truth)."""
+        if not self.repairs.pending():
+            return 0
+        specs = {name: rt.spec for name, rt in self.tables.items()}
+        done = run_repairs(self.cache, self.source, specs, self.repairs, self.clock)
+        if done:
+            for rt in self.tables.values():
+                rt.dirty = True
+        return done
 
     def _drain(self, timeout: float, limit: int) -> None:
         for i in range(limit):
@@ -275,6 +298,8 @@ class WriterThread(ServiceThread):
                      ttl=res.ttl_deletes, seq=b.checkpoint.sequence_number)
         if res.dead:
             log.warning("dead_letters", table=b.table, shard=b.shard_id, count=res.dead)
+        for key in res.repair:  # refused as older than a direct read, in doubt, or a dead letter
+            self.repairs.add(b.table, key, "stream")
 
     def _update_counts(self) -> None:
         now = time.monotonic()

@@ -1,0 +1,158 @@
+"""Applying changes to one data table (live or shadow) inside the caller's transaction.
+
+Records of an ordered feed are applied in feed order, the last one per key, with no version
+check: their order is the item's history. Only a key with a mark (its state was read from
+DynamoDB directly, or came from an unordered feed) compares the record with that mark first
+(order.py); a record refused there, and every dead letter with a key, is handed back as a key to
+read again from DynamoDB (`ApplyResult.repair`). A consistent read applied as the truth is
+`apply_truth`: it writes the row or removes it, and leaves the mark later records are held to.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from typing import Any
+
+from seo_sync import codec
+from seo_sync.cache.sql import (
+    ANY_MARK,
+    ANY_TOMBSTONE,
+    CLEAR_TOMBSTONE,
+    DELETE_MARK,
+    DELETE_REPAIR,
+    INSERT_DEAD_LETTER,
+    INSERT_REPAIR,
+    SELECT_MARK,
+    UPSERT_MARK,
+    UPSERT_TOMBSTONE,
+    ApplyResult,
+    Statements,
+    key_text,
+)
+from seo_sync.changes import Change, collapse
+from seo_sync.order import READ, Mark, collapse_unordered, mark_of, settle
+from seo_sync.schema import TableSpec
+
+DeadRow = tuple[str, str, str, str | None, str | None, float, str | None]
+
+
+def _key_params(key: tuple[str, ...]) -> dict[str, str]:
+    return {f"k{i}": k for i, k in enumerate(key)}
+
+
+def _mark(cur: sqlite3.Cursor, name: str, kt: str) -> Mark | None:
+    row = cur.execute(SELECT_MARK, (name, kt)).fetchone()
+    return None if row is None else Mark(row[0], row[1], row[2], bool(row[3]))
+
+
+def _same_state(cur: sqlite3.Cursor, st: Statements, c: Change, row: tuple[Any, ...] | None) -> bool:
+    """Whether applying `c` would leave the row as it is (the rare path: only keys with a mark)."""
+    held = cur.execute(st.select_key, _key_params(c.key)).fetchone()
+    if c.kind == "delete":
+        return held is None
+    return held is not None and row is not None and tuple(held) == tuple(row)
+
+
+def apply_changes(cur: sqlite3.Cursor, spec: TableSpec, st: Statements, name: str, changes: list[Change],
+                  *, shard_id: str, ordered: bool = True) -> ApplyResult:
+    """Apply a batch to table `name` (see the module docstring); the caller holds the transaction."""
+    res = ApplyResult(records=len(changes))
+    now = time.time()
+    doubts: set[tuple[str, ...]] = set()
+    if ordered:
+        chosen = collapse(changes)
+    else:
+        chosen, doubts = collapse_unordered(changes)
+    marked = not ordered or bool(cur.execute(ANY_MARK, (name,)).fetchone()[0])
+    rows: list[tuple[Any, ...]] = []
+    upserted_keys: list[tuple[str, str]] = []
+    deletes: list[tuple[Change, str]] = []
+    dead: list[DeadRow] = []
+    marks: list[tuple[Any, ...]] = []
+    unmark: list[tuple[str, str]] = []
+    for c in chosen:
+        if c.kind == "dead":
+            kt = key_text(c.key) if c.key else None
+            dead.append((spec.name, shard_id, c.seq, c.reason, c.raw, now, kt))
+            if c.key:
+                res.repair.append(c.key)
+            continue
+        kt = key_text(c.key)
+        row = c.row
+        if c.kind == "upsert" and row is None:  # a Change not made by to_change (tests, tools)
+            try:
+                row = codec.row_values(spec, c.item or {})
+            except codec.CodecError as e:
+                dead.append((spec.name, shard_id, c.seq, str(e.message), None, now, kt))
+                res.repair.append(c.key)
+                continue
+        if c.key in doubts:  # whatever happens to this record below, DynamoDB settles the key
+            res.repair.append(c.key)
+        if marked:
+            mark = _mark(cur, name, kt)
+            verdict = settle(c, mark, mark is not None and _same_state(cur, st, c, row))
+            if verdict != "apply":
+                res.skipped_stale += 1
+                if verdict == "repair" and c.key not in doubts:
+                    res.repair.append(c.key)
+                continue
+            if not ordered:
+                m = mark_of(c)
+                marks.append((name, kt, m.version, m.at, m.origin, int(m.present)))
+            elif mark is not None:
+                unmark.append((name, kt))  # newer than the read: the feed's order holds from here on
+        if c.kind == "upsert":
+            assert row is not None
+            rows.append(row)
+            upserted_keys.append((spec.name, kt))
+        else:
+            res.ttl_deletes += int(c.ttl)
+            deletes.append((c, kt))
+    if rows:
+        cur.executemany(st.upsert, rows)
+        res.upserted = len(rows)
+        # Most batches meet no tombstone at all: one probe spares one per row.
+        if cur.execute(ANY_TOMBSTONE, (spec.name,)).fetchone()[0]:
+            cur.executemany(CLEAR_TOMBSTONE, upserted_keys)
+    for c, kt in deletes:
+        cur.execute(st.delete, _key_params(c.key))
+        res.deleted += 1
+        cur.execute(UPSERT_TOMBSTONE, (spec.name, kt, c.version, int(c.hard), now))
+    if unmark:
+        cur.executemany(DELETE_MARK, unmark)
+    if marks:
+        cur.executemany(UPSERT_MARK, marks)
+    if dead:
+        cur.executemany(INSERT_DEAD_LETTER, dead)
+        res.dead = len(dead)
+    if res.repair:
+        cur.executemany(INSERT_REPAIR, [(spec.name, key_text(k), "stream", now) for k in res.repair])
+    return res
+
+
+def apply_truth(cur: sqlite3.Cursor, spec: TableSpec, st: Statements, key: tuple[str, ...],
+                item: codec.Item | None, read_at: float) -> ApplyResult:
+    """Apply DynamoDB's consistent answer for one key as the truth, and mark the key as read at `read_at`."""
+    res = ApplyResult(records=1)
+    kt = key_text(key)
+    present = item is not None and not codec.is_deleted(item)
+    version = codec.usable_version(item)
+    if present:
+        assert item is not None
+        try:
+            row = codec.row_values(spec, item)
+        except codec.CodecError as e:  # DynamoDB never holds such an item; a letter says so
+            cur.execute(INSERT_DEAD_LETTER, (spec.name, "read", "", str(e.message), None, time.time(), kt))
+            res.dead = 1
+            return res
+        cur.execute(st.upsert, row)
+        cur.execute(CLEAR_TOMBSTONE, (spec.name, kt))
+        res.upserted = 1
+    else:
+        gone = cur.execute(st.delete, _key_params(key)).rowcount
+        res.deleted = max(gone, 0)
+        cur.execute(UPSERT_TOMBSTONE, (spec.name, kt, version, int(item is None), time.time()))
+    cur.execute(UPSERT_MARK, (spec.name, kt, version, read_at, READ, int(present)))
+    cur.execute(DELETE_REPAIR, (spec.name, kt))
+    return res

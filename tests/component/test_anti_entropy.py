@@ -1,0 +1,97 @@
+"""The rolling verify: differences between the cache and a Scan become repair reads once they have settled,
+a difference that is only the feed's lag does not, and the repair reads leave the cache equal to DynamoDB."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from seo_sync import codec
+from seo_sync.cache.reader import Reader
+from seo_sync.config import VerifySettings
+from seo_sync.schema import BUSINESSES
+from seo_sync.sync.anti_entropy import SETTLE_SECONDS, RollingVerify
+from seo_sync.sync.repair import RepairQueue, run_repairs
+from tests.support.fake_streams import FakeWorld, create_tables, fake_source, put
+
+TABLE = "seo_businesses"
+
+
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def world_with(n: int) -> FakeWorld:
+    world = FakeWorld()
+    create_tables(world, ["businesses"])
+    for i in range(n):
+        put(world, i, version=1, name=f"n{i}")
+    return world
+
+
+def verifier(cache, world: FakeWorld, clock: Clock, repairs: RepairQueue) -> RollingVerify:
+    settings = VerifySettings(anti_entropy_period_hours=1.0, anti_entropy_items_per_second=4,
+                              anti_entropy_tick_seconds=1.0)
+    return RollingVerify(fake_source(world), {"businesses": BUSINESSES}, settings, lambda fn: fn(cache), repairs,
+                         clock=clock)
+
+
+def run_pass(v: RollingVerify, clock: Clock, ticks: int) -> None:
+    for _ in range(ticks):
+        v.step()
+        clock.now += 1.0
+
+
+def cache_items(cache) -> dict[str, Any]:
+    return {it["business_id"]["S"]: it for it in Reader(cache.conn).items(BUSINESSES)}
+
+
+def test_a_hand_edit_and_a_lost_row_are_found_and_repaired(cache):
+    """An edited row and a deleted row: both suspects settle, become repair reads, and the cache equals DynamoDB."""
+    world = world_with(10)
+    for key, item in world.tables[TABLE].items.items():
+        cache.apply_item(BUSINESSES, key, item)
+    cache.conn.execute("UPDATE businesses SET name = 'edited' WHERE business_id = 'b0003'")
+    cache.conn.execute("DELETE FROM businesses WHERE business_id = 'b0007'")
+    extra = {"business_id": {"S": "zz-only-in-cache"}, "name": {"S": "ghost"}}
+    cache.apply_item(BUSINESSES, ("zz-only-in-cache",), extra)
+    clock, repairs = Clock(), RepairQueue(1000, 1000)
+    v = verifier(cache, world, clock, repairs)
+    run_pass(v, clock, 4 + int(SETTLE_SECONDS) + 2)  # 10 items at 4 a page, the end, then the settling
+    assert repairs.status()["by_reason"] == {"anti-entropy": 3}
+    assert v.status()["businesses"]["differences"] == 3 and v.status()["businesses"]["passes"] == 1
+    assert run_repairs(cache, fake_source(world), {"businesses": BUSINESSES}, repairs, wall=world.clock) == 3
+    assert repairs.status()["changed"] == 3
+    want = {k[0]: it for k, it in world.tables[TABLE].items.items()}
+    assert cache_items(cache).keys() == want.keys()
+    assert all(codec.item_hash(cache_items(cache)[k]) == codec.item_hash(it) for k, it in want.items())
+
+
+def test_a_difference_the_feed_catches_up_with_is_not_repaired(cache):
+    """The Scan saw a change the cache applies a moment later: the suspect is dropped, no repair read."""
+    world = world_with(3)
+    for key, item in world.tables[TABLE].items.items():
+        cache.apply_item(BUSINESSES, key, item)
+    newer = codec.item_from_python({"business_id": "b0001", "name": "renamed", "_version": 2})
+    world.put(TABLE, newer)
+    clock, repairs = Clock(), RepairQueue(1000, 1000)
+    v = verifier(cache, world, clock, repairs)
+    v.step()  # the first page holds all three items: b0001 differs
+    cache.apply_item(BUSINESSES, ("b0001",), newer)  # the stream's record arrives
+    run_pass(v, clock, int(SETTLE_SECONDS) + 3)
+    assert repairs.status()["queued"] == 0 and v.status()["businesses"]["differences"] == 0
+
+
+def test_a_table_not_streaming_is_not_verified(cache):
+    """While a table boots or resyncs its rows are a full sync's business: no Scan, no suspects."""
+    world = world_with(3)
+    clock, repairs = Clock(), RepairQueue(1000, 1000)
+    v = verifier(cache, world, clock, repairs)
+    v.is_ready = lambda _name: False
+    run_pass(v, clock, 8)
+    assert v.status()["businesses"]["items_checked"] == 0 and repairs.status()["queued"] == 0

@@ -1,0 +1,46 @@
+"""The repair queue: one entry per key, drained no faster than its rate, suspects told apart from known doubts."""
+
+from __future__ import annotations
+
+from seo_sync.sync.repair import SUSPECT, RepairQueue
+
+
+class Clock:
+    """A monotonic clock moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_reads_are_rate_limited_after_the_burst() -> None:
+    """Burst 3 at 2 a second: 3 at once, then 2 per second of clock, never more."""
+    clock = Clock()
+    q = RepairQueue(rate=2.0, burst=3, clock=clock)
+    for i in range(10):
+        q.add("businesses", (f"b{i}",), "stream")
+    assert len(q.take()) == 3 and q.take() == []
+    clock.now += 1.0
+    assert len(q.take()) == 2
+    clock.now += 0.25
+    assert q.take() == []
+    assert q.pending() == 5
+
+
+def test_a_key_is_queued_once_and_a_refresh_discards_it() -> None:
+    """Adding a queued key again is a no-op; discard removes it without a read."""
+    q = RepairQueue(rate=10.0, burst=10)
+    assert q.add("keywords", ("b1", "k#en"), "stream") is True
+    assert q.add("keywords", ("b1", "k#en"), "dead letter") is False
+    q.discard("keywords", ("b1", "k#en"))
+    assert q.pending() == 0 and q.status()["queued"] == 1
+
+
+def test_anti_entropy_suspects_are_not_known_differences() -> None:
+    """Health counts refused records and dead letters, not the rolling verify's unconfirmed suspects."""
+    q = RepairQueue(rate=10.0, burst=10)
+    q.add("businesses", ("a",), SUSPECT)
+    q.add("businesses", ("b",), "stream")
+    assert q.pending() == 2 and q.pending(known_only=True) == 1
