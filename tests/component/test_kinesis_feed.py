@@ -33,8 +33,8 @@ def put(kin: FakeKinesis, arn: str, i: int, version: int = 1, table: str = "seo_
 
 
 def feed_over(kin: FakeKinesis, min_interval: float = 1.0) -> KinesisFeed:
-    """A feed whose pacing waits on the fake's clock."""
-    return KinesisFeed(kin, CTX, "seo_", min_interval=min_interval, clock=kin.clock, sleep=kin.advance)
+    """A feed paced on the fake's clock."""
+    return KinesisFeed(kin, CTX, "seo_", min_interval=min_interval, clock=kin.clock)
 
 
 def shard_set(feed: KinesisFeed, kin: FakeKinesis, arn: str, table: str = "businesses") -> ShardSet:
@@ -216,7 +216,7 @@ def test_tailer_batches_say_they_have_no_per_item_order(cache):
     assert source.describe_table(BUSINESSES).stream_arn == arn
     feed = source.streams
     assert isinstance(feed, KinesisFeed)
-    feed.clock, feed.sleep = world.clock, world.advance
+    feed.clock = world.clock
     ss = ShardSet(feed, "businesses", arn, STREAM, clock=world.clock, wall=world.clock)
     tailer = TableTailer(source, BUSINESSES, ss, STREAM, generation=1, clock=world.clock)
     for i in range(5):

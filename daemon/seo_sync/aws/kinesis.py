@@ -8,11 +8,15 @@ closed shard ends with no NextShardIterator (AWS also names its ChildShards, whi
 shows too). Each record is unwrapped into the DynamoDB Streams record shape (`kinesis_records.py`).
 
 Kinesis gives every reader of a shard together 5 GetRecords calls a second, so a fleet of hosts
-must each stay far below it. Two things keep one host at about one call a second a shard: real
-calls to a shard are paced (`min_interval`), and when several tables share one stream (records
-told apart by `tableName`) a page fetched for one table is served to the others from memory for a
-moment (`share_window`) instead of being fetched again. A page covers a contiguous range of
-sequence numbers, so a table positioned anywhere inside it gets the rest of it.
+must each stay far below it. One host makes at most one call a shard per `min_interval`: a poll
+that comes sooner is answered from memory or, when memory has nothing for it, with an empty page
+that leaves the position where it was (the caller polls again later; nobody waits). When several
+tables share one stream (records told apart by `tableName`), a page fetched for one table is
+served to the others: a page covers a contiguous range of sequence numbers, so a table positioned
+anywhere inside it gets the rest of it. For the same reason a LATEST position is taken, when the
+shard was read to its tip a moment ago, as "after the last record read there": never later than
+LATEST (at most a few records are read twice, which the apply path takes in its stride), and the
+same position for every table, so they share from their first page.
 
 Records of this feed have no per-item order (AWS: they "might appear in a different sequence than
 the item changes occurred" and "might also appear more than once"): `per_item_order` is False.
@@ -37,6 +41,7 @@ from seo_sync.schema import TABLES
 
 log = structlog.get_logger()
 LIST_SHARDS_PAGE = 1000
+TIP_FRESH = 10.0  # seconds a shard's tip, as last read, stands in for LATEST
 POSITION_TAG = "kds1"  # marks a position string made by this feed
 # Kinesis answers that mean "slow down and retry", beyond the codes DynamoDB shares with it.
 KINESIS_THROTTLE_CODES = {"KMSThrottlingException", "ExpiredNextTokenException"}
@@ -95,16 +100,12 @@ class KinesisFeed:
     per_item_order = False
 
     def __init__(self, client: KinesisApi, context: ErrorContext, prefix: str, *, min_interval: float = 1.0,
-                 share_window: float | None = None, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.client = client
         self.ctx = context
         self.prefix = prefix
         self.min_interval = min_interval
-        # Shorter than the pacing, so a table polling again never gets an empty answer from memory.
-        self.share_window = min_interval / 2 if share_window is None else share_window
         self.clock = clock
-        self.sleep = sleep
         self.get_records_calls = 0
         self.describe_stream_calls = 0
         self.pages_shared = 0  # pages served from memory to a second table of a shared stream
@@ -113,6 +114,7 @@ class KinesisFeed:
         self._shard_locks: dict[tuple[str, str], threading.Lock] = {}
         self._last_call: dict[tuple[str, str], float] = {}
         self._pages: dict[tuple[str, str], list[FetchedPage]] = {}
+        self._tips: dict[tuple[str, str], tuple[int, float]] = {}  # last sequence number at the tip, and when
 
     # -- errors ---------------------------------------------------------------------------------
 
@@ -174,6 +176,10 @@ class KinesisFeed:
         elif seq is not None:
             kwargs["StartingSequenceNumber"] = seq
             key = f"after:{seq}" if kind == "AFTER_SEQUENCE_NUMBER" else f"at:{seq}"
+        elif kind == "LATEST" and self._fresh_tip(arn, shard_id) is not None:
+            tip = str(self._fresh_tip(arn, shard_id))
+            kwargs.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", StartingSequenceNumber=tip)
+            key = f"after:{tip}"
         else:
             key = f"{kind}:{self.clock()}"  # never shared: another table's LATEST is another position
         try:
@@ -189,11 +195,13 @@ class KinesisFeed:
         arn, shard_id, key, real = _parse_token(iterator)
         with self._shard_lock(arn, shard_id):
             page, start = self._shared_page(arn, shard_id, key)
-            if page is None:
+            if page is not None:
+                self.pages_shared += 1
+            elif self.clock() - self._last_call.get((arn, shard_id), -1e18) < self.min_interval:
+                return RecordsPage([], iterator)  # too soon for this shard: the same position, asked again later
+            else:
                 page = self._fetch(arn, shard_id, key, real, limit, table)
                 start = 0
-            else:
-                self.pages_shared += 1
         records = page.records[start:]
         want = None if table is None else (TABLES[table].dynamo_name(self.prefix) if table in TABLES else table)
         mine = [r for name, r in records if want is None or name is None or name == want]
@@ -202,6 +210,12 @@ class KinesisFeed:
         next_key = f"after:{page.end_seq}" if page.end_seq is not None else key
         return RecordsPage(mine, _token(arn, shard_id, next_key, page.next_iterator))
 
+    def _fresh_tip(self, arn: str, shard_id: str) -> int | None:
+        """The shard's last sequence number if it was read to its tip lately (None otherwise)."""
+        with self._lock:
+            tip = self._tips.get((arn, shard_id))
+        return tip[0] if tip is not None and self.clock() - tip[1] <= TIP_FRESH else None
+
     def _shard_lock(self, arn: str, shard_id: str) -> threading.Lock:
         with self._lock:
             return self._shard_locks.setdefault((arn, shard_id), threading.Lock())
@@ -209,7 +223,7 @@ class KinesisFeed:
     def _shared_page(self, arn: str, shard_id: str, key: str) -> tuple[FetchedPage | None, int]:
         """A page fetched a moment ago that covers `key`, and the index of the first record after it."""
         now = self.clock()
-        fresh = [p for p in self._pages.get((arn, shard_id), []) if now - p.fetched_at <= self.share_window]
+        fresh = [p for p in self._pages.get((arn, shard_id), []) if now - p.fetched_at < self.min_interval]
         self._pages[(arn, shard_id)] = fresh
         after = _after_seq(key)
         for p in fresh:
@@ -222,14 +236,11 @@ class KinesisFeed:
         return None, 0
 
     def _fetch(self, arn: str, shard_id: str, key: str, real: str, limit: int, table: str | None) -> FetchedPage:
-        """One real GetRecords call, paced so this host stays far below the shard's shared 5 calls a second."""
-        wait = self._last_call.get((arn, shard_id), -1e18) + self.min_interval - self.clock()
-        if wait > 0:
-            self.sleep(min(wait, self.min_interval))
+        """One real GetRecords call (the caller has checked the pacing)."""
         self._last_call[(arn, shard_id)] = self.clock()
         self.get_records_calls += 1
         try:
-            resp = self.client.get_records(ShardIterator=real, Limit=limit)
+            resp = self.client.get_records(ShardIterator=real, Limit=limit, StreamARN=arn)
         except CAUGHT as e:
             raise self._translate(e, "GetRecords", table) from None
         records = [unwrap(r) for r in resp.get("Records", [])]
@@ -238,6 +249,11 @@ class KinesisFeed:
         page = FetchedPage(key, _after_seq(key), records, end, next_iterator, self.clock(),
                            resp.get("MillisBehindLatest"))
         self._pages.setdefault((arn, shard_id), []).append(page)
+        at_tip = resp.get("MillisBehindLatest") == 0 and next_iterator is not None
+        last = end if end is not None else _after_seq(key)
+        if at_tip and last is not None:
+            with self._lock:
+                self._tips[(arn, shard_id)] = (last, self.clock())
         shown = self.shards.setdefault(shard_id, {"calls": 0})
         shown.update(calls=shown["calls"] + 1, behind_latest_ms=page.behind_ms)
         if next_iterator is None:
