@@ -1,11 +1,14 @@
 """An in-process fake of Kinesis Data Streams that follows AWS where moto does not.
 
 `FakeKinesis` keeps streams under a fake clock (its own, or a FakeWorld's). It answers the calls of
-`aws/kinesis.py`'s `KinesisApi` as AWS does: 56-digit sequence numbers, ListShards paged with a
+`aws/kinesis_efo.py`'s `EfoApi` (the polling calls of `aws/kinesis.py`'s `KinesisApi` and
+the enhanced fan-out ones) as AWS does: 56-digit sequence numbers, ListShards paged with a
 NextToken that must come alone, shards split and merged (a merged shard names its parent and its
 adjacent parent), a closed shard's end as a null NextShardIterator plus ChildShards, iterators that
 expire after 5 minutes, records trimmed after the retention, and ProvisionedThroughputExceeded
-once a shard is read more than 5 times in one second (by everyone together).
+once a shard is read more than 5 times in one second (by everyone together); consumers that are
+CREATING for a moment, 20 a stream, and SubscribeToShard as an event stream that ends after 5
+minutes and is refused within 5 seconds of the last one.
 
 DynamoDB's side is `put_change`: one item change as the JSON document DynamoDB writes, held
 `lateness` seconds at most before it arrives, arriving in a shuffled order when `reorder`, and
@@ -18,19 +21,22 @@ from __future__ import annotations
 import itertools
 import random
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from seo_sync import codec
-from seo_sync.aws.kinesis import KinesisApi
+from seo_sync.aws.kinesis_efo import EfoApi
 from seo_sync.aws.kinesis_records import wrap
 from tests.support.fake_streams import FakeWorld, client_error
 
 ITERATOR_TTL = 300.0  # Kinesis shard iterators expire after 5 minutes
 RETENTION = 86400.0  # the default retention: 24 hours
 READS_PER_SECOND = 5  # GetRecords calls a shard a second, for every reader together
+MAX_CONSUMERS = 20  # registered consumers a stream (50 in On-demand Advantage)
+SUBSCRIPTION_SECONDS = 300.0  # a SubscribeToShard event stream ends after 5 minutes
+RESUBSCRIBE_SECONDS = 5.0  # AWS refuses a new subscription of the same consumer and shard sooner
 SEQ_BASE = 49_590_338_271_490_256_608_559_692_538_361_571_095_921_575_989_136_588_898  # 56 digits
 
 
@@ -96,6 +102,11 @@ class FakeKinesis:
         self._seq = itertools.count(1)
         self._ids = itertools.count(1)
         self._forwarded: dict[tuple[str, str], int] = {}
+        self.consumers: dict[tuple[str, str], dict[str, Any]] = {}
+        self.consumer_creating = 2.0  # seconds a new consumer stays CREATING
+        self.registrations = 0
+        self.subscribed_at: dict[tuple[str, str], float] = {}
+        self.pushed = 0  # events pushed with records or empty
 
     def advance(self, seconds: float) -> None:
         """Move this fake's own clock (when it was not given one)."""
@@ -289,6 +300,68 @@ class FakeKinesis:
             out["NextShardIterator"] = self._iterator(arn, shard_id, end)
         return out
 
+    # -- enhanced fan-out ------------------------------------------------------------------------
+
+    def register_stream_consumer(self, *, StreamARN: str, ConsumerName: str) -> Any:
+        """RegisterStreamConsumer: CREATING for `consumer_creating` seconds, 20 a stream at most."""
+        self._stream(StreamARN, "RegisterStreamConsumer")
+        mine = [c for (arn, _), c in self.consumers.items() if arn == StreamARN]
+        if (StreamARN, ConsumerName) in self.consumers:
+            raise client_error("ResourceInUseException", f"Consumer {ConsumerName} exists", "RegisterStreamConsumer")
+        if len(mine) >= MAX_CONSUMERS:
+            raise client_error("LimitExceededException", f"Stream has {len(mine)} consumers, the maximum",
+                               "RegisterStreamConsumer")
+        self.registrations += 1
+        arn = f"{StreamARN}/consumer/{ConsumerName}:{int(self.clock())}"
+        self.consumers[(StreamARN, ConsumerName)] = {"ConsumerName": ConsumerName, "ConsumerARN": arn,
+                                                     "created": self.clock()}
+        return {"Consumer": self._consumer_json(StreamARN, ConsumerName)}
+
+    def _consumer_json(self, stream_arn: str, name: str) -> dict[str, Any]:
+        c = self.consumers[(stream_arn, name)]
+        status = "ACTIVE" if self.clock() - c["created"] >= self.consumer_creating else "CREATING"
+        return {"ConsumerName": name, "ConsumerARN": c["ConsumerARN"], "ConsumerStatus": status,
+                "StreamARN": stream_arn}
+
+    def describe_stream_consumer(self, *, StreamARN: str, ConsumerName: str) -> Any:
+        """DescribeStreamConsumer."""
+        if (StreamARN, ConsumerName) not in self.consumers:
+            raise client_error("ResourceNotFoundException", f"Consumer {ConsumerName} not found",
+                               "DescribeStreamConsumer")
+        return {"ConsumerDescription": self._consumer_json(StreamARN, ConsumerName)}
+
+    def subscribe_to_shard(self, *, ConsumerARN: str, ShardId: str, StartingPosition: dict[str, Any]) -> Any:
+        """SubscribeToShard: an event stream that ends after 5 minutes; a second one within 5 s is refused."""
+        stream_arn = ConsumerARN.split("/consumer/")[0]
+        last = self.subscribed_at.get((ConsumerARN, ShardId))
+        if last is not None and self.clock() - last < RESUBSCRIBE_SECONDS:
+            raise client_error("ResourceInUseException", "Another subscription is active or ended < 5 s ago",
+                               "SubscribeToShard")
+        self.subscribed_at[(ConsumerARN, ShardId)] = self.clock()
+        first = self.get_shard_iterator(StreamARN=stream_arn, ShardId=ShardId,
+                                        ShardIteratorType=StartingPosition["Type"],
+                                        StartingSequenceNumber=StartingPosition.get("SequenceNumber", ""))
+        return {"EventStream": self._events(stream_arn, first["ShardIterator"], self.clock())}
+
+    def _events(self, stream_arn: str, iterator: str, started: float) -> Iterator[dict[str, Any]]:
+        while self.clock() - started < SUBSCRIPTION_SECONDS:
+            self.deliver()
+            _, shard_id, pos, _ = self.iterators[iterator]
+            shard = self.streams[stream_arn].shard(shard_id)
+            records = shard.records[pos:pos + 100]
+            end = pos + len(records)
+            iterator = self._iterator(stream_arn, shard_id, end)
+            event: dict[str, Any] = {"Records": [dict(r) for r in records], "MillisBehindLatest": 0,
+                                     "ContinuationSequenceNumber": (records[-1]["SequenceNumber"] if records
+                                                                    else str(SEQ_BASE))}
+            if shard.closed and end >= len(shard.records):
+                event["ContinuationSequenceNumber"] = None
+                event["ChildShards"] = [{"ShardId": c, "ParentShards": [shard_id]} for c in shard.children]
+                yield {"SubscribeToShardEvent": event}
+                return
+            self.pushed += 1
+            yield {"SubscribeToShardEvent": event}
+
     def describe_stream_summary(self, *, StreamARN: str) -> Any:
         """DescribeStreamSummary: what the feed reads of it."""
         stream = self._stream(StreamARN, "DescribeStreamSummary")
@@ -300,4 +373,4 @@ class FakeKinesis:
 if TYPE_CHECKING:
     # Declared against the interface of the real client it stands in for: mypy fails here when the
     # fake drifts from what KinesisFeed calls (the fake is in mypy's files).
-    _fake_kinesis_client: KinesisApi = FakeKinesis()
+    _fake_kinesis_client: EfoApi = FakeKinesis()

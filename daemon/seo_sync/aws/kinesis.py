@@ -79,18 +79,18 @@ class FetchedPage:
     behind_ms: int | None = None
 
 
-def _token(arn: str, shard_id: str, key: str, iterator: str) -> str:
+def make_position(arn: str, shard_id: str, key: str, iterator: str) -> str:
     return "|".join((POSITION_TAG, arn, shard_id, key, iterator))
 
 
-def _parse_token(token: str) -> tuple[str, str, str, str]:
+def parse_position(token: str) -> tuple[str, str, str, str]:
     parts = token.split("|", 4)
     if len(parts) != 5 or parts[0] != POSITION_TAG:
         raise BadInput("not a Kinesis position of this feed", hint="take a new shard iterator")
     return parts[1], parts[2], parts[3], parts[4]
 
 
-def _after_seq(key: str) -> int | None:
+def after_seq(key: str) -> int | None:
     return int(key[6:]) if key.startswith("after:") else None
 
 
@@ -186,13 +186,13 @@ class KinesisFeed:
             iterator = self.client.get_shard_iterator(**kwargs)["ShardIterator"]
         except CAUGHT as e:
             raise self._translate(e, "GetShardIterator", table) from None
-        return _token(arn, shard_id, key, iterator)
+        return make_position(arn, shard_id, key, iterator)
 
     # -- records --------------------------------------------------------------------------------
 
     def get_records(self, iterator: str, limit: int = 1000, table: str | None = None) -> RecordsPage:
         """One page of `table`'s records from a position, and the next position (None at a closed shard's end)."""
-        arn, shard_id, key, real = _parse_token(iterator)
+        arn, shard_id, key, real = parse_position(iterator)
         with self._shard_lock(arn, shard_id):
             page, start = self._shared_page(arn, shard_id, key)
             if page is not None:
@@ -208,7 +208,7 @@ class KinesisFeed:
         if page.next_iterator is None:
             return RecordsPage(mine, None)
         next_key = f"after:{page.end_seq}" if page.end_seq is not None else key
-        return RecordsPage(mine, _token(arn, shard_id, next_key, page.next_iterator))
+        return RecordsPage(mine, make_position(arn, shard_id, next_key, page.next_iterator))
 
     def _fresh_tip(self, arn: str, shard_id: str) -> int | None:
         """The shard's last sequence number if it was read to its tip lately (None otherwise)."""
@@ -225,7 +225,7 @@ class KinesisFeed:
         now = self.clock()
         fresh = [p for p in self._pages.get((arn, shard_id), []) if now - p.fetched_at < self.min_interval]
         self._pages[(arn, shard_id)] = fresh
-        after = _after_seq(key)
+        after = after_seq(key)
         for p in fresh:
             if p.start_key == key:
                 return p, 0
@@ -246,11 +246,11 @@ class KinesisFeed:
         records = [unwrap(r) for r in resp.get("Records", [])]
         end = int(records[-1][1]["dynamodb"]["SequenceNumber"]) if records else None
         next_iterator = resp.get("NextShardIterator")
-        page = FetchedPage(key, _after_seq(key), records, end, next_iterator, self.clock(),
+        page = FetchedPage(key, after_seq(key), records, end, next_iterator, self.clock(),
                            resp.get("MillisBehindLatest"))
         self._pages.setdefault((arn, shard_id), []).append(page)
         at_tip = resp.get("MillisBehindLatest") == 0 and next_iterator is not None
-        last = end if end is not None else _after_seq(key)
+        last = end if end is not None else after_seq(key)
         if at_tip and last is not None:
             with self._lock:
                 self._tips[(arn, shard_id)] = (last, self.clock())

@@ -16,6 +16,7 @@ from typing import Any
 import botocore.exceptions as bexc
 
 from seo_sync.aws.kinesis import KinesisApi, KinesisFeed
+from seo_sync.aws.kinesis_efo import EfoApi, EfoFeed, ensure_consumer
 from seo_sync.aws.session import client_config, make_session
 from seo_sync.aws.shapes import TableInfo
 from seo_sync.aws.tables import Source
@@ -42,8 +43,15 @@ class KinesisSource(Source):
                 raise SourceUnavailable("no AWS region configured",
                                         hint="set AWS_REGION, or aws.region in the config") from None
         self.kinesis_client = kinesis_client
-        self.streams = KinesisFeed(kinesis_client, self.ctx, settings.table_prefix,  # type: ignore[assignment]
-                                   min_interval=1.0 / settings.kinesis.polls_per_second)
+        interval = 1.0 / settings.kinesis.polls_per_second
+        if settings.kinesis.mode == "efo":
+            name = settings.kinesis.consumer()
+            efo_client: EfoApi = kinesis_client  # type: ignore[assignment]  # boto3's client has both
+            self.streams = EfoFeed(efo_client, self.ctx, settings.table_prefix,  # type: ignore[assignment]
+                                   lambda arn: ensure_consumer(efo_client, self.ctx, arn, name), min_interval=interval)
+        else:
+            self.streams = KinesisFeed(kinesis_client, self.ctx, settings.table_prefix,  # type: ignore[assignment]
+                                       min_interval=interval)
 
     def describe_table(self, spec: TableSpec) -> TableInfo:
         """DescribeTable, with the table's Kinesis stream as the stream to read (checked when configured)."""
