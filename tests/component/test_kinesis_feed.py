@@ -231,3 +231,23 @@ def test_tailer_batches_say_they_have_no_per_item_order(cache):
     for b in batches:
         apply_batch(cache, BUSINESSES, b)
     assert len(list(Reader(cache.conn).items(BUSINESSES))) == 5
+
+
+def test_a_latest_position_starts_after_the_tip_just_read_and_is_shared():
+    """LATEST, when the shard's tip was read a moment ago, is "after the tip": no record is skipped,
+    and a second table's first page comes from memory."""
+    kin = FakeKinesis()
+    arn = kin.create_stream("seo-changes")
+    for i in range(3):
+        put(kin, arn, i)
+    feed = feed_over(kin)
+    first = feed.get_records(feed.shard_iterator(arn, "shardId-000000000000", "TRIM_HORIZON"), 100, "businesses")
+    assert len(first.records) == 3
+    kin.advance(1.0)
+    put(kin, arn, 3)  # arrives after the tip was read and before LATEST is asked for
+    a = feed.shard_iterator(arn, "shardId-000000000000", "LATEST", None, "businesses")
+    b = feed.shard_iterator(arn, "shardId-000000000000", "LATEST", None, "keywords")
+    page_a = feed.get_records(a, 100, "businesses")
+    page_b = feed.get_records(b, 100, "keywords")
+    assert [r["dynamodb"]["Keys"]["business_id"]["S"] for r in page_a.records] == ["b0003"]
+    assert page_b.records == [] and feed.get_records_calls == 2 and feed.pages_shared == 1
