@@ -25,6 +25,7 @@ import structlog
 
 from seo_sync import codec
 from seo_sync.aws.kinesis_records import wrap
+from seo_sync.demo.embedded import FAKE_CREDENTIALS
 from seo_sync.schema import TABLES
 
 log = structlog.get_logger()
@@ -37,7 +38,9 @@ class Relay:
     def __init__(self, endpoint: str, prefix: str, stream_name: str = "seo-changes", *, shards: int = 1,
                  shuffle: bool = False, duplicate: float = 0.0, seed: int | None = None,
                  region: str = "us-east-1") -> None:
-        kw: dict[str, Any] = {"endpoint_url": endpoint, "region_name": region}
+        kw: dict[str, Any] = {"endpoint_url": endpoint, "region_name": region,  # moto takes any credentials
+                              "aws_access_key_id": FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                              "aws_secret_access_key": FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]}
         self.ddb = boto3.client("dynamodb", **kw)
         self.streams = boto3.client("dynamodbstreams", **kw)
         self.kinesis = boto3.client("kinesis", **kw)
