@@ -7,10 +7,16 @@ import pytest
 from seo_sync import codec
 from seo_sync.aws.kinesis_efo import EfoFeed, ensure_consumer
 from seo_sync.aws.session import ErrorContext
+from seo_sync.cache.reader import Reader
+from seo_sync.cache.writer import Cache
 from seo_sync.config import StreamSettings
 from seo_sync.errors import SourceError, SourceThrottled
+from seo_sync.schema import BUSINESSES
 from seo_sync.sync.shards import ShardSet
+from seo_sync.sync.tailer import Batch
+from seo_sync.sync.writer import apply_batch
 from tests.support.fake_kinesis import FakeKinesis
+from tests.support.fake_streams import FakeWorld, create_tables
 
 CTX = ErrorContext("http://kinesis.fake", "us-east-1")
 STREAM = StreamSettings(idle_poll_interval=1.0, max_polls_per_second=4.0, get_records_limit=50, max_backoff=30.0)
@@ -47,6 +53,15 @@ def read_all(kin: FakeKinesis, ss: ShardSet, rounds: int = 40, step: float = 1.0
             got += [r["dynamodb"]["Keys"]["business_id"]["S"] for r in page.records] if page else []
         kin.advance(step)
     return got
+
+
+def poll_and_apply(now: float, hosts: list[tuple[ShardSet, Cache]]) -> None:
+    """Each host polls each readable shard once and applies what it got to its cache."""
+    for ss, cache in hosts:
+        for c in ss.readable():
+            page = ss.poll(c, now)
+            if page is not None and page.records:
+                apply_batch(cache, BUSINESSES, Batch("businesses", 1, page.shard_id, page.records, page.checkpoint))
 
 
 def test_twenty_hosts_register_and_the_twenty_first_is_told_the_limit():
@@ -122,3 +137,37 @@ def test_shard_end_by_subscription_leads_to_the_children():
     assert sorted(got) == [f"b{i:04d}" for i in range(20)]
     assert got[:10] == [f"b{i:04d}" for i in range(10)]
     assert ss.cursors[SHARD].finished
+
+
+def test_twenty_hosts_on_enhanced_fan_out_converge_to_dynamodb(tmp_path):
+    """Twenty hosts, each its own consumer and cache, follow a writer's puts and deletes to DynamoDB's state."""
+    world = FakeWorld()
+    create_tables(world, ["businesses"])
+    kin = FakeKinesis(clock=world.clock)
+    arn = kin.create_stream("seo-changes")
+    hosts = []
+    for i in range(20):
+        feed = EfoFeed(kin, CTX, "seo_", lambda a, name=f"gen-{i:02d}": ensure_consumer(
+            kin, CTX, a, name, rng=lambda: 0.5, sleep=world.advance, clock=world.clock), clock=world.clock)
+        ss = ShardSet(feed, "businesses", arn, STREAM, clock=world.clock, wall=world.clock, rng=lambda: 0.5)
+        ss.refresh()
+        hosts.append((feed, ss, Cache.open(tmp_path / f"host{i}.db")))
+    for r in range(60):
+        bid = f"b{r % 9:04d}"
+        if r % 7 == 6:
+            world.delete("seo_businesses", (bid,))
+        else:
+            world.put("seo_businesses", codec.item_from_python({"business_id": bid, "name": f"r{r}", "_version": r}))
+        kin.forward_world(world, {"seo_businesses": arn})
+        poll_and_apply(world.clock(), [(ss, cache) for _, ss, cache in hosts])
+        world.advance(1.0)
+    for _ in range(5):  # the last events
+        poll_and_apply(world.clock(), [(ss, cache) for _, ss, cache in hosts])
+        world.advance(1.0)
+    truth = {k[0]: codec.item_hash(v) for k, v in world.tables["seo_businesses"].items.items()}
+    assert kin.registrations == 20 and kin.pushed > 0
+    for feed, _, cache in hosts:
+        cached = {it["business_id"]["S"]: codec.item_hash(it) for it in Reader(cache.conn).items(BUSINESSES)}
+        assert cached == truth
+        assert feed.status()["mode"] == "efo"
+        cache.close()
