@@ -50,7 +50,8 @@ class Relay:
         self.shards = shards
         self.shuffle = shuffle
         self.duplicate = duplicate
-        self.rng = random.Random(seed)  # nosec B311 - shuffling a demo, not a secret
+        # Shuffles and repeats records of a demo; nothing here is a secret.
+        self.rng = random.Random(seed)  # nosec B311
         self.stream_arn = ""
         self.relayed = 0
         self._iterators: dict[tuple[str, str], str] = {}  # (table, shard) -> next DynamoDB Streams iterator
