@@ -115,6 +115,8 @@ class KinesisFeed:
         self._last_call: dict[tuple[str, str], float] = {}
         self._pages: dict[tuple[str, str], list[FetchedPage]] = {}
         self._tips: dict[tuple[str, str], tuple[int, float]] = {}  # last sequence number at the tip, and when
+        # Positions told "too soon" lately, with their iterators and when: the next call starts at the earliest.
+        self._waiting: dict[tuple[str, str], dict[str, tuple[str, float]]] = {}
 
     # -- errors ---------------------------------------------------------------------------------
 
@@ -198,10 +200,14 @@ class KinesisFeed:
             if page is not None:
                 self.pages_shared += 1
             elif self.clock() - self._last_call.get((arn, shard_id), -1e18) < self.min_interval:
+                self._waiting.setdefault((arn, shard_id), {})[key] = (real, self.clock())
                 return RecordsPage([], iterator)  # too soon for this shard: the same position, asked again later
             else:
-                page = self._fetch(arn, shard_id, key, real, limit, table)
-                start = 0
+                from_key, from_real = self._earliest_waiting(arn, shard_id, key, real)
+                fetched = self._fetch(arn, shard_id, from_key, from_real, limit, table)
+                page, start = (fetched, 0) if from_key == key else self._shared_page(arn, shard_id, key)
+                if page is None:  # ahead of where the page ends: nothing for it before the next call
+                    return RecordsPage([], iterator)
         records = page.records[start:]
         want = None if table is None else (TABLES[table].dynamo_name(self.prefix) if table in TABLES else table)
         mine = [r for name, r in records if want is None or name is None or name == want]
@@ -219,6 +225,26 @@ class KinesisFeed:
     def _shard_lock(self, arn: str, shard_id: str) -> threading.Lock:
         with self._lock:
             return self._shard_locks.setdefault((arn, shard_id), threading.Lock())
+
+    def _earliest_waiting(self, arn: str, shard_id: str, key: str, real: str) -> tuple[str, str]:
+        """Where the next call should start: a first position (LATEST, TRIM_HORIZON) told "too soon"
+        lately goes first, since no other page can serve it; else the earliest such position before
+        `key`, since one call from there serves it and every table ahead of it; else `key`."""
+        now = self.clock()
+        waiting = {k: v for k, v in self._waiting.get((arn, shard_id), {}).items()
+                   if now - v[1] < 2 * self.min_interval and k != key}
+        self._waiting[(arn, shard_id)] = waiting
+        firsts = sorted((v[1], k) for k, v in waiting.items() if after_seq(k) is None)
+        if firsts and after_seq(key) is not None:
+            first = firsts[0][1]
+            return first, waiting.pop(first)[0]
+        mine = after_seq(key)
+        earlier = [k for k in waiting if after_seq(k) is not None and mine is not None
+                   and (after_seq(k) or 0) < mine]
+        if not earlier:
+            return key, real
+        first = min(earlier, key=lambda k: after_seq(k) or 0)
+        return first, waiting.pop(first)[0]
 
     def _shared_page(self, arn: str, shard_id: str, key: str) -> tuple[FetchedPage | None, int]:
         """A page fetched a moment ago that covers `key`, and the index of the first record after it."""
