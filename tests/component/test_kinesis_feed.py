@@ -251,3 +251,33 @@ def test_a_latest_position_starts_after_the_tip_just_read_and_is_shared():
     page_b = feed.get_records(b, 100, "keywords")
     assert [r["dynamodb"]["Keys"]["business_id"]["S"] for r in page_a.records] == ["b0003"]
     assert page_b.records == [] and feed.get_records_calls == 2 and feed.pages_shared == 1
+
+
+def test_no_table_of_a_shared_stream_starves_under_steady_writes():
+    """A table whose position no other table's page covers still gets the shard's next call: under steady
+    writes every table's records arrive within a few seconds."""
+    kin = FakeKinesis()
+    arn = kin.create_stream("seo-changes")
+    feed = feed_over(kin)
+    eager = [shard_set(feed, kin, arn, name) for name in ("questionnaires", "keywords", "service_areas")]
+    late = ShardSet(feed, "businesses", arn, STREAM, clock=kin.clock, wall=kin.clock, rng=lambda: 0.5)
+    late.take_positions([])  # LATEST, with no tip read yet: a position no other page covers
+    written: dict[str, float] = {}
+    seen: dict[str, float] = {}
+    for tick in range(100):
+        if tick % 2 == 0:
+            put(kin, arn, tick)
+            written[f"b{tick:04d}"] = kin.clock()
+            kw = codec.item_from_python({"business_id": "b1", "keyword_id": f"k{tick}", "keyword": "x"})
+            kin.put_change(arn, "seo_keywords", "INSERT", {k: kw[k] for k in KEYWORDS.key_names}, kw, None,
+                           kin.clock())
+        for ss in [*eager, late]:
+            for c in ss.due(kin.clock()):
+                page = ss.poll(c, kin.clock())
+                if page is not None and ss is late:
+                    for r in page.records:
+                        seen.setdefault(r["dynamodb"]["Keys"]["business_id"]["S"], kin.clock())
+        kin.advance(0.1)
+    lags = [seen[b] - t for b, t in written.items() if b in seen]
+    assert len(lags) >= len(written) - 5 and max(lags) <= 4.0
+    assert kin.throttled == 0
