@@ -62,9 +62,6 @@ class KinesisApi(Protocol):
     def get_records(self, *, ShardIterator: str, Limit: int = ..., StreamARN: str = ...) -> Any:
         """GetRecords: records, the next iterator (null at a closed shard's end), ChildShards at the end."""
 
-    def describe_stream_summary(self, *, StreamARN: str) -> Any:
-        """DescribeStreamSummary: status, retention, consumer count."""
-
 
 @dataclass
 class FetchedPage:
@@ -154,14 +151,6 @@ class KinesisFeed:
             token = resp.get("NextToken")
             if not token:
                 return StreamInfo(arn, "ENABLED", "NEW_AND_OLD_IMAGES", shards)
-
-    def retention_hours(self, arn: str) -> float:
-        """How long the stream keeps records (DescribeStreamSummary)."""
-        try:
-            summary = self.client.describe_stream_summary(StreamARN=arn)["StreamDescriptionSummary"]
-        except CAUGHT as e:
-            raise self._translate(e, "DescribeStreamSummary", None) from None
-        return float(summary.get("RetentionPeriodHours", 24))
 
     # -- positions ------------------------------------------------------------------------------
 
