@@ -36,7 +36,7 @@ import structlog
 from seo_sync.aws.kinesis_records import unwrap
 from seo_sync.aws.session import CAUGHT, ErrorContext
 from seo_sync.aws.shapes import RecordsPage, ShardInfo, StreamInfo
-from seo_sync.errors import BadInput, SourceThrottled
+from seo_sync.errors import BadInput, IteratorExpired, SourceThrottled
 from seo_sync.schema import TABLES
 
 log = structlog.get_logger()
@@ -193,7 +193,13 @@ class KinesisFeed:
                 return RecordsPage([], iterator)  # too soon for this shard: the same position, asked again later
             else:
                 from_key, from_real = self._earliest_waiting(arn, shard_id, key, real)
-                fetched = self._fetch(arn, shard_id, from_key, from_real, limit, table)
+                try:
+                    fetched = self._fetch(arn, shard_id, from_key, from_real, limit, table)
+                except (IteratorExpired, BadInput):
+                    if from_key == key:
+                        raise
+                    # Another table's position failed: that table meets the error when it asks itself.
+                    return RecordsPage([], iterator)
                 page, start = (fetched, 0) if from_key == key else self._shared_page(arn, shard_id, key)
                 if page is None:  # ahead of where the page ends: nothing for it before the next call
                     return RecordsPage([], iterator)
