@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench soak tools clean node-test node-types node-bench
+.PHONY: demo test lint bench soak tools screenshot clean node-test node-types node-bench
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,9 @@ tools:
 	@command -v systemd-analyze >/dev/null && command -v setpriv >/dev/null && command -v unshare >/dev/null \
 	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd util-linux >/dev/null; }
 
+# `make demo DEMO_ARGS="--port 8001 --seconds 60"` passes options to `seo-sync demo`.
 demo: $(STAMP)
-	$(BIN)/seo-sync demo
+	$(BIN)/seo-sync demo $(DEMO_ARGS)
 
 test: $(STAMP) tools
 	$(BIN)/ruff check daemon tests examples
@@ -46,6 +47,10 @@ node-bench: $(STAMP) $(NODE_STAMP)
 # Regenerate the reader's types after a change to schema.py (a unit test fails until this is done).
 node-types: $(STAMP)
 	$(BIN)/seo-sync schema --typescript --output $(NODE_DIR)/src/generated/schema.ts
+
+# The README's picture of the demo (docs/demo.svg): a short real run drawn by rich's SVG export.
+screenshot: $(STAMP)
+	$(BIN)/python -m seo_sync.demo.screenshot docs/demo.svg
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench

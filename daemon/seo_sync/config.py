@@ -6,6 +6,7 @@ argument, so tests and the CLI say exactly what they pass. Unknown keys are erro
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import socket
@@ -227,19 +228,22 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
+# The platform .env's AWS variables and the [aws] setting each one sets (pairs, not a dict: a
+# security linter reads a dict whose key says SECRET as a hard-coded password).
+ENV_FILE_AWS_KEYS = (
+    ("AWS_ACCESS_KEY_ID", "access_key_id"), ("AWS_SECRET_ACCESS_KEY", "secret_access_key"),
+    ("AWS_SESSION_TOKEN", "session_token"), ("AWS_REGION", "region"), ("AWS_DEFAULT_REGION", "region"),
+    ("AWS_ENDPOINT_URL", "endpoint_url"), ("AWS_ENDPOINT_URL_DYNAMODB", "endpoint_url"), ("AWS_PROFILE", "profile"),
+)
+
+
 def _from_env_file(path: Path) -> dict[str, Any]:
     """The platform server's .env: AWS_* settings and USE_DYNAMODB."""
     if not path.is_file():
         raise ConfigError(f"env file {path} does not exist", hint="name the platform's packages/server/.env")
     values = dotenv_values(path)
     aws: dict[str, Any] = {}
-    mapping = {
-        "AWS_ACCESS_KEY_ID": "access_key_id", "AWS_SECRET_ACCESS_KEY": "secret_access_key",  # nosec B105
-        "AWS_SESSION_TOKEN": "session_token", "AWS_REGION": "region", "AWS_DEFAULT_REGION": "region",  # nosec B105
-        "AWS_ENDPOINT_URL": "endpoint_url", "AWS_ENDPOINT_URL_DYNAMODB": "endpoint_url",
-        "AWS_PROFILE": "profile",
-    }
-    for env_name, key in mapping.items():
+    for env_name, key in ENV_FILE_AWS_KEYS:
         if values.get(env_name):
             aws[key] = values[env_name]
     out: dict[str, Any] = {"aws": aws} if aws else {}
@@ -257,13 +261,55 @@ def config_path_from(env: Mapping[str, str], explicit: Path | None) -> Path | No
     return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None
 
 
-def _describe(err: ValidationError) -> str:
+def _env_origins(env: Mapping[str, str]) -> dict[tuple[str, ...], str]:
+    """Which environment variable set each setting (by its location), so errors can name it."""
+    out: dict[tuple[str, ...], str] = {}
+    for name in env:
+        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
+            continue
+        rest = name[len(ENV_PREFIX):]
+        loc = ENV_ALIASES.get(rest) or tuple(rest.lower().split("__", 1))
+        out[loc] = name
+    return out
+
+
+def _known_keys(parent: tuple[str | int, ...]) -> list[str]:
+    """The setting names valid at `parent` (() is the top level, ("stream",) that section)."""
+    model: type[BaseModel] = Settings
+    for part in parent:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def _did_you_mean(loc: tuple[str | int, ...], from_env: str | None) -> str:
+    """', did you mean …?' for an unknown key close to a known one ('' when none is close)."""
+    close = difflib.get_close_matches(str(loc[-1]), _known_keys(loc[:-1]), n=1, cutoff=0.6)
+    if not close:
+        return ""
+    if from_env is not None:
+        parts = [str(p).upper() for p in (*loc[:-1], close[0])]
+        return f"; did you mean {ENV_PREFIX}{'__'.join(parts)}?"
+    return f"; did you mean {'.'.join(str(p) for p in (*loc[:-1], close[0]))!r}?"
+
+
+def _describe(err: ValidationError, origins: Mapping[tuple[str, ...], str] | None = None) -> str:
     lines = []
     for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"])
+        loc = tuple(e["loc"])
+        where = ".".join(str(p) for p in loc)
         value = e.get("input")
         shown = "(hidden)" if any(s in where for s in ("secret", "token", "key_id")) else repr(value)[:80]
-        lines.append(f"{where} = {shown}: {e['msg']}")
+        env_name = (origins or {}).get(tuple(str(p) for p in loc))
+        if env_name is not None:
+            where = f"{where} (environment variable {env_name})"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"unknown setting {where}{_did_you_mean(loc, env_name)}")
+        else:
+            lines.append(f"{where} = {shown}: {e['msg']}")
     return "; ".join(lines)
 
 
@@ -299,5 +345,5 @@ def load_settings(
         return Settings.model_validate(data)
     except ValidationError as e:
         where = f" (from {file_path})" if file_path else ""
-        raise ConfigError(f"invalid configuration{where}: {_describe(e)}",
+        raise ConfigError(f"invalid configuration{where}: {_describe(e, _env_origins(env))}",
                           hint="fix the value, or run `seo-sync check-config`") from None

@@ -18,6 +18,7 @@ class ExitCode(IntEnum):
     CONFLICT = 3  # optimistic-lock conflict (VersionMismatch)
     REFUSED = 4  # a protection rule refused the operation (token, rate limit)
     DIFFERENT = 5  # `verify`: cache and DynamoDB differ
+    DELETED = 6  # the item asked for is soft-deleted (`export` of a deleted business)
     USAGE = 64  # EX_USAGE: bad command line
     DATAERR = 65  # EX_DATAERR: bad input data
     NOINPUT = 66  # EX_NOINPUT: a named file or item does not exist
@@ -66,6 +67,12 @@ class NotFound(SeoSyncError):
     """A named item, file or business does not exist."""
 
     exit_code = ExitCode.NOINPUT
+
+
+class Deleted(NotFound):
+    """The item asked for is soft-deleted (or a business is gone while its children remain)."""
+
+    exit_code = ExitCode.DELETED
 
 
 class CodecError(BadInput):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,13 +16,15 @@ class Target:
 
     name: str
     value: float
-    op: str  # "<=" or ">="
+    op: str  # "<=", "<" or ">="
     limit: float
     unit: str = ""
 
     @property
     def met(self) -> bool:
         """True when the value satisfies the target."""
+        if self.op == "<":
+            return self.value < self.limit
         return self.value <= self.limit if self.op == "<=" else self.value >= self.limit
 
     def as_dict(self) -> dict[str, Any]:
@@ -42,6 +46,7 @@ class PartResult:
     targets: list[Target] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     blocks: list[tuple[str, str]] = field(default_factory=list)  # (title, preformatted text): profiles
+    images: list[tuple[str, str]] = field(default_factory=list)  # (caption, file name beside the report)
     raw: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -59,5 +64,34 @@ class PartResult:
             "figures": {k: {**v.as_dict(), "unit": self.units.get(k, "")} for k, v in self.figures.items()},
             "targets": [t.as_dict() for t in self.targets], "notes": self.notes,
             "blocks": [{"title": t, "text": x} for t, x in self.blocks], "raw": self.raw,
+            "images": [{"caption": c, "file": f} for c, f in self.images],
         }
 
+
+
+class ProgressLog:
+    """(seconds since start, items done) as a copy goes, from any thread: the throughput plot's data."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.points: list[tuple[float, int]] = [(0.0, 0)]
+        self.done = 0
+        self._lock = threading.Lock()
+
+    def restart(self) -> None:
+        """Time zero is now (the moment the timed copy starts)."""
+        with self._lock:
+            self.start, self.points, self.done = time.perf_counter(), [(0.0, 0)], 0
+
+    def add(self, items: int) -> None:
+        """`items` more are done."""
+        with self._lock:
+            self.done += items
+            self.points.append((time.perf_counter() - self.start, self.done))
+
+    def reached(self, done: int) -> None:
+        """`done` items are done in all (monotonic: a lower figure is ignored)."""
+        with self._lock:
+            if done > self.done:
+                self.done = done
+                self.points.append((time.perf_counter() - self.start, done))

@@ -25,6 +25,7 @@ from seo_sync.codec import Item
 from seo_sync.config import AwsSettings
 from seo_sync.demo.embedded import FAKE_CREDENTIALS
 from seo_sync.schema import TABLES, TableSpec
+from tests.bench.common import ProgressLog
 
 REGION = "us-east-1"
 PREFIX = "seo_"
@@ -72,7 +73,7 @@ def load(endpoint: str, items: dict[str, list[Item]], prefix: str = PREFIX, thre
     return time.perf_counter() - start
 
 
-def _scan_segment(ddb: Any, name: str, segment: int, total: int) -> int:
+def _scan_segment(ddb: Any, name: str, segment: int, total: int, progress: ProgressLog | None = None) -> int:
     kwargs: dict[str, Any] = {"TableName": name}
     if total > 1:
         kwargs.update(Segment=segment, TotalSegments=total)
@@ -80,20 +81,25 @@ def _scan_segment(ddb: Any, name: str, segment: int, total: int) -> int:
     while True:
         resp = ddb.scan(**kwargs)
         n += len(resp.get("Items", []))
+        if progress is not None:
+            progress.add(len(resp.get("Items", [])))
         if not resp.get("LastEvaluatedKey"):
             return n
         kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
 
-def scan_only(endpoint: str, segments: int, prefix: str = PREFIX) -> tuple[float, int]:
+def scan_only(endpoint: str, segments: int, prefix: str = PREFIX,
+              progress: ProgressLog | None = None) -> tuple[float, int]:
     """Baseline (a): Scan all five tables with `segments` parallel segments, keep nothing."""
     ddb = client(endpoint)
     start = time.perf_counter()
+    if progress is not None:
+        progress.restart()
     total = 0
     with ThreadPoolExecutor(max(1, segments)) as pool:
         for spec in TABLES.values():
             name = spec.dynamo_name(prefix)
-            total += sum(pool.map(lambda s, n=name: _scan_segment(ddb, n, s, segments), range(segments)))
+            total += sum(pool.map(lambda s, n=name: _scan_segment(ddb, n, s, segments, progress), range(segments)))
     return time.perf_counter() - start, total
 
 

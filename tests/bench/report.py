@@ -102,6 +102,9 @@ def render_markdown(command: str, plan: dict[str, Any], parts: list[PartResult],
         out.append("")
         for title, text in p.blocks:
             out.extend([f"{title}:", "", "```text", text, "```", ""])
+        for caption, name in p.images:
+            out.append(f"![{caption}]({name})")
+            out.append("")
         if p.key == "lag" and plot is not None and plot.exists():
             out.append(f"![lag distribution]({plot.name})")
             out.append("")

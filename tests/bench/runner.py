@@ -25,8 +25,9 @@ from tests.bench import ddb, part_apply, part_daemon, part_fullsync, part_kinesi
 from tests.bench.common import PartResult
 from tests.bench.daemonproc import DaemonProcess
 from tests.bench.datagen import make_dataset
+from tests.bench.fakesource import FakeSourceProcess
 from tests.bench.motoproc import MotoProcess
-from tests.bench.pngplot import lag_plot
+from tests.bench.plots import lag_plot
 from tests.bench.report import render_markdown, write_json
 
 PARTS = ("apply", "fullsync", "boot", "idle", "lag", "memory")
@@ -37,6 +38,7 @@ class Plan:
     """Sizes and durations of one benchmark run."""
 
     items: int = 20_000
+    fast_items: int = 100_000  # the full sync part on the synthetic source
     apply_records: int = 40_000
     reps: int = 3
     lag_rate: float = 50.0
@@ -48,8 +50,8 @@ class Plan:
 
 
 FULL = Plan()
-QUICK = Plan(items=2_000, apply_records=10_000, lag_seconds=15.0, idle_seconds=15.0, memory_sizes=(2_000, 10_000),
-             boot_timeout=120.0)
+QUICK = Plan(items=2_000, fast_items=10_000, apply_records=10_000, lag_seconds=15.0, idle_seconds=15.0,
+             memory_sizes=(2_000, 10_000), boot_timeout=120.0)
 
 
 def _quiet_logs() -> None:
@@ -99,6 +101,13 @@ def run(plan: Plan, out: Path, only: set[str], command: str, keep_work: bool = F
         _guard(parts, "apply", "2. Apply throughput", lambda: part_apply.run(work, plan.apply_records, plan.reps, out))
 
     needs_moto = only & {"fullsync", "boot", "idle", "lag", "memory"}
+    fast: FakeSourceProcess | None = None
+    if "fullsync" in only:
+        _say(start, f"synthetic source for the full sync: {plan.fast_items:,} items")
+        try:
+            fast = FakeSourceProcess(plan.fast_items, work / "fakesource-fullsync.log").start()
+        except Exception as e:
+            _record_error(parts, "fullsync-fast", "1. Full sync on the fast source", e)
     moto = MotoProcess(work / "moto.log").start() if needs_moto else None
     try:
         if moto is not None:
@@ -107,10 +116,13 @@ def run(plan: Plan, out: Path, only: set[str], command: str, keep_work: bool = F
             load_s = ddb.load(moto.endpoint, dataset.items)
             _say(start, f"moto at {moto.endpoint}: loaded {dataset.total:,} items {dataset.counts()} in {load_s:.1f}s")
             if "fullsync" in only:
-                _say(start, f"full sync vs scan-only vs naive loop x {plan.reps}")
-                _guard(parts, "fullsync", "1. Full sync vs scan-only and a naive loop",
+                _say(start, f"full sync vs scan-only (fast source, {plan.fast_items:,} items; moto, "
+                            f"{dataset.total:,} items) x {plan.reps}")
+                _guard(parts, "fullsync", part_fullsync.TITLE,
                        lambda: part_fullsync.run(moto.endpoint, work, dataset.total, plan.reps,
-                                                 server_pid=moto.pid, server=moto))
+                                                 server_pid=moto.pid, server=moto, fast=fast, out=out))
+                if fast is not None:
+                    fast.stop()
             kept: DaemonProcess | None = None
             if only & {"boot", "idle", "lag", "memory"}:
                 _say(start, f"daemon boots x {plan.reps} on {dataset.total:,} items")
@@ -165,6 +177,8 @@ def run(plan: Plan, out: Path, only: set[str], command: str, keep_work: bool = F
     finally:
         if moto is not None:
             moto.stop()
+        if fast is not None:
+            fast.stop()
 
     if "memory" in only:
         _say(start, f"memory on the synthetic source: {plan.memory_sizes} items x {plan.reps}")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
+import boto3
 import pytest
 
 from seo_sync.cache.writer import Cache
@@ -36,3 +38,18 @@ def cli(config, capsys):
         out, err = capsys.readouterr()
         return code, out, err
     return invoke
+
+
+@pytest.fixture
+def boto(dynamo_endpoint):
+    """A plain boto3 DynamoDB client on the moto server (not seo-sync's)."""
+    return boto3.client("dynamodb", endpoint_url=dynamo_endpoint, region_name="us-east-1")
+
+
+@pytest.fixture
+def config(tmp_path, dynamo_endpoint) -> Path:
+    """A config file pointing at the moto server and an empty data dir."""
+    path = tmp_path / "seo-sync.toml"
+    path.write_text(f'data_dir = "{tmp_path / "data"}"\n[aws]\nendpoint_url = "{dynamo_endpoint}"\n'
+                    'region = "us-east-1"\nmax_attempts = 2\n')
+    return path

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import threading
 from pathlib import Path
 
-import boto3
 import pytest
 
 from seo_sync import codec
@@ -19,69 +16,7 @@ from seo_sync.cli.main import run
 from seo_sync.demo.embedded import embedded_settings, run_demo_sync
 from seo_sync.errors import ExitCode
 from seo_sync.schema import TABLES
-
-N38 = "12345678901234567890123456789012345678"
-N38_FRACTION = "-0.00000000000000000000000000000000000000000012345678901234567890123456789012345678"
-HOSTILE_NAMES = ['pk" = "pk" OR "pk', "n" * 65536, "nul\x00byte", "\u202eevil\u202c", "__proto__"]
-
-
-def business_items() -> dict[str, list[dict]]:
-    """Two businesses in raw AttributeValues, with every type, 38-digit numbers and hostile attribute names."""
-    acme_extra = {name: {"S": f"value of {name[:10]}"} for name in HOSTILE_NAMES}
-    return {
-        "businesses": [
-            {"business_id": {"S": "acme"}, "name": {"S": "Acme Plumbing"}, "industry": {"S": "plumbing"},
-             "updated_at": {"S": "2026-01-02T00:00:00Z"}, "_version": {"N": "3"}, "_deleted": {"BOOL": False},
-             "revenue": {"N": N38}, "tiny": {"N": N38_FRACTION}, "tags": {"SS": ["zeta", "alpha", "mu"]},
-             "ratios": {"NS": ["10", "-1.5", N38, "0.25"]}, "logo": {"B": b"\x89PNG\x00\xff"},
-             "thumbs": {"BS": [b"\x02", b"\x01\x00", b"\xff"]}, "nothing": {"NULL": True},
-             "empty_map": {"M": {}}, "empty_list": {"L": []},
-             "meta": {"M": {"nested": {"M": {"deep": {"L": [{"N": N38}, {"BOOL": True}, {"NULL": True}]}}},
-                            "bin": {"B": b"\x00"}}}, **acme_extra},
-            {"business_id": {"S": "zeta"}, "name": {"S": "Zeta Roofing"}, "industry": {"S": "roofing"},
-             "updated_at": {"S": "2026-01-03T00:00:00Z"}, "_version": {"N": "1"}},
-        ],
-        "questionnaires": [
-            {"business_id": {"S": "acme"}, "_version": {"N": "2"}, "completeness_score": {"N": "87.5"},
-             "data": {"M": {"services": {"L": [{"S": "drains"}, {"S": "desatascos"}]},
-                            "big": {"N": N38}, "hours": {"M": {"sat": {"NULL": True}}},
-                            "tags": {"SS": ["emergency", "24h"]},
-                            "docs": {"L": [{"B": b"\x00\x01"}, {"NS": ["1.5", "2", N38]}, {"BS": [b"\xff"]}]}}}},
-        ],
-        "keywords": [
-            {"business_id": {"S": "acme"}, "keyword_id": {"S": "drain-cleaning#en"}, "slug": {"S": "drain-cleaning"},
-             "keyword": {"S": "drain cleaning"}, "language": {"S": "en"}},
-            {"business_id": {"S": "acme"}, "keyword_id": {"S": "limpieza-de-drenajes#es"},
-             "slug": {"S": "limpieza-de-drenajes"}, "keyword": {"S": "limpieza de drenajes"}, "language": {"S": "es"}},
-            {"business_id": {"S": "acme"}, "keyword_id": {"S": "old#en"}, "keyword": {"S": "old"},
-             "_deleted": {"BOOL": True}},
-            {"business_id": {"S": "zeta"}, "keyword_id": {"S": "roofer#en"}, "keyword": {"S": "roofer"}},
-        ],
-        "service_areas": [
-            {"business_id": {"S": "acme"}, "area_id": {"S": "austin-tx"}, "city": {"S": "Austin"},
-             "state": {"S": "TX"}, "priority": {"N": "1"}},
-        ],
-        "prompt_templates": [
-            {"business_id": {"S": "acme"}, "template_id": {"S": "service#2"}, "page_type": {"S": "service"},
-             "version": {"N": "2"}, "required_variables": {"SS": ["city", "name"]}, "is_active": {"BOOL": True},
-             "word_count_target": {"N": "900"}},
-        ],
-    }
-
-
-@pytest.fixture
-def boto(dynamo_endpoint):
-    """A plain boto3 DynamoDB client on the moto server (not seo-sync's)."""
-    return boto3.client("dynamodb", endpoint_url=dynamo_endpoint, region_name="us-east-1")
-
-
-@pytest.fixture
-def config(tmp_path, dynamo_endpoint) -> Path:
-    """A config file pointing at the moto server and an empty data dir."""
-    path = tmp_path / "seo-sync.toml"
-    path.write_text(f'data_dir = "{tmp_path / "data"}"\n[aws]\nendpoint_url = "{dynamo_endpoint}"\n'
-                    'region = "us-east-1"\nmax_attempts = 2\n')
-    return path
+from tests.support.cli_data import N38, FakeDaemon, business_items
 
 
 @pytest.fixture
@@ -332,35 +267,6 @@ def test_use_dynamodb_false_refuses_every_dynamodb_command(tmp_path, capsys):
     assert code == 0 and json.loads(capsys.readouterr().out)["dynamodb"] == {"enabled": False}
 
 
-class FakeDaemon:
-    """A status socket that answers every request with one JSON line, as the daemon does; records requests."""
-
-    def __init__(self, path: Path, answer: dict) -> None:
-        self.requests: list[str] = []
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(str(path))
-        self.sock.listen(4)
-        self.answer = answer
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                self.requests.append(conn.makefile().readline().strip())
-                conn.sendall(json.dumps(self.answer).encode() + b"\n")
-
-    def close(self) -> None:
-        """Stop answering."""
-        self.sock.shutdown(socket.SHUT_RDWR)
-        self.sock.close()
-        self.thread.join(timeout=5)
-
-
 def test_with_a_daemon_running_sync_from_dynamo_asks_it_to_resync(cli, loaded, tmp_path):
     """When the daemon holds the writer lock, a full sync-from-dynamo becomes a resync request on its socket."""
     data = tmp_path / "data"
@@ -379,7 +285,7 @@ def test_with_a_daemon_running_sync_from_dynamo_asks_it_to_resync(cli, loaded, t
 
 def test_demo_no_daemon_loads_the_sample_and_syncs_it(dynamo_endpoint, tmp_path, capsys):
     """`seo-sync demo --no-daemon` runs an embedded DynamoDB, loads data/sample and fills the cache (en+es)."""
-    code = run(["--data-dir", str(tmp_path / "demo"), "--json", "demo", "--no-daemon"])
+    code = run(["--data-dir", str(tmp_path / "demo"), "--json", "demo", "--no-daemon", "--port", "0"])
     summary = json.loads(capsys.readouterr().out)
     assert code == 0 and summary["businesses"] >= 10 and summary["rows"] == summary["loaded"]
     reader = Reader.open(tmp_path / "demo" / "cache.db")

@@ -1,29 +1,35 @@
 """The reader contract (docs/reader-contract.md), tested across real uids.
 
-The writer ("the daemon") is a forked child running as its own uid and group with UMask 0027,
-holding the WriterLock and a `Cache` open for its whole life, like the daemon. Readers are forked
-children running as another uid that has the cache's group as a supplementary group, and they read
-through examples/reader.py (read-only URI, one snapshot per read, busy retry). The data directory is
-0750 writer:group as systemd/seo-sync.service makes it, the files 0640. Numeric ids only: no users
-are created.
+The writer ("the daemon") and the readers are forked children running as their own uids
+(tests/support/reader_procs.py); readers read through examples/reader.py.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import shutil
-import signal
 import sqlite3
 import stat
-import tempfile
-import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support.reader_procs import (
+    CACHE_GID,
+    OUTSIDER_UID,
+    READER_UID,
+    WRITER_UID,
+    Writer,
+    become,
+    data_dir,
+    files,
+    keep_only_fds,
+    read_counts,
+    reader_example,
+    run_as,
+)
 
 pytestmark = [
     pytest.mark.nonroot,
@@ -31,191 +37,12 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="switching to other uids needs root (run this module as root)"),
 ]
 
-WRITER_UID, CACHE_GID = 64201, 64200  # the daemon's user and the cache's group (`seo-sync`)
-READER_UID = 64202  # the generation server: member of CACHE_GID
-OUTSIDER_UID = 64203  # any other local user
-
-_spec = importlib.util.spec_from_file_location(
-    "reader_example", Path(__file__).resolve().parents[2] / "examples" / "reader.py")
-assert _spec and _spec.loader
-reader_example = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(reader_example)
-
-
-def _keep_only_fds(*keep: int) -> None:
-    """In a forked child: close every inherited descriptor but stdio and `keep`, so pipe EOFs work."""
-    low = 3
-    for fd in sorted(keep):
-        os.closerange(low, fd)
-        low = fd + 1
-    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
-
-
-def _become(uid: int, gid: int, groups: list[int], umask: int = 0o027) -> None:
-    os.setgroups(groups)
-    os.setgid(gid)
-    os.setuid(uid)
-    os.umask(umask)
-
-
-def run_as(uid: int, groups: list[int], fn: Callable[[], Any]) -> Any:
-    """Run `fn` in a forked child as `uid` (primary group = uid) with supplementary `groups`; its JSON result."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: never returns into pytest
-        code = 0
-        try:
-            _keep_only_fds(w)
-            _become(uid, uid, groups)
-            result = {"ok": fn()}
-        except BaseException as e:
-            result, code = {"error": f"{type(e).__name__}: {e}"}, 0
-        try:
-            os.write(w, json.dumps(result, default=str).encode())
-        finally:
-            os._exit(code)
-    os.close(w)
-    chunks = []
-    while chunk := os.read(r, 65536):
-        chunks.append(chunk)
-    os.close(r)
-    os.waitpid(pid, 0)
-    return json.loads(b"".join(chunks) or b'{"error": "child died"}')
-
-
-def read_counts(db: Path) -> Callable[[], dict[str, int]]:
-    """A reader job: row counts through the example reader."""
-    def job() -> dict[str, int]:
-        conn = reader_example.connect(db)
-        try:
-            return reader_example.counts(conn)
-        finally:
-            conn.close()
-    return job
-
-
-class Writer:
-    """The daemon stand-in: a forked child as WRITER_UID:CACHE_GID holding the lock and an open Cache."""
-
-    def __init__(self, db: Path) -> None:
-        c_r, p_w = os.pipe()
-        p_r, c_w = os.pipe()
-        self.pid = os.fork()
-        if self.pid == 0:
-            _keep_only_fds(c_r, c_w)
-            try:
-                _become(WRITER_UID, CACHE_GID, [])
-                _writer_main(db, os.fdopen(c_r), os.fdopen(c_w, "w"))
-            except BaseException:
-                os.write(c_w, (json.dumps({"error": traceback.format_exc()}) + "\n").encode())
-            finally:
-                os._exit(0)
-        os.close(c_r)
-        os.close(c_w)
-        self._in = os.fdopen(p_w, "w")
-        self._out = os.fdopen(p_r)
-        self.alive = True
-        self.answer()
-
-    def send(self, command: str) -> None:
-        """Send a command without waiting for its answer."""
-        self._in.write(command + "\n")
-        self._in.flush()
-
-    def answer(self) -> dict[str, Any]:
-        """The next answer; fails the test if the writer reported an error or died."""
-        line = self._out.readline()
-        assert line, "the writer died"
-        msg = json.loads(line)
-        assert "error" not in msg, msg["error"]
-        return msg
-
-    def command(self, command: str) -> dict[str, Any]:
-        """Send a command and wait for its answer."""
-        self.send(command)
-        return self.answer()
-
-    def stop(self, how: str = "stop") -> None:
-        """A clean stop (Cache.close), or `raw-close` (a bare sqlite3 close of a WAL database)."""
-        self.command(how)
-        os.waitpid(self.pid, 0)
-        self.alive = False
-
-    def kill9(self) -> None:
-        """SIGKILL, like systemd after TimeoutStopSec or the OOM killer."""
-        os.kill(self.pid, signal.SIGKILL)
-        os.waitpid(self.pid, 0)
-        self.alive = False
-
-    def close_pipes(self) -> None:
-        """Release the parent's ends of the pipes."""
-        self._in.close()
-        self._out.close()
-
-
-def _writer_main(db: Path, commands: Any, answers: Any) -> None:
-    from seo_sync import codec
-    from seo_sync.cache.lock import WriterLock
-    from seo_sync.cache.sql import Checkpoint
-    from seo_sync.cache.writer import Cache
-    from seo_sync.changes import Change
-    from seo_sync.schema import TABLES
-
-    lock = WriterLock(db).acquire()
-    cache = Cache.open(db)
-    businesses, keywords = TABLES["businesses"], TABLES["keywords"]
-    written = cache.count("businesses")
-
-    def reply(**kw: Any) -> None:
-        answers.write(json.dumps(kw) + "\n")
-        answers.flush()
-
-    def write(n: int) -> None:
-        nonlocal written
-        for i in range(written, written + n):
-            seq = str(i + 1).zfill(22)
-            biz = codec.item_from_python({"business_id": f"b{i}", "name": f"Business {i}", "_version": 1})
-            cache.apply_batch(businesses, [Change("upsert", "businesses", (f"b{i}",), seq, item=biz, version=1,
-                                                  event="INSERT")],
-                              Checkpoint("businesses", "arn:b", "shard-0", sequence_number=seq))
-            kws = [Change("upsert", "keywords", (f"b{i}", f"k{j}#en"), seq,
-                          item=codec.item_from_python({"business_id": f"b{i}", "keyword_id": f"k{j}#en",
-                                                       "keyword": f"kw {j}"}), event="INSERT")
-                   for j in range(2)]
-            cache.apply_batch(keywords, kws, Checkpoint("keywords", "arn:k", "shard-0", sequence_number=seq))
-        written += n
-
-    reply(pid=os.getpid())
-    for line in commands:
-        op, *args = line.split()
-        if op == "write":
-            write(int(args[0]))
-            reply(businesses=cache.count("businesses"))
-        elif op == "stop":
-            cache.close()
-            lock.release()
-            reply(stopped=True)
-            return
-        elif op == "raw-close":
-            cache.conn.close()
-            lock.release()
-            reply(stopped=True)
-            return
-
 
 @pytest.fixture
 def db() -> Iterator[Path]:
-    """A data directory laid out as the unit does it: 0750 writer:cache-group, under a traversable parent."""
-    base = Path(tempfile.mkdtemp(prefix="seo-reader-contract-"))
-    try:
-        base.chmod(0o755)
-        data = base / "seo-sync"
-        data.mkdir()
-        os.chown(data, WRITER_UID, CACHE_GID)
-        data.chmod(0o750)  # StateDirectoryMode=0750
-        yield data / "cache.db"
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    """The cache path in a data directory laid out as the unit does it."""
+    with data_dir() as path:
+        yield path
 
 
 @pytest.fixture
@@ -227,11 +54,6 @@ def writer(db: Path) -> Iterator[Writer]:
     if w.alive:
         w.kill9()
     w.close_pipes()
-
-
-def files(db: Path) -> dict[str, str]:
-    """The data directory's files and their modes."""
-    return {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in db.parent.iterdir()}
 
 
 def test_cache_files_get_the_contract_modes_and_group(db, writer):
@@ -326,16 +148,17 @@ def test_reader_reads_after_kill_9_and_while_the_daemon_restarts(db, writer):
 
 
 def test_reader_reads_after_a_clean_stop(db, writer):
-    """Cache.close leaves a rollback-journal file with no -wal/-shm, which a read-only reader can open."""
+    """Cache.close leaves -wal and -shm in place (WAL mode for good), so a read-only reader opens the file."""
     writer.stop()
-    assert set(files(db)) == {"cache.db", "cache.db.lock"}
+    assert set(files(db)) == {"cache.db", "cache.db-wal", "cache.db-shm", "cache.db.lock"}
+    assert (db.parent / "cache.db-wal").stat().st_size == 0  # checkpointed: nothing left to scan
     assert run_as(READER_UID, [CACHE_GID], read_counts(db))["ok"]["businesses"] == 3
-    restarted = Writer(db)  # and the next start goes back to WAL with readers still welcome
+    restarted = Writer(db)
     try:
         restarted.command("write 1")
-        assert {"cache.db-wal", "cache.db-shm"} <= set(files(db))
         assert run_as(READER_UID, [CACHE_GID], read_counts(db))["ok"]["businesses"] == 4
         restarted.stop()
+        assert {"cache.db-wal", "cache.db-shm"} <= set(files(db))
         assert run_as(READER_UID, [CACHE_GID], read_counts(db))["ok"]["businesses"] == 4
     finally:
         if restarted.alive:
@@ -350,8 +173,8 @@ def test_a_connected_reader_survives_stop_and_restart_of_the_daemon(db, writer):
     pid = os.fork()
     if pid == 0:  # a long-lived reader: one connection, one count per request line
         try:
-            _keep_only_fds(w, q_r)
-            _become(READER_UID, READER_UID, [CACHE_GID])
+            keep_only_fds(w, q_r)
+            become(READER_UID, READER_UID, [CACHE_GID])
             conn = reader_example.connect(db)
             out = os.fdopen(w, "w")
             for _ in os.fdopen(q_r):
@@ -392,29 +215,47 @@ def test_a_connected_reader_survives_stop_and_restart_of_the_daemon(db, writer):
 
 
 def test_a_bare_wal_close_would_lock_readers_out(db, writer):
-    """Why Cache.close does more than close: after a plain close of a WAL database a read-only reader fails."""
+    """Why Cache.close keeps a read-only connection until last: a plain last close deletes -wal/-shm
+    and a read-only reader then fails."""
     writer.stop("raw-close")
     assert set(files(db)) == {"cache.db", "cache.db.lock"}
     error = run_as(READER_UID, [CACHE_GID], read_counts(db))["error"]
     assert "readonly database" in error and "reader-contract" in error
 
 
-def test_a_read_transaction_during_start_delays_the_writer_and_then_lets_it_in(tmp_path):
-    """After a clean stop, opening for writing waits for a running read, raises CacheBusy, and works after it."""
+def test_a_read_transaction_does_not_delay_the_writer_start(tmp_path):
+    """The writer never switches the journal mode, so a reader mid-transaction does not hold up its start."""
     from seo_sync.cache.writer import Cache
-    from seo_sync.errors import CacheBusy
 
     path = tmp_path / "cache.db"
     Cache.open(path).close()
     conn = reader_example.connect(path)
     conn.execute("BEGIN")
     conn.execute("SELECT count(*) FROM businesses").fetchone()
-    with pytest.raises(CacheBusy) as exc:
-        Cache.open(path, busy_timeout_ms=200)
-    assert "read transaction" in str(exc.value)
-    conn.execute("COMMIT")
     cache = Cache.open(path, busy_timeout_ms=200)
     assert cache.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert reader_example.counts(conn)["businesses"] == 0  # the reader's connection still works in WAL mode
+    conn.execute("COMMIT")
+    assert reader_example.counts(conn)["businesses"] == 0
     cache.close()
     conn.close()
+
+
+def test_a_rollback_journal_cache_is_converted_with_its_wal_files_first(db):
+    """A cache an older version left in rollback-journal mode gets -wal/-shm before the switch to WAL."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("CREATE TABLE businesses (business_id TEXT PRIMARY KEY)")
+    conn.execute("INSERT INTO businesses VALUES ('old')")
+    conn.close()
+    os.chown(db, WRITER_UID, CACHE_GID)
+    db.chmod(0o640)
+    assert set(files(db)) == {"cache.db"}
+    w = Writer(db)
+    try:
+        assert {"cache.db-wal", "cache.db-shm"} <= set(files(db))
+        assert run_as(READER_UID, [CACHE_GID], read_counts(db))["ok"]["businesses"] == 1
+        w.stop()
+        assert run_as(READER_UID, [CACHE_GID], read_counts(db))["ok"]["businesses"] == 1
+    finally:
+        if w.alive:
+            w.kill9()
+        w.close_pipes()

@@ -254,16 +254,20 @@ def test_child_shard_unread_for_more_than_24h_is_a_gap(world, settings):
 
 
 def test_table_deleted_or_access_denied(world, settings):
-    """AccessDenied on one table marks it error with the message while the other streams; it recovers."""
+    """AccessDenied on one table at first boot marks it error with the message and publishes nothing;
+    once it recovers both tables appear together, with what the other's stream brought meanwhile."""
     world.denied.add("seo_businesses")
     engine, cache = make_engine(world, settings)
-    with EngineThreads(engine):
+    with capture_logs() as logs, EngineThreads(engine):
         wait_for(lambda: engine.snapshot()["tables"]["businesses"]["state"] == "error", 10, "error state")
         assert "AccessDenied" in engine.snapshot()["tables"]["businesses"]["error"]
+        wait_for(lambda: any(e["event"] == "first_boot_table_built" and e["table"] == "keywords" for e in logs),
+                 10, "keywords built")
         world.put("seo_keywords", kw(1))
-        wait_for(lambda: in_step(engine, world, KEYWORDS), 10, "keywords stream on")
+        assert engine.submit(lambda c: (c.readiness().complete, c.count("keywords"))) == (False, 0)
         world.denied.clear()
         assert engine.boot_synced.wait(10)
+        wait_for(lambda: in_step(engine, world, KEYWORDS), 10, "keywords published with its stream's record")
         world.put("seo_businesses", biz(1))
         wait_for(lambda: in_step(engine, world, BUSINESSES), 10, "businesses after recovery")
         assert engine.snapshot()["tables"]["businesses"]["state"] == "streaming"

@@ -18,7 +18,8 @@ def test_demo_runs_the_daemon_with_a_simulated_writer_and_stops_cleanly(tmp_path
     # The simulated writer writes every 2 s from READY until 3 s before the end, so a slow boot eats its
     # writes: with 12 s a machine 4x slower than idle got two writes, the bare minimum; 16 s gets it four.
     proc = subprocess.run([sys.executable, "-m", "seo_sync", "--data-dir", str(tmp_path / "d"), "--json", "demo",
-                           "--seconds", "16"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+                           "--port", "0", "--seconds", "16"], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout)
     assert summary["daemon_exit_code"] == 0

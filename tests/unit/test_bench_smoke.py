@@ -11,21 +11,21 @@ import sqlite3
 import struct
 import subprocess
 import sys
+import threading
 import time
-import zlib
 from pathlib import Path
 
 import pytest
 
 from seo_sync.codec import validate_item
 from seo_sync.schema import TABLES
-from tests.bench import ddb, lagproc, part_apply, part_fullsync, part_lag, pngplot, runner
-from tests.bench.common import PartResult, Target
+from tests.bench import ddb, lagproc, part_apply, part_fullsync, part_lag, plots, runner
+from tests.bench.common import PartResult, ProgressLog, Target
 from tests.bench.daemonproc import DaemonProcess, StatusProber
 from tests.bench.datagen import business_items, make_dataset
 from tests.bench.fakesource import FakeSourceProcess
 from tests.bench.motoproc import MotoProcess
-from tests.bench.profiles import cpu_seconds, with_cpu
+from tests.bench.profiles import combined_profile, cpu_seconds, peak_rss_mib, reset_peak_rss, with_cpu
 from tests.bench.report import render_markdown
 from tests.bench.stats import lag_percentiles, percentile, ratios, summarize
 
@@ -105,26 +105,71 @@ def test_cpu_seconds_counts_another_process(tmp_path: Path) -> None:
     assert 0.3 <= used["server_cpu"] <= used["wall"] + 0.02 and used["own_cpu"] < 0.2
 
 
-def test_fullsync_part_reports_the_source_bound_and_the_server_profile(tmp_path: Path) -> None:
-    """Against moto in its own process: the three times, both ratios, the scan/naive figure, CPU seconds of
-    both processes, and the server-side profile of one more full sync (Scan handling in it)."""
+def test_fullsync_part_reports_both_sources_ratios_and_profiles(tmp_path: Path) -> None:
+    """On the fast source and on moto: times, items/s, ratios to the plain Scan, CPU of both processes, peak RSS,
+    the throughput plot, the before/after pyinstrument profiles and moto's own profile."""
+    ddb.install_fake_aws_env()
+    fast = FakeSourceProcess(300).start()
     moto = MotoProcess(tmp_path / "moto.log").start()
     try:
         ds = make_dataset(150)
         ddb.create_tables(moto.endpoint)
         ddb.load(moto.endpoint, ds.items)
-        part = part_fullsync.run(moto.endpoint, tmp_path, ds.total, reps=1, server_pid=moto.pid, server=moto)
-        after = moto.take_profile()
+        part = part_fullsync.run(moto.endpoint, tmp_path, ds.total, reps=1, server_pid=moto.pid, server=moto,
+                                 fast=fast, out=tmp_path)
+        moto_after = moto.take_profile()
     finally:
         moto.stop()
+        fast.stop()
     names = " ".join(part.figures)
-    assert "scan only / naive loop" in names and "moto server CPU seconds during seo-sync full sync" in names
-    assert part.figures["moto server CPU seconds during seo-sync full sync"].median > 0
-    assert {t.name for t in part.targets} == {"full sync / scan only", "full sync / naive loop"}
+    assert "fast source, " in names and "moto, " in names and "scan only / naive loop" in names
+    assert part.figures[f"moto, {ds.total:,} items: moto server CPU seconds during seo-sync full sync"].median > 0
+    fast_full = f"fast source, {fast.total:,} items: seo-sync full sync"
+    assert part.figures[fast_full + " items/s"].median > 0
+    assert part.figures[f"fast source, {fast.total:,} items: peak RSS of this process during seo-sync full sync"
+                        ].median > 10
+    assert {t.name for t in part.targets} == {"full sync / scan only, fast source", "full sync / scan only, moto",
+                                              "moonshot: full sync / scan only, fast source",
+                                              "full sync / naive loop, moto"}
     assert not any(n.startswith("WARNING") for n in part.notes)
-    ((title, text),) = part.blocks
-    assert "moto server" in title and "function calls" in text and "moto/" in text
-    assert after == "not profiling"  # taking the profile stopped it
+    titles = [title for title, _ in part.blocks]
+    assert any("after: fast path on" in t for t in titles) and any("before: botocore" in t for t in titles)
+    before = next(text for title, text in part.blocks if "before: botocore" in title)
+    after = next(text for title, text in part.blocks if "after: fast path on" in title)
+    for text in (before, after):  # which functions lead depends on the size: at 300 items, client set-up
+        assert "by inclusive time" in text and "by own time" in text and "%  " in text
+    moto_title, moto_text = part.blocks[-1]
+    assert "moto server" in moto_title and "function calls" in moto_text and "moto/" in moto_text
+    assert moto_after == "not profiling"  # taking the profile stopped it
+    assert part.images == [("full sync throughput: items/s over time, seo-sync vs the plain Scan",
+                            "bench-fullsync.png")]
+    assert (tmp_path / "bench-fullsync.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "<html" in (tmp_path / "bench-profile-fullsync.html").read_text()[:2000].lower()
+
+
+class _Spinner:
+    """Busy work on a worker thread, for the profile test."""
+
+    def spin(self, seconds: float) -> None:
+        """Burn CPU for `seconds`."""
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+
+
+def test_combined_profile_includes_worker_threads() -> None:
+    """A method run on another thread is in the profile, with its time; the caller's own stack is not."""
+    def work() -> int:
+        t = threading.Thread(target=_Spinner().spin, args=(0.15,))
+        t.start()
+        t.join()
+        return 7
+
+    result, text = combined_profile(work, [(_Spinner, "spin")])
+    inclusive = text.split("by own time")[0]
+    assert result == 7
+    assert "_Spinner.spin  tests/unit/test_bench_smoke.py" in inclusive
+    assert "pytest" not in text  # above the profiled call: not ours
 
 
 def test_baselines_and_full_sync_copy_every_item(tmp_path: Path, dynamo_endpoint: str) -> None:
@@ -212,18 +257,43 @@ def test_daemon_harness_sees_ready_memory_and_status(tmp_path: Path) -> None:
         src.stop()
 
 
-def test_png_plot_is_a_valid_png(tmp_path: Path) -> None:
-    """The stdlib PNG writer produces a decodable image with the series colour in it."""
-    path = pngplot.lag_plot({"a": [10.0, 20.0, 30.0, 200.0], "b": [500.0, 900.0]}, tmp_path / "lag.png",
-                            limits=[("p50 limit", 150.0)], width=400, height=300)
+def _png_size(path: Path) -> tuple[int, int]:
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    width, height = struct.unpack(">II", data[16:24])
-    assert (width, height) == (400, 300)
-    idat_len = struct.unpack(">I", data[33:37])[0]
-    pixels = zlib.decompress(data[41:41 + idat_len])
-    assert len(pixels) == height * (1 + 3 * width)
-    assert bytes(pngplot.SERIES_COLORS[0]) in pixels
+    return struct.unpack(">II", data[16:24])
+
+
+def test_lag_plot_is_a_png(tmp_path: Path) -> None:
+    """matplotlib draws the lag histogram and CDF into a 1000x720 PNG."""
+    path = plots.lag_plot({"a": [10.0, 20.0, 30.0, 200.0], "b": [500.0, 900.0], "empty": []}, tmp_path / "lag.png",
+                          limits=[("p50 limit", 150.0)])
+    assert _png_size(path) == (1000, 720)
+
+
+def test_throughput_plot_and_rates(tmp_path: Path) -> None:
+    """Items/s in windows come from the progress points; the throughput plot is a PNG."""
+    times, rates = plots.rate_over_time([(0.0, 0), (0.1, 50), (0.25, 100), (0.5, 400)], window=0.25)
+    assert times == [0.125, 0.375] and rates == [400.0, 1200.0]
+    log = ProgressLog()
+    log.add(10)
+    log.reached(5)  # lower than done: ignored
+    log.reached(30)
+    assert [n for _, n in log.points] == [0, 10, 30]
+    path = plots.throughput_plot({"ours": log.points, "plain": [(0.0, 0), (1.0, 20)], "none": []},
+                                 tmp_path / "tp.png")
+    assert _png_size(path) == (1000, 720)
+
+
+def test_peak_rss_window_can_be_reset() -> None:
+    """VmHWM rises by what was made resident, and a reset starts a new window below that peak."""
+    if not reset_peak_rss():
+        pytest.skip("this kernel refuses to reset VmHWM")
+    base = peak_rss_mib()
+    ballast = b"\x01" * (64 * 2**20)  # written, so resident
+    high = peak_rss_mib()
+    del ballast
+    assert high >= base + 60
+    assert reset_peak_rss() and peak_rss_mib() < high
 
 
 def test_report_lists_targets_and_failed_parts() -> None:

@@ -136,3 +136,27 @@ def test_use_dynamodb_false_refuses_with_a_clear_message(tmp_path, capsys):
     code = run(["--data-dir", str(tmp_path), "--env-file", str(env), "create-tables"])
     err = capsys.readouterr().err
     assert code == ExitCode.CONFIG and "USE_DYNAMODB=false" in err and "USE_DYNAMODB=true" in err
+
+
+def test_an_unknown_key_close_to_a_known_one_gets_a_did_you_mean(tmp_path):
+    """A misspelt key names the setting it is close to, in the file's and the environment's spelling."""
+    with pytest.raises(ConfigError) as exc:
+        load_settings(write(tmp_path / "c.toml", "[aws]\nregoin = 'us-east-1'\n"), env={})
+    assert "did you mean 'aws.region'?" in exc.value.message
+    with pytest.raises(ConfigError) as exc:
+        load_settings(None, env={"SEO_SYNC_STREAM__LAG_ALRM": "5"})
+    assert "SEO_SYNC_STREAM__LAG_ALRM" in exc.value.message
+    assert "did you mean SEO_SYNC_STREAM__LAG_ALARM?" in exc.value.message
+    with pytest.raises(ConfigError) as exc:
+        load_settings(write(tmp_path / "c.toml", "zzz = 1\n"), env={})
+    assert "did you mean" not in exc.value.message  # nothing close: no guess
+
+
+def test_a_bad_value_from_the_environment_names_the_variable(tmp_path):
+    """A bad value set by an environment variable names that variable, not only the dotted field."""
+    for name, field in (("SEO_SYNC_STREAM__LAG_ALARM", "stream.lag_alarm"),
+                        ("SEO_SYNC_IDLE_POLL_INTERVAL", "stream.idle_poll_interval"),
+                        ("SEO_SYNC_TABLE_PREFIX", "table_prefix")):
+        with pytest.raises(ConfigError) as exc:
+            load_settings(None, env={name: "not valid!"})
+        assert f"{field} (environment variable {name}) = 'not valid!'" in exc.value.message

@@ -56,7 +56,10 @@ type RawRow = Record<string, Cell>;
 type Converter = (cell: Cell) => unknown;
 
 const MAX_CACHED_STATEMENTS = 256;
-const BUSY_CODES = new Set(["SQLITE_BUSY", "SQLITE_BUSY_RECOVERY", "SQLITE_BUSY_SNAPSHOT", "SQLITE_LOCKED"]);
+// Brief, normal states of a cache the daemon writes; a whole read is retried on them. READONLY_RECOVERY:
+// a read-only connection may not rebuild the shared WAL index, which the daemon does at its start.
+const BUSY_CODES = new Set(["SQLITE_BUSY", "SQLITE_BUSY_RECOVERY", "SQLITE_BUSY_SNAPSHOT", "SQLITE_LOCKED",
+  "SQLITE_READONLY_RECOVERY"]);
 const SLEEP_CELL = new Int32Array(new SharedArrayBuffer(4));
 
 /** Block this thread for `ms` (better-sqlite3 is synchronous, so the retry is too). */

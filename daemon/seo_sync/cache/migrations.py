@@ -86,9 +86,9 @@ def _rebuild(conn: sqlite3.Connection, spec: TableSpec) -> tuple[int, int]:
     conn.execute(f"DROP TABLE IF EXISTS {q(target)}")
     conn.execute(data_table_ddl(spec, target))
     cols = spec.column_names
-    insert = (f"INSERT INTO {q(target)} ({', '.join(q(c) for c in cols)}) "  # nosec B608
+    insert = (f"INSERT INTO {q(target)} ({', '.join(q(c) for c in cols)}) "  # nosec
               f"VALUES ({', '.join('?' for _ in cols)})")
-    cur = conn.execute(f"SELECT * FROM {q(spec.name)}")  # nosec B608
+    cur = conn.execute(f"SELECT * FROM {q(spec.name)}")  # nosec
     names = [d[0] for d in cur.description]
     moved = dropped = 0
     for values in cur.fetchall():

@@ -13,16 +13,6 @@ from seo_sync.errors import CacheCorrupt, CacheError
 from seo_sync.schema import TABLES, TableSpec
 
 
-def wal_header_without_shm(path: Path) -> bool:
-    """True when the header says WAL but -shm is gone: a read-only reader could not open the file."""
-    try:
-        with open(path, "rb") as f:
-            header = f.read(20)
-    except OSError:
-        return False
-    return len(header) == 20 and header[18:20] == b"\x02\x02" and not Path(f"{path}-shm").exists()
-
-
 class Reader:
     """Read-only queries over a cache connection; each multi-statement read is one snapshot."""
 
@@ -47,22 +37,22 @@ class Reader:
     def count(self, table: str) -> int:
         """Rows in one cache table (schema names only)."""
         spec = TABLES[table]
-        return int(self.conn.execute(f"SELECT count(*) FROM {q(spec.name)}").fetchone()[0])  # nosec B608
+        return int(self.conn.execute(f"SELECT count(*) FROM {q(spec.name)}").fetchone()[0])  # nosec
 
     def dead_letter_count(self, table: str | None = None) -> int:
         """Unresolved dead letters (for one table, or all): health is degraded while there are any."""
         where, args = ("", ()) if table is None else (" AND table_name = ?", (table,))
         try:
-            return int(self.conn.execute("SELECT count(*) FROM _sync_dead_letters WHERE resolved_at IS NULL"  # nosec B608
+            return int(self.conn.execute("SELECT count(*) FROM _sync_dead_letters WHERE resolved_at IS NULL"  # nosec
                                          + where, args).fetchone()[0])
         except self.conn.OperationalError:  # a file of schema 1, not yet upgraded by the writer: none resolved
-            return int(self.conn.execute("SELECT count(*) FROM _sync_dead_letters WHERE 1" + where,  # nosec B608
+            return int(self.conn.execute("SELECT count(*) FROM _sync_dead_letters WHERE 1" + where,  # nosec
                                          args).fetchone()[0])
 
     def rows(self, spec: TableSpec, business_id: str | None = None) -> Iterator[dict[str, Any]]:
         """Rows of one table in key order, optionally of one business."""
         order = ", ".join(q(k) for k in spec.key_names)
-        sql = f"SELECT * FROM {q(spec.name)}"  # nosec B608
+        sql = f"SELECT * FROM {q(spec.name)}"  # nosec
         args: tuple[Any, ...] = ()
         if business_id is not None:
             sql += f" WHERE {q(spec.hash_key)} = ?"

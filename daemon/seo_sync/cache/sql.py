@@ -89,24 +89,24 @@ class Statements:
         n = len(cols)
         table_name, key, version, inserted = (f"?{n + i}" for i in range(1, 5))
         # Never regress a row: an update must not lower `_version`.
-        on_conflict = (f"ON CONFLICT ({pk}) DO UPDATE SET {updates} "  # nosec B608
+        on_conflict = (f"ON CONFLICT ({pk}) DO UPDATE SET {updates} "  # nosec
                        f"WHERE excluded.{v} IS NULL OR {q(name)}.{v} IS NULL OR excluded.{v} >= {q(name)}.{v}")
         # Nor resurrect a deleted one: the row's tombstone must be older (or the hard delete
         # followed by an INSERT). Parameters: the row, then table name, key text, version, INSERT?.
         self.upsert = (
-            f"INSERT INTO {q(name)} ({names}) SELECT {params} WHERE NOT EXISTS ("  # nosec B608
+            f"INSERT INTO {q(name)} ({names}) SELECT {params} WHERE NOT EXISTS ("  # nosec
             f"SELECT 1 FROM _sync_tombstones WHERE table_name = {table_name} AND key = {key} "
             f"AND version IS NOT NULL AND {version} IS NOT NULL AND version >= {version} "
             f"AND NOT (hard AND {inserted})) {on_conflict}"
         )
         # The same when the table has no tombstone at all (the common case): one index probe less.
-        self.upsert_untombstoned = f"INSERT INTO {q(name)} ({names}) VALUES ({params}) {on_conflict}"  # nosec B608
-        self.plain_insert = f"INSERT OR REPLACE INTO {q(name)} ({names}) VALUES ({params})"  # nosec B608
+        self.upsert_untombstoned = f"INSERT INTO {q(name)} ({names}) VALUES ({params}) {on_conflict}"  # nosec
+        self.plain_insert = f"INSERT OR REPLACE INTO {q(name)} ({names}) VALUES ({params})"  # nosec
         where_key = " AND ".join(f"{q(k)} = :k{i}" for i, k in enumerate(spec.key_names))
         self.where_key = where_key
-        self.delete = f"DELETE FROM {q(name)} WHERE {where_key} AND (:v IS NULL OR {v} IS NULL OR {v} <= :v)"  # nosec B608
-        self.newer_exists = f"SELECT 1 FROM {q(name)} WHERE {where_key} AND {v} > :v"  # nosec B608
-        self.select_key = f"SELECT * FROM {q(name)} WHERE {where_key}"  # nosec B608
+        self.delete = f"DELETE FROM {q(name)} WHERE {where_key} AND (:v IS NULL OR {v} IS NULL OR {v} <= :v)"  # nosec
+        self.newer_exists = f"SELECT 1 FROM {q(name)} WHERE {where_key} AND {v} > :v"  # nosec
+        self.select_key = f"SELECT * FROM {q(name)} WHERE {where_key}"  # nosec
 
 
 def key_text(key: tuple[str, ...]) -> str:

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable
-from contextlib import AbstractContextManager
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlite_utils
 
 from seo_sync import codec
+from seo_sync.cache import readiness, wal_files
 from seo_sync.cache.connect import atomic
 from seo_sync.cache.migrations import SCHEMA_VERSION, stored_version, upgrade
-from seo_sync.cache.reader import Reader, wal_header_without_shm
+from seo_sync.cache.reader import Reader
+from seo_sync.cache.scanned import ScannedPage, scanned_page
 from seo_sync.cache.sql import (
     CLEAR_OLDER_TOMBSTONE,
     INSERT_DEAD_LETTER,
@@ -30,7 +32,6 @@ from seo_sync.cache.sql import (
     Checkpoint,
     Statements,
     data_table_ddl,
-    item_text,
     key_text,
     q,
 )
@@ -39,12 +40,22 @@ from seo_sync.errors import CacheBusy, CacheCorrupt, CacheError
 from seo_sync.schema import TABLES, TableSpec
 
 
+class Swap(NamedTuple):
+    """One shadow table to publish: its stream ARN and the checkpoints its rows are complete up to."""
+
+    spec: TableSpec
+    stream_arn: str | None
+    checkpoints: list[Checkpoint]
+    reason: str = ""
+
+
 class Cache:
     """An open cache database (writer side). Use `Cache.open` under a WriterLock."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path, keeper: sqlite3.Connection | None = None) -> None:
         self.conn = conn
         self.path = path
+        self._keeper = keeper  # read-only; closed after conn so that conn is never the last (wal_files)
         self.db = sqlite_utils.Database(conn)
         self._stmts: dict[str, Statements] = {}
 
@@ -52,51 +63,32 @@ class Cache:
 
     @classmethod
     def open(cls, path: Path, busy_timeout_ms: int = 5000, check: bool = True) -> Cache:
-        """Open (creating and migrating) the cache at `path`; CacheCorrupt if it fails quick_check."""
+        """Open (creating and migrating) the cache at `path`; CacheCorrupt if it fails quick_check.
+
+        The file keeps WAL mode, -wal and -shm for its whole life, for readers (cache/wal_files.py).
+        """
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000)
-            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            if check:
-                result = conn.execute("PRAGMA quick_check").fetchone()[0]
-                if result != "ok":
-                    conn.close()
-                    raise CacheCorrupt(f"cache {path} failed quick_check: {result[:200]}",
-                                       hint="it is set aside and rebuilt by a full sync")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
+            conn, keeper = wal_files.open_writer(path, busy_timeout_ms, check, lambda c: cls(c, path).migrate())
         except sqlite3.DatabaseError as e:
             if "not a database" in str(e) or "malformed" in str(e):
                 raise CacheCorrupt(f"cache {path} is not a valid database: {e}",
                                    hint="it is set aside and rebuilt by a full sync") from None
             if "locked" in str(e) or "busy" in str(e):
-                # After a clean stop the file is in rollback-journal mode; going back to WAL needs a
-                # moment with no read transaction open (docs/reader-contract.md).
                 raise CacheBusy(f"cannot open cache {path}: {e}",
-                                hint="a reader holds a long read transaction; retry when it ends") from None
+                                hint="another process holds the database locked; retry when it lets go") from None
             raise CacheError(f"cannot open cache {path}: {e}") from None
-        cache = cls(conn, path)
+        except OSError as e:
+            raise CacheError(f"cannot create the cache files at {path}: {e}",
+                             hint="the data directory must be writable by the service user") from None
+        cache = cls(conn, path, keeper)
         cache.migrate()
         return cache
 
     def close(self) -> None:
-        """Close the connection, leaving a file that read-only readers can open (docs/reader-contract.md).
-
-        A clean close of the last WAL connection deletes -wal and -shm, and a reader that may not
-        create files in the data directory then cannot open the database at all. So the writer
-        switches the file to journal_mode=DELETE (which checkpoints) before closing; the next `open`
-        switches it back to WAL. While a reader is connected the switch fails at once and the WAL
-        files stay, which is what that reader needs; if that reader left before our close, the
-        files went with it and the switch is retried on a fresh connection.
-        """
-        _leave_rollback_journal(self.conn)
-        self.conn.close()
-        for _ in range(3):
-            if not wal_header_without_shm(self.path):
-                return
-            conn = sqlite3.connect(self.path, isolation_level=None)
-            _leave_rollback_journal(conn)
-            conn.close()
+        """Close, leaving -wal and -shm in place for read-only readers (cache/wal_files.py)."""
+        wal_files.close_keeping_wal(self.conn, self._keeper, self.path)
+        self._keeper = None
 
     def migrate(self) -> None:
         """Create the internal and data tables if missing, upgrade an older file, drop leftover shadows."""
@@ -123,10 +115,21 @@ class Cache:
                 self.conn.execute(f"DROP TABLE IF EXISTS {q(SHADOW_PREFIX + spec.name)}")
             self.conn.execute(
                 "INSERT OR REPLACE INTO _sync_meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            readiness.create(self.conn, time.time())
 
-    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
-        """`with cache.transaction():` one transaction (a savepoint inside one); see cache/connect.py."""
-        return atomic(self.conn, _as_cache_error)
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """`with cache.transaction():` one transaction (a savepoint inside one); see cache/connect.py.
+
+        Every commit also moves the readiness marker's last_commit_at, in the same transaction.
+        """
+        with atomic(self.conn, _as_cache_error) as conn:
+            yield conn
+            readiness.stamp(conn, time.time())
+
+    def readiness(self) -> readiness.Readiness:
+        """The readiness marker as committed."""
+        return readiness.read(self.conn)
 
     def _statements(self, spec: TableSpec, name: str | None = None) -> Statements:
         name = name or spec.name
@@ -260,20 +263,19 @@ class Cache:
 
         Items that cannot be stored (bad key) go to dead letters in the same transaction.
         """
+        return self.insert_scanned_pages(spec, [scanned_page(spec, items)])
+
+    def insert_scanned_pages(self, spec: TableSpec, pages: Iterable[ScannedPage]) -> int:
+        """Insert converted Scan pages and their dead letters into the shadow table in one transaction."""
         st = self._statements(spec, SHADOW_PREFIX + spec.name)
-        rows, dead, now = [], [], time.time()
-        for it in items:
-            if codec.is_deleted(it):
-                continue
-            try:
-                rows.append(codec.row_values(spec, it))
-            except codec.CodecError as e:
-                dead.append((spec.name, "scan", "", str(e.message), item_text(it), now, None))
+        written = 0
         with self.transaction():
-            self.conn.executemany(st.plain_insert, rows)
-            if dead:
-                self.conn.executemany(INSERT_DEAD_LETTER, dead)
-        return len(rows)
+            for page in pages:
+                self.conn.executemany(st.plain_insert, page.rows)
+                if page.dead:
+                    self.conn.executemany(INSERT_DEAD_LETTER, page.dead)
+                written += len(page.rows)
+        return written
 
     def apply_to_shadow(self, spec: TableSpec, changes: list[Change], shard_id: str = "") -> ApplyResult:
         """Apply stream records captured during a full sync to the shadow table (one transaction)."""
@@ -282,15 +284,24 @@ class Cache:
     def swap_shadow(self, spec: TableSpec, stream_arn: str | None, checkpoints: list[Checkpoint],
                     reason: str = "") -> None:
         """Replace the live table by its shadow and its checkpoints, in one transaction."""
+        self.publish([Swap(spec, stream_arn, checkpoints, reason)])
+
+    def publish(self, swaps: list[Swap]) -> None:
+        """Replace each live table by its shadow, with its checkpoints, all in one transaction; the
+        readiness marker turns complete in it if every table has now had a full sync."""
+        now = time.time()
         with self.transaction():
-            self.conn.execute(f"DROP TABLE {q(spec.name)}")
-            self.conn.execute(f"ALTER TABLE {q(SHADOW_PREFIX + spec.name)} RENAME TO {q(spec.name)}")
-            self.conn.execute("DELETE FROM _sync_checkpoints WHERE table_name = ?", (spec.name,))
-            self._write_checkpoints(checkpoints)
-            self.conn.execute(
-                "INSERT OR REPLACE INTO _sync_tables (table_name, stream_arn, last_full_sync, full_sync_reason) "
-                "VALUES (?, ?, ?, ?)", (spec.name, stream_arn, time.time(), reason))
-        self._stmts.pop(spec.name, None)
+            for s in swaps:
+                self.conn.execute(f"DROP TABLE {q(s.spec.name)}")
+                self.conn.execute(f"ALTER TABLE {q(SHADOW_PREFIX + s.spec.name)} RENAME TO {q(s.spec.name)}")
+                self.conn.execute("DELETE FROM _sync_checkpoints WHERE table_name = ?", (s.spec.name,))
+                self._write_checkpoints(s.checkpoints)
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO _sync_tables (table_name, stream_arn, last_full_sync, full_sync_reason) "
+                    "VALUES (?, ?, ?, ?)", (s.spec.name, s.stream_arn, now, s.reason))
+            readiness.mark_complete_if_synced(self.conn, now)
+        for s in swaps:
+            self._stmts.pop(s.spec.name, None)
 
     def replace_business(self, business_id: str, items: dict[str, list[codec.Item]]) -> int:
         """Replace every row of one business in all five tables with `items`, in one transaction."""
@@ -298,7 +309,7 @@ class Cache:
         with self.transaction():
             for spec in TABLES.values():
                 st = self._statements(spec)
-                self.conn.execute(f"DELETE FROM {q(spec.name)} WHERE {q(spec.hash_key)} = ?", (business_id,))  # nosec B608
+                self.conn.execute(f"DELETE FROM {q(spec.name)} WHERE {q(spec.hash_key)} = ?", (business_id,))  # nosec
                 rows = [codec.row_values(spec, it) for it in items.get(spec.name, []) if not codec.is_deleted(it)]
                 self.conn.executemany(st.plain_insert, rows)
                 written += len(rows)
@@ -329,14 +340,6 @@ class Cache:
     def dead_letter_count(self, table: str | None = None) -> int:
         """Dead letters recorded (for one table, or all)."""
         return Reader(self.conn).dead_letter_count(table)
-
-
-def _leave_rollback_journal(conn: sqlite3.Connection) -> None:
-    try:
-        conn.execute("PRAGMA busy_timeout = 0")
-        conn.execute("PRAGMA journal_mode = DELETE")
-    except sqlite3.Error:
-        pass  # busy (a reader is connected) or disk full: the WAL files stay, readers still work
 
 
 def _as_cache_error(e: sqlite3.Error, phase: str) -> CacheError:

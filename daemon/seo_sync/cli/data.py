@@ -206,7 +206,8 @@ def status(app: AppContext) -> int:
             click.echo("DynamoDB: disabled (USE_DYNAMODB=false)")
         else:
             state = "reachable" if dynamo["reachable"] else "NOT reachable"
-            click.echo(f"DynamoDB: {state} at {dynamo.get('endpoint', '?')} ({dynamo.get('region', '?')})")
+            where = f" at {dynamo['endpoint']} ({dynamo.get('region')})" if dynamo.get("endpoint") else ""
+            click.echo(f"DynamoDB: {state}{where}")
             if dynamo.get("error"):
                 click.echo(f"  {dynamo['error']}")
             if dynamo.get("hint"):
@@ -286,17 +287,39 @@ def check_config(app: AppContext) -> int:
     """Validate the configuration (exit 78 naming the field, the value and why when it is wrong)."""
     s = app.settings()
     file = config_path_from(os.environ, app.config)
-    out = {"ok": True, "config_file": str(file) if file else None, "env_file": str(app.env_file or "") or None,
-           "data_dir": str(s.data_dir), "data_dir_exists": s.data_dir.is_dir(), "table_prefix": s.table_prefix,
-           "use_dynamodb": s.use_dynamodb, "endpoint": s.aws.endpoint_url or "(boto3 default chain)",
-           "region": s.aws.region or "(boto3 default chain)", "socket": str(s.socket_path)}
+    region, warnings = _resolved_region(s)
+    out: dict[str, Any] = {
+        "ok": True, "config_file": str(file) if file else None, "env_file": str(app.env_file or "") or None,
+        "data_dir": str(s.data_dir), "data_dir_exists": s.data_dir.is_dir(), "table_prefix": s.table_prefix,
+        "use_dynamodb": s.use_dynamodb, "endpoint": s.aws.endpoint_url or "(boto3 default chain)",
+        "region": region or "(none resolves)", "socket": str(s.socket_path), "warnings": warnings}
 
     def human() -> None:
         for k, v in out.items():
-            click.echo(f"{k:16} {v}")
+            if k == "ok" and warnings:
+                v = f"{v}, with {len(warnings)} warning(s)"
+            if k != "warnings":
+                click.echo(f"{k:16} {v}")
+        for w in warnings:
+            click.echo(f"warning: {w}", err=True)
 
     app.emit(out, human)
     return ExitCode.OK
+
+
+def _resolved_region(s: Settings) -> tuple[str | None, list[str]]:
+    """The AWS region every DynamoDB command would use, and a warning when none resolves.
+
+    The file and the flags may all be valid while boto3's chain (AWS_REGION, AWS_DEFAULT_REGION,
+    the profile's config) holds no region: then every command that needs DynamoDB fails, so the
+    check that claims the configuration is fine says so now.
+    """
+    if not s.use_dynamodb:
+        return None, []
+    try:
+        return Source(s.aws, s.table_prefix).region, []
+    except SourceError as e:
+        return None, [f"{e.message}: every command that needs DynamoDB will fail" + (f" ({e.hint})" if e.hint else "")]
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from seo_sync.aws.tables import Source
 from seo_sync.cache.reader import Reader
 from seo_sync.cli.data import Bars, check_business_id, open_reader, open_source, preflight
 from seo_sync.cli.kit import AppContext, pass_app, root
-from seo_sync.errors import ExitCode, NotFound, SeoSyncError
+from seo_sync.errors import Deleted, ExitCode, NotFound, SeoSyncError
 from seo_sync.schema import TABLES, TableSpec, check_safe_id
 from seo_sync.schema import table as table_spec
 
@@ -27,6 +28,10 @@ EXPORT_FORMAT = "seo-sync-export/1"
 SINGLE = ("businesses", "questionnaires")  # one item per business: exported as an object, not a list
 MAX_KEYS_SHOWN = 100  # differing keys listed per table and kind; the counts are always complete
 MAX_RECHECK = 1000  # differing keys re-read one by one (a daemon may have moved the cache meanwhile)
+# Rounds of that re-reading, RECHECK_PAUSE s apart: a daemon applies a change about a second after
+# it is written, so a key that still differs after the last round differs for real.
+RECHECK_ROUNDS = 4
+RECHECK_PAUSE = 1.0
 
 
 class OutputError(SeoSyncError):
@@ -59,17 +64,43 @@ def _items_from_cache(path: Path, business_id: str) -> dict[str, list[codec.Item
 
 
 def _items_from_dynamo(source: Source, business_id: str) -> dict[str, list[codec.Item]]:
-    return {spec.name: [it for it in source.query_business(spec, business_id) if not codec.is_deleted(it)]
-            for spec in TABLES.values()}
+    """Every item of the business in DynamoDB, soft-deleted ones included (the caller tells them apart)."""
+    return {spec.name: source.query_business(spec, business_id) for spec in TABLES.values()}
 
 
-def export_target(output: Path, business_id: str) -> Path:
-    """The file to write: `output`, or `<output>/<business-id>.json` when it names a directory."""
-    if output.is_dir() or str(output).endswith(os.sep):
-        return output / f"{check_safe_id(business_id)}.json"  # the id becomes a file name: validate it
-    if not output.name or output.name in (".", ".."):
+def refuse_deleted(business_id: str, items: dict[str, list[codec.Item]], where: str) -> None:
+    """Raise Deleted when the business is soft-deleted, or gone while its children remain.
+
+    Exporting it would print `"business": null` with exit 0, which a script takes for success.
+    """
+    business = items.get("businesses", [])
+    deleted = any(codec.is_deleted(it) for it in business)
+    if business and not deleted:
+        return
+    left = {name: sum(not codec.is_deleted(it) for it in rows) for name, rows in items.items() if name != "businesses"}
+    left = {name: n for name, n in left.items() if n}
+    if not deleted and not left:
+        return  # nothing at all: not found, not deleted
+    remains = ", ".join(f"{n} {name}" for name, n in left.items()) or "none of its children"
+    raise Deleted(f"business {business_id!r:.80} is deleted in {where}; {remains} remain",
+                  hint=f"`seo-sync backups list --business {business_id}` shows its delete backup "
+                       "(`seo-sync backups restore FILE` brings it back)")
+
+
+def export_target(output: str, business_id: str) -> Path:
+    """The file to write: `output`, or `<output>/<business-id>.json` when it names a directory.
+
+    Takes the option as typed: a path object would drop the trailing slash that says "a directory".
+    """
+    path = Path(output)
+    if path.is_dir() or output.endswith(os.sep):
+        if not path.is_dir():
+            raise OutputError(f"--output {output} names a directory that does not exist",
+                              hint=f"create it first (mkdir -p {output})")
+        return path / f"{check_safe_id(business_id)}.json"  # the id becomes a file name: validate it
+    if not path.name or path.name in (".", ".."):
         raise OutputError(f"--output {output} does not name a file")
-    return output
+    return path
 
 
 def write_new_file(target: Path, text: str, force: bool) -> None:
@@ -107,21 +138,23 @@ def write_new_file(target: Path, text: str, force: bool) -> None:
 
 @root.command()
 @click.argument("business_id")
-@click.option("--output", "-o", type=click.Path(path_type=Path),
+@click.option("--output", "-o", type=click.Path(),
               help="File to write, or an existing directory to write <business-id>.json in (default: stdout).")
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
 @click.option("--from-dynamo", is_flag=True, help="Read DynamoDB instead of the cache.")
 @pass_app
-def export(app: AppContext, business_id: str, output: Path | None, force: bool, from_dynamo: bool) -> int:
+def export(app: AppContext, business_id: str, output: str | None, force: bool, from_dynamo: bool) -> int:
     """One business as one JSON document: business, questionnaire, keywords, service_areas, prompt_templates.
 
     Lossless (DynamoDB JSON per item) and in a stable order; soft-deleted items are left out.
     """
     check_business_id(business_id)
-    target = export_target(output, business_id) if output is not None and str(output) != "-" else None
+    target = export_target(output, business_id) if output is not None and output != "-" else None
     s = app.settings()
     items = _items_from_dynamo(open_source(s, "export --from-dynamo"), business_id) if from_dynamo \
         else _items_from_cache(s.cache_path, business_id)
+    refuse_deleted(business_id, items, "DynamoDB" if from_dynamo else f"the cache {s.cache_path}")
+    items = {name: [it for it in rows if not codec.is_deleted(it)] for name, rows in items.items()}
     if not any(items.values()):
         where = "DynamoDB" if from_dynamo else f"the cache {s.cache_path}"
         raise NotFound(f"business {business_id!r:.80} is not in {where}",
@@ -171,8 +204,12 @@ def _verify_table(spec: TableSpec, reader: Reader, source: Source, bars: Bars) -
                 dynamo[spec.key_of_item(it)] = codec.item_hash(it)
         done(len(dynamo))
     diff = compare_table(spec, cached, dynamo)
-    suspects = [k for kind in diff.values() for k in kind]
-    if suspects and len(suspects) <= MAX_RECHECK:  # a running daemon may have applied changes meanwhile
+    for attempt in range(RECHECK_ROUNDS):
+        suspects = [k for kind in diff.values() for k in kind]
+        if not suspects or len(suspects) > MAX_RECHECK:
+            break
+        if attempt:  # a write made just now reaches the cache within a poll interval of a running daemon
+            time.sleep(RECHECK_PAUSE)
         for key in suspects:
             now_cached, now_dynamo = reader.get(spec, key), source.get_item(spec, key)
             if now_dynamo is not None and codec.is_deleted(now_dynamo):

@@ -7,6 +7,7 @@ them all, runs it, and is the only place that exits the process.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -67,19 +68,98 @@ class AppContext:
             human()
 
     def table(self, title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-        """Print a terminal table."""
+        """Print a table: drawn on a terminal, tab-separated values when stdout is a pipe or a file.
+
+        Piped, a drawn table is cut to 80 columns and its cells to `ace-aut…`, the very ids the next
+        command needs. So, as `gh` does when piped and `sqlite-utils --tsv` prints: one header line
+        of column names, then one line a row, cells whole (tabs and newlines in a cell become spaces);
+        the title goes to stderr. On a terminal long cells wrap, never end in an ellipsis.
+        """
+        cells = [["" if v is None else str(v) for v in r] for r in rows]
+        if not sys.stdout.isatty():
+            if title:
+                click.echo(title, err=True)
+            for line in [list(columns), *cells]:
+                click.echo("\t".join(_tsv_cell(c) for c in line))
+            return
         t = Table(title=title, show_lines=False)
         for c in columns:
-            t.add_column(c)
-        for r in rows:
-            t.add_row(*("" if v is None else str(v) for v in r))
+            t.add_column(c, overflow="fold")
+        for r in cells:
+            t.add_row(*r)
         self.console.print(t)
+
+
+def _tsv_cell(value: str) -> str:
+    return value.replace("\t", " ").replace("\r", " ").replace("\n", " ")
+
+
+def command_name() -> str:
+    """How the operator can type `seo-sync` from here: the bare name only when it is on PATH.
+
+    `make demo` runs the console script of `.venv`, which is not on PATH unless that venv is active;
+    a hint saying `seo-sync …` would then end in "command not found".
+    """
+    script = Path(sys.executable).parent / "seo-sync"
+    if not script.exists() or str(script.parent) in os.environ.get("PATH", "").split(os.pathsep):
+        return "seo-sync"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
 
 
 pass_app = click.make_pass_decorator(AppContext)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class RootGroup(click.Group):
+    """The root group; its options are accepted after the subcommand too (`list-businesses --json`).
+
+    Such an option is moved in front of the subcommand before parsing, unless the subcommand has an
+    option of the same name (then it is the subcommand's). `--` ends the moving, as it ends options.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Parse `args` with the root's options that follow the subcommand moved in front of it."""
+        return super().parse_args(ctx, self._hoist_root_options(ctx, args))
+
+    def _hoist_root_options(self, ctx: click.Context, args: list[str]) -> list[str]:
+        takes_value = {name: not p.is_flag for p in self.params if isinstance(p, click.Option)
+                       for name in p.opts + p.secondary_opts}
+        i = 0
+        while i < len(args) and args[i].startswith("-"):  # the root's own options, before the subcommand
+            i += 1 + (1 if takes_value.get(args[i], False) else 0)
+        if i >= len(args) or (command := self.get_command(ctx, args[i])) is None:
+            return args
+        own = {name for p in _all_params(command) if isinstance(p, click.Option) for name in p.opts + p.secondary_opts}
+        front, rest = list(args[:i]), [args[i]]
+        j = i + 1
+        while j < len(args):
+            arg = args[j]
+            name = arg.split("=", 1)[0]
+            if arg == "--":
+                rest += args[j:]
+                break
+            if name in takes_value and name not in own:
+                with_value = takes_value[name] and "=" not in arg and j + 1 < len(args)
+                front += args[j:j + 2] if with_value else [arg]
+                j += 2 if with_value else 1
+                continue
+            rest.append(arg)
+            j += 1
+        return front + rest
+
+
+def _all_params(command: click.Command) -> list[click.Parameter]:
+    """The parameters of `command` and, for a group, of its subcommands (`backups list --json`)."""
+    params = list(command.params)
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            params += _all_params(sub)
+    return params
+
+
+@click.group(cls=RootGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--config", type=click.Path(path_type=Path), help="TOML config file (default: $SEO_SYNC_CONFIG, "
               "then /etc/seo-sync/seo-sync.toml if it exists).")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Directory of cache.db, protection.db, backups/.")
@@ -92,7 +172,10 @@ pass_app = click.make_pass_decorator(AppContext)
 @click.version_option(package_name="seo-sync")
 @click.pass_context
 def root(ctx: click.Context, **opts: Any) -> None:
-    """seo-sync: keeps the SEO platform's SQLite read cache in step with DynamoDB."""
+    """seo-sync: keeps the SEO platform's SQLite read cache in step with DynamoDB.
+
+    The options above may also follow the command: `seo-sync list-businesses --json`.
+    """
     from seo_sync.logs import configure_logging  # logging is set up by the command line, never at import
 
     ctx.obj = AppContext(**opts)

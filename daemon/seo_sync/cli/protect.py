@@ -11,16 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import click
+import structlog
 
 from seo_sync import codec, schema
 from seo_sync.cli.data import open_source
 from seo_sync.cli.kit import AppContext, pass_app, root
-from seo_sync.errors import BadInput, CodecError, NotFound, SeoSyncError, VersionMismatch
+from seo_sync.errors import BadInput, CodecError, NotFound, SeoSyncError, SourceError, VersionMismatch
 from seo_sync.protection import backups
 from seo_sync.protection.jobs import prune_backups
 from seo_sync.protection.ledger import CONFIRM_TOKEN, Ledger
-from seo_sync.writes import ProfileStore, WriteResult
+from seo_sync.writes import CASCADE_TABLES, ProfileStore, WriteResult
 
+log = structlog.get_logger()
 MAX_INPUT_BYTES = 4 * 1024 * 1024
 
 
@@ -29,7 +31,7 @@ def _store(app: AppContext, command: str) -> ProfileStore:
     return ProfileStore(settings, open_source(settings, command))
 
 
-def _echo_results(app: AppContext, verb: str, results: list[WriteResult]) -> None:
+def _echo_results(app: AppContext, verb: str, results: list[WriteResult], extra: dict[str, Any] | None = None) -> None:
     """Print what was written: JSON with --json, else one line per item and notes on stderr."""
     def human() -> None:
         for r in results:
@@ -41,7 +43,7 @@ def _echo_results(app: AppContext, verb: str, results: list[WriteResult]) -> Non
             click.echo(line + f"; cache: {r.cache}")
             if r.note:
                 click.echo(f"  note: {r.note}", err=True)
-    app.emit({verb: [r.summary() for r in results]}, human)
+    app.emit({verb: [r.summary() for r in results], **(extra or {})}, human)
 
 
 @contextmanager
@@ -140,10 +142,31 @@ def delete(app: AppContext, entity: str, key: tuple[str, ...], token: str | None
     Undo with `seo-sync backups restore FILE`.
     """
     spec = schema.table(entity)
+    store = _store(app, "delete")
     with _show_conflict(app):
-        results = _store(app, "delete").delete(spec, key, confirm=token, reason=reason, cascade=cascade)
-    _echo_results(app, "deleted", results)
+        results = store.delete(spec, key, confirm=token, reason=reason, cascade=cascade)
+    left = _children(store, key[0]) if spec is schema.BUSINESSES and not cascade else {}
+    _echo_results(app, "deleted", results, {"children_left": left} if left else None)
+    if left and not app.json_output:
+        click.echo(f"note: left in place, not deleted: {', '.join(f'{n} {name}' for name, n in left.items())} of "
+                   f"business {key[0]}; `--cascade` deletes a business together with them (each backed up and "
+                   "counted). To remove them now, delete each, or restore the business from its backup and delete "
+                   "it again with --cascade.", err=True)
     return 0
+
+
+def _children(store: ProfileStore, business_id: str) -> dict[str, int]:
+    """How many live items each child table holds for the business: what a delete without --cascade leaves.
+
+    Asked after the delete, and only to inform: a child table that cannot be read is left out.
+    """
+    counts: dict[str, int] = {}
+    for spec in CASCADE_TABLES:
+        try:
+            counts[spec.name] = sum(not codec.is_deleted(it) for it in store.source.query_business(spec, business_id))
+        except SourceError as e:
+            log.warning("delete.children_unknown", table=spec.name, error=e.message)
+    return {name: n for name, n in counts.items() if n}
 
 
 @root.group("backups")

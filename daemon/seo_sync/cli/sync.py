@@ -1,7 +1,8 @@
-"""The sync commands: `sync-from-dynamo`, `sync-to-dynamo`, and the `demo` that loads and syncs sample data."""
+"""The sync commands: `sync-from-dynamo` (DynamoDB -> cache) and `sync-to-dynamo` (cache -> DynamoDB)."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from seo_sync import codec
 from seo_sync.aws.tables import Source
 from seo_sync.cache.lock import WriterLock
 from seo_sync.cache.reader import Reader
-from seo_sync.cache.writer import Cache
+from seo_sync.cache.writer import Cache, Swap
 from seo_sync.cli.data import Bars, ask_daemon, check_business_id, open_reader, open_source, preflight
 from seo_sync.cli.kit import AppContext, pass_app, root
 from seo_sync.config import Settings
@@ -29,7 +30,6 @@ from seo_sync.errors import (
     SourceError,
     SourceUnavailable,
     TableMissing,
-    UsageError,
 )
 from seo_sync.schema import TABLES, TableSpec
 
@@ -41,18 +41,30 @@ PUT_WORKERS = 8  # concurrent PutItem calls of sync-to-dynamo (one round trip ea
 
 
 def sync_all_tables(cache: Cache, source: Source, s: Settings, reason: str, bars: Bars) -> dict[str, Any]:
-    """A full sync of every table (Scan into a shadow, swapped in per table); rows and seconds per table."""
+    """A full sync of every table: each Scanned into its shadow, then all five swapped in one
+    transaction (readers never see some tables new and others old); rows and seconds per table."""
     from seo_sync.sync import fullsync  # kept out of import time of the read commands
 
     out: dict[str, Any] = {}
+    swaps: list[Swap] = []
+    reports = {}
     for spec in TABLES.values():
         started = time.monotonic()
         total = source.describe_table(spec).item_count
-        report = bars.add(spec.name, total or None)
-        fullsync.full_sync_table(cache, source, spec, s.fullsync, capture_stream=False, reason=reason,
-                                 progress=report)
-        out[spec.name] = {"rows": cache.count(spec.name), "seconds": round(time.monotonic() - started, 3)}
-        report(out[spec.name]["rows"])
+        reports[spec.name] = report = bars.add(spec.name, total or None)
+        try:
+            result = fullsync.full_sync_table(cache, source, spec, s.fullsync, capture_stream=False, reason=reason,
+                                              progress=report, publish=False)
+        except BaseException:
+            for done in swaps:
+                cache.drop_shadow(done.spec)
+            raise
+        swaps.append(Swap(spec, result.stream_arn, result.checkpoints, reason))
+        out[spec.name] = {"seconds": round(time.monotonic() - started, 3)}
+    cache.publish(swaps)
+    for spec in TABLES.values():
+        out[spec.name] = {"rows": cache.count(spec.name), **out[spec.name]}
+        reports[spec.name](out[spec.name]["rows"])
         log.info("sync_from_dynamo_table", table=spec.name, **out[spec.name])
     return out
 
@@ -72,7 +84,34 @@ def sync_business(cache: Cache, source: Source, business_id: str) -> dict[str, A
             for spec in TABLES.values()}
 
 
-def _through_daemon(app: AppContext, s: Settings, held: LockHeld, business_id: str | None) -> int:
+def refresh_business(s: Settings, source: Source, business_id: str) -> dict[str, Any]:
+    """One business through the running daemon: each key it has in DynamoDB or in the cache is read
+    consistently by the daemon and applied as the truth (`refresh`), so rows DynamoDB no longer
+    holds leave the cache too. The daemon stays the cache's only writer."""
+    from seo_sync.control.client import request_json
+
+    reader = open_reader(s.cache_path)
+    try:
+        with reader.snapshot():
+            cached = {spec.name: {spec.key_of_item(it) for it in reader.items(spec, business_id)}
+                      for spec in TABLES.values()}
+    finally:
+        reader.close()
+    tables: dict[str, Any] = {}
+    for spec in TABLES.values():
+        keys = {spec.key_of_item(it) for it in source.query_business(spec, business_id)} | cached[spec.name]
+        present = 0
+        for key in sorted(keys):
+            answer = request_json(s.socket_path, f"refresh {spec.name} {json.dumps(list(key))}", timeout=10.0)
+            present += bool(answer.get("present"))
+        tables[spec.name] = {"keys": len(keys), "rows": present}
+    if not any(t["keys"] for t in tables.values()):
+        raise NotFound(f"business {business_id!r:.80} is neither in DynamoDB nor in the cache",
+                       hint="check the id with `seo-sync list-businesses --from-dynamo`")
+    return tables
+
+
+def _through_daemon(app: AppContext, s: Settings, source: Source, held: LockHeld, business_id: str | None) -> int:
     if business_id is None:
         answer = ask_daemon(s, "resync", timeout=5.0)
         if answer is not None:
@@ -80,16 +119,22 @@ def _through_daemon(app: AppContext, s: Settings, held: LockHeld, business_id: s
                      lambda: click.echo("a daemon runs: asked it for a full resync of every table "
                                         "(`seo-sync status` shows its progress)"))
             return ExitCode.OK if answer.get("ok", True) else ExitCode.FAILURE
-    hint = ("a running daemon keeps the cache current from the stream; `seo-sync resync` rebuilds every table"
-            if business_id else f"no daemon answers on {s.socket_path}; wait for the holder to finish or stop it")
-    raise LockHeld(held.message, hint=hint, pid=held.pid)
+    elif ask_daemon(s, "status") is not None:
+        tables = refresh_business(s, source, business_id)
+        app.emit({"business_id": business_id, "via": "daemon", "cache": str(s.cache_path), "tables": tables},
+                 lambda: app.table(f"a daemon runs: it refreshed business {business_id} in {s.cache_path}",
+                                   ["table", "keys refreshed", "rows in cache"],
+                                   ((n, t["keys"], t["rows"]) for n, t in tables.items())))
+        return ExitCode.OK
+    raise LockHeld(held.message, hint=f"no daemon answers on {s.socket_path}; wait for the holder to finish or stop it",
+                   pid=held.pid)
 
 
 @root.command("sync-from-dynamo")
 @click.argument("business_id", required=False)
 @pass_app
 def sync_from_dynamo(app: AppContext, business_id: str | None) -> int:
-    """DynamoDB -> cache: every table (atomically per table), or one business's rows in all five tables."""
+    """DynamoDB -> cache: every table (all five swapped in together), or one business's rows in all five tables."""
     s = app.settings()
     source = open_source(s, "sync-from-dynamo")
     if business_id is not None:
@@ -99,7 +144,7 @@ def sync_from_dynamo(app: AppContext, business_id: str | None) -> int:
     try:
         lock.acquire()
     except LockHeld as held:
-        return _through_daemon(app, s, held, business_id)
+        return _through_daemon(app, s, source, held, business_id)
     started = time.monotonic()
     try:
         cache = Cache.open(s.cache_path, s.service.busy_timeout_ms)
@@ -187,59 +232,3 @@ def sync_to_dynamo(app: AppContext, business_id: str | None, from_path: Path | N
 
     app.emit(out, human)
     return ExitCode.FAILURE if totals["failed"] else ExitCode.OK
-
-
-# ---- demo ----------------------------------------------------------------------------------------
-
-
-@root.command()
-@click.option("--no-daemon", is_flag=True, help="Only load the sample data and run one full sync, then stop.")
-@click.option("--port", type=int, default=0, show_default=True, help="Port of the embedded DynamoDB (0: free).")
-@click.option("--seconds", type=float, default=None, help="Stop after this long (default: run until Ctrl-C).")
-@click.option("--fleet", type=click.IntRange(1, 5), default=None,
-              help="N daemons reading one Kinesis stream (polling), fed by a relay playing DynamoDB's part.")
-@pass_app
-def demo(app: AppContext, no_daemon: bool, port: int, seconds: float | None, fleet: int | None) -> int:
-    """The daemon on an embedded local DynamoDB (moto) with the sample data and a simulated writer."""
-    try:
-        from seo_sync.demo.embedded import EmbeddedDynamo, embedded_settings, run_demo_sync
-        server = EmbeddedDynamo(port)
-    except ModuleNotFoundError as e:
-        raise UsageError(f"the demo needs moto ({e.name} is missing)", hint="pip install 'seo-sync[demo]'") from None
-    server.start()
-    try:
-        s = embedded_settings(app.settings(), server.endpoint)
-        if fleet is not None:
-            from seo_sync.demo.fleet import run_fleet_demo
-
-            result = run_fleet_demo(s, server.endpoint, app.err_console, fleet, seconds)
-            app.emit(result, lambda: click.echo(f"hosts identical to DynamoDB: {result['identical_to_dynamodb']}; "
-                                                f"data: {', '.join(result['data_dirs'])}"))
-            return ExitCode.OK if all(result["identical_to_dynamodb"]) else ExitCode.DIFFERENT
-        if not no_daemon:
-            from seo_sync.demo.live import run_live_demo
-
-            summary = run_live_demo(s, server.endpoint, app.err_console, seconds)
-            app.emit(summary, lambda: _live_summary(app, summary))
-            return ExitCode.OK if summary["daemon_exit_code"] == 0 else ExitCode.FAILURE
-        with Bars(app) as bars:
-            summary = run_demo_sync(s, Source(s.aws, s.table_prefix), progress=bars.add)
-    finally:
-        server.stop()
-
-    def human() -> None:
-        app.table(f"demo: {summary['businesses']} businesses from data/sample, synced in {summary['seconds']} s",
-                  ["table", "items loaded", "rows in cache"],
-                  ((n, summary["loaded"].get(n, 0), summary["rows"].get(n, 0)) for n in TABLES))
-        click.echo(f"cache: {summary['cache']}\nnext:  seo-sync --data-dir {s.data_dir} list-businesses")
-
-    app.emit(summary, human)
-    return ExitCode.OK
-
-
-def _live_summary(app: AppContext, summary: dict[str, Any]) -> None:
-    status = summary.get("final_status") or {}
-    app.table(f"demo stopped (daemon exit code {summary['daemon_exit_code']}); writer: {summary['writer']}",
-              ["table", "rows in cache", "records applied"],
-              ((n, t.get("rows"), t.get("records_applied")) for n, t in (status.get("tables") or {}).items()))
-    click.echo(f"cache: {summary['cache']}\ndaemon log: {summary['daemon_log']}")

@@ -37,6 +37,7 @@ from seo_sync.protection import jobs
 from seo_sync.schema import TABLES, table
 from seo_sync.service.maintenance import Maintenance
 from seo_sync.service.metrics import render_metrics
+from seo_sync.service.reasons import health_reasons
 from seo_sync.service.systemd import Notifier
 from seo_sync.sync.engine import Engine
 
@@ -207,22 +208,12 @@ class Service:
         log.info("ready", degraded=degraded, boot_seconds=round(time.time() - self.started_at, 3))
 
     def _reasons(self, tables: dict[str, Any]) -> list[str]:
-        """Why the daemon is degraded now: tables in error, lagging past lag_alarm or holding unresolved dead
-        letters (records the cache could not apply: it may differ from DynamoDB), boot unfinished."""
+        """Why the daemon is degraded now (service/reasons.py): tables in error, lagging or holding
+        unresolved dead letters, the boot unfinished; before READY, "starting" and what holds it up."""
         assert self.engine is not None
-        reasons = []
-        for name, t in tables.items():
-            if t.get("state") == "error":
-                reasons.append(f"{name}: {t.get('error') or 'error'}")
-            elif (t.get("lag_seconds") or 0) > self.settings.stream.lag_alarm:
-                reasons.append(f"{name}: lag {t['lag_seconds']:.0f}s")
-            if t.get("dead_letters"):
-                reasons.append(f"{name}: {t['dead_letters']} unresolved dead letters (see _sync_dead_letters; "
-                               "`refresh` of the key resolves one)")
-        if not self.engine.boot_synced.is_set() and self.ready:
-            reasons.append("boot sync not finished" if self.had_complete_cache
-                           else "boot sync not finished; cache not initialized")
-        return reasons
+        return health_reasons(tables, prefix=self.settings.table_prefix, lag_alarm=self.settings.stream.lag_alarm,
+                              ready=self.ready, boot_synced=self.engine.boot_synced.is_set(),
+                              had_complete_cache=self.had_complete_cache)
 
     def _update_state(self) -> None:
         assert self.engine is not None
@@ -272,7 +263,7 @@ class Service:
         if command == "status":
             return json.dumps(self.status(), default=str)
         if command == "health":
-            reasons = self._reasons(self.engine.snapshot().get("tables", {})) if self.ready else ["starting"]
+            reasons = self._reasons(self.engine.snapshot().get("tables", {}))
             return json.dumps({"ok": self.ready and not reasons, "state": self.state, "reasons": reasons})
         if command == "resync":
             target = table(args[0]).name if args else None

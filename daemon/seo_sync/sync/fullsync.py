@@ -22,13 +22,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any
 
 import structlog
 
 from seo_sync.aws.tables import Source
+from seo_sync.cache.scanned import ScannedPage, scanned_page
 from seo_sync.cache.sql import Checkpoint
 from seo_sync.cache.writer import Cache
 from seo_sync.changes import created_at_of, to_change
@@ -60,6 +61,8 @@ class FullSyncResult:
     seconds: float
     stream_arn: str | None
     shards: ShardSet | None = None  # the live cursors after the swap, for the tailer to continue
+    checkpoints: list[Checkpoint] = field(default_factory=list)  # what the shadow is complete up to
+    published: bool = True  # False: the shadow waits for `Cache.publish` (a first boot)
 
 
 # -- spill buffer --------------------------------------------------------------------------------
@@ -153,10 +156,16 @@ class _Capture(threading.Thread):
 
 
 class _Scan:
-    """Parallel Scan segments on short-lived threads, pages handed over a bounded queue."""
+    """Parallel Scan segments on short-lived threads, converted pages handed over a bounded queue.
+
+    Each segment converts its pages into rows itself (`scanned_page`), so reading, converting and
+    SQLite's inserts overlap: the writer thread runs SQLite, which releases the GIL, while the
+    segments parse and convert. The queue holds up to two pages a segment, so a segment need not
+    wait for each insert to finish, and memory stays bounded by page size times segments.
+    """
 
     def __init__(self, source: Source, spec: TableSpec, segments: int, page_limit: int, page_bytes: int) -> None:
-        self.q: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self.q: queue.Queue[Any] = queue.Queue(maxsize=2 * segments)
         self.halt = threading.Event()
         self.threads = [threading.Thread(target=self._run, name=f"scan-{spec.name}-{seg}", daemon=True,
                                          args=(source, spec, seg, segments, page_limit, page_bytes))
@@ -175,7 +184,7 @@ class _Scan:
     def _run(self, source: Source, spec: TableSpec, seg: int, total: int, page_limit: int, page_bytes: int) -> None:
         try:
             for page in source.scan(spec, seg, total, page_limit=page_limit, page_bytes=page_bytes):
-                if not self._put(page):
+                if not self._put(scanned_page(spec, page)):
                     return
             self._put(None)
         except BaseException as e:
@@ -186,20 +195,33 @@ class _Scan:
         for t in self.threads:
             t.start()
 
-    def pages(self, tick: Callable[[], None]) -> Iterator[list[dict[str, Any]]]:
-        """Pages until every segment is done; `tick` runs while waiting."""
+    def pages(self, tick: Callable[[], None]) -> Iterator[list[ScannedPage]]:
+        """Every converted page that is ready, in one list per turn, until every segment is done.
+
+        One turn's pages go into one transaction: when SQLite falls behind, commits get fewer
+        instead of the segments waiting. `tick` runs while waiting.
+        """
         while self.running:
             try:
-                obj = self.q.get(timeout=_WAKE)
+                ready = [self.q.get(timeout=_WAKE)]
             except queue.Empty:
                 tick()
                 continue
-            if obj is None:
-                self.running -= 1
-            elif isinstance(obj, BaseException):
-                raise obj
-            else:
-                yield obj
+            while len(ready) < self.q.maxsize:
+                try:
+                    ready.append(self.q.get_nowait())
+                except queue.Empty:
+                    break
+            batch: list[ScannedPage] = []
+            for obj in ready:
+                if obj is None:
+                    self.running -= 1
+                elif isinstance(obj, BaseException):
+                    raise obj
+                else:
+                    batch.append(obj)
+            if batch:
+                yield batch
 
     def stop(self) -> None:
         """Ask the segments to stop and wait for them."""
@@ -255,12 +277,13 @@ def full_sync_table(cache: Cache, source: Source, spec: TableSpec, settings: Ful
                     should_stop: Callable[[], bool] | None = None,
                     use_checkpoints: bool = True,
                     stream_settings: StreamSettings | None = None,
-                    wall: Callable[[], float] = time.time) -> FullSyncResult:
+                    wall: Callable[[], float] = time.time, publish: bool = True) -> FullSyncResult:
     """Rebuild one cache table from DynamoDB without ever exposing a half or regressed table.
 
     With `capture_stream` the stream is captured from positions taken first (valid checkpoints
     unless `use_checkpoints` is False, else LATEST) and the swap writes the checkpoints; without it
-    (the CLI with no daemon) the swap writes the stream ARN and no checkpoints.
+    (the CLI with no daemon) the swap writes the stream ARN and no checkpoints. Without `publish`
+    the filled shadow is left for the caller to publish with the other tables (`Cache.publish`).
     """
     started = time.monotonic()
     should_stop = should_stop or (lambda: False)
@@ -289,10 +312,10 @@ def full_sync_table(cache: Cache, source: Source, spec: TableSpec, settings: Ful
         if capture is not None:
             capture.start()
         scan.start()
-        # One transaction a page, as it arrives: pages are already sized in bytes, and gathering
-        # them into bigger batches is what made peak memory grow with the item size.
-        for page in scan.pages(tick):
-            rows += cache.insert_scanned(spec, page)
+        # The pages ready at each turn, already converted, in one transaction: pages are sized in
+        # bytes and the queue is bounded, so memory does not grow with the table or the item size.
+        for batch in scan.pages(tick):
+            rows += cache.insert_scanned_pages(spec, batch)
             tick()
             if should_stop():
                 raise FullSyncAborted("full sync stopped")
@@ -313,7 +336,8 @@ def full_sync_table(cache: Cache, source: Source, spec: TableSpec, settings: Ful
             checkpoints = shards.checkpoints()
         if should_stop():
             raise FullSyncAborted("full sync stopped")
-        cache.swap_shadow(spec, arn, checkpoints, reason)
+        if publish:
+            cache.swap_shadow(spec, arn, checkpoints, reason)
     except BaseException:
         scan.stop()
         if capture is not None:
@@ -325,10 +349,10 @@ def full_sync_table(cache: Cache, source: Source, spec: TableSpec, settings: Ful
         spill.close()
     scan.stop()
     seconds = time.monotonic() - started
-    rows = cache.count(spec.name)
+    rows = cache.count(spec.name) if publish else rows
     log.info("full_sync_done", table=spec.name, rows=rows, stream_records=spill.count,
-             spilled=spill.spilled, seconds=round(seconds, 3), reason=reason)
-    return FullSyncResult(spec.name, rows, spill.count, seconds, arn, shards)
+             spilled=spill.spilled, seconds=round(seconds, 3), reason=reason, published=publish)
+    return FullSyncResult(spec.name, rows, spill.count, seconds, arn, shards, checkpoints, publish)
 
 
 def _apply_captured(cache: Cache, spec: TableSpec, spill: Spill, batch_size: int, tick: Callable[[], None]) -> None:

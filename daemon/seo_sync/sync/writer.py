@@ -1,7 +1,8 @@
 """The writer thread: the only thread that writes the cache.
 
-It boots every table (resume from valid checkpoints, else a full sync), then applies the batches
-the pollers hand it, runs jobs submitted by other threads (refresh, maintenance), and runs resyncs.
+It boots every table (tables never synced: built, then published together by sync/first_boot.py;
+the others resume from valid checkpoints, else a full sync), then applies the batches the pollers
+hand it, runs jobs submitted by other threads (refresh, maintenance), and runs resyncs.
 
 - A resync of one table runs here too, but `full_sync_table` calls back between its transactions
   at least every ~0.25 s; the writer applies the queued batches and jobs there, so every table
@@ -33,6 +34,7 @@ from seo_sync.changes import to_change
 from seo_sync.config import Settings, StreamSettings
 from seo_sync.errors import CacheError, SeoSyncError
 from seo_sync.schema import TableSpec
+from seo_sync.sync.first_boot import FirstBoot
 from seo_sync.sync.fullsync import FullSyncAborted, full_sync_table
 from seo_sync.sync.shards import ShardSet, check_stream
 from seo_sync.sync.table_state import ERROR_BACKOFF_BASE, TableState
@@ -95,7 +97,8 @@ class WriterThread(ServiceThread):
 
     def loop(self) -> None:
         self._mark()
-        for rt in self.tables.values():
+        FirstBoot(self).run()
+        for rt in [t for t in self.tables.values() if not t.started]:
             if self.stop_event.is_set():
                 return
             self.start_table(rt)

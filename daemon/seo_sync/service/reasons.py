@@ -1,0 +1,61 @@
+"""Why the daemon is not healthy, in lines an operator reads once (`health`, status, systemd's STATUS=).
+
+When DynamoDB cannot be reached every table fails the same way; five copies of one error, each
+naming its own table, made a 700-character line. Errors that differ only by the table they name
+are folded into one line listing the tables. Before the daemon is ready the errors are shown too:
+"starting" alone hid why the start was taking long.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from seo_sync.schema import TABLES
+
+TABLE_PLACEHOLDER = "<table>"
+
+
+def _generic(error: str, name: str, prefix: str) -> str:
+    """`error` with the table it names taken out, so the same failure of two tables reads the same."""
+    spec = TABLES.get(name)
+    dynamo_name = spec.dynamo_name(prefix) if spec is not None else None
+    if dynamo_name:
+        error = error.replace(f" on {dynamo_name} ", " ").replace(dynamo_name, TABLE_PLACEHOLDER)
+    return error
+
+
+def fold_table_errors(errors: Mapping[str, str], prefix: str) -> list[str]:
+    """One line per distinct error: `table: error`, or `N tables (a, b, …): error` when they share it."""
+    groups: dict[str, list[str]] = {}
+    for name, error in errors.items():
+        groups.setdefault(_generic(error, name, prefix), []).append(name)
+    lines = []
+    for generic, names in groups.items():
+        if len(names) == 1:
+            lines.append(f"{names[0]}: {errors[names[0]]}")
+        else:
+            shown = "all tables" if set(names) == set(TABLES) else f"{len(names)} tables ({', '.join(names)})"
+            lines.append(f"{shown}: {generic}")
+    return lines
+
+
+def health_reasons(tables: Mapping[str, Mapping[str, Any]], *, prefix: str, lag_alarm: float, ready: bool,
+                   boot_synced: bool, had_complete_cache: bool) -> list[str]:
+    """Why the daemon is not healthy now; empty when it is.
+
+    `tables` is the engine's snapshot per table (state, error, lag_seconds, dead_letters). Before READY the first
+    reason is "starting", followed by the table errors that keep it from becoming ready.
+    """
+    errors = {name: str(t.get("error") or "error") for name, t in tables.items() if t.get("state") == "error"}
+    reasons = fold_table_errors(errors, prefix)
+    reasons += [f"{name}: lag {t['lag_seconds']:.0f}s" for name, t in tables.items()
+                if t.get("state") != "error" and (t.get("lag_seconds") or 0) > lag_alarm]
+    # A dead letter is a record the cache could not apply: until it is resolved the cache may differ.
+    reasons += [f"{name}: {t['dead_letters']} unresolved dead letters (see _sync_dead_letters; "
+                "`refresh` of the key resolves one)" for name, t in tables.items() if t.get("dead_letters")]
+    if not ready:
+        return ["starting: the boot sync has not committed yet", *reasons]
+    if not boot_synced:
+        reasons.append("boot sync not finished" + ("" if had_complete_cache else "; cache not initialized"))
+    return reasons

@@ -1,0 +1,160 @@
+"""A first boot publishes every table at once: never a partial cache.
+
+Tables that never had a complete full sync are each full-synced into their shadow, one after the
+other, and nothing of them is visible until the last one is done; then one transaction swaps all
+the shadows in, writes their checkpoints and turns the readiness marker complete
+(cache/readiness.py). A reader sees either the empty tables of a cache that is not complete, or
+every table complete.
+
+While later tables are still being built, the stream of each built table is followed into its
+shadow (same shard cursors, same order), so the checkpoints published with it are current and no
+shard position sits unused long enough for its iterator to expire. A table whose build or
+following fails is built again after a backoff; the others keep their shadows.
+
+Runs on the writer thread (sync/writer.py), before the tables start streaming; between
+transactions it keeps the watchdog progress and the submitted jobs going, like a resync does.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import structlog
+
+from seo_sync.aws.tables import Source
+from seo_sync.cache.writer import Cache, Swap
+from seo_sync.changes import to_change
+from seo_sync.config import Settings
+from seo_sync.errors import CacheError, SeoSyncError, StreamGone
+from seo_sync.sync.fullsync import FullSyncAborted, FullSyncResult, full_sync_table
+from seo_sync.sync.shards import ShardSet
+from seo_sync.sync.table_state import TableState
+from seo_sync.sync.tailer import TableTailer
+
+log = structlog.get_logger()
+WAKE = 0.1
+REASON = "first boot"
+
+
+class WriterSide(Protocol):
+    """What a first boot uses of the writer thread (sync/writer.py), which runs it."""
+
+    settings: Settings
+    source: Source
+    cache: Cache
+    tables: dict[str, TableState]
+    clock: Callable[[], float]
+    stop_event: threading.Event
+
+    def _mark(self) -> None: ...
+
+    def run_jobs(self) -> None: ...
+
+    def _new_tailer(self, rt: TableState, shards: ShardSet) -> TableTailer: ...
+
+
+class FirstBoot:
+    """The first-boot phase of the writer: build every never-synced table, then publish them together."""
+
+    def __init__(self, writer: WriterSide) -> None:
+        self.writer = writer
+        self.stop = writer.stop_event
+        self.built: dict[str, FullSyncResult] = {}
+        self.followers: dict[str, TableTailer] = {}
+
+    def _stopping(self) -> bool:
+        return self.stop.is_set()
+
+    def _error(self, rt: TableState, err: SeoSyncError) -> float:
+        return rt.record_error(err, REASON, self.writer.settings.stream.max_backoff)
+
+    def run(self) -> None:
+        """Return once every waiting table is published and streaming, or when asked to stop."""
+        e = self.writer
+        waiting = [rt for rt in e.tables.values() if not e.cache.table_state(rt.spec.name).get("last_full_sync")]
+        if not waiting:
+            return
+        log.info("first_boot_started", tables=[rt.spec.name for rt in waiting])
+        while not self._stopping():
+            for rt in waiting:
+                if self._stopping():
+                    return
+                if rt.spec.name not in self.built and time.monotonic() >= rt.next_attempt:
+                    self._build(rt)
+            if len(self.built) == len(waiting) and self._publish(waiting):
+                return
+            self._between()
+            self.stop.wait(WAKE)
+
+    def _build(self, rt: TableState) -> None:
+        e, spec = self.writer, rt.spec
+        with rt.lock:
+            rt.generation += 1
+            rt.tailer, rt.state = None, "syncing"
+        try:
+            result = full_sync_table(e.cache, e.source, spec, e.settings.fullsync, capture_stream=True,
+                                     reason=REASON, progress=lambda rows: self._between(),
+                                     should_stop=self._stopping, use_checkpoints=False,
+                                     stream_settings=e.settings.stream, wall=e.clock, publish=False)
+        except FullSyncAborted:
+            return
+        except (SeoSyncError, CacheError) as err:
+            rt.next_attempt = time.monotonic() + self._error(rt, err)
+            return
+        assert result.shards is not None
+        self.built[spec.name] = result
+        self.followers[spec.name] = TableTailer(e.source, spec, result.shards, e.settings.stream, rt.generation)
+        with rt.lock:
+            rt.state, rt.error, rt.failures = "syncing", None, 0
+        log.info("first_boot_table_built", table=spec.name, rows=result.rows, waiting_for=[
+            n for n in e.tables if n not in self.built])
+
+    def _between(self) -> None:
+        """Between transactions: progress for the watchdog, submitted jobs, and the built tables' streams."""
+        e = self.writer
+        e._mark()
+        e.run_jobs()
+        for name, tailer in list(self.followers.items()):
+            if tailer.next_wake() > tailer.clock():
+                continue
+            rt = e.tables[name]
+            try:
+                for batch in tailer.step():
+                    if batch.records:
+                        e.cache.apply_to_shadow(rt.spec, [to_change(rt.spec, r) for r in batch.records],
+                                                shard_id=batch.shard_id)
+            except (StreamGone, SeoSyncError, CacheError) as err:
+                # The cursors may have moved past records the shadow did not take: build it again.
+                del self.followers[name], self.built[name]
+                rt.next_attempt = time.monotonic() + (0.0 if isinstance(err, StreamGone)
+                                                      else self._error(rt, err))
+                log.warning("first_boot_table_rebuild", table=name, reason=str(err)[:300])
+
+    def _publish(self, waiting: list[TableState]) -> bool:
+        e = self.writer
+        swaps = []
+        for rt in waiting:
+            shards = self.built[rt.spec.name].shards
+            assert shards is not None
+            swaps.append(Swap(rt.spec, self.built[rt.spec.name].stream_arn, shards.checkpoints(), REASON))
+        try:
+            e.cache.publish(swaps)
+        except CacheError as err:
+            delay = self._error(waiting[0], err)
+            self.stop.wait(delay)
+            return False
+        now = e.clock()
+        for rt in waiting:
+            result = self.built[rt.spec.name]
+            assert result.shards is not None
+            with rt.lock:
+                rt.tailer = e._new_tailer(rt, result.shards)
+                rt.state, rt.error, rt.started, rt.failures = "streaming", None, True, 0
+                rt.rows, rt.stream_arn, rt.last_full_sync = e.cache.count(rt.spec.name), result.stream_arn, now
+                rt.idle, rt.last_created = True, None
+        log.info("first_boot_published", tables={rt.spec.name: rt.rows for rt in waiting},
+                 complete=e.cache.readiness().complete)
+        return True
