@@ -27,8 +27,8 @@ from seo_sync.codec import is_deleted, item_hash
 from seo_sync.config import Settings
 from seo_sync.control.client import request_json
 from seo_sync.demo.embedded import fake_credentials_env, load_sample_into
-from seo_sync.demo.live import SimulatedWriter
 from seo_sync.demo.relay import Relay
+from seo_sync.demo.writer import SimulatedWriter
 from seo_sync.errors import DaemonUnavailable
 from seo_sync.schema import TABLES
 
