@@ -8,21 +8,24 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
+import socket
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from dotenv import dotenv_values
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from seo_sync.errors import ConfigError
-from seo_sync.schema import PREFIX_RE
+from seo_sync.schema import PREFIX_RE, TABLES
 
 DEFAULT_CONFIG_PATH = Path("/etc/seo-sync/seo-sync.toml")
 ENV_PREFIX = "SEO_SYNC_"
 # Flat environment names that other tools rely on, for settings that live in a section.
 ENV_ALIASES = {"IDLE_POLL_INTERVAL": ("stream", "idle_poll_interval")}
+KINESIS_ARN_RE = re.compile(r"arn:aws[a-z-]*:kinesis:[a-z0-9-]+:\d{12}:stream/[A-Za-z0-9_.-]{1,128}")
 
 
 class _Section(BaseModel):
@@ -54,6 +57,49 @@ class StreamSettings(_Section):
     lag_alarm: float = Field(60.0, gt=0, description="seconds of lag before the daemon is degraded")
     describe_interval: float = Field(30.0, ge=1, le=3600,
                                      description="seconds between DescribeTable + DescribeStream per table")
+
+
+class SourceSettings(_Section):
+    """Which change feed the daemon reads: DynamoDB Streams (one or two hosts) or Kinesis (a fleet)."""
+
+    kind: Literal["dynamodb-streams", "kinesis"] = "dynamodb-streams"
+
+
+class KinesisSettings(_Section):
+    """Kinesis Data Streams for DynamoDB, read when `[source] kind = "kinesis"`."""
+
+    mode: Literal["polling", "efo"] = "polling"
+    stream_arn: str | None = Field(None, description="one stream that carries every table's changes")
+    stream_arns: dict[str, str] = Field(default_factory=dict, description="table name -> its stream's ARN")
+    consumer_name: str | None = Field(None, description="this host's enhanced fan-out consumer (default: host name)")
+    polls_per_second: float = Field(1.0, gt=0, le=2, description="GetRecords calls a shard a second, this host")
+    check_destination: bool = Field(True, description="check each table streams to its ARN (DescribeKinesis"
+                                                      "StreamingDestination); off only where that call is missing")
+
+    @field_validator("stream_arn")
+    @classmethod
+    def _arn_ok(cls, v: str | None) -> str | None:
+        if v is not None and not KINESIS_ARN_RE.fullmatch(v):
+            raise ValueError("is not a Kinesis stream ARN (arn:aws:kinesis:REGION:ACCOUNT:stream/NAME)")
+        return v
+
+    @field_validator("stream_arns")
+    @classmethod
+    def _arns_ok(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, arn in v.items():
+            if name not in TABLES:
+                raise ValueError(f"names no table: {name!r} (one of {', '.join(TABLES)})")
+            if not KINESIS_ARN_RE.fullmatch(arn):
+                raise ValueError(f"{name} = {arn!r} is not a Kinesis stream ARN")
+        return v
+
+    def arn_for(self, table: str) -> str | None:
+        """The stream that carries `table`'s changes: its own, else the shared one."""
+        return self.stream_arns.get(table) or self.stream_arn
+
+    def consumer(self) -> str:
+        """This host's consumer name."""
+        return self.consumer_name or socket.gethostname()
 
 
 class FullSyncSettings(_Section):
@@ -124,6 +170,8 @@ class Settings(_Section):
     use_dynamodb: bool = True
     aws: AwsSettings = AwsSettings()
     stream: StreamSettings = StreamSettings()
+    source: SourceSettings = SourceSettings()
+    kinesis: KinesisSettings = KinesisSettings()
     fullsync: FullSyncSettings = FullSyncSettings()
     service: ServiceSettings = ServiceSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
@@ -136,6 +184,15 @@ class Settings(_Section):
         if not PREFIX_RE.fullmatch(v):
             raise ValueError("may hold only A-Z a-z 0-9 _ . - (at most 64)")
         return v
+
+    @model_validator(mode="after")
+    def _kinesis_complete(self) -> Settings:
+        if self.source.kind == "kinesis":
+            missing = [t for t in TABLES if not self.kinesis.arn_for(t)]
+            if missing:
+                raise ValueError(f"source.kind is kinesis but no stream ARN for {', '.join(missing)}: set "
+                                 "kinesis.stream_arn, or kinesis.stream_arns for each table")
+        return self
 
     @property
     def cache_path(self) -> Path:

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from seo_sync.logs import configure_logging
-from tests.bench import ddb, part_apply, part_daemon, part_fullsync, part_lag
+from tests.bench import ddb, part_apply, part_daemon, part_fullsync, part_kinesis, part_lag
 from tests.bench.common import PartResult
 from tests.bench.daemonproc import DaemonProcess
 from tests.bench.datagen import make_dataset
@@ -93,7 +93,7 @@ def run(plan: Plan, out: Path, only: set[str], command: str, keep_work: bool = F
     for name in [k for k in os.environ if k.startswith("SEO_SYNC_")]:
         os.environ.pop(name)  # the daemon children get exactly the settings the bench gives them
     parts: list[PartResult] = []
-    daemon_raw = poller_raw = None
+    daemon_raw = poller_raw = kinesis_raw = None
     memory_part: PartResult | None = None
 
     if "apply" in only:
@@ -162,9 +162,18 @@ def run(plan: Plan, out: Path, only: set[str], command: str, keep_work: bool = F
                                                               first=1_000_000, counts=moto.counts)
                 except Exception as e:
                     _record_error(parts, "lag-baseline", "3. Replication lag (poller baseline)", e)
-                if daemon_raw is not None or poller_raw is not None:
+                _say(start, f"lag with seo-sync run on Kinesis (polling): {plan.lag_rate:g}/s for "
+                            f"{plan.lag_seconds:.0f} s")
+                try:
+                    kinesis_raw = part_kinesis.measure_kinesis(moto, work, rate=plan.lag_rate,
+                                                               seconds=plan.lag_seconds,
+                                                               reader_interval=plan.reader_interval,
+                                                               boot_timeout=plan.boot_timeout)
+                except Exception as e:
+                    _record_error(parts, "lag-kinesis", "3. Replication lag (Kinesis polling)", e)
+                if daemon_raw is not None or poller_raw is not None or kinesis_raw is not None:
                     parts.append(part_lag.lag_part(daemon_raw, poller_raw, plan.lag_seconds, plan.lag_rate,
-                                                   plan.reader_interval))
+                                                   plan.reader_interval, kinesis_raw))
     finally:
         if moto is not None:
             moto.stop()

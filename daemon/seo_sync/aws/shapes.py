@@ -24,12 +24,17 @@ class TableInfo:
 
 @dataclass
 class ShardInfo:
-    """One shard of a stream: its id, parent, and sequence range (end absent while open)."""
+    """One shard of a stream: its id, parent, and sequence range (end absent while open).
+
+    A Kinesis shard made by a merge has a second parent (the adjacent one); both are read to their
+    ends before it. DynamoDB Streams shards never have one.
+    """
 
     shard_id: str
     parent_shard_id: str | None
     starting_seq: str | None
     ending_seq: str | None
+    adjacent_parent_shard_id: str | None = None
 
     @property
     def closed(self) -> bool:

@@ -34,8 +34,10 @@ DEFAULT_PORT = 8000  # fixed, so the export lines a newcomer copied keep working
 @click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True,
               help="Loopback port of the embedded DynamoDB (0: any free port).")
 @click.option("--seconds", type=float, default=None, help="Stop after this long (default: run until Ctrl-C).")
+@click.option("--fleet", type=click.IntRange(1, 5), default=None,
+              help="N daemons reading one Kinesis stream (polling), fed by a relay playing DynamoDB's part.")
 @pass_app
-def demo(app: AppContext, no_daemon: bool, port: int, seconds: float | None) -> int:
+def demo(app: AppContext, no_daemon: bool, port: int, seconds: float | None, fleet: int | None) -> int:
     """The daemon on an embedded local DynamoDB (moto) with the sample data and a simulated writer."""
     try:
         from seo_sync.demo.embedded import EmbeddedDynamo, embedded_settings, run_demo_sync
@@ -46,6 +48,13 @@ def demo(app: AppContext, no_daemon: bool, port: int, seconds: float | None) -> 
     server = EmbeddedDynamo(port).start()
     try:
         s = embedded_settings(app.settings(), server.endpoint)
+        if fleet is not None:
+            from seo_sync.demo.fleet import run_fleet_demo
+
+            result = run_fleet_demo(s, server.endpoint, app.err_console, fleet, seconds)
+            app.emit(result, lambda: click.echo(f"hosts identical to DynamoDB: {result['identical_to_dynamodb']}; "
+                                                f"data: {', '.join(result['data_dirs'])}"))
+            return ExitCode.OK if all(result["identical_to_dynamodb"]) else ExitCode.DIFFERENT
         if not no_daemon:
             from seo_sync.demo.live import run_live_demo
             from seo_sync.demo.view import DemoView

@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 
 from seo_sync import __version__
+from seo_sync.aws.kinesis_source import make_source
 from seo_sync.aws.tables import Source
 from seo_sync.cache.lock import WriterLock
 from seo_sync.cache.reader import Reader
@@ -55,7 +56,7 @@ class Service:
         env = dict(os.environ) if env is None else env
         self.settings = settings
         self.notifier = notifier or Notifier(env)
-        self.source_factory = source_factory or (lambda s: Source(s.aws, s.table_prefix))
+        self.source_factory = source_factory or make_source
         self.fault_injection = settings.service.debug_commands  # test-only: debug-hang, debug-wedge-writer
         self.events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()  # reentrant: signal-safe
         self.state = "starting"

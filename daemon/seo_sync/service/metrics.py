@@ -49,7 +49,26 @@ def render_metrics(snapshot: dict[str, Any]) -> str:
     _family(out, "seo_sync_table_state", "gauge", "Table state (1 for the current one).",
             [({"table": t, "state": s}, 1 if s == str(v.get("state")) else 0)
              for t, v in tables if v.get("state") is not None for s in _with(TABLE_STATES, str(v["state"]))])
+    _feed_families(out, snapshot.get("feed"))
     return "\n".join(out) + "\n"
+
+
+def _feed_families(out: list[str], feed: Any) -> None:
+    """A Kinesis feed's families: per shard, how far behind the stream's tip and how many calls; in EFO
+    mode, the subscription renewals."""
+    if not isinstance(feed, dict):
+        return
+    shards = [(str(k), v) for k, v in (feed.get("shards") or {}).items() if isinstance(v, dict)]
+    mode = str(feed.get("mode", ""))
+    _family(out, "seo_sync_feed_behind_latest_ms", "gauge", "Milliseconds the shard's reading is behind its tip.",
+            [({"shard": sid, "mode": mode}, v.get("behind_latest_ms")) for sid, v in shards])
+    _family(out, "seo_sync_feed_get_records_calls_total", "counter", "GetRecords calls made on the shard.",
+            [({"shard": sid, "mode": mode}, v.get("calls")) for sid, v in shards])
+    _family(out, "seo_sync_feed_pages_shared_total", "counter",
+            "Pages served to a second table of a shared stream from memory.",
+            [({"mode": mode}, feed.get("pages_shared"))])
+    _family(out, "seo_sync_feed_subscription_renewals_total", "counter",
+            "Enhanced fan-out subscriptions renewed (each lasts 5 minutes).", [({"mode": mode}, feed.get("renewals"))])
 
 
 def _tables(raw: Any) -> list[tuple[str, dict[str, Any]]]:

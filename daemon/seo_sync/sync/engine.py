@@ -114,10 +114,14 @@ class Engine:
                 tables[name] = rt.status(now)
         hours = max((time.monotonic() - self._started_at) / 3600, 1e-9)
         calls = self.source.streams.get_records_calls
-        return {"tables": tables, "repairs": self.repairs.status(),
-                "anti_entropy": self.verify.status(), "get_records_calls": calls,
-                "describe_stream_calls": self.source.streams.describe_stream_calls,
-                "get_records_per_hour": round(calls / hours, 1)}
+        out = {"tables": tables, "repairs": self.repairs.status(),
+               "anti_entropy": self.verify.status(), "get_records_calls": calls,
+               "describe_stream_calls": self.source.streams.describe_stream_calls,
+               "get_records_per_hour": round(calls / hours, 1)}
+        feed_status = getattr(self.source.streams, "status", None)  # a Kinesis feed: per shard and consumer
+        if callable(feed_status):
+            out["feed"] = feed_status()
+        return out
 
     def progress(self) -> dict[str, float]:
         """Thread name -> time.monotonic() of its last completed loop iteration."""

@@ -9,7 +9,12 @@ this protocol only.
 
 DynamoDB Streams implements it in `aws/streams.py` (`StreamReader`); the tests' fake streams world
 is the same class over a scripted client. A second source (Kinesis Data Streams for DynamoDB, for
-fleets of more than two hosts) is a second implementation.
+fleets of more than two hosts) is a second implementation, `aws/kinesis.py`'s `KinesisFeed`.
+
+`per_item_order` says whether the records of one shard hold each item's changes in the order they
+happened (DynamoDB Streams: yes). Kinesis's do not (they may be reordered and repeated): every
+batch carries the flag, and the apply path orders such a batch by (`_version`, creation time) per
+key instead of by position.
 """
 
 from __future__ import annotations
@@ -24,13 +29,15 @@ class ChangeFeed(Protocol):
 
     get_records_calls: int
     describe_stream_calls: int
+    per_item_order: bool
 
     def describe_stream(self, arn: str, table: str | None = None) -> StreamInfo:
         """Every shard of the feed with its parent and sequence range (all pages)."""
 
     def shard_iterator(self, arn: str, shard_id: str, kind: str, seq: str | None = None,
                        table: str | None = None) -> str:
-        """A position in one shard: TRIM_HORIZON, LATEST, or AT_/AFTER_SEQUENCE_NUMBER with `seq`."""
+        """A position in one shard: TRIM_HORIZON, LATEST, or AT_/AFTER_SEQUENCE_NUMBER with `seq`
+        (a feed that offers AT_TIMESTAMP takes epoch seconds in `seq`)."""
 
     def get_records(self, iterator: str, limit: int = 1000, table: str | None = None) -> RecordsPage:
         """One page of records from a position, and the next position (None at a closed shard's end)."""

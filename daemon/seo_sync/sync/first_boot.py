@@ -125,7 +125,7 @@ class FirstBoot:
                 for batch in tailer.step():
                     if batch.records:
                         e.cache.apply_to_shadow(rt.spec, [to_change(rt.spec, r) for r in batch.records],
-                                                shard_id=batch.shard_id)
+                                                shard_id=batch.shard_id, ordered=batch.ordered)
             except (StreamGone, SeoSyncError, CacheError) as err:
                 # The cursors may have moved past records the shadow did not take: build it again.
                 del self.followers[name], self.built[name]

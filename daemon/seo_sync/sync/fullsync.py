@@ -332,7 +332,7 @@ def full_sync_table(cache: Cache, source: Source, spec: TableSpec, settings: Ful
             server_now = source.server_time(spec)
             until = server_now + SERVER_CLOCK_MARGIN if server_now is not None else scanned_at + CATCH_UP_MARGIN
             _catch_up(shards, spill, should_stop, tick, until)
-            _apply_captured(cache, spec, spill, settings.batch_size, tick)
+            _apply_captured(cache, spec, spill, settings.batch_size, tick, ordered=source.streams.per_item_order)
             checkpoints = shards.checkpoints()
         if should_stop():
             raise FullSyncAborted("full sync stopped")
@@ -355,16 +355,18 @@ def full_sync_table(cache: Cache, source: Source, spec: TableSpec, settings: Ful
     return FullSyncResult(spec.name, rows, spill.count, seconds, arn, shards, checkpoints, publish)
 
 
-def _apply_captured(cache: Cache, spec: TableSpec, spill: Spill, batch_size: int, tick: Callable[[], None]) -> None:
-    """Apply the captured records to the shadow in arrival order, one shard's run at a time."""
+def _apply_captured(cache: Cache, spec: TableSpec, spill: Spill, batch_size: int, tick: Callable[[], None], *,
+                    ordered: bool = True) -> None:
+    """Apply the captured records to the shadow in arrival order, one shard's run at a time (by
+    version and creation time instead when the feed has no per-item order)."""
     chunk: list[Any] = []
     shard = ""
     for sid, rec in spill:
         if chunk and (sid != shard or len(chunk) >= batch_size):
-            cache.apply_to_shadow(spec, chunk, shard_id=shard)
+            cache.apply_to_shadow(spec, chunk, shard_id=shard, ordered=ordered)
             tick()
             chunk = []
         shard = sid
         chunk.append(to_change(spec, rec))
     if chunk:
-        cache.apply_to_shadow(spec, chunk, shard_id=shard)
+        cache.apply_to_shadow(spec, chunk, shard_id=shard, ordered=ordered)

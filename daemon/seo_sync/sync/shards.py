@@ -61,6 +61,7 @@ class Cursor:
     failures: int = 0
     records_read: int = 0
     last_handed: float = field(default_factory=time.monotonic)
+    adjacent_parent_id: str | None = None  # a merged Kinesis shard's second parent
 
     def checkpoint(self, table: str, arn: str, now: float) -> Checkpoint:
         """This cursor as a checkpoint row written at wall-clock time `now`.
@@ -131,7 +132,7 @@ class ShardSet:
         info = self.describe()
         now_wall = self.wall()
         for s in info.shards:
-            c = Cursor(s.shard_id, s.parent_shard_id, closed=s.closed)
+            c = Cursor(s.shard_id, s.parent_shard_id, closed=s.closed, adjacent_parent_id=s.adjacent_parent_shard_id)
             cp = by_id.get(s.shard_id)
             if s.closed:
                 c.finished = True
@@ -171,6 +172,8 @@ class ShardSet:
         for sid, c in list(self.cursors.items()):
             if sid in present:
                 c.closed = c.closed or present[sid].closed
+                # Checkpoints hold one parent: a merged shard's second one comes from the listing.
+                c.adjacent_parent_id = c.adjacent_parent_id or present[sid].adjacent_parent_shard_id
                 continue
             if not c.finished:
                 raise StreamGone(f"checkpointed shard {sid} no longer exists in the stream",
@@ -181,7 +184,8 @@ class ShardSet:
             if s.shard_id not in self.cursors:
                 # Appeared after our positions were taken: read it all, after its parent's end.
                 self.cursors[s.shard_id] = Cursor(s.shard_id, s.parent_shard_id, start="TRIM_HORIZON",
-                                                  closed=s.closed, confirmed_at=self._listed_at(s.parent_shard_id))
+                                                  closed=s.closed, confirmed_at=self._listed_at(s.parent_shard_id),
+                                                  adjacent_parent_id=s.adjacent_parent_shard_id)
                 self.new_shards.append(s.shard_id)
                 log.info("shard_discovered", table=self.table, shard=s.shard_id, parent=s.parent_shard_id)
         return gone
@@ -195,9 +199,12 @@ class ShardSet:
         return now
 
     def blocked(self, c: Cursor) -> bool:
-        """True while the shard's parent is still being read."""
-        parent = self.cursors.get(c.parent_id or "")
-        return parent is not None and not parent.finished
+        """True while the shard's parent (either parent, after a merge) is still being read."""
+        for pid in (c.parent_id, c.adjacent_parent_id):
+            parent = self.cursors.get(pid or "")
+            if parent is not None and not parent.finished:
+                return True
+        return False
 
     def readable(self) -> list[Cursor]:
         """Cursors that may be polled now (not finished, parent done)."""

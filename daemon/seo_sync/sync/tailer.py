@@ -38,7 +38,9 @@ class Batch:
     last_created: float | None = None  # ApproximateCreationDateTime of the last record
     read_at: float = field(default_factory=time.time)
     drop_shards: list[str] = field(default_factory=list)  # finished shards gone from the stream
-    ordered: bool = True  # records in each item's order (DynamoDB Streams); False: ordered by version and time
+    # False for a feed whose records may come out of order and repeated (Kinesis): apply by
+    # (_version, creation time) per key, never by position.
+    ordered: bool = True
 
 
 class TableTailer:
@@ -88,7 +90,8 @@ class TableTailer:
             if page.records or page.finished_now or touch:
                 c.last_handed = now
                 out.append(Batch(self.spec.name, self.generation, page.shard_id, page.records, page.checkpoint,
-                                 created_at_of(page.records[-1]) if page.records else None))
+                                 created_at_of(page.records[-1]) if page.records else None,
+                                 ordered=self.shards.feed.per_item_order))
         if out and self.dropped_checkpoints:
             out[0].drop_shards, self.dropped_checkpoints = self.dropped_checkpoints, []
         self.idle = not out or all(not b.records for b in out)

@@ -1,0 +1,64 @@
+"""A fleet of real daemons reading one Kinesis stream on moto, fed by the demo's relay.
+
+`start_relay` runs `demo/relay.py`'s `Relay` on a thread of the test process (it plays DynamoDB's
+part of Kinesis Data Streams for DynamoDB). `kinesis_env` is what a daemon needs to read that
+stream in polling mode. `table_hashes` is what `seo-sync verify` compares, per table: one content
+hash of the cache and one of DynamoDB.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from seo_sync import codec
+from seo_sync.aws.tables import Source
+from seo_sync.cache.reader import Reader
+from seo_sync.cli.inspect import table_hash
+from seo_sync.demo.relay import Relay
+from seo_sync.schema import TABLES
+
+
+@contextmanager
+def start_relay(endpoint: str, **kwargs: object) -> Iterator[Relay]:
+    """The relay stepping on a thread until the block ends; its stream exists on entry."""
+    relay = Relay(endpoint, "seo_", **kwargs)  # type: ignore[arg-type]
+    relay.ensure_stream()
+    relay.step()
+    stop = threading.Event()
+    thread = threading.Thread(target=relay.run, args=(stop, 0.1), name="relay", daemon=True)
+    thread.start()
+    try:
+        yield relay
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+def kinesis_env(stream_arn: str) -> dict[str, str]:
+    """The environment of a daemon that reads `stream_arn` by polling (moto has no streaming destination)."""
+    return {"SEO_SYNC_SOURCE__KIND": "kinesis", "SEO_SYNC_KINESIS__MODE": "polling",
+            "SEO_SYNC_KINESIS__STREAM_ARN": stream_arn, "SEO_SYNC_KINESIS__CHECK_DESTINATION": "0"}
+
+
+def dynamo_hashes(source: Source) -> dict[str, str]:
+    """Per table, the content hash of DynamoDB's live (not soft-deleted) items."""
+    out = {}
+    for spec in TABLES.values():
+        items = {spec.key_of_item(it): codec.item_hash(it)
+                 for page in source.scan(spec) for it in page if not codec.is_deleted(it)}
+        out[spec.name] = table_hash(items)
+    return out
+
+
+def cache_hashes(data_dir: Path) -> dict[str, str]:
+    """Per table, the content hash of the cache's items, read in one snapshot."""
+    reader = Reader.open(data_dir / "cache.db")
+    try:
+        with reader.snapshot():
+            return {spec.name: table_hash({spec.key_of_item(it): codec.item_hash(it) for it in reader.items(spec)})
+                    for spec in TABLES.values()}
+    finally:
+        reader.close()
