@@ -173,14 +173,21 @@ def test_flood_and_slowloris_do_not_starve_a_normal_client(sock_path: Path) -> N
     handler = Recorder(delay=0.002)
     running = Running(sock_path, handler, timeout=1.0, max_clients=4)
     try:
-        async def slowloris() -> bytes:
+        async def slowloris() -> bytes | None:
+            """The answer to a trickled request; None when the server cut the client off first."""
             reader, writer = await asyncio.open_unix_connection(str(sock_path))
-            for _ in range(5):  # trickle bytes, never a newline
-                writer.write(b"s")
-                await asyncio.sleep(0.1)
-            data = await reader.read()
-            writer.close()
-            return data
+            try:
+                for _ in range(5):  # trickle bytes, never a newline
+                    writer.write(b"s")
+                    await writer.drain()
+                    await asyncio.sleep(0.1)
+                return await reader.read()
+            except (BrokenPipeError, ConnectionResetError):
+                # On a loaded machine the trickle outlasts the server's 1 s deadline: it answered and
+                # closed, which is what a slow client must get; the late write then finds it gone.
+                return None
+            finally:
+                writer.close()
 
         async def flooder() -> bytes:
             reader, writer = await asyncio.open_unix_connection(str(sock_path))
@@ -189,7 +196,7 @@ def test_flood_and_slowloris_do_not_starve_a_normal_client(sock_path: Path) -> N
             writer.close()
             return data
 
-        async def swarm() -> tuple[list[bytes], list[bytes], str]:
+        async def swarm() -> tuple[list[bytes], list[bytes | None], str]:
             slow = [asyncio.create_task(slowloris()) for _ in range(20)]
             await asyncio.sleep(0.05)
             flood = [asyncio.create_task(flooder()) for _ in range(600)]
@@ -201,7 +208,8 @@ def test_flood_and_slowloris_do_not_starve_a_normal_client(sock_path: Path) -> N
         running.close()
     assert json.loads(normal) == STATUS
     assert all(json.loads(a) == STATUS for a in flood)
-    assert all(json.loads(a)["ok"] is False for a in slow)  # "sssss" is not a command they may run
+    # "sssss" is not a command they may run; a slow client is answered so, or cut off at the deadline.
+    assert all(a is None or json.loads(a)["ok"] is False for a in slow)
     assert handler.peak <= 4
 
 
