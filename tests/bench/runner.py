@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from seo_sync.logs import configure_logging
-from tests.bench import ddb, part_apply, part_daemon, part_fullsync, part_lag
+from tests.bench import ddb, part_apply, part_daemon, part_fullsync, part_lag, part_resync_lag
 from tests.bench.common import PartResult
 from tests.bench.daemonproc import DaemonProcess
 from tests.bench.datagen import make_dataset
@@ -30,7 +30,8 @@ from tests.bench.motoproc import MotoProcess
 from tests.bench.plots import lag_plot
 from tests.bench.report import render_markdown, write_json
 
-PARTS = ("apply", "fullsync", "boot", "idle", "lag", "memory")
+PARTS = ("apply", "fullsync", "boot", "idle", "lag", "resync-lag", "memory")
+DAEMON_PARTS = {"boot", "idle", "lag", "resync-lag", "memory"}
 
 
 @dataclass(frozen=True)
@@ -47,11 +48,18 @@ class Plan:
     memory_sizes: tuple[int, int] = (20_000, 100_000)
     boot_timeout: float = 300.0
     reader_interval: float = 0.002
+    # Lag while tables are resynced: the rate the resync freeze was first measured at; SIGHUPs go
+    # out from resync_from to resync_until (fractions of the writing time), so writes before and
+    # after them show the lag with nothing resyncing.
+    resync_lag_rate: float = 20.0
+    resync_lag_seconds: float = 60.0
+    resync_from: float = 0.2
+    resync_until: float = 0.8
 
 
 FULL = Plan()
 QUICK = Plan(items=2_000, fast_items=10_000, apply_records=10_000, lag_seconds=15.0, idle_seconds=15.0,
-             memory_sizes=(2_000, 10_000), boot_timeout=120.0)
+             memory_sizes=(2_000, 10_000), boot_timeout=120.0, resync_lag_seconds=15.0)
 
 
 def _quiet_logs() -> None:
@@ -100,7 +108,7 @@ def run(plan: Plan, out: Path, only: set[str], command: str, keep_work: bool = F
         _say(start, f"apply throughput: {plan.apply_records:,} records x {plan.reps}")
         _guard(parts, "apply", "2. Apply throughput", lambda: part_apply.run(work, plan.apply_records, plan.reps, out))
 
-    needs_moto = only & {"fullsync", "boot", "idle", "lag", "memory"}
+    needs_moto = only & ({"fullsync"} | DAEMON_PARTS)
     fast: FakeSourceProcess | None = None
     if "fullsync" in only:
         _say(start, f"synthetic source for the full sync: {plan.fast_items:,} items")
@@ -124,11 +132,12 @@ def run(plan: Plan, out: Path, only: set[str], command: str, keep_work: bool = F
                 if fast is not None:
                     fast.stop()
             kept: DaemonProcess | None = None
-            if only & {"boot", "idle", "lag", "memory"}:
-                _say(start, f"daemon boots x {plan.reps} on {dataset.total:,} items")
-                keep = bool(only & {"idle", "lag"})
+            if only & DAEMON_PARTS:
+                boots = plan.reps if only & {"boot", "memory"} else 1  # the other parts need one daemon only
+                _say(start, f"daemon boots x {boots} on {dataset.total:,} items")
+                keep = bool(only & {"idle", "lag", "resync-lag"})
                 try:
-                    boot, memory_part, kept = part_daemon.boot_runs(moto, work, plan.reps, plan.boot_timeout,
+                    boot, memory_part, kept = part_daemon.boot_runs(moto, work, boots, plan.boot_timeout,
                                                                     dataset.total, keep)
                     if "boot" in only:
                         parts.append(boot)
@@ -151,6 +160,11 @@ def run(plan: Plan, out: Path, only: set[str], command: str, keep_work: bool = F
             except Exception as e:
                 _record_error(parts, "lag", "3. Replication lag", e)
                 daemon_raw = None
+            try:
+                if kept is not None and "resync-lag" in only:
+                    _guard(parts, "resync-lag", part_resync_lag.TITLE,
+                           lambda: _resync_lag(plan, moto, kept, work, out, seed="lag" not in only,
+                                               say=lambda text: _say(start, text)))
             finally:
                 if kept is not None:
                     kept.stop()
@@ -177,7 +191,8 @@ def run(plan: Plan, out: Path, only: set[str], command: str, keep_work: bool = F
                lambda: part_daemon.synthetic_memory(work, plan.memory_sizes, plan.reps, plan.boot_timeout,
                                                     memory_part))
 
-    order = {k: i for i, k in enumerate(("fullsync", "apply", "lag", "lag-baseline", "idle", "memory", "boot"))}
+    order = {k: i for i, k in enumerate(("fullsync", "apply", "lag", "lag-baseline", "resync-lag", "idle", "memory",
+                                         "boot"))}
     parts.sort(key=lambda p: order.get(p.key, 99))
     seconds = time.monotonic() - start
     plot = None
@@ -196,6 +211,25 @@ def run(plan: Plan, out: Path, only: set[str], command: str, keep_work: bool = F
     _say(start, f"done: {out / 'bench-report.md'}, {out / 'bench-report.json'}"
                 + (f", {plot}" if plot else ""))
     return parts
+
+
+def _resync_lag(plan: Plan, moto: MotoProcess, kept: DaemonProcess, work: Path, out: Path, seed: bool,
+                say: Callable[[str], None]) -> PartResult:
+    """Part 3b on the kept daemon: the lag writer at a steady rate while SIGHUPs rebuild every table."""
+    seconds = plan.resync_lag_seconds
+    resync_from, resync_until = plan.resync_from * seconds, plan.resync_until * seconds
+    say(f"lag while resyncing: {plan.resync_lag_rate:g}/s for {seconds:.0f} s, SIGHUPs from {resync_from:.0f} s "
+        f"to {resync_until:.0f} s")
+    started = time.monotonic()
+    # Marks from 2,000,000 on: part 3's writes (from 1) may already be in this daemon's cache.
+    raw = part_resync_lag.measure(moto.endpoint, kept, work / "lag-resync", rate=plan.resync_lag_rate,
+                                  seconds=seconds, first=2_000_000, seed=seed, resync_from=resync_from,
+                                  resync_until=resync_until, reader_interval=plan.reader_interval,
+                                  counts=moto.counts)
+    part = part_resync_lag.resync_lag_part(raw, rate=plan.resync_lag_rate, seconds=seconds,
+                                           resync_from=resync_from, resync_until=resync_until, out=out)
+    part.seconds = time.monotonic() - started
+    return part
 
 
 def main(argv: list[str] | None = None) -> int:

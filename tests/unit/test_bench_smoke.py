@@ -19,7 +19,7 @@ import pytest
 
 from seo_sync.codec import validate_item
 from seo_sync.schema import TABLES
-from tests.bench import ddb, lagproc, part_apply, part_fullsync, part_lag, plots, runner
+from tests.bench import ddb, lagproc, part_apply, part_fullsync, part_lag, part_resync_lag, plots, runner
 from tests.bench.common import PartResult, ProgressLog, Target
 from tests.bench.daemonproc import DaemonProcess, StatusProber
 from tests.bench.datagen import business_items, make_dataset
@@ -207,6 +207,52 @@ def test_poller_lag_harness_runs_writer_reader_and_poller(tmp_path: Path, dynamo
     assert run["writes"] == 20
     assert run["never_visible"] == 0
     assert run["overall"]["p50"] > 0
+
+
+def test_resync_windows_come_from_the_log_and_split_the_writes() -> None:
+    """Full sync windows come from the daemon's JSON log; a write falls in its own table's, another's, or none."""
+    log = "\n".join([
+        '{"event": "full_sync_started", "table": "keywords", "timestamp": "2026-01-01T00:00:10.000000Z"}',
+        "not json, full_sync_ but a stray line",
+        '{"event": "full_sync_done", "table": "keywords", "rows": 9, "stream_records": 2, "reason": "SIGHUP", '
+        '"timestamp": "2026-01-01T00:00:12.500000Z"}',
+        '{"event": "full_sync_started", "table": "businesses", "timestamp": "2026-01-01T00:00:13Z"}',
+    ])
+    epoch = 1767225600.0  # 2026-01-01T00:00:00Z
+    (window,) = part_resync_lag.resync_windows(log, wall_to_monotonic=-epoch)  # the unfinished one is left out
+    assert (window["table"], window["start"], window["end"], window["reason"]) == ("keywords", 10.0, 12.5, "SIGHUP")
+    samples = [("keywords", 11.0, 300.0), ("businesses", 11.0, 40.0), ("keywords", 20.0, 30.0)]
+    groups = part_resync_lag.classify(samples, [window])
+    assert groups == {part_resync_lag.OWN: [300.0], part_resync_lag.OTHER: [40.0], part_resync_lag.NONE: [30.0]}
+
+
+def test_resync_lag_part_drives_sighups_while_the_writer_writes(tmp_path: Path, dynamo_endpoint: str) -> None:
+    """The real daemon is SIGHUPed while the lag writer runs; windows, groups, figures and both plots come out."""
+    ds = make_dataset(150)
+    ddb.create_tables(dynamo_endpoint)
+    ddb.load(dynamo_endpoint, ds.items)
+    proc = DaemonProcess(tmp_path / "data", dynamo_endpoint).start()
+    try:
+        proc.wait_ready(120)
+        raw = part_resync_lag.measure(dynamo_endpoint, proc, tmp_path / "work", rate=20, seconds=2.0,
+                                      first=1, seed=True, resync_from=0.0, resync_until=2.0, drain=30.0)
+        status = proc.status()
+    finally:
+        assert proc.stop() == 0
+    assert raw["requests"] and raw["trigger"] == "SIGHUP (every table)"
+    # The driver waits until the last request was carried out: every table's full sync is closed in the log.
+    assert {w["table"] for w in raw["windows"]} == set(TABLES)
+    assert all(w["reason"] == "SIGHUP" and w["start"] <= w["end"] for w in raw["windows"])
+    assert all(t["state"] == "streaming" for t in status["tables"].values())
+    part = part_resync_lag.resync_lag_part(raw, rate=20, seconds=2.0, resync_from=0.0, resync_until=2.0,
+                                           out=tmp_path)
+    assert part.raw["never_visible"] == 0
+    assert sum(len(v) for v in part.raw["groups"].values()) == part.raw["writes"] == 40
+    assert any(t.name == "writes never visible" for t in part.targets)
+    for _, name in part.images:
+        assert _png_size(tmp_path / name)[0] == 1000
+    text = render_markdown("python -m tests.bench --only resync-lag", {}, [part], 1.0, None)
+    assert "## 3b. Replication lag while tables are resynced" in text and "bench-resync-lag-timeline.png" in text
 
 
 def test_synthetic_source_serves_partitioned_scans_and_a_stream() -> None:
