@@ -222,6 +222,13 @@ def resync_lag_part(raw: dict[str, Any], *, rate: float, seconds: float, resync_
         f"{part_lag.DRAIN_SECONDS:.0f} s after the last write. Acknowledged while their own table was being "
         f"rebuilt (between its full_sync_started and full_sync_done in the daemon's log): {len(groups[OWN])}; "
         f"while another table was: {len(groups[OTHER])}; while none was: {len(groups[NONE])}.")
+    # How long DynamoDB (moto) took to acknowledge the writes of each group: a source slowed down by
+    # the resync's Scan shows here, before any of the daemon's work.
+    acks = classify([(table, ack, (ack - sent) * 1000.0) for _n, table, sent, ack in raw["writes"]], raw["windows"])
+    ack_stats = {g: lag_percentiles(v) for g, v in acks.items() if v}
+    part.notes.append("Time from sending a write to its acknowledgement (the source's share, not in the lag): "
+                      + ", ".join(f"{g}: p50 {_ms(s['p50'])}, p99 {_ms(s['p99'])}, max {_ms(s['max'])}"
+                                  for g, s in ack_stats.items()) + ".")
     syncing = {t: s.get("syncing", 0) for t, s in raw["state_samples"].items() if s.get("syncing")}
     part.notes.append(
         f"Cross-check from the daemon's status (asked every ~50 ms during the writing): samples with the table "
@@ -234,7 +241,7 @@ def resync_lag_part(raw: dict[str, Any], *, rate: float, seconds: float, resync_
                                  f"max {_ms(s['max'])} ({int(s['samples'])} writes)" for g, s in stats.items())
         + ".")
     part.raw = {"groups": {g: [round(v, 3) for v in vals] for g, vals in groups.items()},
-                "percentiles": stats, "windows": raw["windows"], "requests": raw["requests"],
+                "percentiles": stats, "ack_ms": ack_stats, "windows": raw["windows"], "requests": raw["requests"],
                 "state_samples": raw["state_samples"], "trigger": raw["trigger"], "never_visible": missing,
                 "writes": writes, "achieved_rate": achieved, "calls": raw.get("calls", {}),
                 "timeline": [(round(ack - raw["start"], 4), table, round(lag, 3)) for table, ack, lag in samples]}

@@ -50,11 +50,15 @@ class Plan:
     reader_interval: float = 0.002
     # Lag while tables are resynced: the rate the resync freeze was first measured at; SIGHUPs go
     # out from resync_from to resync_until (fractions of the writing time), so writes before and
-    # after them show the lag with nothing resyncing.
+    # after them show the lag with nothing resyncing. moto serves a Scan page with a whole core, so
+    # the daemon of this part scans with one segment and moto delays each Scan page: the resync
+    # lasts long and the writer's calls and GetRecords are not starved by the Scan.
     resync_lag_rate: float = 20.0
     resync_lag_seconds: float = 60.0
     resync_from: float = 0.2
     resync_until: float = 0.8
+    resync_scan_segments: int = 1
+    resync_scan_delay: float = 0.5
 
 
 FULL = Plan()
@@ -132,10 +136,10 @@ def run(plan: Plan, out: Path, only: set[str], command: str, keep_work: bool = F
                 if fast is not None:
                     fast.stop()
             kept: DaemonProcess | None = None
-            if only & DAEMON_PARTS:
-                boots = plan.reps if only & {"boot", "memory"} else 1  # the other parts need one daemon only
+            if only & {"boot", "idle", "lag", "memory"}:
+                boots = plan.reps if only & {"boot", "memory"} else 1  # idle and lag need one daemon only
                 _say(start, f"daemon boots x {boots} on {dataset.total:,} items")
-                keep = bool(only & {"idle", "lag", "resync-lag"})
+                keep = bool(only & {"idle", "lag"})
                 try:
                     boot, memory_part, kept = part_daemon.boot_runs(moto, work, boots, plan.boot_timeout,
                                                                     dataset.total, keep)
@@ -160,14 +164,12 @@ def run(plan: Plan, out: Path, only: set[str], command: str, keep_work: bool = F
             except Exception as e:
                 _record_error(parts, "lag", "3. Replication lag", e)
                 daemon_raw = None
-            try:
-                if kept is not None and "resync-lag" in only:
-                    _guard(parts, "resync-lag", part_resync_lag.TITLE,
-                           lambda: _resync_lag(plan, moto, kept, work, out, seed="lag" not in only,
-                                               say=lambda text: _say(start, text)))
             finally:
                 if kept is not None:
                     kept.stop()
+            if "resync-lag" in only:
+                _guard(parts, "resync-lag", part_resync_lag.TITLE,
+                       lambda: _resync_lag(plan, moto, work, out, say=lambda text: _say(start, text)))
             if "lag" in only:
                 _say(start, f"lag with the plain 1 s poller: {plan.lag_rate:g}/s for {plan.lag_seconds:.0f} s")
                 try:
@@ -213,21 +215,35 @@ def run(plan: Plan, out: Path, only: set[str], command: str, keep_work: bool = F
     return parts
 
 
-def _resync_lag(plan: Plan, moto: MotoProcess, kept: DaemonProcess, work: Path, out: Path, seed: bool,
-                say: Callable[[str], None]) -> PartResult:
-    """Part 3b on the kept daemon: the lag writer at a steady rate while SIGHUPs rebuild every table."""
+def _resync_lag(plan: Plan, moto: MotoProcess, work: Path, out: Path, say: Callable[[str], None]) -> PartResult:
+    """Part 3b on a daemon of its own: the lag writer at a steady rate while SIGHUPs rebuild every table."""
     seconds = plan.resync_lag_seconds
     resync_from, resync_until = plan.resync_from * seconds, plan.resync_until * seconds
-    say(f"lag while resyncing: {plan.resync_lag_rate:g}/s for {seconds:.0f} s, SIGHUPs from {resync_from:.0f} s "
-        f"to {resync_until:.0f} s")
     started = time.monotonic()
-    # Marks from 2,000,000 on: part 3's writes (from 1) may already be in this daemon's cache.
-    raw = part_resync_lag.measure(moto.endpoint, kept, work / "lag-resync", rate=plan.resync_lag_rate,
-                                  seconds=seconds, first=2_000_000, seed=seed, resync_from=resync_from,
-                                  resync_until=resync_until, reader_interval=plan.reader_interval,
-                                  counts=moto.counts)
+    daemon = DaemonProcess(work / "resync-lag", moto.endpoint,
+                           env={"SEO_SYNC_FULLSYNC__SCAN_SEGMENTS": str(plan.resync_scan_segments)}).start()
+    try:
+        daemon.wait_ready(plan.boot_timeout)
+        say(f"lag while resyncing: {plan.resync_lag_rate:g}/s for {seconds:.0f} s, SIGHUPs from {resync_from:.0f} s "
+            f"to {resync_until:.0f} s, Scan pages delayed {plan.resync_scan_delay:g} s")
+        moto.set_scan_delay(plan.resync_scan_delay)  # after the boot: only the resyncs' Scans are slowed
+        try:
+            # Marks from 2,000,000 on: part 3's writes (from 1) are in the same DynamoDB tables.
+            raw = part_resync_lag.measure(moto.endpoint, daemon, work / "lag-resync", rate=plan.resync_lag_rate,
+                                          seconds=seconds, first=2_000_000, seed=True, resync_from=resync_from,
+                                          resync_until=resync_until, reader_interval=plan.reader_interval,
+                                          counts=moto.counts)
+        finally:
+            moto.set_scan_delay(0.0)
+    finally:
+        daemon.stop()
     part = part_resync_lag.resync_lag_part(raw, rate=plan.resync_lag_rate, seconds=seconds,
                                            resync_from=resync_from, resync_until=resync_until, out=out)
+    part.notes.append(f"The daemon of this part runs with {plan.resync_scan_segments} Scan segment(s) and moto "
+                      f"answers every Scan {plan.resync_scan_delay:g} s late (a sleep that costs it no CPU): moto "
+                      "serves each Scan page with a whole core, and without this the writer's own PutItem calls "
+                      "wait behind the resync's Scan, so the writer cannot keep its rate and its acknowledgements "
+                      "come late (see the acknowledgement times below).")
     part.seconds = time.monotonic() - started
     return part
 
