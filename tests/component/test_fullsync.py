@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from datetime import UTC, datetime
@@ -271,3 +272,36 @@ def test_the_catch_up_reads_to_the_scans_end_on_dynamodbs_clock(world, cache, ho
     assert updates["n"] >= 3
     assert cache_items(cache)["b0000"]["_version"] == {"N": str(1 + updates["n"])}
     assert cache_items(cache) == world_items(world)
+
+
+def test_a_held_scan_calls_progress_every_tick_it_is_given(world, cache):
+    """While no Scan page comes, progress runs every `tick_every` seconds: live batches wait no longer than that."""
+    for i in range(5):
+        put(world, i)
+    entered, release = threading.Event(), threading.Event()
+    real_scan = world.dynamodb.scan
+
+    def held_scan(**kwargs):
+        entered.set()
+        release.wait(60)
+        return real_scan(**kwargs)
+
+    world.dynamodb.scan = held_scan
+    ticks: list[float] = []
+    outcome: list[object] = []
+    runner = threading.Thread(target=lambda: outcome.append(sync(
+        cache, world, settings=FullSyncSettings(scan_segments=1), tick_every=0.01,
+        progress=lambda _rows: ticks.append(time.monotonic()))), daemon=True)
+    runner.start()
+    try:
+        assert entered.wait(20), "the full sync never reached its Scan"
+        wait_for(lambda: len(ticks) >= 40, what="progress calls while the Scan is held")
+        held = list(ticks)
+    finally:
+        release.set()
+        runner.join(timeout=60)
+    assert outcome and not isinstance(outcome[0], BaseException), outcome
+    assert cache_items(cache) == world_items(world)
+    gaps = sorted(b - a for a, b in itertools.pairwise(held))
+    # Far below the 0.25 s default: the interval asked for is the one used (with room for a busy machine).
+    assert gaps[len(gaps) // 2] < 0.1
