@@ -59,6 +59,7 @@ class Plan:
     resync_until: float = 0.8
     resync_scan_segments: int = 1
     resync_scan_delay: float = 0.5
+    resync_daemon_env: tuple[tuple[str, str], ...] = ()  # more SEO_SYNC_* settings for that daemon (diagnosis)
 
 
 FULL = Plan()
@@ -221,7 +222,8 @@ def _resync_lag(plan: Plan, moto: MotoProcess, work: Path, out: Path, say: Calla
     resync_from, resync_until = plan.resync_from * seconds, plan.resync_until * seconds
     started = time.monotonic()
     daemon = DaemonProcess(work / "resync-lag", moto.endpoint,
-                           env={"SEO_SYNC_FULLSYNC__SCAN_SEGMENTS": str(plan.resync_scan_segments)}).start()
+                           env={"SEO_SYNC_FULLSYNC__SCAN_SEGMENTS": str(plan.resync_scan_segments),
+                                **dict(plan.resync_daemon_env)}).start()
     try:
         daemon.wait_ready(plan.boot_timeout)
         say(f"lag while resyncing: {plan.resync_lag_rate:g}/s for {seconds:.0f} s, SIGHUPs from {resync_from:.0f} s "
