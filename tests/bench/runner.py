@@ -3,8 +3,9 @@
 Order (full plan, about 12 minutes on 2 cores): apply throughput (no DynamoDB); moto in its own
 process, loaded with >= 20,000 items; full sync vs the baselines; three daemon boots (boot time,
 status answer time, memory at 20,000 items), the last one kept for the idle window and the lag run;
-the plain-poller lag baseline; memory on the synthetic source at 20,000 and 100,000 items. A part
-that fails is reported as an error; the others still run.
+the plain-poller lag baseline; the lag while SIGHUPs rebuild every table (a daemon of its own);
+memory on the synthetic source at 20,000 and 100,000 items. A part that fails is reported as an
+error; the others still run.
 """
 
 from __future__ import annotations
