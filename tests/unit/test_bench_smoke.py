@@ -226,32 +226,25 @@ def test_resync_windows_come_from_the_log_and_split_the_writes() -> None:
     assert groups == {part_resync_lag.OWN: [300.0], part_resync_lag.OTHER: [40.0], part_resync_lag.NONE: [30.0]}
 
 
-def test_resync_lag_part_drives_sighups_while_the_writer_writes(tmp_path: Path, dynamo_endpoint: str) -> None:
-    """The real daemon is SIGHUPed while the lag writer runs; windows, groups, figures and both plots come out."""
-    ds = make_dataset(150)
-    ddb.create_tables(dynamo_endpoint)
-    ddb.load(dynamo_endpoint, ds.items)
-    proc = DaemonProcess(tmp_path / "data", dynamo_endpoint).start()
-    try:
-        proc.wait_ready(120)
-        raw = part_resync_lag.measure(dynamo_endpoint, proc, tmp_path / "work", rate=20, seconds=2.0,
-                                      first=1, seed=True, resync_from=0.0, resync_until=2.0, drain=30.0)
-        status = proc.status()
-    finally:
-        assert proc.stop() == 0
+def test_resync_lag_part_drives_sighups_while_the_writer_writes(tmp_path: Path) -> None:
+    """`--only resync-lag` on a tiny plan: the daemon is SIGHUPed while the writer writes; windows, groups, plots."""
+    plan = runner.Plan(items=150, resync_lag_seconds=2.0, resync_from=0.0, resync_until=1.0, resync_scan_delay=0.05,
+                       boot_timeout=120.0)
+    runner.run(plan, tmp_path, {"resync-lag"}, "python -m tests.bench --only resync-lag")
+    doc = json.loads((tmp_path / "bench-report.json").read_text())
+    (part,) = doc["parts"]
+    assert part["key"] == "resync-lag" and part["status"] == "ok", part["reason"]
+    raw = part["raw"]
     assert raw["requests"] and raw["trigger"] == "SIGHUP (every table)"
     # The driver waits until the last request was carried out: every table's full sync is closed in the log.
     assert {w["table"] for w in raw["windows"]} == set(TABLES)
     assert all(w["reason"] == "SIGHUP" and w["start"] <= w["end"] for w in raw["windows"])
-    assert all(t["state"] == "streaming" for t in status["tables"].values())
-    part = part_resync_lag.resync_lag_part(raw, rate=20, seconds=2.0, resync_from=0.0, resync_until=2.0,
-                                           out=tmp_path)
-    assert part.raw["never_visible"] == 0
-    assert sum(len(v) for v in part.raw["groups"].values()) == part.raw["writes"] == 40
-    assert any(t.name == "writes never visible" for t in part.targets)
-    for _, name in part.images:
-        assert _png_size(tmp_path / name)[0] == 1000
-    text = render_markdown("python -m tests.bench --only resync-lag", {}, [part], 1.0, None)
+    assert raw["never_visible"] == 0
+    assert sum(len(v) for v in raw["groups"].values()) == raw["writes"] == 40
+    assert any(t["name"] == "writes never visible" for t in part["targets"])
+    for image in part["images"]:
+        assert _png_size(tmp_path / image["file"])[0] == 1000
+    text = (tmp_path / "bench-report.md").read_text()
     assert "## 3b. Replication lag while tables are resynced" in text and "bench-resync-lag-timeline.png" in text
 
 
