@@ -246,7 +246,7 @@ def _resync_lag(plan: Plan, moto: MotoProcess, work: Path, out: Path, say: Calla
                       f"answers every Scan {plan.resync_scan_delay:g} s late (a sleep that costs it no CPU): moto "
                       "serves each Scan page with a whole core, and without this the writer's own PutItem calls "
                       "wait behind the resync's Scan, so the writer cannot keep its rate and its acknowledgements "
-                      "come late (see the acknowledgement times below).")
+                      "come late (the acknowledgement times above show what the source took).")
     part.seconds = time.monotonic() - started
     return part
 
