@@ -118,6 +118,8 @@ def writer(args: argparse.Namespace) -> None:
         sent = time.monotonic()
         table = write_one(ddb, args.prefix, n)
         rows.append((n, table, sent, time.monotonic()))
+        if i == 0 and args.started:
+            Path(args.started).write_text(str(rows[0][3]))  # tells the parent the steady writing has begun
     Path(args.out).write_text(json.dumps({"writes": rows, "start": start, "end": time.monotonic()}))
 
 
@@ -230,6 +232,7 @@ def main(argv: list[str] | None = None) -> None:
     w.add_argument("--seconds", type=float, default=60.0)
     w.add_argument("--first", type=int, default=1)
     w.add_argument("--seed", action="store_true")
+    w.add_argument("--started", help="file written once the first write is acknowledged")
     w.add_argument("--out", required=True)
     r = sub.add_parser("reader")
     r.add_argument("--db", required=True)

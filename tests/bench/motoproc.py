@@ -29,6 +29,7 @@ from typing import Any
 
 COUNTS_PATH = "/__bench/counts"
 PROFILE_PATH = "/__bench/profile"  # POST: start profiling every request; GET: the profile so far, and stop
+SCAN_DELAY_PATH = "/__bench/scan-delay"  # POST with a number of seconds as the body: every Scan waits that long
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -58,6 +59,7 @@ class CountingMiddleware:
         self.counts: Counter[str] = Counter()
         self.lock = threading.Lock()
         self.profiles: list[cProfile.Profile] | None = None  # while profiling: one cProfile per request
+        self.scan_delay = 0.0
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         """Count the operation, or answer the counts and profile endpoints."""
@@ -69,11 +71,19 @@ class CountingMiddleware:
         if path == PROFILE_PATH:
             return _answer(start_response, self._profile_command(environ.get("REQUEST_METHOD", "GET")).encode(),
                            "text/plain")
+        if path == SCAN_DELAY_PATH:
+            size = int(environ.get("CONTENT_LENGTH") or 0)
+            self.scan_delay = float(environ["wsgi.input"].read(size) or 0)
+            return _answer(start_response, str(self.scan_delay).encode(), "text/plain")
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         op = target.rsplit(".", 1)[-1] if target else f"{environ.get('REQUEST_METHOD')} {path}"
         with self.lock:
             self.counts[op] += 1
             profiling = self.profiles is not None
+        if op == "Scan" and self.scan_delay > 0:
+            # A slow Scan that costs the server no CPU: the request's own thread sleeps (the GIL is free),
+            # so the writes and GetRecords calls meanwhile are served as fast as without it.
+            time.sleep(self.scan_delay)
         if not profiling:
             return self.app(environ, start_response)
         # cProfile sees only its own thread, and werkzeug serves each request on a thread of its own.
@@ -173,6 +183,12 @@ class MotoProcess:
         """The server's profile since start_profile (top functions by own time), and stop profiling."""
         with urllib.request.urlopen(self.endpoint + PROFILE_PATH, timeout=60) as resp:
             return resp.read().decode()
+
+    def set_scan_delay(self, seconds: float) -> None:
+        """Make every Scan answer `seconds` later from now on (0: no delay)."""
+        req = urllib.request.Request(self.endpoint + SCAN_DELAY_PATH, method="POST", data=str(seconds).encode())
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            resp.read()
 
     def reset(self) -> None:
         """Forget every table."""

@@ -49,8 +49,13 @@ def _wait(proc: subprocess.Popen[bytes], timeout: float, what: str, log: Path) -
 
 
 def measure(endpoint: str, cache_db: Path, work: Path, *, rate: float, seconds: float, first: int,
-            seed: bool, reader_interval: float = 0.002, drain: float = DRAIN_SECONDS) -> dict[str, Any]:
-    """Run the reader and the writer against whatever keeps `cache_db` in step; returns raw results."""
+            seed: bool, reader_interval: float = 0.002, drain: float = DRAIN_SECONDS,
+            while_writing: Callable[[subprocess.Popen[bytes], Path], None] | None = None) -> dict[str, Any]:
+    """Run the reader and the writer against whatever keeps `cache_db` in step; returns raw results.
+
+    `while_writing(writer, started_file)` runs on this thread once the writer is spawned (the file
+    appears when its first write is acknowledged): the resync part disturbs the daemon from there.
+    """
     work.mkdir(parents=True, exist_ok=True)
     stop_file = work / "reader.stop"
     stop_file.unlink(missing_ok=True)
@@ -58,9 +63,13 @@ def measure(endpoint: str, cache_db: Path, work: Path, *, rate: float, seconds: 
     reader = _spawn(["reader", "--db", str(cache_db), "--seconds", str(seconds + 120), "--interval",
                      str(reader_interval), "--stop-file", str(stop_file), "--out", str(reader_out)], log)
     try:
+        started_file = work / "writer.started"
+        started_file.unlink(missing_ok=True)
         writer_args = ["writer", "--endpoint", endpoint, "--rate", str(rate), "--seconds", str(seconds),
-                       "--first", str(first), "--out", str(writer_out)]
+                       "--first", str(first), "--out", str(writer_out), "--started", str(started_file)]
         writer = _spawn([*writer_args, "--seed"] if seed else writer_args, log)
+        if while_writing is not None:
+            while_writing(writer, started_file)
         _wait(writer, seconds + 120, "the lag writer", log)
         # Up to `drain` seconds for the last writes to become visible, and not longer than that takes:
         # the reader looks once more after the stop file appears, so it sees whatever is visible now.

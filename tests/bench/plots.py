@@ -48,6 +48,37 @@ def lag_plot(series: dict[str, Sequence[float]], path: Path, limits: Sequence[tu
     return path
 
 
+def lag_timeline_plot(samples: Sequence[tuple[float, str, float]], windows: Sequence[tuple[str, float, float]],
+                      path: Path, limit: float | None = None,
+                      title: str = "Replication lag over time, resync windows shaded") -> Path:
+    """Each write's lag (ms) at its acknowledgement time, one colour a table; each table's resync window shaded
+    in that table's colour, so a reader sees which writes fell inside their own table's rebuild."""
+    tables = sorted({t for _, t, _ in samples} | {t for t, _, _ in windows})
+    colors = {t: f"C{i}" for i, t in enumerate(tables)}
+    fig, ax = plt.subplots(figsize=(10, 5))
+    try:
+        for table, start, end in windows:
+            ax.axvspan(start, end, color=colors[table], alpha=0.15, linewidth=0)
+        for table in tables:
+            points = [(x, lag) for x, t, lag in samples if t == table]
+            if points:
+                ax.scatter([x for x, _ in points], [lag for _, lag in points], s=6, color=colors[table],
+                           label=f"{table} ({len(points):,})")
+        if limit is not None:
+            ax.axhline(limit, color="tab:red", linestyle="--", linewidth=1, label=f"{limit:g} ms")
+        ax.set_xlabel("seconds since the first write (shaded: that table's full sync, start to swap)")
+        ax.set_ylabel("lag (ms)")
+        ax.set_ylim(bottom=0)
+        ax.set_title(title)
+        ax.legend(loc="upper right", fontsize="small")
+        ax.grid(True, alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+    finally:
+        plt.close(fig)
+    return path
+
+
 def rate_over_time(progress: Progress, window: float = 0.25) -> tuple[list[float], list[float]]:
     """Items per second in consecutive windows of `window` seconds: (window midpoints, rates)."""
     if not progress:

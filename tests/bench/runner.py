@@ -3,8 +3,9 @@
 Order (full plan, about 12 minutes on 2 cores): apply throughput (no DynamoDB); moto in its own
 process, loaded with >= 20,000 items; full sync vs the baselines; three daemon boots (boot time,
 status answer time, memory at 20,000 items), the last one kept for the idle window and the lag run;
-the plain-poller lag baseline; memory on the synthetic source at 20,000 and 100,000 items. A part
-that fails is reported as an error; the others still run.
+the plain-poller lag baseline; the lag while SIGHUPs rebuild every table (a daemon of its own);
+memory on the synthetic source at 20,000 and 100,000 items. A part that fails is reported as an
+error; the others still run.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from seo_sync.logs import configure_logging
-from tests.bench import ddb, part_apply, part_daemon, part_fullsync, part_kinesis, part_lag
+from tests.bench import ddb, part_apply, part_daemon, part_fullsync, part_kinesis, part_lag, part_resync_lag
 from tests.bench.common import PartResult
 from tests.bench.daemonproc import DaemonProcess
 from tests.bench.datagen import make_dataset
@@ -30,7 +31,8 @@ from tests.bench.motoproc import MotoProcess
 from tests.bench.plots import lag_plot
 from tests.bench.report import render_markdown, write_json
 
-PARTS = ("apply", "fullsync", "boot", "idle", "lag", "memory")
+PARTS = ("apply", "fullsync", "boot", "idle", "lag", "resync-lag", "memory")
+DAEMON_PARTS = {"boot", "idle", "lag", "resync-lag", "memory"}
 
 
 @dataclass(frozen=True)
@@ -47,11 +49,23 @@ class Plan:
     memory_sizes: tuple[int, int] = (20_000, 100_000)
     boot_timeout: float = 300.0
     reader_interval: float = 0.002
+    # Lag while tables are resynced: the rate the resync freeze was first measured at; SIGHUPs go
+    # out from resync_from to resync_until (fractions of the writing time), so writes before and
+    # after them show the lag with nothing resyncing. moto serves a Scan page with a whole core, so
+    # the daemon of this part scans with one segment and moto delays each Scan page: the resync
+    # lasts long and the writer's calls and GetRecords are not starved by the Scan.
+    resync_lag_rate: float = 20.0
+    resync_lag_seconds: float = 60.0
+    resync_from: float = 0.2
+    resync_until: float = 0.8
+    resync_scan_segments: int = 1
+    resync_scan_delay: float = 0.5
+    resync_daemon_env: tuple[tuple[str, str], ...] = ()  # more SEO_SYNC_* settings for that daemon (diagnosis)
 
 
 FULL = Plan()
 QUICK = Plan(items=2_000, fast_items=10_000, apply_records=10_000, lag_seconds=15.0, idle_seconds=15.0,
-             memory_sizes=(2_000, 10_000), boot_timeout=120.0)
+             memory_sizes=(2_000, 10_000), boot_timeout=120.0, resync_lag_seconds=15.0)
 
 
 def _quiet_logs() -> None:
@@ -100,7 +114,7 @@ def run(plan: Plan, out: Path, only: set[str], command: str, keep_work: bool = F
         _say(start, f"apply throughput: {plan.apply_records:,} records x {plan.reps}")
         _guard(parts, "apply", "2. Apply throughput", lambda: part_apply.run(work, plan.apply_records, plan.reps, out))
 
-    needs_moto = only & {"fullsync", "boot", "idle", "lag", "memory"}
+    needs_moto = only & ({"fullsync"} | DAEMON_PARTS)
     fast: FakeSourceProcess | None = None
     if "fullsync" in only:
         _say(start, f"synthetic source for the full sync: {plan.fast_items:,} items")
@@ -125,10 +139,11 @@ def run(plan: Plan, out: Path, only: set[str], command: str, keep_work: bool = F
                     fast.stop()
             kept: DaemonProcess | None = None
             if only & {"boot", "idle", "lag", "memory"}:
-                _say(start, f"daemon boots x {plan.reps} on {dataset.total:,} items")
+                boots = plan.reps if only & {"boot", "memory"} else 1  # idle and lag need one daemon only
+                _say(start, f"daemon boots x {boots} on {dataset.total:,} items")
                 keep = bool(only & {"idle", "lag"})
                 try:
-                    boot, memory_part, kept = part_daemon.boot_runs(moto, work, plan.reps, plan.boot_timeout,
+                    boot, memory_part, kept = part_daemon.boot_runs(moto, work, boots, plan.boot_timeout,
                                                                     dataset.total, keep)
                     if "boot" in only:
                         parts.append(boot)
@@ -154,6 +169,9 @@ def run(plan: Plan, out: Path, only: set[str], command: str, keep_work: bool = F
             finally:
                 if kept is not None:
                     kept.stop()
+            if "resync-lag" in only:
+                _guard(parts, "resync-lag", part_resync_lag.TITLE,
+                       lambda: _resync_lag(plan, moto, work, out, say=lambda text: _say(start, text)))
             if "lag" in only:
                 _say(start, f"lag with the plain 1 s poller: {plan.lag_rate:g}/s for {plan.lag_seconds:.0f} s")
                 try:
@@ -186,7 +204,8 @@ def run(plan: Plan, out: Path, only: set[str], command: str, keep_work: bool = F
                lambda: part_daemon.synthetic_memory(work, plan.memory_sizes, plan.reps, plan.boot_timeout,
                                                     memory_part))
 
-    order = {k: i for i, k in enumerate(("fullsync", "apply", "lag", "lag-baseline", "idle", "memory", "boot"))}
+    order = {k: i for i, k in enumerate(("fullsync", "apply", "lag", "lag-baseline", "resync-lag", "idle", "memory",
+                                         "boot"))}
     parts.sort(key=lambda p: order.get(p.key, 99))
     seconds = time.monotonic() - start
     plot = None
@@ -205,6 +224,40 @@ def run(plan: Plan, out: Path, only: set[str], command: str, keep_work: bool = F
     _say(start, f"done: {out / 'bench-report.md'}, {out / 'bench-report.json'}"
                 + (f", {plot}" if plot else ""))
     return parts
+
+
+def _resync_lag(plan: Plan, moto: MotoProcess, work: Path, out: Path, say: Callable[[str], None]) -> PartResult:
+    """Part 3b on a daemon of its own: the lag writer at a steady rate while SIGHUPs rebuild every table."""
+    seconds = plan.resync_lag_seconds
+    resync_from, resync_until = plan.resync_from * seconds, plan.resync_until * seconds
+    started = time.monotonic()
+    daemon = DaemonProcess(work / "resync-lag", moto.endpoint,
+                           env={"SEO_SYNC_FULLSYNC__SCAN_SEGMENTS": str(plan.resync_scan_segments),
+                                **dict(plan.resync_daemon_env)}).start()
+    try:
+        daemon.wait_ready(plan.boot_timeout)
+        say(f"lag while resyncing: {plan.resync_lag_rate:g}/s for {seconds:.0f} s, SIGHUPs from {resync_from:.0f} s "
+            f"to {resync_until:.0f} s, Scan pages delayed {plan.resync_scan_delay:g} s")
+        moto.set_scan_delay(plan.resync_scan_delay)  # after the boot: only the resyncs' Scans are slowed
+        try:
+            # Marks from 2,000,000 on: part 3's writes (from 1) are in the same DynamoDB tables.
+            raw = part_resync_lag.measure(moto.endpoint, daemon, work / "lag-resync", rate=plan.resync_lag_rate,
+                                          seconds=seconds, first=2_000_000, seed=True, resync_from=resync_from,
+                                          resync_until=resync_until, reader_interval=plan.reader_interval,
+                                          counts=moto.counts)
+        finally:
+            moto.set_scan_delay(0.0)
+    finally:
+        daemon.stop()
+    part = part_resync_lag.resync_lag_part(raw, rate=plan.resync_lag_rate, seconds=seconds,
+                                           resync_from=resync_from, resync_until=resync_until, out=out)
+    part.notes.append(f"The daemon of this part runs with {plan.resync_scan_segments} Scan segment(s) and moto "
+                      f"answers every Scan {plan.resync_scan_delay:g} s late (a sleep that costs it no CPU): moto "
+                      "serves each Scan page with a whole core, and without this the writer's own PutItem calls "
+                      "wait behind the resync's Scan, so the writer cannot keep its rate and its acknowledgements "
+                      "come late (the acknowledgement times above show what the source took).")
+    part.seconds = time.monotonic() - started
+    return part
 
 
 def main(argv: list[str] | None = None) -> int:

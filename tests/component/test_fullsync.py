@@ -13,6 +13,7 @@ from seo_sync.cache.sql import Checkpoint
 from seo_sync.config import FullSyncSettings, StreamSettings
 from seo_sync.errors import SeoSyncError
 from seo_sync.schema import BUSINESSES
+from seo_sync.sync import fullsync
 from seo_sync.sync.fullsync import FullSyncAborted, Spill, full_sync_table
 from seo_sync.sync.tailer import TableTailer
 from seo_sync.sync.writer import apply_batch
@@ -271,3 +272,41 @@ def test_the_catch_up_reads_to_the_scans_end_on_dynamodbs_clock(world, cache, ho
     assert updates["n"] >= 3
     assert cache_items(cache)["b0000"]["_version"] == {"N": str(1 + updates["n"])}
     assert cache_items(cache) == world_items(world)
+
+
+def test_a_held_scan_calls_progress_every_tick_it_is_given(world, cache, monkeypatch):
+    """While no Scan page comes, progress keeps being called, and the wait between calls is `tick_every`."""
+    for i in range(5):
+        put(world, i)
+    entered, release = threading.Event(), threading.Event()
+    real_scan = world.dynamodb.scan
+
+    def held_scan(**kwargs):
+        entered.set()
+        release.wait(60)
+        return real_scan(**kwargs)
+
+    waits: list[float | None] = []
+    real_pages = fullsync._Scan.pages
+
+    def recorded_pages(self, tick):  # the wait a held Scan page gets between two calls of progress
+        waits.append(self.tick_every)
+        return real_pages(self, tick)
+
+    monkeypatch.setattr(fullsync._Scan, "pages", recorded_pages)
+    world.dynamodb.scan = held_scan
+    ticks: list[float] = []
+    outcome: list[object] = []
+    runner = threading.Thread(target=lambda: outcome.append(sync(
+        cache, world, settings=FullSyncSettings(scan_segments=1), tick_every=0.01,
+        progress=lambda _rows: ticks.append(time.monotonic()))), daemon=True)
+    runner.start()
+    try:
+        assert entered.wait(20), "the full sync never reached its Scan"
+        wait_for(lambda: len(ticks) >= 5, what="progress calls while the Scan is held")
+    finally:
+        release.set()
+        runner.join(timeout=60)
+    assert outcome and not isinstance(outcome[0], BaseException), outcome
+    assert cache_items(cache) == world_items(world)
+    assert waits == [0.01]

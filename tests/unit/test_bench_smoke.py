@@ -19,7 +19,7 @@ import pytest
 
 from seo_sync.codec import validate_item
 from seo_sync.schema import TABLES
-from tests.bench import ddb, lagproc, part_apply, part_fullsync, part_lag, plots, runner
+from tests.bench import ddb, lagproc, part_apply, part_fullsync, part_lag, part_resync_lag, plots, runner
 from tests.bench.common import PartResult, ProgressLog, Target
 from tests.bench.daemonproc import DaemonProcess, StatusProber
 from tests.bench.datagen import business_items, make_dataset
@@ -207,6 +207,45 @@ def test_poller_lag_harness_runs_writer_reader_and_poller(tmp_path: Path, dynamo
     assert run["writes"] == 20
     assert run["never_visible"] == 0
     assert run["overall"]["p50"] > 0
+
+
+def test_resync_windows_come_from_the_log_and_split_the_writes() -> None:
+    """Full sync windows come from the daemon's JSON log; a write falls in its own table's, another's, or none."""
+    log = "\n".join([
+        '{"event": "full_sync_started", "table": "keywords", "timestamp": "2026-01-01T00:00:10.000000Z"}',
+        "not json, full_sync_ but a stray line",
+        '{"event": "full_sync_done", "table": "keywords", "rows": 9, "stream_records": 2, "reason": "SIGHUP", '
+        '"timestamp": "2026-01-01T00:00:12.500000Z"}',
+        '{"event": "full_sync_started", "table": "businesses", "timestamp": "2026-01-01T00:00:13Z"}',
+    ])
+    epoch = 1767225600.0  # 2026-01-01T00:00:00Z
+    (window,) = part_resync_lag.resync_windows(log, wall_to_monotonic=-epoch)  # the unfinished one is left out
+    assert (window["table"], window["start"], window["end"], window["reason"]) == ("keywords", 10.0, 12.5, "SIGHUP")
+    samples = [("keywords", 11.0, 300.0), ("businesses", 11.0, 40.0), ("keywords", 20.0, 30.0)]
+    groups = part_resync_lag.classify(samples, [window])
+    assert groups == {part_resync_lag.OWN: [300.0], part_resync_lag.OTHER: [40.0], part_resync_lag.NONE: [30.0]}
+
+
+def test_resync_lag_part_drives_sighups_while_the_writer_writes(tmp_path: Path) -> None:
+    """`--only resync-lag` on a tiny plan: the daemon is SIGHUPed while the writer writes; windows, groups, plots."""
+    plan = runner.Plan(items=150, resync_lag_seconds=2.0, resync_from=0.0, resync_until=1.0, resync_scan_delay=0.05,
+                       boot_timeout=120.0)
+    runner.run(plan, tmp_path, {"resync-lag"}, "python -m tests.bench --only resync-lag")
+    doc = json.loads((tmp_path / "bench-report.json").read_text())
+    (part,) = doc["parts"]
+    assert part["key"] == "resync-lag" and part["status"] == "ok", part["reason"]
+    raw = part["raw"]
+    assert raw["requests"] and raw["trigger"] == "SIGHUP (every table)"
+    # The driver waits until the last request was carried out: every table's full sync is closed in the log.
+    assert {w["table"] for w in raw["windows"]} == set(TABLES)
+    assert all(w["reason"] == "SIGHUP" and w["start"] <= w["end"] for w in raw["windows"])
+    assert raw["never_visible"] == 0
+    assert sum(len(v) for v in raw["groups"].values()) == raw["writes"] == 40
+    assert any(t["name"] == "writes never visible" for t in part["targets"])
+    for image in part["images"]:
+        assert _png_size(tmp_path / image["file"])[0] == 1000
+    text = (tmp_path / "bench-report.md").read_text()
+    assert "## 3b. Replication lag while tables are resynced" in text and "bench-resync-lag-timeline.png" in text
 
 
 def test_synthetic_source_serves_partitioned_scans_and_a_stream() -> None:

@@ -9,8 +9,9 @@ old table until the swap commits and the whole new one after it.
 Threads: the caller's thread does every cache write. Scan segments run on short-lived worker
 threads that hand pages over a bounded queue; one capture thread polls the stream and appends to
 a spill buffer that keeps at most `spill_threshold` records in memory and the rest in a temp file.
-`progress` is called on the caller's thread between transactions at least every ~0.25 s, so the
-engine can apply other tables' batches there.
+`progress` is called on the caller's thread between transactions, and every `tick_every` seconds
+(0.25 s unless the caller asks for less) while waiting for a Scan page, so the engine can apply
+live batches there: a batch that arrives during a resync waits at most that long for the writer.
 """
 
 from __future__ import annotations
@@ -164,8 +165,10 @@ class _Scan:
     wait for each insert to finish, and memory stays bounded by page size times segments.
     """
 
-    def __init__(self, source: Source, spec: TableSpec, segments: int, page_limit: int, page_bytes: int) -> None:
+    def __init__(self, source: Source, spec: TableSpec, segments: int, page_limit: int, page_bytes: int,
+                 tick_every: float = _WAKE) -> None:
         self.q: queue.Queue[Any] = queue.Queue(maxsize=2 * segments)
+        self.tick_every = tick_every
         self.halt = threading.Event()
         self.threads = [threading.Thread(target=self._run, name=f"scan-{spec.name}-{seg}", daemon=True,
                                          args=(source, spec, seg, segments, page_limit, page_bytes))
@@ -203,7 +206,7 @@ class _Scan:
         """
         while self.running:
             try:
-                ready = [self.q.get(timeout=_WAKE)]
+                ready = [self.q.get(timeout=self.tick_every)]
             except queue.Empty:
                 tick()
                 continue
@@ -277,13 +280,15 @@ def full_sync_table(cache: Cache, source: Source, spec: TableSpec, settings: Ful
                     should_stop: Callable[[], bool] | None = None,
                     use_checkpoints: bool = True,
                     stream_settings: StreamSettings | None = None,
-                    wall: Callable[[], float] = time.time, publish: bool = True) -> FullSyncResult:
+                    wall: Callable[[], float] = time.time, publish: bool = True,
+                    tick_every: float = _WAKE) -> FullSyncResult:
     """Rebuild one cache table from DynamoDB without ever exposing a half or regressed table.
 
     With `capture_stream` the stream is captured from positions taken first (valid checkpoints
     unless `use_checkpoints` is False, else LATEST) and the swap writes the checkpoints; without it
     (the CLI with no daemon) the swap writes the stream ARN and no checkpoints. Without `publish`
     the filled shadow is left for the caller to publish with the other tables (`Cache.publish`).
+    `tick_every`: the longest wait for a Scan page between two calls of `progress`.
     """
     started = time.monotonic()
     should_stop = should_stop or (lambda: False)
@@ -307,7 +312,7 @@ def full_sync_table(cache: Cache, source: Source, spec: TableSpec, settings: Ful
     log.info("full_sync_started", table=spec.name, reason=reason, capture=capture_stream,
              shards=len(shards.cursors) if shards else 0)
     cache.create_shadow(spec)
-    scan = _Scan(source, spec, settings.scan_segments, settings.batch_size, settings.scan_page_bytes)
+    scan = _Scan(source, spec, settings.scan_segments, settings.batch_size, settings.scan_page_bytes, tick_every)
     try:
         if capture is not None:
             capture.start()

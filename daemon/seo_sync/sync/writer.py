@@ -5,9 +5,10 @@ the others resume from valid checkpoints, else a full sync), then applies the ba
 hand it, runs jobs submitted by other threads (refresh, maintenance), and runs resyncs.
 
 - A resync of one table runs here too, but `full_sync_table` calls back between its transactions
-  at least every ~0.25 s; the writer applies the queued batches and jobs there, so every table
-  keeps streaming while one is rebuilt: the table being rebuilt too, whose live rows keep
-  following its stream (within the normal lag) until the shadow is swapped in.
+  and every RESYNC_TICK seconds while it waits for a Scan page; the writer applies the queued
+  batches and jobs there, so every table keeps streaming while one is rebuilt: the table being
+  rebuilt too, whose live rows keep following its stream (within the normal lag) until the
+  shadow is swapped in.
 - Each table has a generation; the swap of a full sync starts a new one and the writer drops
   batches of an older generation, so a batch read before the swap can never move a checkpoint
   backwards nor touch the table the swap put in place.
@@ -45,6 +46,9 @@ from seo_sync.threads import DeathReport, ServiceThread
 log = structlog.get_logger()
 WAKE = 0.1  # seconds the writer waits for a batch before its other duties
 DRAIN_LIMIT = 200  # batches applied in one turn before jobs and resyncs get a look
+# While a resync waits for its next Scan page, live batches queue until the writer's next turn: a
+# short turn keeps the added lag small, and an idle turn (nothing queued) costs next to nothing.
+RESYNC_TICK = 0.05
 Job = tuple[Callable[[Cache], Any], "Future[Any]"]
 
 
@@ -191,7 +195,7 @@ class WriterThread(ServiceThread):
             result = full_sync_table(self.cache, self.source, spec, self.settings.fullsync, capture_stream=True,
                                      reason=reason, progress=interleave, should_stop=self.stop_event.is_set,
                                      use_checkpoints=not gap, stream_settings=self.settings.stream,
-                                     wall=self.clock)
+                                     wall=self.clock, tick_every=RESYNC_TICK)
         except FullSyncAborted:
             with rt.lock:
                 rt.resync_pending, rt.resync_reason = True, reason
