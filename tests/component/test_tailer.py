@@ -9,7 +9,7 @@ from seo_sync.cache.reader import Reader
 from seo_sync.config import StreamSettings
 from seo_sync.errors import StreamGone
 from seo_sync.schema import BUSINESSES
-from seo_sync.sync.shards import ShardSet
+from seo_sync.sync.shards import ACTIVE_WINDOW, ShardSet
 from seo_sync.sync.tailer import TableTailer
 from seo_sync.sync.writer import apply_batch
 from tests.support.fake_streams import fake_source, put
@@ -193,7 +193,8 @@ def test_throttling_storm(world, cache):
 
 
 def test_adaptive_polling(world, cache):
-    """A shard returning records is polled again after 1/max_polls_per_second; an empty one after the idle interval."""
+    """A shard returning records is polled again after 1/max_polls_per_second; one quiet for longer than
+    the active window, after the idle interval."""
     for i in range(120):
         put(world, i)
     tailer, _ = make_tailer(world)
@@ -202,10 +203,28 @@ def test_adaptive_polling(world, cache):
     c = next(iter(tailer.shards.cursors.values()))
     assert c.next_due == pytest.approx(now + 0.25)
     drain(world, tailer, cache)
+    world.advance(ACTIVE_WINDOW)
     now = world.clock()
     c.next_due = now
     tailer.step()
     assert c.next_due == pytest.approx(now + 1.0)
+
+
+def test_an_empty_poll_soon_after_records_keeps_the_fast_rate(world, cache):
+    """Under sustained writes, an empty poll between two writes is followed by the next one at the fast
+    rate, not after the idle interval (which would add up to a second to the lag)."""
+    put(world, 1)
+    tailer, _ = make_tailer(world)
+    tailer.step()
+    c = next(iter(tailer.shards.cursors.values()))
+    world.advance(1.0)
+    now = world.clock()
+    c.next_due = now
+    assert all(not b.records for b in tailer.step())  # nothing new: an empty page
+    assert c.next_due == pytest.approx(now + 0.25)
+    put(world, 2)
+    world.advance(0.25)
+    assert any(b.records for b in tailer.step())
 
 
 def test_empty_pages_mid_shard(world, cache):

@@ -37,6 +37,11 @@ from seo_sync.sync.feed import ChangeFeed
 log = structlog.get_logger()
 BACKOFF_BASE = 0.5
 UNREAD_SAFETY = 0.9  # a shard unread for this share of the retention may already be trimmed
+# After a shard last delivered records it stays "active" this long: an empty poll is then followed by
+# the next one at the fast rate, not after the idle interval. Under sustained writes most polls come
+# back empty between two writes, and waiting the idle interval after each would add up to a second
+# to the lag; a shard quiet for this long falls back to the idle interval (the idle cost).
+ACTIVE_WINDOW = 5.0
 DESCRIBE_INTERVAL_CHILDREN = 1.0  # seconds between DescribeStream calls while children are awaited
 IDLE_TOUCH_SECONDS = 600.0  # refresh an idle shard's checkpoint time this often (age-based gap check)
 
@@ -61,6 +66,7 @@ class Cursor:
     failures: int = 0
     records_read: int = 0
     last_handed: float = field(default_factory=time.monotonic)
+    last_records_at: float = float("-inf")  # clock() of the last poll that brought records
     adjacent_parent_id: str | None = None  # a merged Kinesis shard's second parent
 
     def checkpoint(self, table: str, arn: str, now: float) -> Checkpoint:
@@ -304,13 +310,14 @@ class ShardSet:
             c.start = "AFTER"
             c.latest_as_of = None
             c.records_read += len(records)
+            c.last_records_at = now
         c.iterator = page.next_iterator
         finished_now = page.next_iterator is None
         if finished_now:
             c.finished = c.closed = True
             c.finished_at = now
             log.info("shard_finished", table=self.table, shard=c.shard_id, seq=c.seq)
-        if records or c.closed:
+        if records or c.closed or now - c.last_records_at < ACTIVE_WINDOW:
             c.next_due = now + 1.0 / self.settings.max_polls_per_second
         else:
             c.next_due = now + self.settings.idle_poll_interval
