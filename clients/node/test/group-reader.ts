@@ -5,7 +5,7 @@
 //
 // Messages over the IPC channel. Parent -> child: {type: "phase", name}, {type: "finish"}.
 // Child -> parent: {type: "ready", ...identity and access checks}, then {type: "progress", phase,
-// reads} every PROGRESS_MS, and {type: "result", phases, messages} after "finish".
+// reads, errors, lastError} every PROGRESS_MS, and {type: "result", phases, messages} after "finish".
 import fs from "node:fs";
 import path from "node:path";
 
@@ -28,7 +28,7 @@ export interface PhaseTally {
 
 export type ReaderMessage =
   | { type: "ready"; uid: number; gid: number; groups: number[]; dataDirWritable: boolean; cacheWritable: boolean }
-  | { type: "progress"; phase: string; reads: number }
+  | { type: "progress"; phase: string; reads: number; errors: number; lastError: string | null }
   | { type: "result"; phases: Record<string, PhaseTally>; messages: string[] };
 
 export type ParentMessage = { type: "phase"; name: string } | { type: "finish" };
@@ -79,7 +79,10 @@ function main(): void {
     if (message.type === "phase") phase = message.name;
     else finishing = true;
   });
-  const progress = setInterval(() => send({ type: "progress", phase, reads: tally().reads }), PROGRESS_MS);
+  let errors = 0;
+  let lastError: string | null = null;
+  const progress = setInterval(() => send({ type: "progress", phase, reads: tally().reads, errors, lastError }),
+    PROGRESS_MS);
 
   const readOnce = () => {
     const readPhase = phase; // a read belongs to the phase it started in
@@ -97,9 +100,9 @@ function main(): void {
       (phases[readPhase] ??= { reads: 0, errors: 0 }).reads++;
     } catch (error) {
       (phases[readPhase] ??= { reads: 0, errors: 0 }).errors++;
-      if (messages.length < MAX_MESSAGES) {
-        messages.push(`${readPhase}: ${codeOf(error)}: ${error instanceof Error ? error.message : String(error)}`);
-      }
+      errors++;
+      lastError = `${readPhase}: ${codeOf(error)}: ${error instanceof Error ? error.message : String(error)}`;
+      if (messages.length < MAX_MESSAGES) messages.push(lastError);
     }
   };
 

@@ -47,17 +47,17 @@ function seedItems(): Record<TableName, DynamoItem[]> {
 class GroupReaders {
   private readonly children: ChildProcess[] = [];
   private readonly ready: (ReaderMessage & { type: "ready" })[] = [];
-  private readonly progress: { phase: string; reads: number }[] = [];
+  private readonly progress: (ReaderMessage & { type: "progress" } & { receivedAt: number })[] = [];
   private readonly results: (ReaderMessage & { type: "result" })[] = [];
   private readonly exits: (number | string | null)[] = [];
 
   constructor(config: GroupReaderConfig, count: number) {
     for (let i = 0; i < count; i++) {
       const child = fork(path.join(__dirname, "group-reader.js"), [JSON.stringify(config)], { stdio: "inherit" });
-      this.progress.push({ phase: "", reads: 0 });
+      this.progress.push({ type: "progress", phase: "", reads: 0, errors: 0, lastError: null, receivedAt: Date.now() });
       child.on("message", (message: ReaderMessage) => {
         if (message.type === "ready") this.ready[i] = message;
-        else if (message.type === "progress") this.progress[i] = message;
+        else if (message.type === "progress") this.progress[i] = { ...message, receivedAt: Date.now() };
         else this.results[i] = message;
       });
       child.on("exit", (code, signal) => (this.exits[i] = code ?? signal));
@@ -90,10 +90,17 @@ class GroupReaders {
   /** Enter `name` and wait until every reader has completed `reads` reads in it. */
   async readThrough(name: string, reads = READS_PER_PHASE): Promise<void> {
     this.enter(name);
-    await waitFor(() => {
-      this.alive();
-      return this.progress.every((p) => p.phase === name && p.reads >= reads);
-    }, PHASE_TIMEOUT_MS, `${reads} reads by every reader in "${name}" (so far ${JSON.stringify(this.progress)})`, 10);
+    try {
+      await waitFor(() => {
+        this.alive();
+        return this.progress.every((p) => p.phase === name && p.reads >= reads);
+      }, PHASE_TIMEOUT_MS, `${reads} reads by every reader in "${name}"`, 10);
+    } catch (error) {
+      // A reader that stopped reporting is blocked inside one read (better-sqlite3 is synchronous).
+      const state = this.progress.map((p, i) => `reader ${i}: ${p.reads} reads in "${p.phase}", ${p.errors} errors ` +
+        `(last: ${p.lastError}), silent for ${Date.now() - p.receivedAt} ms`);
+      throw new Error(`${(error as Error).message}; ${state.join("; ")}`);
+    }
   }
 
   /** Stop every reader; their tallies per phase and first error messages. */
