@@ -93,6 +93,8 @@ class GroupReaders {
     try {
       await waitFor(() => {
         this.alive();
+        // Fail at the first error rather than at the end: a broken daemon makes every later read fail.
+        if (this.progress.some((p) => p.errors > 0)) throw new Error(`a reader saw an error by "${name}"`);
         return this.progress.every((p) => p.phase === name && p.reads >= reads);
       }, PHASE_TIMEOUT_MS, `${reads} reads by every reader in "${name}"`, 10);
     } catch (error) {
