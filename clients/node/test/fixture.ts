@@ -25,6 +25,26 @@ export function python(): string {
 export type DynamoItem = Record<string, unknown>;
 export type Seed = Partial<Record<string, DynamoItem[]>>;
 
+/** The user and group the daemon runs as (the unit's `seo-sync:seo-sync`); needs root. */
+export interface ServiceUser {
+  uid: number;
+  gid: number;
+}
+
+export interface FixtureOptions {
+  /** How long the first boot may take. Default 180 s. */
+  timeoutMs?: number;
+  /** Run the daemon as this user and group with UMask 0027, in a data directory laid out as the unit does. */
+  serviceUser?: ServiceUser;
+}
+
+interface Answer {
+  ok: boolean;
+  error?: string;
+  pid?: number;
+  exit_code?: number;
+}
+
 interface Where {
   endpoint: string;
   data_dir: string;
@@ -34,14 +54,18 @@ interface Where {
   log: string;
 }
 
-/** One launcher process: its daemon's paths, and writes through plain boto3. */
+/** One launcher process: its daemon's paths, writes through plain boto3, and the daemon's life cycle. */
 export class DaemonFixture {
+  private pid: number;
+
   private constructor(
     readonly where: Where,
     private readonly child: ChildProcessWithoutNullStreams,
     private readonly lines: AsyncIterator<string>,
     private readonly stderr: () => string,
-  ) {}
+  ) {
+    this.pid = where.pid;
+  }
 
   get cache(): string {
     return this.where.cache;
@@ -49,22 +73,29 @@ export class DaemonFixture {
   get socket(): string {
     return this.where.socket;
   }
+  get dataDir(): string {
+    return this.where.data_dir;
+  }
+  /** The pid of the daemon started last. */
   get daemonPid(): number {
-    return this.where.pid;
+    return this.pid;
   }
 
   /** Start moto, write `seed`, start the daemon and wait until its health is ok. */
-  static async start(seed: Seed = {}, timeoutMs = 180_000): Promise<DaemonFixture> {
+  static async start(seed: Seed = {}, options: FixtureOptions = {}): Promise<DaemonFixture> {
     const seedFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "seed-")), "seed.json");
     fs.writeFileSync(seedFile, JSON.stringify(seed));
-    const child = spawn(python(), [path.join(repoRoot(), "tests", "support", "node_fixture.py"), "--seed", seedFile],
-      { cwd: repoRoot(), stdio: ["pipe", "pipe", "pipe"] });
+    const args = [path.join(repoRoot(), "tests", "support", "node_fixture.py"), "--seed", seedFile];
+    if (options.serviceUser !== undefined) {
+      args.push("--service-uid", String(options.serviceUser.uid), "--service-gid", String(options.serviceUser.gid));
+    }
+    const child = spawn(python(), args, { cwd: repoRoot(), stdio: ["pipe", "pipe", "pipe"] });
     let stderr = "";
     child.stderr.on("data", (chunk: Buffer) => {
       stderr = (stderr + chunk.toString("utf8")).slice(-8000);
     });
     const lines = readline.createInterface({ input: child.stdout })[Symbol.asyncIterator]();
-    const timer = setTimeout(() => child.kill("SIGTERM"), timeoutMs);
+    const timer = setTimeout(() => child.kill("SIGTERM"), options.timeoutMs ?? 180_000);
     try {
       const first = await lines.next();
       if (first.done) throw new Error(`the daemon fixture exited before it was ready:\n${stderr}`);
@@ -75,22 +106,44 @@ export class DaemonFixture {
     }
   }
 
-  private async ask(request: object): Promise<void> {
+  private async ask(request: { op: string } & Record<string, unknown>): Promise<Answer> {
     this.child.stdin.write(`${JSON.stringify(request)}\n`);
     const answer = await this.lines.next();
     if (answer.done) throw new Error(`the daemon fixture exited:\n${this.stderr()}`);
-    const parsed = JSON.parse(answer.value) as { ok: boolean; error?: string };
-    if (!parsed.ok) throw new Error(`boto3 write failed: ${parsed.error}`);
+    const parsed = JSON.parse(answer.value) as Answer;
+    if (!parsed.ok) throw new Error(`${request.op} failed: ${parsed.error}`);
+    return parsed;
   }
 
   /** PutItem with plain boto3; resolves once DynamoDB has it. */
-  put(table: string, item: DynamoItem): Promise<void> {
-    return this.ask({ op: "put", table, item });
+  async put(table: string, item: DynamoItem): Promise<void> {
+    await this.ask({ op: "put", table, item });
   }
 
   /** DeleteItem with plain boto3. */
-  delete(table: string, key: DynamoItem): Promise<void> {
-    return this.ask({ op: "delete", table, key });
+  async delete(table: string, key: DynamoItem): Promise<void> {
+    await this.ask({ op: "delete", table, key });
+  }
+
+  /** Start the daemon again (after terminateDaemon or killDaemon); resolves once its health is ok. */
+  async startDaemon(): Promise<number> {
+    this.pid = (await this.ask({ op: "start" })).pid!;
+    return this.pid;
+  }
+
+  /** SIGTERM, as systemd stops it; resolves with its exit code once it has exited. */
+  async terminateDaemon(): Promise<number> {
+    return (await this.ask({ op: "terminate" })).exit_code!;
+  }
+
+  /** SIGKILL, as after TimeoutStopSec or from the OOM killer; resolves once it has exited. */
+  async killDaemon(): Promise<number> {
+    return (await this.ask({ op: "kill" })).exit_code!;
+  }
+
+  /** SIGHUP; resolves once every table has finished a new full sync and streams again. */
+  async resync(): Promise<void> {
+    await this.ask({ op: "resync" });
   }
 
   /** The daemon's log so far (for failure messages). */
