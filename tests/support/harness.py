@@ -133,8 +133,11 @@ class Daemon:
         os.kill(self.proc.pid, sig)
 
     def wait_exit(self, timeout: float = 30.0) -> int:
-        """Wait for the process to exit; its return code."""
-        return self.proc.wait(timeout)
+        """Wait for the process to exit; its return code (AssertionError with the log's end if it does not)."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"the daemon did not exit within {timeout:g} s; log:\n{self.log()[-6000:]}") from None
 
     def log(self) -> str:
         """Everything the daemon printed so far."""

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
+import sys
 
 import click
 
@@ -21,7 +24,15 @@ def run(app: AppContext) -> int:
     aws = settings.aws
     secrets = [v.get_secret_value() for v in (aws.access_key_id, aws.secret_access_key, aws.session_token) if v]
     configure_logging(settings.log_format, "DEBUG" if app.verbose else settings.log_level, secrets=secrets)
-    return Service(settings).run()
+    status = Service(settings).run()
+    # The stop is complete and logged with this status. Worker pools (the scheduler's, the status
+    # socket's) are threads Python joins at exit, and one may still sit in an AWS call that only
+    # its timeouts end (read timeout times attempts: 30 s by default), which would hold the
+    # process past systemd's stop timeout; so the process ends here, after flushing what it wrote.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 @root.command()
