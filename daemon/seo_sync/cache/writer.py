@@ -293,7 +293,7 @@ class Cache:
                 cols = ", ".join(q(k) for k in spec.key_names)
                 held = {tuple(r) for r in cur.execute(
                     f"SELECT {cols} FROM {q(spec.name)} WHERE {q(spec.hash_key)} = ?", (business_id,))}  # nosec
-                found = {tuple(it[k]["S"] for k in spec.key_names): it for it in items.get(spec.name, [])}
+                found = {spec.key_of_item(it): it for it in items.get(spec.name, [])}
                 for key, it in found.items():
                     written += apply_truth(cur, spec, st, key, it, at).upserted
                 for key in held - found.keys():  # gone from DynamoDB

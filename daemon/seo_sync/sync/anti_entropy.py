@@ -27,7 +27,7 @@ from seo_sync import codec
 from seo_sync.aws.tables import Source
 from seo_sync.cache.writer import Cache
 from seo_sync.config import VerifySettings
-from seo_sync.errors import SeoSyncError
+from seo_sync.errors import BadInput, SeoSyncError
 from seo_sync.schema import TableSpec
 from seo_sync.sync.repair import SUSPECT, RepairQueue
 
@@ -61,14 +61,11 @@ class TablePass:
 
 
 def key_of(spec: TableSpec, item: codec.Item) -> tuple[str, ...] | None:
-    """The cache key of a scanned item (None when a key attribute is not a string)."""
-    out = []
-    for k in spec.key_names:
-        v = item.get(k, {}).get("S") if isinstance(item.get(k), dict) else None
-        if not isinstance(v, str):
-            return None
-        out.append(v)
-    return tuple(out)
+    """The cache key of a scanned item; None when it has no valid key (the full sync dead-letters it)."""
+    try:
+        return spec.key_of_item(item)
+    except BadInput:
+        return None
 
 
 def differing(cache: Cache, spec: TableSpec, items: list[codec.Item]) -> list[tuple[tuple[str, ...], Row]]:
