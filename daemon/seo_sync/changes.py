@@ -73,6 +73,17 @@ def created_at_of(record: dict[str, Any]) -> float | None:
     return _created_at(dyn) if isinstance(dyn, dict) else None
 
 
+def arrival_of(record: dict[str, Any]) -> float | None:
+    """When the record reached its stream, epoch seconds (Kinesis's ApproximateArrivalTimestamp,
+    which `kinesis_records.unwrap` keeps as `kinesisArrival`); None when the feed does not say."""
+    t = record.get("kinesisArrival") if isinstance(record, dict) else None
+    if isinstance(t, datetime):
+        return t.timestamp()
+    if isinstance(t, int | float) and not isinstance(t, bool):
+        return float(t)
+    return None
+
+
 def sequence_of(record: dict[str, Any]) -> str:
     """The record's sequence number ('' if it has none)."""
     dyn = record.get("dynamodb") or {}

@@ -73,6 +73,8 @@ class KinesisSettings(_Section):
     stream_arns: dict[str, str] = Field(default_factory=dict, description="table name -> its stream's ARN")
     consumer_name: str | None = Field(None, description="this host's enhanced fan-out consumer (default: host name)")
     polls_per_second: float = Field(1.0, gt=0, le=2, description="GetRecords calls a shard a second, this host")
+    max_lateness: float = Field(2.0, ge=0, le=60, description="seconds a change may take to arrive in the stream: "
+                                                             "a full sync's capture reads this far past its Scan")
     check_destination: bool = Field(True, description="check each table streams to its ARN (DescribeKinesis"
                                                       "StreamingDestination); off only where that call is missing")
 

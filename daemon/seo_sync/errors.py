@@ -173,6 +173,10 @@ class DaemonUnavailable(SeoSyncError):
     exit_code = ExitCode.DOWN
 
 
+class FullSyncAborted(SeoSyncError):
+    """A full sync was asked to stop; its shadow was dropped and the live table is untouched."""
+
+
 class HaltServer(Exception):
     """Raised inside the daemon's main loop to stop it: the one stop path, carrying the exit status.
 

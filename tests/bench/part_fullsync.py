@@ -19,7 +19,7 @@ from seo_sync.aws import raw_responses
 from seo_sync.cache.writer import Cache
 from seo_sync.config import Settings, load_settings
 from seo_sync.schema import TABLES
-from seo_sync.sync import fullsync
+from seo_sync.sync import capture, fullsync
 from tests.bench import ddb
 from tests.bench.common import PartResult, ProgressLog, Target
 from tests.bench.fakesource import FakeSourceProcess
@@ -144,7 +144,7 @@ def fast_source(part: PartResult, fast: FakeSourceProcess, work: Path, reps: int
         path = throughput_plot({LABELS[k]: v.points for k, v in progress.items()}, out / "bench-fullsync.png",
                                title=f"Full sync throughput on the fast source ({fast.total:,} items, last run)")
         part.images.append(("full sync throughput: items/s over time, seo-sync vs the plain Scan", path.name))
-    targets = [(fullsync._Scan, "_run"), (fullsync._Capture, "run")]
+    targets = [(fullsync._Scan, "_run"), (capture.CaptureThread, "run")]
     for label, botocore_parse, html in (("after: fast path on", False, "bench-profile-fullsync.html"),
                                         ("before: botocore's parser", True, None)):
         _, text = combined_profile(

@@ -11,10 +11,11 @@ import pytest
 from seo_sync.cache.reader import Reader
 from seo_sync.cache.sql import Checkpoint
 from seo_sync.config import FullSyncSettings, StreamSettings
-from seo_sync.errors import SeoSyncError
+from seo_sync.errors import FullSyncAborted, SeoSyncError
 from seo_sync.schema import BUSINESSES
 from seo_sync.sync import fullsync
-from seo_sync.sync.fullsync import FullSyncAborted, Spill, full_sync_table
+from seo_sync.sync.capture import Spill
+from seo_sync.sync.fullsync import full_sync_table
 from seo_sync.sync.tailer import TableTailer
 from seo_sync.sync.writer import apply_batch
 from tests.support.fake_streams import fake_source, put

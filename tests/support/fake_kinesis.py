@@ -161,8 +161,9 @@ class FakeKinesis:
     # -- DynamoDB's side ------------------------------------------------------------------------
 
     def put_change(self, arn: str, table: str, event: str, keys: dict[str, Any], new: dict[str, Any] | None,
-                   old: dict[str, Any] | None, created: float) -> None:
-        """One item change (images in AttributeValue form) written to the stream as DynamoDB writes it."""
+                   old: dict[str, Any] | None, created: float, *, delay: float | None = None) -> None:
+        """One item change (images in AttributeValue form) written to the stream as DynamoDB writes it,
+        arriving `delay` seconds from now (default: a random share of `lateness`)."""
         data = wrap(table, event, codec.item_to_ddb_json(keys),
                     None if new is None else codec.item_to_ddb_json(new),
                     None if old is None else codec.item_to_ddb_json(old), round(created * 1_000_000),
@@ -170,7 +171,8 @@ class FakeKinesis:
         pk = table + "|" + "|".join(str(v.get("S")) for v in keys.values())
         copies = 2 if self.rng.random() < self.duplicate else 1
         for _ in range(copies):
-            self.pending.append((self.clock() + self.rng.random() * self.lateness, arn, pk, data))
+            late = self.rng.random() * self.lateness if delay is None else delay
+            self.pending.append((self.clock() + late, arn, pk, data))
         if not self.lateness:
             self.deliver()
 

@@ -97,8 +97,9 @@ class KinesisFeed:
     per_item_order = False
 
     def __init__(self, client: KinesisApi, context: ErrorContext, prefix: str, *, min_interval: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, max_lateness: float = 2.0) -> None:
         self.client = client
+        self.max_lateness = max_lateness
         self.ctx = context
         self.prefix = prefix
         self.min_interval = min_interval
@@ -207,9 +208,9 @@ class KinesisFeed:
         want = None if table is None else (TABLES[table].dynamo_name(self.prefix) if table in TABLES else table)
         mine = [r for name, r in records if want is None or name is None or name == want]
         if page.next_iterator is None:
-            return RecordsPage(mine, None)
+            return RecordsPage(mine, None, page.behind_ms)
         next_key = f"after:{page.end_seq}" if page.end_seq is not None else key
-        return RecordsPage(mine, make_position(arn, shard_id, next_key, page.next_iterator))
+        return RecordsPage(mine, make_position(arn, shard_id, next_key, page.next_iterator), page.behind_ms)
 
     def _fresh_tip(self, arn: str, shard_id: str) -> int | None:
         """The shard's last sequence number if it was read to its tip lately (None otherwise)."""

@@ -117,8 +117,9 @@ class EfoFeed(KinesisFeed):
     """The change feed by enhanced fan-out: one pushed subscription a shard, polling for stragglers."""
 
     def __init__(self, client: EfoApi, context: ErrorContext, prefix: str, consumer_for: Callable[[str], str], *,
-                 min_interval: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
-        super().__init__(client, context, prefix, min_interval=min_interval, clock=clock)
+                 min_interval: float = 1.0, clock: Callable[[], float] = time.monotonic,
+                 max_lateness: float = 2.0) -> None:
+        super().__init__(client, context, prefix, min_interval=min_interval, clock=clock, max_lateness=max_lateness)
         self.efo = client
         self.consumer_for = consumer_for  # stream ARN -> this host's consumer ARN (registered on first use)
         self.consumer_arns: dict[str, str] = {}

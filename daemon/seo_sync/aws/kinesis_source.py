@@ -48,10 +48,11 @@ class KinesisSource(Source):
             name = settings.kinesis.consumer()
             efo_client: EfoApi = kinesis_client  # type: ignore[assignment]  # boto3's client has both
             self.streams = EfoFeed(efo_client, self.ctx, settings.table_prefix,  # type: ignore[assignment]
-                                   lambda arn: ensure_consumer(efo_client, self.ctx, arn, name), min_interval=interval)
+                                   lambda arn: ensure_consumer(efo_client, self.ctx, arn, name), min_interval=interval,
+                                   max_lateness=settings.kinesis.max_lateness)
         else:
             self.streams = KinesisFeed(kinesis_client, self.ctx, settings.table_prefix,  # type: ignore[assignment]
-                                       min_interval=interval)
+                                       min_interval=interval, max_lateness=settings.kinesis.max_lateness)
 
     def describe_table(self, spec: TableSpec) -> TableInfo:
         """DescribeTable, with the table's Kinesis stream as the stream to read (checked when configured)."""

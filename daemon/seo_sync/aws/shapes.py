@@ -58,3 +58,6 @@ class RecordsPage:
 
     records: list[dict[str, Any]]
     next_iterator: str | None
+    # How far the page's end lies behind the shard's newest record, when the feed says (Kinesis's
+    # MillisBehindLatest): 0 means the shard was read to its tip. None: not known.
+    behind_ms: int | None = None

@@ -34,6 +34,7 @@ class StreamReader:
     """DynamoDB Streams through a boto3-shaped client, errors translated, calls counted."""
 
     per_item_order = True  # within a shard, an item's records come in the order of its changes
+    max_lateness = 0.0
 
     def __init__(self, client: StreamsApi, context: ErrorContext) -> None:
         self.client = client

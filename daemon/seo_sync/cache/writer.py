@@ -158,10 +158,10 @@ class Cache:
         return result
 
     def _apply(self, spec: TableSpec, changes: list[Change], *, shadow: bool, shard_id: str,
-               ordered: bool = True) -> ApplyResult:
+               ordered: bool = True, read_floor: float | None = None) -> ApplyResult:
         name = SHADOW_PREFIX + spec.name if shadow else spec.name
         return apply_changes(self.conn.cursor(), spec, self._statements(spec, name), name, changes,
-                             shard_id=shard_id, ordered=ordered)
+                             shard_id=shard_id, ordered=ordered, read_floor=read_floor)
 
     def apply_item(self, spec: TableSpec, key: tuple[str, ...], item: codec.Item | None,
                    read_at: float | None = None) -> ApplyResult:
@@ -250,9 +250,14 @@ class Cache:
         return written
 
     def apply_to_shadow(self, spec: TableSpec, changes: list[Change], shard_id: str = "",
-                        ordered: bool = True) -> ApplyResult:
-        """Apply stream records captured during a full sync to the shadow table (one transaction)."""
-        return self.apply_batch(spec, changes, None, shadow=True, shard_id=shard_id, ordered=ordered)
+                        ordered: bool = True, read_floor: float | None = None) -> ApplyResult:
+        """Apply stream records captured during a full sync to the shadow table (one transaction).
+
+        `read_floor` (a feed without per-item order): epoch seconds no later than the Scan that
+        filled the shadow read any row; a row with no mark counts as read from DynamoDB then.
+        """
+        with self.transaction():
+            return self._apply(spec, changes, shadow=True, shard_id=shard_id, ordered=ordered, read_floor=read_floor)
 
     def swap_shadow(self, spec: TableSpec, stream_arn: str | None, checkpoints: list[Checkpoint],
                     reason: str = "") -> None:

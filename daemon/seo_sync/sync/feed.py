@@ -14,7 +14,9 @@ fleets of more than two hosts) is a second implementation, `aws/kinesis.py`'s `K
 `per_item_order` says whether the records of one shard hold each item's changes in the order they
 happened (DynamoDB Streams: yes). Kinesis's do not (they may be reordered and repeated): every
 batch carries the flag, and the apply path orders such a batch by (`_version`, creation time) per
-key instead of by position.
+key instead of by position. For such a feed a full sync also positions the capture in time
+(AT_TIMESTAMP, before the Scan began) and reads it until records arrive after the Scan ended
+plus `max_lateness`.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ class ChangeFeed(Protocol):
     get_records_calls: int
     describe_stream_calls: int
     per_item_order: bool
+    # The longest a record may arrive after the change it records, in seconds (0: records arrive in
+    # order, so a shard read to a record created after a moment holds every change before it).
+    max_lateness: float
 
     def describe_stream(self, arn: str, table: str | None = None) -> StreamInfo:
         """Every shard of the feed with its parent and sequence range (all pages)."""

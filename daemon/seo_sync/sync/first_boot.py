@@ -28,8 +28,8 @@ from seo_sync.aws.tables import Source
 from seo_sync.cache.writer import Cache, Swap
 from seo_sync.changes import to_change
 from seo_sync.config import Settings
-from seo_sync.errors import CacheError, SeoSyncError, StreamGone
-from seo_sync.sync.fullsync import FullSyncAborted, FullSyncResult, full_sync_table
+from seo_sync.errors import CacheError, FullSyncAborted, SeoSyncError, StreamGone
+from seo_sync.sync.fullsync import FullSyncResult, full_sync_table
 from seo_sync.sync.shards import ShardSet
 from seo_sync.sync.table_state import TableState
 from seo_sync.sync.tailer import TableTailer

@@ -16,16 +16,12 @@ live batches there: a batch that arrives during a resync waits at most that long
 
 from __future__ import annotations
 
-import base64
-import json
 import queue
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import IO, Any
+from typing import Any
 
 import structlog
 
@@ -33,10 +29,11 @@ from seo_sync.aws.tables import Source
 from seo_sync.cache.scanned import ScannedPage, scanned_page
 from seo_sync.cache.sql import Checkpoint
 from seo_sync.cache.writer import Cache
-from seo_sync.changes import created_at_of, to_change
+from seo_sync.changes import to_change
 from seo_sync.config import FullSyncSettings, StreamSettings
-from seo_sync.errors import SeoSyncError
+from seo_sync.errors import FullSyncAborted
 from seo_sync.schema import TableSpec
+from seo_sync.sync.capture import CaptureThread, Spill, catch_up, catch_up_by_arrival
 from seo_sync.sync.shards import ShardSet, check_stream
 
 log = structlog.get_logger()
@@ -46,10 +43,6 @@ _WAKE = 0.25
 # seconds cover both roundings; timed by this host's clock, five also cover some skew.
 SERVER_CLOCK_MARGIN = 2.0
 CATCH_UP_MARGIN = 5.0
-
-
-class FullSyncAborted(SeoSyncError):
-    """The full sync was asked to stop; the shadow was dropped and the live table is untouched."""
 
 
 @dataclass
@@ -64,93 +57,6 @@ class FullSyncResult:
     shards: ShardSet | None = None  # the live cursors after the swap, for the tailer to continue
     checkpoints: list[Checkpoint] = field(default_factory=list)  # what the shadow is complete up to
     published: bool = True  # False: the shadow waits for `Cache.publish` (a first boot)
-
-
-# -- spill buffer --------------------------------------------------------------------------------
-
-
-def _encode(o: Any) -> Any:
-    if isinstance(o, bytes | bytearray):
-        return {"\u0000b": base64.b64encode(bytes(o)).decode("ascii")}
-    if isinstance(o, datetime):
-        return {"\u0000t": o.timestamp()}
-    raise TypeError(type(o).__name__)
-
-
-def _decode(d: dict[str, Any]) -> Any:
-    if len(d) == 1:
-        if "\u0000b" in d:
-            return base64.b64decode(d["\u0000b"])
-        if "\u0000t" in d:
-            return float(d["\u0000t"])
-    return d
-
-
-class Spill:
-    """Captured (shard, record) pairs in arrival order; past `threshold` in memory, on disk."""
-
-    def __init__(self, threshold: int) -> None:
-        self.threshold = threshold
-        self.memory: list[tuple[str, dict[str, Any]]] = []
-        self.file: IO[str] | None = None
-        self.spilled = 0
-        self.count = 0
-        self.lock = threading.Lock()
-
-    def extend(self, shard_id: str, records: list[dict[str, Any]]) -> None:
-        """Append one page's records."""
-        with self.lock:
-            self.memory += [(shard_id, r) for r in records]
-            self.count += len(records)
-            if len(self.memory) >= self.threshold:
-                if self.file is None:
-                    self.file = tempfile.TemporaryFile("w+", encoding="utf-8")
-                for sid, r in self.memory:
-                    self.file.write(json.dumps([sid, r], default=_encode, separators=(",", ":")) + "\n")
-                self.spilled += len(self.memory)
-                self.memory = []
-
-    def __iter__(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        with self.lock:
-            if self.file is not None:
-                self.file.flush()
-                self.file.seek(0)
-                for line in self.file:
-                    sid, r = json.loads(line, object_hook=_decode)
-                    yield sid, r
-            yield from self.memory
-
-    def close(self) -> None:
-        """Drop the temp file."""
-        if self.file is not None:
-            self.file.close()
-            self.file = None
-
-
-class _Capture(threading.Thread):
-    """Polls the stream from the positions while the Scan runs."""
-
-    def __init__(self, shards: ShardSet, spill: Spill) -> None:
-        super().__init__(name=f"capture-{shards.table}", daemon=True)
-        self.shards = shards
-        self.spill = spill
-        self.halt = threading.Event()
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            while not self.halt.is_set():
-                now = self.shards.clock()
-                if self.shards.describe_due(now):
-                    self.shards.refresh()
-                for c in self.shards.due(now):
-                    page = self.shards.poll(c, now)
-                    if page is not None and page.records:
-                        self.spill.extend(page.shard_id, page.records)
-                wait = self.shards.next_event() - self.shards.clock()
-                self.halt.wait(max(0.01, min(wait, _WAKE)))
-        except BaseException as e:
-            self.error = e
 
 
 # -- scan ------------------------------------------------------------------------------------------
@@ -236,44 +142,6 @@ class _Scan:
 # -- the full sync ---------------------------------------------------------------------------------
 
 
-def _catch_up(shards: ShardSet, spill: Spill, should_stop: Callable[[], bool], tick: Callable[[], None],
-              until: float) -> None:
-    """Read every shard to its end or past `until`, following children, until a round brings nothing new.
-
-    `until` (epoch seconds) lies after the Scan ended. A shard that delivered a record created after
-    it has delivered every change the Scan could have missed (a shard is in write order); the rest
-    is the tailer's, after the swap. Reading to the very end instead never finishes while a writer
-    keeps writing faster than one GetRecords page an empty poll.
-    """
-    past: set[str] = set()
-    while True:
-        got = False
-        for c in shards.readable():
-            while not c.finished and c.shard_id not in past:
-                if should_stop():
-                    raise FullSyncAborted("full sync stopped")
-                wait = c.next_due - shards.clock()
-                if c.failures and wait > 0:
-                    tick()
-                    time.sleep(min(wait, _WAKE))
-                    continue
-                page = shards.poll(c)
-                if page is None:
-                    continue
-                if not page.records:
-                    break
-                got = True
-                spill.extend(page.shard_id, page.records)
-                newest = created_at_of(page.records[-1])
-                if newest is not None and newest > until:
-                    past.add(c.shard_id)
-        before = set(shards.cursors)
-        if any(c.finished for c in shards.cursors.values()):
-            shards.refresh()
-        if not got and set(shards.cursors) == before:
-            return
-
-
 def full_sync_table(cache: Cache, source: Source, spec: TableSpec, settings: FullSyncSettings, *,
                     capture_stream: bool = True, reason: str = "",
                     progress: Callable[[int], None] | None = None,
@@ -302,13 +170,22 @@ def full_sync_table(cache: Cache, source: Source, spec: TableSpec, settings: Ful
     arn = info.stream_arn if info.stream_enabled else None
     shards: ShardSet | None = None
     spill = Spill(settings.spill_threshold)
-    capture: _Capture | None = None
+    capture: CaptureThread | None = None
+    ordered = source.streams.per_item_order
+    read_floor: float | None = None  # an unordered feed: no key was read by the Scan before this moment
     if capture_stream:
         arn = check_stream(info)
         shards = ShardSet(source.streams, spec.name, arn, stream_settings or StreamSettings(), wall=wall)
         prior = cache.checkpoints(spec.name) if use_checkpoints else []
-        shards.take_positions(prior)
-        capture = _Capture(shards, spill)
+        at_time = None
+        if not ordered:
+            # Records may arrive after later ones and late: start early enough to hold every
+            # record the Scan's view of an item can be told apart from (see `_apply_captured`).
+            before = source.server_time(spec)
+            read_floor = before if before is not None else wall() - CATCH_UP_MARGIN
+            at_time = read_floor - SERVER_CLOCK_MARGIN - source.streams.max_lateness
+        shards.take_positions(prior, at_time)
+        capture = CaptureThread(shards, spill)
     log.info("full_sync_started", table=spec.name, reason=reason, capture=capture_stream,
              shards=len(shards.cursors) if shards else 0)
     cache.create_shadow(spec)
@@ -336,8 +213,15 @@ def full_sync_table(cache: Cache, source: Source, spec: TableSpec, settings: Ful
             # Asked after the Scan ended, so DynamoDB's clock bounds it without trusting this host's.
             server_now = source.server_time(spec)
             until = server_now + SERVER_CLOCK_MARGIN if server_now is not None else scanned_at + CATCH_UP_MARGIN
-            _catch_up(shards, spill, should_stop, tick, until)
-            _apply_captured(cache, spec, spill, settings.batch_size, tick, ordered=source.streams.per_item_order)
+            if ordered:
+                catch_up(shards, spill, should_stop, tick, until)
+            else:
+                # Every change made before the Scan ended has arrived by `until` plus the lateness;
+                # the stream's clock passes that moment no later than this long from now.
+                until += source.streams.max_lateness
+                ready_at = shards.clock() + until - (server_now if server_now is not None else scanned_at)
+                catch_up_by_arrival(shards, spill, should_stop, tick, until, ready_at)
+            _apply_captured(cache, spec, spill, settings.batch_size, tick, ordered=ordered, read_floor=read_floor)
             checkpoints = shards.checkpoints()
         if should_stop():
             raise FullSyncAborted("full sync stopped")
@@ -361,17 +245,24 @@ def full_sync_table(cache: Cache, source: Source, spec: TableSpec, settings: Ful
 
 
 def _apply_captured(cache: Cache, spec: TableSpec, spill: Spill, batch_size: int, tick: Callable[[], None], *,
-                    ordered: bool = True) -> None:
-    """Apply the captured records to the shadow in arrival order, one shard's run at a time (by
-    version and creation time instead when the feed has no per-item order)."""
+                    ordered: bool = True, read_floor: float | None = None) -> None:
+    """Apply the captured records to the shadow in arrival order, one shard's run at a time.
+
+    A feed with no per-item order is ordered by version and creation time instead, and each row
+    the Scan wrote counts as read from DynamoDB at `read_floor` (when the Scan began; it read the
+    row then or later): a record made clearly before it is one the Scan saw, or saw superseded, and
+    is skipped; one made clearly after it is newer; one in between goes by version, or to a repair
+    read. The capture began before `read_floor` by more than that margin, so an item's record that
+    is applied is never missing its newer records made before the Scan read the item.
+    """
     chunk: list[Any] = []
     shard = ""
     for sid, rec in spill:
         if chunk and (sid != shard or len(chunk) >= batch_size):
-            cache.apply_to_shadow(spec, chunk, shard_id=shard, ordered=ordered)
+            cache.apply_to_shadow(spec, chunk, shard_id=shard, ordered=ordered, read_floor=read_floor)
             tick()
             chunk = []
         shard = sid
         chunk.append(to_change(spec, rec))
     if chunk:
-        cache.apply_to_shadow(spec, chunk, shard_id=shard, ordered=ordered)
+        cache.apply_to_shadow(spec, chunk, shard_id=shard, ordered=ordered, read_floor=read_floor)

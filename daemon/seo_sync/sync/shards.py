@@ -53,7 +53,9 @@ class Cursor:
     shard_id: str
     parent_id: str | None
     seq: str | None = None  # last sequence number read (and handed on to be applied)
-    start: str = "AFTER"  # without an iterator: AFTER seq, TRIM_HORIZON, LATEST (only when positions are taken)
+    # Without an iterator: AFTER seq, TRIM_HORIZON, or (only when positions are taken) LATEST or
+    # AT_TIMESTAMP `start_time`.
+    start: str = "AFTER"
     iterator: str | None = None
     closed: bool = False  # DescribeStream gave it an ending sequence number
     finished: bool = False  # read to its end
@@ -68,6 +70,7 @@ class Cursor:
     last_handed: float = field(default_factory=time.monotonic)
     last_records_at: float = float("-inf")  # clock() of the last poll that brought records
     adjacent_parent_id: str | None = None  # a merged Kinesis shard's second parent
+    start_time: float | None = None  # epoch seconds of an AT_TIMESTAMP position
 
     def checkpoint(self, table: str, arn: str, now: float) -> Checkpoint:
         """This cursor as a checkpoint row written at wall-clock time `now`.
@@ -90,6 +93,7 @@ class Page:
     records: list[dict[str, Any]]
     checkpoint: Checkpoint
     finished_now: bool = False
+    behind_ms: int | None = None  # as the feed said (0: read to the shard's tip; None: not known)
 
 
 class ShardSet:
@@ -129,8 +133,10 @@ class ShardSet:
                                              confirmed_at=cp.updated_at if start == "TRIM_HORIZON" else None)
         return ss
 
-    def take_positions(self, checkpoints: Iterable[Checkpoint]) -> None:
-        """Full sync: a position for every open shard now (its checkpoint if readable, else LATEST).
+    def take_positions(self, checkpoints: Iterable[Checkpoint], at_time: float | None = None) -> None:
+        """Full sync: a position for every open shard now (its checkpoint if readable, else LATEST, or
+        AT_TIMESTAMP `at_time` when given: a feed whose records may arrive late and out of order
+        must also capture what arrives after the Scan began but happened a little before).
 
         Shards already closed are done: the Scan that follows reflects them.
         """
@@ -152,7 +158,8 @@ class ShardSet:
                     except StreamGone:
                         c.seq = None
                 if c.iterator is None:
-                    c.seq, c.start, c.latest_as_of = None, "LATEST", now_wall
+                    c.seq, c.latest_as_of = None, now_wall
+                    c.start, c.start_time = ("LATEST", None) if at_time is None else ("AT_TIMESTAMP", at_time)
                     c.iterator = self._acquire(c)
             self.cursors[c.shard_id] = c
 
@@ -266,6 +273,8 @@ class ShardSet:
                                  hint="its oldest records may be trimmed; a full sync repairs it")
         if c.start in ("TRIM_HORIZON", "LATEST"):
             return self.feed.shard_iterator(self.arn, c.shard_id, c.start, None, self.table)
+        if c.start == "AT_TIMESTAMP" and c.start_time is not None:
+            return self.feed.shard_iterator(self.arn, c.shard_id, c.start, repr(c.start_time), self.table)
         raise StreamGone(f"shard {c.shard_id} lost its LATEST position before delivering a record",
                          hint="a full sync takes new positions")
 
@@ -280,6 +289,11 @@ class ShardSet:
             page = self.feed.get_records(c.iterator, self.settings.get_records_limit, self.table)
         except IteratorExpired:
             c.iterator = None
+            if c.seq is None and c.start == "AT_TIMESTAMP":
+                # A position in time stays where it was: the same one is taken again.
+                log.info("iterator_expired", table=self.table, shard=c.shard_id, at=c.start_time)
+                c.next_due = now
+                return None
             if c.seq is None:
                 # No sequence number to resume after: LATEST would skip records, and TRIM_HORIZON
                 # might silently skip records trimmed while the iterator sat expired.
@@ -321,7 +335,8 @@ class ShardSet:
             c.next_due = now + 1.0 / self.settings.max_polls_per_second
         else:
             c.next_due = now + self.settings.idle_poll_interval
-        return Page(c.shard_id, records, c.checkpoint(self.table, self.arn, self.wall()), finished_now)
+        return Page(c.shard_id, records, c.checkpoint(self.table, self.arn, self.wall()), finished_now,
+                    page.behind_ms)
 
 
 GOOD_VIEW_TYPES = ("NEW_AND_OLD_IMAGES", "NEW_IMAGE")

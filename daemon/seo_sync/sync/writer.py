@@ -33,10 +33,10 @@ from seo_sync.cache.sql import ApplyResult
 from seo_sync.cache.writer import Cache
 from seo_sync.changes import to_change
 from seo_sync.config import Settings, StreamSettings
-from seo_sync.errors import CacheError, SeoSyncError
+from seo_sync.errors import CacheError, FullSyncAborted, SeoSyncError
 from seo_sync.schema import TableSpec
 from seo_sync.sync.first_boot import FirstBoot
-from seo_sync.sync.fullsync import FullSyncAborted, full_sync_table
+from seo_sync.sync.fullsync import full_sync_table
 from seo_sync.sync.repair import RepairQueue, run_repairs
 from seo_sync.sync.shards import ShardSet, check_stream
 from seo_sync.sync.table_state import ERROR_BACKOFF_BASE, TableState
