@@ -97,12 +97,15 @@ def test_writes_during_full_sync_are_all_in_the_cache(env):
             stop_writes.set()
             w.join()
             wait_for(lambda: in_step(engine, ddb, BUSINESSES), 30, "cache == DynamoDB")
-            snap = engine.snapshot()["tables"]["businesses"]
+            whole = engine.snapshot()
+            snap = whole["tables"]["businesses"]
     finally:
         stop_writes.set()
         w.join()
     assert boot_writes - scan_began["n"] >= 10  # the writes really overlapped the full sync
     assert snap["state"] == "streaming" and snap["gaps"] == 0
+    assert whole["feed"] == {"kind": "dynamodb-streams", "get_records_calls": whole["get_records_calls"],
+                             "describe_stream_calls": whole["describe_stream_calls"]}
     rows = {r["business_id"]: r["_version"] for r in Reader(cache.conn).rows(BUSINESSES)}
     versions = {k[0]: int(v["_version"]["N"]) for k, v in dynamo_items(ddb, "seo_businesses").items()}
     assert rows == versions

@@ -65,6 +65,9 @@ def test_more_than_100_shards(world, cache):
     assert source.streams.describe_stream_calls == 3
     drain(world, tailer, cache)
     assert cache_items(cache) == world_items(world)
+    # What status shows under "feed" for DynamoDB Streams: the source and the same counters.
+    assert source.streams.status() == {"kind": "dynamodb-streams", "describe_stream_calls": 3,
+                                       "get_records_calls": source.streams.get_records_calls}
 
 
 def test_shard_split_and_rollover_mid_batch(world, cache):

@@ -160,3 +160,20 @@ def test_a_bad_value_from_the_environment_names_the_variable(tmp_path):
         with pytest.raises(ConfigError) as exc:
             load_settings(None, env={name: "not valid!"})
         assert f"{field} (environment variable {name}) = 'not valid!'" in exc.value.message
+
+
+@pytest.mark.parametrize("args", [["status"], ["verify"]])
+def test_unknown_aws_profile_exits_78_with_one_line_and_no_traceback(tmp_path, monkeypatch, capsys, args):
+    """AWS_PROFILE naming no profile in the AWS files: a configuration error that names the profile and
+    says what to do (botocore raises ProfileNotFound while the session is built, before any call)."""
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(write(tmp_path / "aws-config", "[profile other]\nregion = eu-west-1\n")))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(write(tmp_path / "aws-credentials", "")))
+    monkeypatch.setenv("AWS_PROFILE", "nope")
+    code = run(["--data-dir", str(tmp_path), *args])
+    err = capsys.readouterr().err
+    assert code == ExitCode.CONFIG
+    assert "Traceback" not in err and "ProfileNotFound" not in err
+    assert err.splitlines()[0] == "seo-sync: AWS profile 'nope' not found"
+    assert "~/.aws/config" in err and "unset it" in err

@@ -16,5 +16,8 @@ def test_kinesis_feed_shards_become_metrics():
 
 
 def test_no_feed_no_feed_metrics():
-    """A daemon reading DynamoDB Streams shows no feed families."""
+    """A daemon reading DynamoDB Streams shows no feed families: its feed status has no shards, shared
+    pages or renewals (its per-shard figures are in each table's status)."""
     assert "seo_sync_feed_" not in render_metrics({"state": "streaming", "tables": {}})
+    assert "seo_sync_feed_" not in render_metrics({"state": "streaming", "tables": {}, "feed": {
+        "kind": "dynamodb-streams", "get_records_calls": 7, "describe_stream_calls": 1}})

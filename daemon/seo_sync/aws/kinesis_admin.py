@@ -2,7 +2,7 @@
 
 These need write permissions the daemon never has (config/iam-kinesis-operator.json): creating a
 stream, turning on a table's Kinesis streaming destination, deregistering a consumer. The daemon
-itself only reads (config/iam-daemon-kinesis.json).
+itself only reads, apart from registering its own consumer (config/iam-daemon-kinesis.json).
 
 `enable` creates each configured stream that does not exist (on-demand capacity, so a busy table
 never needs a reshard by hand) and points each table's streaming destination at its stream with

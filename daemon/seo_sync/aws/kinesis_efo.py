@@ -1,17 +1,17 @@
 """Kinesis enhanced fan-out (EFO): this host's registered consumer and a pushed subscription per shard.
 
 With EFO each registered consumer of a stream (20 a stream, 50 in On-demand Advantage) gets its own
-2 MB/s a shard, pushed in about 70 ms, instead of sharing 5 GetRecords calls a second a shard with
+2 MiB/s a shard, pushed in about 70 ms, instead of sharing 5 GetRecords calls a second a shard with
 every other host. `ensure_consumer` registers this host's consumer at start: it asks first (most
 starts find it registered), waits a random moment before registering (a fleet restarting together
-must stay under the 5 registrations a second and 5 consumers CREATING a stream allows), and waits
-until the consumer is ACTIVE.
+must stay under AWS's limits: RegisterStreamConsumer takes 5 calls a second per account, and at most
+5 consumers may be CREATING at once), and waits until the consumer is ACTIVE.
 
 `EfoFeed` is the polling feed (`kinesis.py`) whose pages come, where it can, from one
 SubscribeToShard subscription a shard (boto3 decodes its event stream). A subscription ends after
 5 minutes; it is renewed from the last position it delivered, and AWS refuses a second subscription
-of the same consumer and shard within 5 seconds (ResourceInUseException: the shard backs off and
-tries again). At a shard's end the last event has no continuation and names the ChildShards. The
+of the same consumer and shard within 5 seconds of a successful one (ResourceInUseException: the
+shard backs off and tries again). At a shard's end the last event has no continuation and names the ChildShards. The
 events are kept as pages, so every table of a shared stream is served from the one subscription; a
 position the subscription has not covered (a table behind it after a restart) is read by polling
 until it catches up.

@@ -15,7 +15,7 @@ from botocore.config import Config
 
 from seo_sync.aws.translate import SdkFailure, from_error_answer, from_sdk_failure
 from seo_sync.config import AwsSettings
-from seo_sync.errors import BadInput, SourceError
+from seo_sync.errors import BadInput, ConfigError, SourceError
 
 CAUGHT = (bexc.BotoCoreError, bexc.ClientError)  # what every AWS call here catches and translates
 # The kind of each SDK failure; the first match wins, because botocore's timeout errors subclass its
@@ -58,7 +58,16 @@ def make_session(aws: AwsSettings) -> boto3.session.Session:
             kwargs["aws_session_token"] = aws.session_token.get_secret_value()
     if aws.region:
         kwargs["region_name"] = aws.region
-    return boto3.session.Session(**kwargs)
+    try:
+        return boto3.session.Session(**kwargs)
+    except bexc.ProfileNotFound as e:
+        # botocore reads the profile's files while building the session, so a misspelt AWS_PROFILE
+        # (or [aws] profile) fails here, before any call: a configuration error, not a traceback.
+        name = aws.profile or str(e.kwargs.get("profile", ""))
+        raise ConfigError(f"AWS profile {name!r} not found",
+                          hint=f"the profile {name} is not in ~/.aws/config or ~/.aws/credentials (or the files "
+                               "AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE name); set AWS_PROFILE (or [aws] "
+                               "profile) to one that is, or unset it") from None
 
 
 def client_config(aws: AwsSettings) -> Config:

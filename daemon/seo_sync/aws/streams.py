@@ -86,3 +86,9 @@ class StreamReader:
         except CAUGHT as e:
             raise self.ctx.translate(e, "GetRecords", table) from None
         return RecordsPage(resp.get("Records", []), resp.get("NextShardIterator"))
+
+    def status(self) -> dict[str, Any]:
+        """The feed's part of status: which source, and its calls (per shard figures are per table,
+        in the table's own status, because each table has its own DynamoDB stream)."""
+        return {"kind": "dynamodb-streams", "get_records_calls": self.get_records_calls,
+                "describe_stream_calls": self.describe_stream_calls}

@@ -117,10 +117,7 @@ class Engine:
         out = {"tables": tables, "repairs": self.repairs.status(),
                "anti_entropy": self.verify.status(), "get_records_calls": calls,
                "describe_stream_calls": self.source.streams.describe_stream_calls,
-               "get_records_per_hour": round(calls / hours, 1)}
-        feed_status = getattr(self.source.streams, "status", None)  # a Kinesis feed: per shard and consumer
-        if callable(feed_status):
-            out["feed"] = feed_status()
+               "get_records_per_hour": round(calls / hours, 1), "feed": self.source.streams.status()}
         return out
 
     def progress(self) -> dict[str, float]:

@@ -11,6 +11,9 @@ DynamoDB Streams implements it in `aws/streams.py` (`StreamReader`); the tests' 
 is the same class over a scripted client. A second source (Kinesis Data Streams for DynamoDB, for
 fleets of more than two hosts) is a second implementation, `aws/kinesis.py`'s `KinesisFeed`.
 
+`status` is the feed's own part of the status snapshot, so the engine asks every feed the same way
+instead of probing for an optional method.
+
 `per_item_order` says whether the records of one shard hold each item's changes in the order they
 happened (DynamoDB Streams: yes). Kinesis's do not (they may be reordered and repeated): every
 batch carries the flag, and the apply path orders such a batch by (`_version`, creation time) per
@@ -21,7 +24,7 @@ plus `max_lateness`.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from seo_sync.aws.shapes import RecordsPage, StreamInfo
 
@@ -46,3 +49,9 @@ class ChangeFeed(Protocol):
 
     def get_records(self, iterator: str, limit: int = 1000, table: str | None = None) -> RecordsPage:
         """One page of records from a position, and the next position (None at a closed shard's end)."""
+
+    def status(self) -> dict[str, Any]:
+        """What `seo-sync status` shows of the feed under "feed", JSON-able: at least `kind` (which
+        source: "dynamodb-streams", "kinesis") and `get_records_calls`; a feed adds what an operator needs
+        of it (Kinesis: its mode and per shard calls and lag). The metrics endpoint reads `shards`,
+        `pages_shared` and `renewals` from it where present (`service/metrics.py`)."""
