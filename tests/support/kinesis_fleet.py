@@ -40,7 +40,8 @@ def start_relay(endpoint: str, **kwargs: object) -> Iterator[Relay]:
 def kinesis_env(stream_arn: str) -> dict[str, str]:
     """The environment of a daemon that reads `stream_arn` by polling (moto has no streaming destination)."""
     return {"SEO_SYNC_SOURCE__KIND": "kinesis", "SEO_SYNC_KINESIS__MODE": "polling",
-            "SEO_SYNC_KINESIS__STREAM_ARN": stream_arn, "SEO_SYNC_KINESIS__CHECK_DESTINATION": "0"}
+            "SEO_SYNC_KINESIS__STREAM_ARN": stream_arn, "SEO_SYNC_KINESIS__CHECK_DESTINATION": "0",
+            "SEO_SYNC_KINESIS__MAX_LATENESS": "0.5"}
 
 
 def dynamo_hashes(source: Source) -> dict[str, str]:

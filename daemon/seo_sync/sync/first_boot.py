@@ -1,7 +1,9 @@
 """A first boot publishes every table at once: never a partial cache.
 
-Tables that never had a complete full sync are each full-synced into their shadow, one after the
-other, and nothing of them is visible until the last one is done; then one transaction swaps all
+Tables that never had a complete full sync are each full-synced into their shadow, and nothing of
+them is visible until the last one is done: every table is scanned first, then each is finished
+(its catch-up and captured records), so the catch-ups, which on a feed with late records wait out
+the lateness after their Scan, overlap instead of adding up. Then one transaction swaps all
 the shadows in, writes their checkpoints and turns the readiness marker complete
 (cache/readiness.py). A reader sees either the empty tables of a cache that is not complete, or
 every table complete.
@@ -29,7 +31,7 @@ from seo_sync.cache.writer import Cache, Swap
 from seo_sync.changes import to_change
 from seo_sync.config import Settings
 from seo_sync.errors import CacheError, FullSyncAborted, SeoSyncError, StreamGone
-from seo_sync.sync.fullsync import FullSyncResult, full_sync_table
+from seo_sync.sync.fullsync import FullSync, FullSyncResult
 from seo_sync.sync.shards import ShardSet
 from seo_sync.sync.table_state import TableState
 from seo_sync.sync.tailer import TableTailer
@@ -62,6 +64,7 @@ class FirstBoot:
     def __init__(self, writer: WriterSide) -> None:
         self.writer = writer
         self.stop = writer.stop_event
+        self.scanned: dict[str, FullSync] = {}  # scanned, not finished yet
         self.built: dict[str, FullSyncResult] = {}
         self.followers: dict[str, TableTailer] = {}
 
@@ -78,27 +81,47 @@ class FirstBoot:
         if not waiting:
             return
         log.info("first_boot_started", tables=[rt.spec.name for rt in waiting])
-        while not self._stopping():
-            for rt in waiting:
-                if self._stopping():
+        try:
+            while not self._stopping():
+                for rt in waiting:
+                    name = rt.spec.name
+                    if self._stopping():
+                        return
+                    if name not in self.built and name not in self.scanned and time.monotonic() >= rt.next_attempt:
+                        self._scan(rt)
+                for rt in waiting:
+                    if rt.spec.name in self.scanned and not self._stopping():
+                        self._finish(rt)
+                if len(self.built) == len(waiting) and self._publish(waiting):
                     return
-                if rt.spec.name not in self.built and time.monotonic() >= rt.next_attempt:
-                    self._build(rt)
-            if len(self.built) == len(waiting) and self._publish(waiting):
-                return
-            self._between()
-            self.stop.wait(WAKE)
+                self._between()
+                self.stop.wait(WAKE)
+        finally:
+            for sync in self.scanned.values():  # stopped between the steps: nothing of them stays
+                sync.abort()
 
-    def _build(self, rt: TableState) -> None:
+    def _scan(self, rt: TableState) -> None:
         e, spec = self.writer, rt.spec
         with rt.lock:
             rt.generation += 1
             rt.tailer, rt.state = None, "syncing"
+        sync = FullSync(e.cache, e.source, spec, e.settings.fullsync, capture_stream=True, reason=REASON,
+                        progress=lambda rows: self._between(), should_stop=self._stopping, use_checkpoints=False,
+                        stream_settings=e.settings.stream, wall=e.clock)
         try:
-            result = full_sync_table(e.cache, e.source, spec, e.settings.fullsync, capture_stream=True,
-                                     reason=REASON, progress=lambda rows: self._between(),
-                                     should_stop=self._stopping, use_checkpoints=False,
-                                     stream_settings=e.settings.stream, wall=e.clock, publish=False)
+            sync.scan()
+        except FullSyncAborted:
+            return
+        except (SeoSyncError, CacheError) as err:
+            rt.next_attempt = time.monotonic() + self._error(rt, err)
+            return
+        self.scanned[spec.name] = sync
+
+    def _finish(self, rt: TableState) -> None:
+        e, spec = self.writer, rt.spec
+        sync = self.scanned.pop(spec.name)
+        try:
+            result = sync.finish(publish=False)
         except FullSyncAborted:
             return
         except (SeoSyncError, CacheError) as err:

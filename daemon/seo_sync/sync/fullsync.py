@@ -153,95 +153,155 @@ def full_sync_table(cache: Cache, source: Source, spec: TableSpec, settings: Ful
     """Rebuild one cache table from DynamoDB without ever exposing a half or regressed table.
 
     With `capture_stream` the stream is captured from positions taken first (valid checkpoints
-    unless `use_checkpoints` is False, else LATEST) and the swap writes the checkpoints; without it
-    (the CLI with no daemon) the swap writes the stream ARN and no checkpoints. Without `publish`
-    the filled shadow is left for the caller to publish with the other tables (`Cache.publish`).
-    `tick_every`: the longest wait for a Scan page between two calls of `progress`.
+    unless `use_checkpoints` is False, else LATEST, or a moment before the Scan on a feed without
+    per-item order) and the swap writes the checkpoints; without it (the CLI with no daemon) the
+    swap writes the stream ARN and no checkpoints. Without `publish` the filled shadow is left for
+    the caller to publish with the other tables (`Cache.publish`). `tick_every`: the longest wait
+    for a Scan page between two calls of `progress`.
     """
-    started = time.monotonic()
-    should_stop = should_stop or (lambda: False)
-    rows = 0
+    sync = FullSync(cache, source, spec, settings, capture_stream=capture_stream, reason=reason,
+                    progress=progress, should_stop=should_stop, use_checkpoints=use_checkpoints,
+                    stream_settings=stream_settings, wall=wall, tick_every=tick_every)
+    sync.scan()
+    return sync.finish(publish=publish)
 
-    def tick() -> None:
-        if progress is not None:
-            progress(rows)
 
-    info = source.describe_table(spec)
-    arn = info.stream_arn if info.stream_enabled else None
-    shards: ShardSet | None = None
-    spill = Spill(settings.spill_threshold)
-    capture: CaptureThread | None = None
-    ordered = source.streams.per_item_order
-    read_floor: float | None = None  # an unordered feed: no key was read by the Scan before this moment
-    if capture_stream:
-        arn = check_stream(info)
-        shards = ShardSet(source.streams, spec.name, arn, stream_settings or StreamSettings(), wall=wall)
-        prior = cache.checkpoints(spec.name) if use_checkpoints else []
-        at_time = None
-        if not ordered:
-            # Records may arrive after later ones and late: start early enough to hold every
-            # record the Scan's view of an item can be told apart from (see `_apply_captured`).
-            before = source.server_time(spec)
-            read_floor = before if before is not None else wall() - CATCH_UP_MARGIN
-            at_time = read_floor - SERVER_CLOCK_MARGIN - source.streams.max_lateness
-        shards.take_positions(prior, at_time)
-        capture = CaptureThread(shards, spill)
-    log.info("full_sync_started", table=spec.name, reason=reason, capture=capture_stream,
-             shards=len(shards.cursors) if shards else 0)
-    cache.create_shadow(spec)
-    scan = _Scan(source, spec, settings.scan_segments, settings.batch_size, settings.scan_page_bytes, tick_every)
-    try:
-        if capture is not None:
-            capture.start()
-        scan.start()
+class FullSync:
+    """One table's full sync in two steps: `scan` (positions, then the Scan into the shadow while
+    the capture runs) and `finish` (the catch-up, the captured records applied to the shadow, the
+    swap). A first boot scans every table before it finishes any, so the tables' catch-ups, which
+    on a feed with late records wait for the lateness after their Scan, overlap. A step that fails
+    or is stopped drops the shadow (`abort`) and raises."""
+
+    def __init__(self, cache: Cache, source: Source, spec: TableSpec, settings: FullSyncSettings, *,
+                 capture_stream: bool = True, reason: str = "", progress: Callable[[int], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None, use_checkpoints: bool = True,
+                 stream_settings: StreamSettings | None = None, wall: Callable[[], float] = time.time,
+                 tick_every: float = _WAKE) -> None:
+        self.cache, self.source, self.spec, self.settings = cache, source, spec, settings
+        self.capture_stream, self.reason, self.progress = capture_stream, reason, progress
+        self.should_stop = should_stop or (lambda: False)
+        self.use_checkpoints, self.wall, self.tick_every = use_checkpoints, wall, tick_every
+        self.stream_settings = stream_settings or StreamSettings()
+        self.ordered = source.streams.per_item_order
+        self.started = time.monotonic()
+        self.rows = 0
+        self.arn: str | None = None
+        self.shards: ShardSet | None = None
+        self.spill = Spill(settings.spill_threshold)
+        self.capture: CaptureThread | None = None
+        self.scanner: _Scan | None = None
+        self.read_floor: float | None = None  # an unordered feed: no key was read by the Scan before this moment
+        self.until = 0.0  # the catch-up reads past this moment (epoch seconds, DynamoDB's clock)
+        self.ready_at = 0.0  # by then (on the shards' clock) the stream's clock has passed `until`
+
+    def tick(self) -> None:
+        if self.progress is not None:
+            self.progress(self.rows)
+
+    def scan(self) -> None:
+        """Take the positions, start the capture, and Scan the table into its shadow."""
+        try:
+            self._scan()
+        except BaseException:
+            self.abort()
+            raise
+
+    def _scan(self) -> None:
+        source, spec = self.source, self.spec
+        info = source.describe_table(spec)
+        self.arn = info.stream_arn if info.stream_enabled else None
+        if self.capture_stream:
+            self.arn = check_stream(info)
+            self.shards = ShardSet(source.streams, spec.name, self.arn, self.stream_settings, wall=self.wall)
+            prior = self.cache.checkpoints(spec.name) if self.use_checkpoints else []
+            at_time = None
+            if not self.ordered:
+                # Records may arrive after later ones and late: start early enough to hold every
+                # record the Scan's view of an item can be told apart from (see `_apply_captured`).
+                before = source.server_time(spec)
+                self.read_floor = before if before is not None else self.wall() - CATCH_UP_MARGIN
+                at_time = self.read_floor - SERVER_CLOCK_MARGIN - source.streams.max_lateness
+            self.shards.take_positions(prior, at_time)
+            self.capture = CaptureThread(self.shards, self.spill)
+        log.info("full_sync_started", table=spec.name, reason=self.reason, capture=self.capture_stream,
+                 shards=len(self.shards.cursors) if self.shards else 0)
+        self.cache.create_shadow(spec)
+        fs = self.settings
+        self.scanner = _Scan(source, spec, fs.scan_segments, fs.batch_size, fs.scan_page_bytes, self.tick_every)
+        if self.capture is not None:
+            self.capture.start()
+        self.scanner.start()
         # The pages ready at each turn, already converted, in one transaction: pages are sized in
         # bytes and the queue is bounded, so memory does not grow with the table or the item size.
-        for batch in scan.pages(tick):
-            rows += cache.insert_scanned_pages(spec, batch)
-            tick()
-            if should_stop():
+        for batch in self.scanner.pages(self.tick):
+            self.rows += self.cache.insert_scanned_pages(spec, batch)
+            self.tick()
+            if self.should_stop():
                 raise FullSyncAborted("full sync stopped")
-            if capture is not None and capture.error is not None:
-                raise capture.error
+            if self.capture is not None and self.capture.error is not None:
+                raise self.capture.error
+        if self.shards is not None:
+            scanned_at = self.wall()
+            # Asked after the Scan ended, so DynamoDB's clock bounds it without trusting this host's.
+            server_now = source.server_time(spec)
+            self.until = server_now + SERVER_CLOCK_MARGIN if server_now is not None else scanned_at + CATCH_UP_MARGIN
+            if not self.ordered:
+                # Every change made before the Scan ended has arrived by `until` plus the lateness;
+                # the stream's clock passes that moment no later than this long from now.
+                self.until += source.streams.max_lateness
+                now = server_now if server_now is not None else scanned_at
+                self.ready_at = self.shards.clock() + self.until - now
+
+    def finish(self, publish: bool = True) -> FullSyncResult:
+        """Catch up, apply the captured records to the shadow, and swap it in unless not `publish`."""
+        try:
+            checkpoints = self._finish(publish)
+        except BaseException:
+            self.abort()
+            raise
+        finally:
+            self.spill.close()
+        if self.scanner is not None:
+            self.scanner.stop()
+        seconds = time.monotonic() - self.started
+        rows = self.cache.count(self.spec.name) if publish else self.rows
+        log.info("full_sync_done", table=self.spec.name, rows=rows, stream_records=self.spill.count,
+                 spilled=self.spill.spilled, seconds=round(seconds, 3), reason=self.reason, published=publish)
+        return FullSyncResult(self.spec.name, rows, self.spill.count, seconds, self.arn, self.shards, checkpoints,
+                              publish)
+
+    def _finish(self, publish: bool) -> list[Checkpoint]:
         checkpoints: list[Checkpoint] = []
+        shards, capture = self.shards, self.capture
         if capture is not None and shards is not None:
-            scanned_at = wall()
             capture.halt.set()
             capture.join()
             if capture.error is not None:
                 raise capture.error
-            # Asked after the Scan ended, so DynamoDB's clock bounds it without trusting this host's.
-            server_now = source.server_time(spec)
-            until = server_now + SERVER_CLOCK_MARGIN if server_now is not None else scanned_at + CATCH_UP_MARGIN
-            if ordered:
-                catch_up(shards, spill, should_stop, tick, until)
+            if self.ordered:
+                catch_up(shards, self.spill, self.should_stop, self.tick, self.until)
             else:
-                # Every change made before the Scan ended has arrived by `until` plus the lateness;
-                # the stream's clock passes that moment no later than this long from now.
-                until += source.streams.max_lateness
-                ready_at = shards.clock() + until - (server_now if server_now is not None else scanned_at)
-                catch_up_by_arrival(shards, spill, should_stop, tick, until, ready_at)
-            _apply_captured(cache, spec, spill, settings.batch_size, tick, ordered=ordered, read_floor=read_floor)
+                catch_up_by_arrival(shards, self.spill, self.should_stop, self.tick, self.until, self.ready_at)
+            _apply_captured(self.cache, self.spec, self.spill, self.settings.batch_size, self.tick,
+                            ordered=self.ordered, read_floor=self.read_floor)
             checkpoints = shards.checkpoints()
-        if should_stop():
+        if self.should_stop():
             raise FullSyncAborted("full sync stopped")
         if publish:
-            cache.swap_shadow(spec, arn, checkpoints, reason)
-    except BaseException:
-        scan.stop()
-        if capture is not None:
-            capture.halt.set()
-            capture.join(timeout=30)
-        cache.drop_shadow(spec)
-        raise
-    finally:
-        spill.close()
-    scan.stop()
-    seconds = time.monotonic() - started
-    rows = cache.count(spec.name) if publish else rows
-    log.info("full_sync_done", table=spec.name, rows=rows, stream_records=spill.count,
-             spilled=spill.spilled, seconds=round(seconds, 3), reason=reason, published=publish)
-    return FullSyncResult(spec.name, rows, spill.count, seconds, arn, shards, checkpoints, publish)
+            self.cache.swap_shadow(self.spec, self.arn, checkpoints, self.reason)
+        return checkpoints
+
+    def abort(self) -> None:
+        """Stop the Scan and the capture and drop the shadow (the live table is untouched)."""
+        if self.scanner is not None:
+            self.scanner.stop()
+        if self.capture is not None:
+            self.capture.halt.set()
+            if self.capture.is_alive():
+                self.capture.join(timeout=30)
+        self.cache.drop_shadow(self.spec)
+        self.spill.close()
 
 
 def _apply_captured(cache: Cache, spec: TableSpec, spill: Spill, batch_size: int, tick: Callable[[], None], *,
