@@ -2,8 +2,9 @@
 
 `start_relay` runs `demo/relay.py`'s `Relay` on a thread of the test process (it plays DynamoDB's
 part of Kinesis Data Streams for DynamoDB). `kinesis_env` is what a daemon needs to read that
-stream in polling mode. `table_hashes` is what `seo-sync verify` compares, per table: one content
-hash of the cache and one of DynamoDB.
+stream in polling mode, or by enhanced fan-out through `efo_front.py`'s front. `dynamo_hashes` and
+`cache_hashes` are what `seo-sync verify` compares, per table: one content hash of DynamoDB and one
+of the cache.
 """
 
 from __future__ import annotations
@@ -37,10 +38,14 @@ def start_relay(endpoint: str, **kwargs: object) -> Iterator[Relay]:
         thread.join(10)
 
 
-def kinesis_env(stream_arn: str) -> dict[str, str]:
-    """The environment of a daemon that reads `stream_arn` by polling (moto has no streaming destination)."""
-    return {"SEO_SYNC_SOURCE__KIND": "kinesis", "SEO_SYNC_KINESIS__MODE": "polling",
-            "SEO_SYNC_KINESIS__STREAM_ARN": stream_arn, "SEO_SYNC_KINESIS__CHECK_DESTINATION": "0"}
+def kinesis_env(stream_arn: str, consumer: str | None = None) -> dict[str, str]:
+    """The environment of a daemon that reads `stream_arn` by polling, or by enhanced fan-out as
+    `consumer` when one is named (moto has no streaming destination to check)."""
+    env = {"SEO_SYNC_SOURCE__KIND": "kinesis", "SEO_SYNC_KINESIS__MODE": "polling",
+           "SEO_SYNC_KINESIS__STREAM_ARN": stream_arn, "SEO_SYNC_KINESIS__CHECK_DESTINATION": "0"}
+    if consumer is not None:
+        env.update({"SEO_SYNC_KINESIS__MODE": "efo", "SEO_SYNC_KINESIS__CONSUMER_NAME": consumer})
+    return env
 
 
 def dynamo_hashes(source: Source) -> dict[str, str]:
