@@ -46,6 +46,7 @@ CONSUMER_CALLS = ("RegisterStreamConsumer", "DescribeStreamConsumer", "ListStrea
 MAX_CONSUMERS = 20  # registered consumers a stream (AWS; 50 in On-demand Advantage)
 RESUBSCRIBE_SECONDS = 5.0  # AWS refuses a subscription of the same consumer and shard sooner than this
 EVENT_RECORDS = 500  # records one pushed event carries at most
+CLOSED_CHECK = 1.0  # seconds between looks at the listing for whether an idle shard was closed
 
 
 class ApiError(Exception):
@@ -67,23 +68,24 @@ class Tail:
     arrivals: list[float] = field(default_factory=list)
     closed: bool = False
     children: list[dict[str, Any]] = field(default_factory=list)
+    caught_up: threading.Event = field(default_factory=threading.Event)  # read to moto's tip once
     cond: threading.Condition = field(default_factory=threading.Condition)
 
-    def index(self, position: dict[str, Any]) -> int:
-        """The index in `records` of a StartingPosition (the caller holds `cond`)."""
+    def index(self, position: dict[str, Any]) -> tuple[int, int]:
+        """Where a StartingPosition starts (the caller holds `cond`): an index in `records`, and the
+        highest sequence number not to push (-1: none). The second matters for a position the reader
+        has not reached yet (a daemon may have read a record from moto a moment before it did)."""
         kind = position.get("Type")
         if kind == "TRIM_HORIZON":
-            return 0
+            return 0, -1
         if kind == "LATEST":
-            return len(self.records)
+            return len(self.records), -1
         if kind == "AT_TIMESTAMP":
             when = float(position["Timestamp"])
-            return next((i for i, t in enumerate(self.arrivals) if t >= when), len(self.records))
+            return next((i for i, t in enumerate(self.arrivals) if t >= when), len(self.records)), -1
         if kind in ("AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER"):
-            seq = int(position["SequenceNumber"])
-            after = kind == "AFTER_SEQUENCE_NUMBER"
-            return next((i for i, s in enumerate(self.seqs) if s > seq or (s == seq and not after)),
-                        len(self.records))
+            floor = int(position["SequenceNumber"]) - (kind == "AT_SEQUENCE_NUMBER")
+            return next((i for i, s in enumerate(self.seqs) if s > floor), len(self.records)), floor
         raise ApiError("InvalidArgumentException", f"StartingPosition Type {kind!r} is not one of AWS's five")
 
 
@@ -255,8 +257,10 @@ class EfoFront:
                                                          f"{consumer_arn}, or one ended less than 5 s ago")
             self.subscribed_at[(consumer_arn, shard_id)] = now
         tail = self._tail(consumer["stream"], shard_id)
+        if not tail.caught_up.wait(10):
+            raise ApiError("ResourceNotFoundException", f"Shard {shard_id} of {consumer['stream']} could not be read")
         with tail.cond:
-            pos = tail.index(body.get("StartingPosition") or {})
+            pos, floor = tail.index(body.get("StartingPosition") or {})
             # Where the continuation stands before any record is pushed: just before `pos`.
             before = tail.records[pos - 1]["SequenceNumber"] if pos else ""
         handler.send_response(200)
@@ -267,12 +271,13 @@ class EfoFront:
             self.subscriptions += 1
             self.active += 1
         try:
-            self._push(handler, tail, pos, now + self.lifetime, before)
+            self._push(handler, tail, pos, floor, now + self.lifetime, before)
         finally:
             with self.lock:
                 self.active -= 1
 
-    def _push(self, handler: BaseHTTPRequestHandler, tail: Tail, pos: int, ends: float, last_seq: str) -> None:
+    def _push(self, handler: BaseHTTPRequestHandler, tail: Tail, pos: int, floor: int, ends: float,
+              last_seq: str) -> None:
         """Write events from `pos` of the shard until the subscription's end (or the shard's)."""
         def chunk(data: bytes) -> None:
             handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
@@ -289,6 +294,8 @@ class EfoFront:
             with tail.cond:
                 if pos >= len(tail.records) and not tail.closed:
                     tail.cond.wait(max(0.0, min(ends, sent + self.idle_event) - now))
+                while pos < len(tail.seqs) and tail.seqs[pos] <= floor:
+                    pos += 1
                 batch = tail.records[pos:pos + EVENT_RECORDS]
                 at_end = tail.closed and pos + len(batch) >= len(tail.records)
                 newest = tail.arrivals[-1] if tail.arrivals else 0.0
@@ -324,6 +331,7 @@ class EfoFront:
     def _read(self, tail: Tail) -> None:
         """Tail the shard on moto with GetRecords into memory, waking every subscription on new records."""
         iterator: str | None = None
+        listed = 0.0
         while not self.stop.wait(self.poll):
             try:
                 if iterator is None:
@@ -339,6 +347,12 @@ class EfoFront:
                 continue
             iterator = resp.get("NextShardIterator")
             records = resp.get("Records", [])
+            if not records and iterator is not None and time.monotonic() - listed >= CLOSED_CHECK:
+                # moto gives a closed shard's reader a next iterator forever (AWS gives none at its
+                # end); its listing does show the shard's EndingSequenceNumber, so look there.
+                listed = time.monotonic()
+                if self._is_closed(tail):
+                    iterator = None
             children = self._children(tail) if iterator is None else []
             with tail.cond:
                 for r in records:
@@ -351,8 +365,15 @@ class EfoFront:
                     tail.closed, tail.children = True, children
                 if records or iterator is None:
                     tail.cond.notify_all()
+            if resp.get("MillisBehindLatest", 0) == 0 or not records:
+                tail.caught_up.set()
             if iterator is None:
                 return
+
+    def _is_closed(self, tail: Tail) -> bool:
+        shards = self.kinesis.list_shards(StreamARN=tail.stream_arn).get("Shards", [])
+        return any(s["ShardId"] == tail.shard_id and "EndingSequenceNumber" in s.get("SequenceNumberRange", {})
+                   for s in shards)
 
     def _children(self, tail: Tail) -> list[dict[str, Any]]:
         """The shards made from this closed one, as ChildShards: from ListShards, which names the parents."""
