@@ -13,6 +13,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 from seo_sync import codec
@@ -95,5 +96,5 @@ def kill_and_hup_each(daemons: list[Daemon], restart: Callable[[Daemon], Daemon]
             daemons[i] = restart(daemons[i])
         for i in killed:
             daemons[i].wait_ready(90)
-        for i in hupped:
-            wait_until(lambda d=daemons[i]: resynced(d), timeout=90, what=f"{daemons[i].data_dir.name} resynced")
+        for d in (daemons[i] for i in hupped):
+            wait_until(partial(resynced, d), timeout=90, what=f"{d.data_dir.name} resynced")
