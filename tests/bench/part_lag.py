@@ -182,12 +182,14 @@ def run_poller_baseline(endpoint: str, work: Path, *, rate: float, seconds: floa
 
 
 def lag_part(daemon_raw: dict[str, Any] | None, poller_raw: dict[str, Any] | None, seconds: float,
-             rate: float, reader_interval: float, kinesis_raw: dict[str, Any] | None = None) -> PartResult:
+             rate: float, reader_interval: float, kinesis_raw: dict[str, Any] | None = None,
+             efo_raw: dict[str, Any] | None = None) -> PartResult:
     """The lag figures of the runs side by side, with the targets on the DynamoDB Streams daemon's."""
     part = PartResult("lag", "3. Replication lag")
     runs = {}
     for name, raw in (("seo-sync run", daemon_raw), ("plain poller, 1 s sleep", poller_raw),
-                      ("seo-sync run on Kinesis (polling, through the relay)", kinesis_raw)):
+                      ("seo-sync run on Kinesis (polling, through the relay)", kinesis_raw),
+                      ("seo-sync run on Kinesis (EFO, fake: through the relay and the EFO front)", efo_raw)):
         if raw is None:
             continue
         run = summarize_run(name, raw, seconds)
