@@ -261,8 +261,10 @@ class EfoFront:
             raise ApiError("ResourceNotFoundException", f"Shard {shard_id} of {consumer['stream']} could not be read")
         with tail.cond:
             pos, floor = tail.index(body.get("StartingPosition") or {})
-            # Where the continuation stands before any record is pushed: just before `pos`.
-            before = tail.records[pos - 1]["SequenceNumber"] if pos else ""
+            # Where the continuation stands before any record is pushed: just before `pos`, or the
+            # asked sequence number when the reader has not reached it yet.
+            read = int(tail.records[pos - 1]["SequenceNumber"]) if pos else -1
+            before = str(max(read, floor)) if max(read, floor) >= 0 else ""
         handler.send_response(200)
         handler.send_header("content-type", "application/vnd.amazon.eventstream")
         handler.send_header("transfer-encoding", "chunked")
