@@ -3,6 +3,8 @@ EFO front pushes it over SubscribeToShard, and the cache ends equal to DynamoDB 
 
 from __future__ import annotations
 
+import json
+
 from seo_sync import codec
 from seo_sync.schema import TABLES
 from tests.support.efo_front import EfoFront
@@ -21,17 +23,23 @@ def test_a_daemon_reading_by_enhanced_fan_out_converges_across_renewals(seeded, 
                               extra_env=kinesis_env(relay.stream_arn, consumer="host-efo"))
         daemon.wait_ready()
         biz = TABLES["businesses"]
-        for r in range(10):
-            seeded.put_item(biz, codec.item_from_python({"business_id": f"biz-{r:03d}", "name": f"v{r}",
-                                                         "_version": 5}))
+
+        def write(first: int, n: int) -> None:
+            for r in range(first, first + n):
+                seeded.put_item(biz, codec.item_from_python({"business_id": f"biz-{r:03d}", "name": f"v{r}",
+                                                             "_version": 5}))
+
+        write(0, 3)
         # The feed takes a first position (LATEST) to a sequence number by polling; it subscribes from there.
         wait_until(lambda: front.stats()["subscriptions"] >= 1, timeout=30, what="a first subscription")
+        write(3, 10)  # pushed over the first subscription
         wait_until(lambda: daemon.status()["feed"]["renewals"] >= 1, timeout=4 * LIFETIME, what="a renewal")
-        seeded.put_item(biz, codec.item_from_python({"business_id": "biz-new", "name": "after", "_version": 1}))
+        write(13, 1)
         truth = dynamo_hashes(seeded)
         wait_until(lambda: cache_hashes(daemon.data_dir) == truth, timeout=30, what="the cache converged")
         feed = daemon.status()["feed"]
         assert feed["mode"] == "efo" and feed["subscriptions"] >= 1
         stats = front.stats()
-        assert stats["subscriptions"] >= 2 and stats["pushed"] > 0 and stats["consumers"] == 1
-        assert '"kinesis_subscribed"' in daemon.log()
+        assert stats["subscriptions"] >= 2 and stats["pushed"] >= 11 and stats["consumers"] == 1
+        starts = [json.loads(line)["after"] for line in daemon.log().splitlines() if '"kinesis_subscribed"' in line]
+        assert len(starts) >= 2 and int(starts[1]) > int(starts[0])  # renewed from where the first one stood
