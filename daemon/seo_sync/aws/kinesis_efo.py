@@ -174,6 +174,16 @@ class EfoFeed(KinesisFeed):
         shown = self.shards.setdefault(shard_id, {"calls": 0})
         shown.update(behind_latest_ms=page.behind_ms, subscription_renewals=self.renewals)
 
+    def _fetch(self, arn: str, shard_id: str, key: str, real: str, limit: int, table: str | None) -> FetchedPage:
+        """One GetRecords call; a position a subscription handed on has no iterator, so it takes one first.
+        (get_records turns such a position into an iterator when no page serves it, but a page can age
+        out between that check and the polling feed's own, and a position told "too soon" may be read
+        later for another table: either way GetRecords would be sent "pushed", which AWS refuses as
+        an invalid iterator, and a refused position costs the table a full sync.)"""
+        if real == PUSHED:
+            real = parse_position(self.shard_iterator(arn, shard_id, "AFTER_SEQUENCE_NUMBER", key[6:], table))[3]
+        return super()._fetch(arn, shard_id, key, real, limit, table)
+
     def _drain(self, sub: Subscription, limit: int, table: str | None) -> list[dict[str, Any]]:
         """The next event of the subscription (waiting for it), and every event already received
         behind it: a shard pushes as records arrive, often many small events between two calls, and
