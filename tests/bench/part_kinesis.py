@@ -30,6 +30,10 @@ RELAY_INTERVAL = 0.05  # seconds between the relay's passes
 FIRST_MARK = 2_000_000  # this run's change numbers, apart from the other lag runs'
 EFO_FIRST_MARK = 3_000_000
 EFO_CONSUMER = "bench-host"
+WARM_UP = 5.0  # seconds of writes before the measured ones
+WARM_DRAIN = 10.0  # seconds the warm-up's writes may take to become visible (the host starting to stream)
+WARM_MARKS = 500_000  # the measured change numbers start this far after the warm-up's (the reader counts
+# a change seen once its number passes the last seen, so each run's numbers must be higher than before)
 
 
 def measure_kinesis(moto: MotoProcess, work: Path, *, rate: float, seconds: float, reader_interval: float,
@@ -37,7 +41,8 @@ def measure_kinesis(moto: MotoProcess, work: Path, *, rate: float, seconds: floa
     """One daemon in Kinesis polling mode (or, with `efo`, enhanced fan-out through the EFO front)
     under the same writer and reader as the other lag runs.
 
-    The writer does not seed here: seeding resets the items' `_version` to 1 below what this daemon
+    The measured writes come after a warm-up of the same writer, once the host streams. The writer
+    does not seed here: seeding resets the items' `_version` to 1 below what this daemon
     read at boot, and a lower version is refused as older (on Kinesis, version order is the order).
     Each run has a stream of its own, so the second does not start behind the first's records.
     """
@@ -57,10 +62,17 @@ def measure_kinesis(moto: MotoProcess, work: Path, *, rate: float, seconds: floa
                            front.endpoint if front is not None else moto.endpoint, env=env).start()
     try:
         daemon.wait_ready(boot_timeout)
+        # Not counted: the same writer for a few seconds first. READY comes before a Kinesis host
+        # streams: its first positions are taken to a sequence number by polling, and an EFO host
+        # registers its consumer (after a random wait of up to 3 s) before it subscribes. Counted,
+        # that start showed as seconds of lag in the first window of both runs.
+        part_lag.measure(moto.endpoint, daemon.cache_path, work / ("warm-kinesis-efo" if efo else "warm-kinesis"),
+                         rate=rate, seconds=WARM_UP, first=EFO_FIRST_MARK if efo else FIRST_MARK,
+                         seed=False, reader_interval=reader_interval, drain=WARM_DRAIN)
         before = moto.counts()
         raw = part_lag.measure(moto.endpoint, daemon.cache_path, work / ("lag-kinesis-efo" if efo else "lag-kinesis"),
-                               rate=rate, seconds=seconds, first=EFO_FIRST_MARK if efo else FIRST_MARK, seed=False,
-                               reader_interval=reader_interval)
+                               rate=rate, seconds=seconds, first=(EFO_FIRST_MARK if efo else FIRST_MARK) + WARM_MARKS,
+                               seed=False, reader_interval=reader_interval)
         after = moto.counts()
         raw["calls"] = {k: after.get(k, 0) - before.get(k, 0) for k in after if "Records" in k or "Shard" in k}
         if front is not None:
