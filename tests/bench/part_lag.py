@@ -182,12 +182,14 @@ def run_poller_baseline(endpoint: str, work: Path, *, rate: float, seconds: floa
 
 
 def lag_part(daemon_raw: dict[str, Any] | None, poller_raw: dict[str, Any] | None, seconds: float,
-             rate: float, reader_interval: float, kinesis_raw: dict[str, Any] | None = None) -> PartResult:
+             rate: float, reader_interval: float, kinesis_raw: dict[str, Any] | None = None,
+             efo_raw: dict[str, Any] | None = None) -> PartResult:
     """The lag figures of the runs side by side, with the targets on the DynamoDB Streams daemon's."""
     part = PartResult("lag", "3. Replication lag")
     runs = {}
     for name, raw in (("seo-sync run", daemon_raw), ("plain poller, 1 s sleep", poller_raw),
-                      ("seo-sync run on Kinesis (polling, through the relay)", kinesis_raw)):
+                      ("seo-sync run on Kinesis (polling, through the relay)", kinesis_raw),
+                      ("seo-sync run on Kinesis (EFO, fake: through the relay and the EFO front)", efo_raw)):
         if raw is None:
             continue
         run = summarize_run(name, raw, seconds)
@@ -214,5 +216,11 @@ def lag_part(daemon_raw: dict[str, Any] | None, poller_raw: dict[str, Any] | Non
         f"first) and time-stamping each change when it first becomes visible. Figures: median over three "
         f"{seconds / 3:g}-second windows (min and max across the windows). The poller polls every shard once, "
         "applies through the same Cache.apply_batch, then sleeps 1 s.")
+    if kinesis_raw is not None or efo_raw is not None:
+        part.notes.append(
+            "The Kinesis runs (one stream each, filled by the relay from moto's DynamoDB Streams every 50 ms) are "
+            "measured after 5 s of the same writer, not counted: a Kinesis host streams a few seconds after READY. "
+            "The EFO run reads through tests/support/efo_front.py, which tails moto's shard every 50 ms and pushes "
+            "what it reads: a fake of the push, with a hop AWS does not have.")
     part.raw = runs
     return part

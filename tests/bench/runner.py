@@ -3,9 +3,10 @@
 Order (full plan, about 12 minutes on 2 cores): apply throughput (no DynamoDB); moto in its own
 process, loaded with >= 20,000 items; full sync vs the baselines; three daemon boots (boot time,
 status answer time, memory at 20,000 items), the last one kept for the idle window and the lag run;
-the plain-poller lag baseline; the lag while SIGHUPs rebuild every table (a daemon of its own);
-memory on the synthetic source at 20,000 and 100,000 items. A part that fails is reported as an
-error; the others still run.
+the lag while SIGHUPs rebuild every table (a daemon of its own); the plain-poller lag baseline; the
+lag of one host on Kinesis through the relay, by polling and by enhanced fan-out (through the EFO
+front, a fake of the push); memory on the synthetic source at 20,000 and 100,000 items. A part that
+fails is reported as an error; the others still run.
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ def run(plan: Plan, out: Path, only: set[str], command: str, keep_work: bool = F
     for name in [k for k in os.environ if k.startswith("SEO_SYNC_")]:
         os.environ.pop(name)  # the daemon children get exactly the settings the bench gives them
     parts: list[PartResult] = []
-    daemon_raw = poller_raw = kinesis_raw = None
+    daemon_raw = poller_raw = kinesis_raw = efo_raw = None
     memory_part: PartResult | None = None
 
     if "apply" in only:
@@ -189,9 +190,17 @@ def run(plan: Plan, out: Path, only: set[str], command: str, keep_work: bool = F
                                                                boot_timeout=plan.boot_timeout)
                 except Exception as e:
                     _record_error(parts, "lag-kinesis", "3. Replication lag (Kinesis polling)", e)
-                if daemon_raw is not None or poller_raw is not None or kinesis_raw is not None:
+                _say(start, f"lag with seo-sync run on Kinesis (EFO, fake): {plan.lag_rate:g}/s for "
+                            f"{plan.lag_seconds:.0f} s")
+                try:
+                    efo_raw = part_kinesis.measure_kinesis(moto, work, rate=plan.lag_rate, seconds=plan.lag_seconds,
+                                                           reader_interval=plan.reader_interval,
+                                                           boot_timeout=plan.boot_timeout, efo=True)
+                except Exception as e:
+                    _record_error(parts, "lag-kinesis-efo", "3. Replication lag (Kinesis EFO, fake)", e)
+                if any(r is not None for r in (daemon_raw, poller_raw, kinesis_raw, efo_raw)):
                     parts.append(part_lag.lag_part(daemon_raw, poller_raw, plan.lag_seconds, plan.lag_rate,
-                                                   plan.reader_interval, kinesis_raw))
+                                                   plan.reader_interval, kinesis_raw, efo_raw))
     finally:
         if moto is not None:
             moto.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from seo_sync import codec
-from seo_sync.aws.kinesis_efo import EfoFeed, ensure_consumer
+from seo_sync.aws.kinesis_efo import PUSHED, EfoFeed, ensure_consumer
 from seo_sync.aws.session import ErrorContext
 from seo_sync.cache.reader import Reader
 from seo_sync.cache.writer import Cache
@@ -171,3 +171,21 @@ def test_twenty_hosts_on_enhanced_fan_out_converge_to_dynamodb(tmp_path):
         assert cached == truth
         assert feed.status()["mode"] == "efo"
         cache.close()
+
+
+def test_a_pushed_position_read_by_polling_takes_an_iterator_first():
+    """A position handed on from a subscription's page carries no iterator. When a GetRecords call is
+    made from it (its page aged out between the feed's two checks, or another table's call starts
+    there), the call takes an iterator after its sequence number: sending "pushed" would be refused
+    as an invalid iterator, and the table would pay a full sync for it."""
+    kin = FakeKinesis()
+    arn = kin.create_stream("seo-changes")
+    for i in range(3):
+        put(kin, arn, i)
+    feed, ss = efo_set(kin, arn)
+    first = read_all(kin, ss, rounds=2)
+    assert first == ["b0000", "b0001", "b0002"]
+    kin.deliver()
+    seq = kin.streams[arn].shard(SHARD).records[0]["SequenceNumber"]
+    page = feed._fetch(arn, SHARD, f"after:{seq}", PUSHED, 1000, "businesses")
+    assert [r["dynamodb"]["Keys"]["business_id"]["S"] for _, r in page.records] == ["b0001", "b0002"]

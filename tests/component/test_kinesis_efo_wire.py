@@ -31,10 +31,25 @@ def test_subscribe_to_shard_events_are_decoded_and_the_shard_end_is_seen():
         change = to_change(BUSINESSES, rec)
         assert (change.kind, change.key, change.version, change.seq) == ("upsert", ("b1",), 7, SEQ)
         assert change.created_at == 1_700_000_000.654321
-        assert first.next_iterator is not None
-        last = feed.get_records(first.next_iterator, 1000, "businesses")
-        assert last.records == [] and last.next_iterator is None
+        assert first.next_iterator is None  # the shard's end was received with the record, and read with it
     (request,) = server.requests
     assert request["target"] == "Kinesis_20131202.SubscribeToShard"
     assert request["body"] == {"ConsumerARN": CONSUMER, "ShardId": "shardId-000000000000",
                                "StartingPosition": {"Type": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": "100"}}
+
+
+def test_events_received_behind_the_first_are_read_in_the_same_call():
+    """Twenty small events already on the wire come back as one page: one event a call would leave the
+    host further behind at every call while records arrive faster than it polls."""
+    events = []
+    for i in range(20):
+        data = wrap("seo_businesses", "MODIFY", {"business_id": {"S": f"b{i}"}},
+                    {"business_id": {"S": f"b{i}"}, "_version": {"N": "1"}}, None, 1_700_000_000_000_000 + i)
+        events.append(kinesis_event([(str(1000 + i), data)], str(1000 + i)))
+    with EventStreamServer(events) as server:
+        client = boto3.client("kinesis", endpoint_url=server.endpoint, region_name="us-east-1")
+        feed = EfoFeed(client, ErrorContext(server.endpoint, "us-east-1"), "seo_", lambda arn: CONSUMER)
+        page = feed.get_records(make_position(STREAM, "shardId-000000000000", "after:999", "pushed"), 1000,
+                                "businesses")
+    assert [r["dynamodb"]["SequenceNumber"] for r in page.records] == [str(1000 + i) for i in range(20)]
+    assert page.next_iterator is not None

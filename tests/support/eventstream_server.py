@@ -32,16 +32,22 @@ def frame(event_type: str, payload: dict[str, Any], message_type: str = "event")
     return message + struct.pack(">I", zlib.crc32(message))
 
 
+def wire_record(seq: str, data: bytes, partition_key: str = "pk", arrival: float = 1_700_000_000.5) -> dict[str, Any]:
+    """One Kinesis record as the wire carries it: Data in base64, the arrival time in epoch seconds."""
+    return {"SequenceNumber": seq, "Data": base64.b64encode(data).decode(), "PartitionKey": partition_key,
+            "ApproximateArrivalTimestamp": arrival}
+
+
 def kinesis_event(records: list[tuple[str, bytes]], continuation: str | None,
-                  children: list[str] | None = None) -> dict[str, Any]:
-    """A SubscribeToShardEvent payload as the wire carries it (Data base64, times in epoch seconds)."""
+                  children: list[str] | None = None, *, wired: list[dict[str, Any]] | None = None,
+                  behind_ms: int = 0, parent: str = "shardId-000000000000") -> dict[str, Any]:
+    """A SubscribeToShardEvent payload: `records` as (sequence number, data), or `wired` already in wire form."""
     out: dict[str, Any] = {
-        "Records": [{"SequenceNumber": seq, "Data": base64.b64encode(data).decode(), "PartitionKey": "pk",
-                     "ApproximateArrivalTimestamp": 1_700_000_000.5} for seq, data in records],
-        "ContinuationSequenceNumber": continuation, "MillisBehindLatest": 0,
+        "Records": [wire_record(seq, data) for seq, data in records] + (wired or []),
+        "ContinuationSequenceNumber": continuation, "MillisBehindLatest": behind_ms,
     }
     if children is not None:
-        out["ChildShards"] = [{"ShardId": c, "ParentShards": ["shardId-000000000000"],
+        out["ChildShards"] = [{"ShardId": c, "ParentShards": [parent],
                                "HashKeyRange": {"StartingHashKey": "0", "EndingHashKey": "1"}} for c in children]
     return out
 

@@ -11,10 +11,11 @@ must stay under AWS's limits: RegisterStreamConsumer takes 5 calls a second per 
 SubscribeToShard subscription a shard (boto3 decodes its event stream). A subscription ends after
 5 minutes; it is renewed from the last position it delivered, and AWS refuses a second subscription
 of the same consumer and shard within 5 seconds of a successful one (ResourceInUseException: the
-shard backs off and tries again). At a shard's end the last event has no continuation and names the ChildShards. The
-events are kept as pages, so every table of a shared stream is served from the one subscription; a
-position the subscription has not covered (a table behind it after a restart) is read by polling
-until it catches up.
+shard backs off and tries again). At a shard's end the last event has no continuation and names the
+ChildShards. A call takes the next event and every event already received behind it (a shard
+pushes as records arrive, often faster than a host polls). The events are kept as pages, so every
+table of a shared stream is served from the one subscription; a position the subscription has not
+covered (a table behind it after a restart) is read by polling until it catches up.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ log = structlog.get_logger()
 SUBSCRIPTION_SECONDS = 300.0  # AWS ends a subscription after 5 minutes
 REGISTER_JITTER = 3.0  # seconds: the widest random wait before registering a consumer
 ACTIVE_TIMEOUT = 120.0  # seconds a new consumer may take to become ACTIVE
+BUFFERED = 0.02  # seconds: an event read sooner was already received (the reader is behind the push)
 PUSHED = "pushed"  # in a position handed on from a subscription's page, where an iterator would be
 
 
@@ -132,14 +134,14 @@ class EfoFeed(KinesisFeed):
         arn, shard_id, key, real = parse_position(iterator)
         with self._shard_lock(arn, shard_id):
             if self._shared_page(arn, shard_id, key)[0] is None:
-                self._pull(arn, shard_id, key, table)
+                self._pull(arn, shard_id, key, table, limit)
             served = self._shared_page(arn, shard_id, key)[0] is not None
         if not served and real == PUSHED:
             # A position the subscription handed on but no longer covers: poll from it.
             iterator = self.shard_iterator(arn, shard_id, "AFTER_SEQUENCE_NUMBER", key[6:], table)
         return super().get_records(iterator, limit, table)
 
-    def _pull(self, arn: str, shard_id: str, key: str, table: str | None) -> None:
+    def _pull(self, arn: str, shard_id: str, key: str, table: str | None, limit: int = 1000) -> None:
         """Read one event of the shard's subscription into the pages, subscribing at `key` if none is open."""
         sub = self.subscriptions.get((arn, shard_id))
         if sub is not None and (sub.ended or self.clock() - sub.started >= SUBSCRIPTION_SECONDS):
@@ -154,18 +156,11 @@ class EfoFeed(KinesisFeed):
             self.subscriptions[(arn, shard_id)] = sub
         elif sub.key != key and self._shared_page(arn, shard_id, key)[0] is None:
             return  # this table is elsewhere in the shard: polling serves it
-        try:
-            wrapper = next(sub.events)
-        except StopIteration:
-            sub.ended = True
+        events = self._drain(sub, limit, table)
+        if not events:
             return
-        except CAUGHT as e:
-            sub.ended = True
-            raise self._translate(e, "SubscribeToShard", table) from None
-        event = wrapper.get("SubscribeToShardEvent")
-        if event is None:
-            return
-        records = [unwrap(r) for r in event.get("Records", [])]
+        event = events[-1]
+        records = [unwrap(r) for e in events for r in e.get("Records", [])]
         end = int(records[-1][1]["dynamodb"]["SequenceNumber"]) if records else None
         cont = event.get("ContinuationSequenceNumber")
         page = FetchedPage(sub.key, after_seq(sub.key), records, end, None if cont is None else PUSHED,
@@ -179,6 +174,47 @@ class EfoFeed(KinesisFeed):
                                                                     event.get("ChildShards", [])])
         shown = self.shards.setdefault(shard_id, {"calls": 0})
         shown.update(behind_latest_ms=page.behind_ms, subscription_renewals=self.renewals)
+
+    def _fetch(self, arn: str, shard_id: str, key: str, real: str, limit: int, table: str | None) -> FetchedPage:
+        """One GetRecords call; a position a subscription handed on has no iterator, so it takes one first.
+        (get_records turns such a position into an iterator when no page serves it, but a page can age
+        out between that check and the polling feed's own, and a position told "too soon" may be read
+        later for another table: either way GetRecords would be sent "pushed", which AWS refuses as
+        an invalid iterator, and a refused position costs the table a full sync.)"""
+        if real == PUSHED:
+            real = parse_position(self.shard_iterator(arn, shard_id, "AFTER_SEQUENCE_NUMBER", key[6:], table))[3]
+        return super()._fetch(arn, shard_id, key, real, limit, table)
+
+    def _drain(self, sub: Subscription, limit: int, table: str | None) -> list[dict[str, Any]]:
+        """The next event of the subscription (waiting for it), and every event already received
+        behind it: a shard pushes as records arrive, often many small events between two calls, and
+        one event a call would fall further behind at every call. Reading stops at an event that had
+        to be waited for (the reader is caught up), an empty one, the shard's end, or `limit` records."""
+        events: list[dict[str, Any]] = []
+        count = 0
+        while count < limit:
+            began = self.clock()
+            try:
+                wrapper = next(sub.events)
+            except StopIteration:
+                sub.ended = True
+                break
+            except CAUGHT as e:
+                sub.ended = True
+                if events:
+                    break  # keep what arrived; the renewal meets the error again if it lasts
+                raise self._translate(e, "SubscribeToShard", table) from None
+            event = wrapper.get("SubscribeToShardEvent")
+            if event is None:
+                if events:
+                    continue
+                break
+            events.append(event)
+            count += len(event.get("Records", []))
+            if (not event.get("Records") or event.get("ContinuationSequenceNumber") is None
+                    or self.clock() - began > BUFFERED):
+                break
+        return events
 
     def _subscribe(self, arn: str, shard_id: str, key: str, table: str | None) -> Subscription:
         if arn not in self.consumer_arns:
