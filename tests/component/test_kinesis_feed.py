@@ -281,3 +281,27 @@ def test_no_table_of_a_shared_stream_starves_under_steady_writes():
     lags = [seen[b] - t for b, t in written.items() if b in seen]
     assert len(lags) >= len(written) - 5 and max(lags) <= 4.0
     assert kin.throttled == 0
+
+
+def test_a_quiet_table_of_a_shared_stream_gets_a_position_it_can_resume_from(cache):
+    """A table with no records of its own moves with the stream: its cursor takes the sequence number
+    the other tables' records were read to, and the tailer commits that first position at once, so
+    a restart resumes there instead of fully syncing a table that never had a record."""
+    kin = FakeKinesis()
+    arn = kin.create_stream("seo-changes")
+    feed = feed_over(kin, min_interval=0.0)
+    quiet = ShardSet(feed, "questionnaires", arn, STREAM, clock=kin.clock, wall=kin.clock, rng=lambda: 0.5)
+    quiet.take_positions([], at_time=kin.clock() - 1)
+    for i in range(3):
+        put(kin, arn, i)
+    tailer = TableTailer(KinesisSource.__new__(KinesisSource), TABLES["questionnaires"], quiet, STREAM, 1,
+                         clock=kin.clock)
+    quiet.last_describe = kin.clock()  # the listing is fresh: step polls without describing the table
+    for c in quiet.cursors.values():
+        c.last_handed = kin.clock()  # handed on just now: no idle touch is due
+    batches = tailer.step(poll_all=True)
+    (cursor,) = quiet.cursors.values()
+    assert cursor.seq == kin.streams[arn].shards[0].records[-1]["SequenceNumber"]
+    assert [b.records for b in batches] == [[]]
+    assert batches[0].checkpoint.sequence_number == cursor.seq
+    assert tailer.step(poll_all=True) == []  # later empty pages commit nothing more

@@ -325,6 +325,9 @@ class ShardSet:
             c.latest_as_of = None
             c.records_read += len(records)
             c.last_records_at = now
+        if page.read_to is not None:
+            # Read past other tables' records of a shared stream: nothing of this table is before it.
+            c.seq, c.start, c.latest_as_of = page.read_to, "AFTER", None
         c.iterator = page.next_iterator
         finished_now = page.next_iterator is None
         if finished_now:

@@ -83,10 +83,13 @@ class TableTailer:
         self.shards.new_shards = []
         cursors = self.shards.readable() if poll_all else self.shards.due(now)
         for c in cursors:
+            had_position = c.seq is not None
             page = self.shards.poll(c, now)
             if page is None:
                 continue
-            touch = now - c.last_handed >= IDLE_TOUCH_SECONDS
+            # A first sequence number is committed at once: a restart resumes after it instead of
+            # finding a position without one, which only a full sync can replace.
+            touch = now - c.last_handed >= IDLE_TOUCH_SECONDS or (c.seq is not None and not had_position)
             if page.records or page.finished_now or touch:
                 c.last_handed = now
                 out.append(Batch(self.spec.name, self.generation, page.shard_id, page.records, page.checkpoint,
