@@ -208,10 +208,12 @@ class KinesisFeed:
         want = None if table is None else (TABLES[table].dynamo_name(self.prefix) if table in TABLES else table)
         mine = [r for name, r in records if want is None or name is None or name == want]
         read_to = str(page.end_seq) if page.end_seq is not None and records else None
+        age = max(0.0, self.clock() - page.fetched_at)
         if page.next_iterator is None:
-            return RecordsPage(mine, None, page.behind_ms, read_to)
+            return RecordsPage(mine, None, page.behind_ms, age=age, read_to=read_to)
         next_key = f"after:{page.end_seq}" if page.end_seq is not None else key
-        return RecordsPage(mine, make_position(arn, shard_id, next_key, page.next_iterator), page.behind_ms, read_to)
+        return RecordsPage(mine, make_position(arn, shard_id, next_key, page.next_iterator), page.behind_ms,
+                           age=age, read_to=read_to)
 
     def _fresh_tip(self, arn: str, shard_id: str) -> int | None:
         """The shard's last sequence number if it was read to its tip lately (None otherwise)."""

@@ -61,6 +61,7 @@ class RecordsPage:
     # How far the page's end lies behind the shard's newest record, when the feed says (Kinesis's
     # MillisBehindLatest): 0 means the shard was read to its tip. None: not known.
     behind_ms: int | None = None
+    age: float = 0.0  # seconds since the page was read from the stream (one served again from memory)
     # The sequence number the page was read to, other tables' records of a shared stream included:
     # nothing of this table lies between its own last record and it, so it may resume after it.
     read_to: str | None = None

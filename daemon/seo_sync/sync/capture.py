@@ -176,7 +176,8 @@ def catch_up_by_arrival(shards: ShardSet, spill: Spill, should_stop: Callable[[]
             if page.records:
                 spill.extend(page.shard_id, page.records)
             arrived = arrival_of(page.records[-1]) if page.records else None
-            if (arrived is not None and arrived > until) or (page.behind_ms == 0 and now >= ready_at):
+            # At the tip as of when the page was read, which for a page served again is a moment ago.
+            if (arrived is not None and arrived > until) or (page.behind_ms == 0 and now - page.age >= ready_at):
                 done.add(c.shard_id)
             if page.finished_now:
                 shards.refresh()  # its children, read after it

@@ -199,13 +199,14 @@ class FullSync:
         if self.progress is not None:
             self.progress(self.rows)
 
-    def scan(self) -> None:
-        """Take the positions, start the capture, and Scan the table into its shadow."""
+    def scan(self) -> FullSync:
+        """Take the positions, start the capture, and Scan the table into its shadow; itself."""
         try:
             self._scan()
         except BaseException:
             self.abort()
             raise
+        return self
 
     def _scan(self) -> None:
         source, spec = self.source, self.spec

@@ -94,6 +94,7 @@ class Page:
     checkpoint: Checkpoint
     finished_now: bool = False
     behind_ms: int | None = None  # as the feed said (0: read to the shard's tip; None: not known)
+    age: float = 0.0  # seconds since the feed read the page from the stream (it may serve one again)
 
 
 class ShardSet:
@@ -339,7 +340,7 @@ class ShardSet:
         else:
             c.next_due = now + self.settings.idle_poll_interval
         return Page(c.shard_id, records, c.checkpoint(self.table, self.arn, self.wall()), finished_now,
-                    page.behind_ms)
+                    page.behind_ms, page.age)
 
 
 GOOD_VIEW_TYPES = ("NEW_AND_OLD_IMAGES", "NEW_IMAGE")

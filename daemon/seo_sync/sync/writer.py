@@ -4,8 +4,9 @@ It boots every table (tables never synced: built, then published together by syn
 the others resume from valid checkpoints, else a full sync), then applies the batches the pollers
 hand it, runs jobs submitted by other threads (refresh, maintenance), and runs resyncs.
 
-- A resync of one table runs here too, but `full_sync_table` calls back between its transactions
-  and every RESYNC_TICK seconds while it waits for a Scan page; the writer applies the queued
+- Resyncs run here too (several due together: every Scan first, then each catch-up and swap), but
+  a full sync calls back between its transactions and every RESYNC_TICK seconds while it waits
+  for a Scan page; the writer applies the queued
   batches and jobs there, so every table keeps streaming while one is rebuilt: the table being
   rebuilt too, whose live rows keep following its stream (within the normal lag) until the
   shadow is swapped in.
@@ -23,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -36,7 +37,7 @@ from seo_sync.config import Settings, StreamSettings
 from seo_sync.errors import CacheError, FullSyncAborted, SeoSyncError
 from seo_sync.schema import TableSpec
 from seo_sync.sync.first_boot import FirstBoot
-from seo_sync.sync.fullsync import full_sync_table
+from seo_sync.sync.fullsync import FullSync
 from seo_sync.sync.repair import RepairQueue, run_repairs
 from seo_sync.sync.shards import ShardSet, check_stream
 from seo_sync.sync.table_state import ERROR_BACKOFF_BASE, TableState
@@ -49,6 +50,7 @@ DRAIN_LIMIT = 200  # batches applied in one turn before jobs and resyncs get a l
 # While a resync waits for its next Scan page, live batches queue until the writer's next turn: a
 # short turn keeps the added lag small, and an idle turn (nothing queued) costs next to nothing.
 RESYNC_TICK = 0.05
+_T = TypeVar("_T")
 Job = tuple[Callable[[Cache], Any], "Future[Any]"]
 
 
@@ -156,8 +158,10 @@ class WriterThread(ServiceThread):
         self._full_sync(rt, problem, gap)
 
     def start_or_resync(self) -> None:
-        """Retry a table whose boot failed, or run one pending resync (live batches are applied in between)."""
+        """Retry a table whose boot failed, or run the pending resyncs that are due (live batches are
+        applied in between)."""
         now = time.monotonic()
+        due: list[tuple[TableState, str, bool]] = []
         for rt in self.tables.values():
             if self.stop_event.is_set():
                 return
@@ -166,53 +170,77 @@ class WriterThread(ServiceThread):
                     self.start_table(rt)
                 continue
             with rt.lock:
-                go = rt.resync_pending and now >= rt.next_attempt
-                if go:
+                if rt.resync_pending and now >= rt.next_attempt:
                     rt.resync_pending, rt.resync_running = False, True
-                    reason, gap = rt.resync_reason, rt.resync_is_gap
-            if go:
-                try:
-                    self._full_sync(rt, reason, gap)
-                finally:
+                    due.append((rt, rt.resync_reason, rt.resync_is_gap))
+        if due:
+            try:
+                self._full_syncs(due)
+            finally:
+                for rt, _, _ in due:
                     rt.resync_running = False
-                return
 
     def _full_sync(self, rt: TableState, reason: str, gap: bool) -> None:
-        spec = rt.spec
-        with rt.lock:
-            if gap:  # the feed lost records: the live rows cannot be kept in step until the swap
-                rt.generation += 1
-                rt.tailer = None
-            rt.state = "syncing"
+        self._full_syncs([(rt, reason, gap)])
 
+    def _full_syncs(self, jobs: list[tuple[TableState, str, bool]]) -> None:
+        """Full syncs of these tables: every Scan first, then each table's catch-up and swap, so the
+        catch-ups, which on a feed with late records wait out the lateness after their Scan, overlap."""
         def interleave(rows: int) -> None:
             self._mark()
             self.run_jobs()
             self._drain(0.0, 100)
             self.run_repairs()
 
+        scanned: list[tuple[TableState, str, bool, FullSync]] = []
         try:
-            result = full_sync_table(self.cache, self.source, spec, self.settings.fullsync, capture_stream=True,
-                                     reason=reason, progress=interleave, should_stop=self.stop_event.is_set,
-                                     use_checkpoints=not gap, stream_settings=self.settings.stream,
-                                     wall=self.clock, tick_every=RESYNC_TICK)
+            self._scan_then_finish(jobs, scanned, interleave)
+        finally:
+            for _, _, _, sync in scanned:  # left between its steps by an unexpected error: drop it
+                sync.abort()
+        self.load_repairs()  # a captured record that became a dead letter is read again once its table is live
+
+    def _scan_then_finish(self, jobs: list[tuple[TableState, str, bool]],
+                          scanned: list[tuple[TableState, str, bool, FullSync]],
+                          interleave: Callable[[int], None]) -> None:
+        for rt, reason, gap in jobs:
+            with rt.lock:
+                if gap:  # the feed lost records: the live rows cannot be kept in step until the swap
+                    rt.generation += 1
+                    rt.tailer = None
+                rt.state = "syncing"
+            sync = FullSync(self.cache, self.source, rt.spec, self.settings.fullsync, capture_stream=True,
+                            reason=reason, progress=interleave, should_stop=self.stop_event.is_set,
+                            use_checkpoints=not gap, stream_settings=self.settings.stream, wall=self.clock,
+                            tick_every=RESYNC_TICK)
+            if self._attempt(rt, reason, gap, sync.scan) is not None:
+                scanned.append((rt, reason, gap, sync))
+        while scanned:
+            rt, reason, gap, sync = scanned.pop(0)
+            result = self._attempt(rt, reason, gap, sync.finish)
+            if result is None:
+                continue
+            assert result.shards is not None
+            with rt.lock:
+                rt.tailer = self._new_tailer(rt, result.shards)
+                rt.state, rt.error, rt.started, rt.failures = "streaming", None, True, 0
+                rt.rows, rt.stream_arn, rt.last_full_sync = result.rows, result.stream_arn, self.clock()
+                rt.idle, rt.last_created = True, None
+
+    def _attempt(self, rt: TableState, reason: str, gap: bool, step: Callable[[], _T]) -> _T | None:
+        """Run one step of a table's full sync and return what it returns; when it is stopped or fails
+        (its shadow is dropped then), queue the resync again, after a backoff for a failure: None."""
+        try:
+            return step()
         except FullSyncAborted:
             with rt.lock:
                 rt.resync_pending, rt.resync_reason = True, reason
-            return
         except (SeoSyncError, CacheError) as e:
             delay = rt.record_error(e, "full sync", self.settings.stream.max_backoff)
             with rt.lock:
                 rt.resync_pending, rt.resync_reason, rt.resync_is_gap = True, reason, gap or rt.resync_is_gap
                 rt.next_attempt = time.monotonic() + delay
-            return
-        assert result.shards is not None
-        with rt.lock:
-            rt.tailer = self._new_tailer(rt, result.shards)
-            rt.state, rt.error, rt.started, rt.failures = "streaming", None, True, 0
-            rt.rows, rt.stream_arn, rt.last_full_sync = result.rows, result.stream_arn, self.clock()
-            rt.idle, rt.last_created = True, None
-        self.load_repairs()  # a captured record that became a dead letter is read again once its table is live
+        return None
 
     # -- jobs and batches --------------------------------------------------------------------------
 
