@@ -1,6 +1,6 @@
 """The fault soak: the real daemon behind a fault proxy, a writer process, and signals at random.
 
-SEO_SYNC_SOAK_SECONDS sets the chaos phase (default 150 s, about 3 minutes in all, in the default run; `make soak` runs
+SEO_SYNC_SOAK_SECONDS sets the chaos phase (default 90 s, about 2 minutes in all, in the default run; `make soak` runs
 30 minutes). At the end the cache must equal DynamoDB (`seo-sync verify`), pass integrity_check,
 and a reader that polled throughout must never have seen a `_version` go down.
 """
@@ -23,7 +23,7 @@ import pytest
 from tests.support.harness import REPO, Daemon, seed, wait_until
 from tests.support.proxy import FaultProxy
 
-SOAK_SECONDS = float(os.environ.get("SEO_SYNC_SOAK_SECONDS", "150"))
+SOAK_SECONDS = float(os.environ.get("SEO_SYNC_SOAK_SECONDS", "90"))
 
 
 class VersionWatcher(threading.Thread):
