@@ -1,7 +1,7 @@
-"""What source.py answers with: plain values describing tables, streams, shards and record pages.
+"""What the AWS adapters (tables.py, streams.py, the Kinesis modules) answer with: plain values describing tables, streams, shards and record pages.
 
-Kept apart from source.py so modules that only read these values (shards, tailer, status) need
-neither boto3 nor the 400 lines that talk to it.
+Kept apart from them so modules that only read these values (shards, tailer, status) need
+neither boto3 nor the code that talks to it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What the cache database holds, as plain Python: its SQL text, quoting, and row records.
 
-Nothing here touches a connection (and by the layout rule only cache.py imports sqlite3); cache.py
-runs these statements. Identifiers in SQL text come only from schema.py, quoted by `q`, and every
+Nothing here touches a connection (only cache/ imports sqlite3, by the layout rule); connect.py,
+writer.py and reader.py run these statements. Identifiers in SQL text come only from schema.py, quoted by `q`, and every
 value is bound: hence the S608 (SQL built from strings) exemptions below.
 """
 

@@ -1,6 +1,6 @@
 """The platform's read and set-up commands: create-tables, status, list-businesses, check-config, print-config.
 
-The sync commands live in `cli_sync.py`, `export` and `verify` in `cli_inspect.py`; they share the helpers here.
+The sync commands live in `sync.py`, `export` and `verify` in `inspect.py`; they share the helpers here.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ log = structlog.get_logger()
 
 MAX_DDB_KEY_BYTES = 2048  # DynamoDB's limit for a partition key value
 
-# ---- helpers shared with cli_sync and cli_inspect ------------------------------------------------
+# ---- helpers shared with sync.py and inspect.py ------------------------------------------------
 
 
 def need_dynamo(settings: Settings, command: str) -> None:

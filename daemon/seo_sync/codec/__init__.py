@@ -1,6 +1,6 @@
 """Lossless conversions: DynamoDB AttributeValue ⇄ cache row ⇄ DynamoDB JSON ⇄ plain Python.
 
-One import for the three modules that do the work, which callers use as `codec.<name>`:
+One import for the five modules that do the work, which callers use as `codec.<name>`:
 - values.py: validation, canonical form, DynamoDB JSON, content hashes, `_version`;
 - numbers.py: numbers as INTEGER / REAL / exact TEXT cells;
 - jsoncols.py: maps, lists and sets as natural JSON with type notes;

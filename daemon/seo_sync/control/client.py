@@ -1,6 +1,6 @@
 """The status socket's client side: one request line to the daemon, its answer back.
 
-Used by the CLI (`status`, `health`, `resync`), the demo and the tests; control.py is the server.
+Used by the CLI (`status`, `health`, `resync`), the demo and the tests; server.py beside it is the server.
 """
 
 from __future__ import annotations
