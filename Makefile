@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench soak tools screenshot clean node-test node-types node-bench
+.PHONY: demo test check lint bench soak tools screenshot clean node-test node-types node-bench
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,14 @@ tools:
 # `make demo DEMO_ARGS="--port 8001 --seconds 60"` passes options to `seo-sync demo`.
 demo: $(STAMP)
 	$(BIN)/seo-sync demo $(DEMO_ARGS)
+
+# The fast lane, for every change: lint, types, and the two tiers that start no daemon process
+# (pure unit tests; component tests on temp files, moto and fakes), spread over the cores.
+check: $(STAMP)
+	$(BIN)/ruff check daemon tests examples
+	$(BIN)/bandit -q -c pyproject.toml -r daemon
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -n 4 tests/unit tests/component
 
 test: $(STAMP) tools
 	$(BIN)/ruff check daemon tests examples

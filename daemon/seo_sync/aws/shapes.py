@@ -1,4 +1,4 @@
-"""What the AWS adapters (tables.py, streams.py, the Kinesis modules) answer with: plain values describing tables, streams, shards and record pages.
+"""What the AWS adapters answer with: plain values describing tables, streams, shards and record pages.
 
 Kept apart from them so modules that only read these values (shards, tailer, status) need
 neither boto3 nor the code that talks to it.

@@ -168,7 +168,7 @@ def test_combined_profile_includes_worker_threads() -> None:
     result, text = combined_profile(work, [(_Spinner, "spin")])
     inclusive = text.split("by own time")[0]
     assert result == 7
-    assert "_Spinner.spin  tests/unit/test_bench_smoke.py" in inclusive
+    assert "_Spinner.spin  tests/service/test_bench_smoke.py" in inclusive
     assert "pytest" not in text  # above the profiled call: not ours
 
 
