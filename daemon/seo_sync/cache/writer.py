@@ -353,13 +353,14 @@ class Cache:
         cols = ", ".join(q(k) for k in spec.key_names)
         return [tuple(r) for r in self.conn.execute(f"SELECT {cols} FROM {q(spec.name)}")]  # nosec
 
-    def pending_repairs(self) -> list[tuple[str, tuple[str, ...], str]]:
-        """(table, key, reason) of every key waiting for a repair read: those a batch asked for, and
-        every unresolved dead letter that names its item."""
+    def pending_repairs(self) -> list[tuple[str, tuple[str, ...], str, float | None]]:
+        """(table, key, reason, since) of every key waiting for a repair read: those a batch asked for,
+        and every unresolved dead letter that names its item; `since` is when it was first recorded."""
         rows = self.conn.execute(
-            "SELECT table_name, key, reason FROM _sync_repairs UNION SELECT DISTINCT table_name, key, 'dead letter' "
-            "FROM _sync_dead_letters WHERE resolved_at IS NULL AND key IS NOT NULL").fetchall()
-        return [(r[0], tuple(json.loads(r[1])), r[2] or "stream") for r in rows]
+            "SELECT table_name, key, reason, at FROM _sync_repairs UNION ALL SELECT table_name, key, 'dead letter', "
+            "MIN(at) FROM _sync_dead_letters WHERE resolved_at IS NULL AND key IS NOT NULL "
+            "GROUP BY table_name, key").fetchall()
+        return [(r[0], tuple(json.loads(r[1])), r[2] or "stream", r[3]) for r in rows]
 
     def dead_letter_count(self, table: str | None = None) -> int:
         """Dead letters recorded (for one table, or all)."""
