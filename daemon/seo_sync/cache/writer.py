@@ -157,7 +157,7 @@ class Cache:
         """Apply one batch and move its checkpoint, in one transaction; replaying it is a no-op.
 
         `ordered`: the records come in each item's order (DynamoDB Streams); False for a feed
-        without per-item order, whose records are ordered by (`_version`, creation time).
+        without per-item order, whose records are ordered by creation time (order.py).
         """
         with self.transaction():
             result = self._apply(spec, changes, shadow=shadow, shard_id=shard_id, ordered=ordered)
