@@ -120,15 +120,17 @@ class RepairQueue:
     def oldest_age(self) -> float:
         """Seconds the longest-waiting known doubt has waited (anti-entropy's suspects aside); 0 if none."""
         with self._lock:
-            known = [self._since[k] for k, reason in self._pending.items() if reason != SUSPECT and k in self._since]
+            return self._oldest()
+
+    def _oldest(self) -> float:  # the caller holds the lock
+        known = [self._since[k] for k, reason in self._pending.items() if reason != SUSPECT and k in self._since]
         return max(0.0, self.wall() - min(known)) if known else 0.0
 
     def status(self) -> dict[str, object]:
         """Counts and the number pending (JSON-able)."""
         with self._lock:
             c = self.counts
-            known = [self._since[k] for k, reason in self._pending.items() if reason != SUSPECT and k in self._since]
-            oldest = round(max(0.0, self.wall() - min(known)), 1) if known else 0.0
+            oldest = round(self._oldest(), 1)
             return {"pending": len(self._pending), "queued": c.queued, "done": c.done, "changed": c.changed,
                     "failed": c.failed, "by_reason": dict(c.by_reason), "oldest_seconds": oldest}
 
