@@ -11,12 +11,15 @@ from seo_sync.aws.kinesis import KinesisFeed
 from seo_sync.aws.session import ErrorContext
 from seo_sync.aws.shapes import TableInfo
 from seo_sync.cache.reader import Reader
+from seo_sync.cache.writer import Cache
 from seo_sync.config import FullSyncSettings, StreamSettings
 from seo_sync.schema import BUSINESSES
+from seo_sync.sync.engine import Engine
 from seo_sync.sync.fullsync import full_sync_table
 from seo_sync.sync.shards import ShardSet
 from tests.support.fake_kinesis import FakeKinesis
 from tests.support.fake_streams import FakeWorld, fake_source
+from tests.support.settings import make_settings
 
 TABLE = "seo_businesses"
 FS = FullSyncSettings(scan_segments=1, batch_size=20, spill_threshold=100)
@@ -140,3 +143,49 @@ def test_a_position_in_time_survives_its_iterator_expiring(world: FakeWorld) -> 
     assert ss.poll(cursor) is None  # expired: taken again at the same time
     page = ss.poll(cursor)
     assert page is not None and [r["dynamodb"]["NewImage"]["name"]["S"] for r in page.records] == ["after"]
+
+
+def test_a_first_boots_doubt_is_read_again_once_the_cache_is_published(world: FakeWorld, tmp_path) -> None:
+    """A first boot on Kinesis: b1 changes just after the Scan read it, inside the clock bound of the
+    Scan, so its captured record is a doubt. Once the cache is published the writer does its repair
+    read within its next turns, and the row holds DynamoDB's state."""
+    kw = KinesisWorld(world, lateness=1.0)
+    t = world.now
+    world.put(TABLE, business("b1", "scanned"))
+    world.put(TABLE, business("b2", "x"))
+    world.now = t + 0.5
+
+    def scan_ended() -> None:
+        world.put(TABLE, business("b1", "changed"))  # after the Scan read b1, within the clock bound
+        kw.record("b1", "changed", created=t + 0.6, delay=0.0)
+        world.now = t + 4.0
+        world.put(TABLE, business("b9", "end"))
+        kw.record("b9", "end", created=t + 12.0, delay=8.0)  # arrives past the Scan's end plus the lateness
+
+    kw.after_scan.append(scan_ended)
+    cache = Cache.open(tmp_path / "cache.db")
+    cache.clock = kw.kin.clock
+    engine = Engine(make_settings(tmp_path), kw.source, cache, clock=world.clock, tables=["businesses"])
+    writer = engine.writer
+    turns_after_boot: list[float] = []
+
+    def mark() -> None:  # the writer's progress beat: a tenth of a second on the shared clock
+        if kw.ticking:
+            world.now += 0.1
+            kw.kin.deliver()
+
+    def count_turn() -> None:  # the writer's last step of a turn: stop three turns after the boot synced
+        if engine.boot_synced.is_set():
+            turns_after_boot.append(world.now)
+            if len(turns_after_boot) >= 3:
+                engine.stop_event.set()
+
+    writer._mark = mark  # type: ignore[method-assign]
+    writer._update_counts = count_turn  # type: ignore[method-assign]
+    try:
+        writer.loop()
+        assert engine.tables["businesses"].started and len(turns_after_boot) == 3
+        assert names(cache)["b1"] == "changed"
+        assert engine.repairs.status()["done"] >= 1 and not cache.pending_repairs()
+    finally:
+        cache.close()

@@ -44,3 +44,14 @@ def test_anti_entropy_suspects_are_not_known_differences() -> None:
     q.add("businesses", ("a",), SUSPECT)
     q.add("businesses", ("b",), "stream")
     assert q.pending() == 2 and q.pending(known_only=True) == 1
+
+
+def test_a_table_not_ready_keeps_its_keys_and_the_oldest_wait_is_told() -> None:
+    """Keys of a table whose shadow is being built stay queued; the oldest known doubt's wait is reported."""
+    q = RepairQueue(rate=10.0, burst=10)
+    q.wall = lambda: 1000.0
+    q.add("businesses", ("a",), "stream", since=900.0)
+    q.add("keywords", ("b", "k#en"), "stream")
+    q.add("businesses", ("c",), SUSPECT, since=100.0)
+    assert [k for _, _, k in q.take(lambda table: table == "keywords")] == [("b", "k#en")]
+    assert q.pending() == 2 and q.oldest_age() == 100.0 and q.status()["oldest_seconds"] == 100.0

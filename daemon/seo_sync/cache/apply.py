@@ -55,11 +55,13 @@ def _same_state(cur: sqlite3.Cursor, st: Statements, c: Change, row: tuple[Any, 
 
 
 def apply_changes(cur: sqlite3.Cursor, spec: TableSpec, st: Statements, name: str, changes: list[Change],
-                  *, shard_id: str, ordered: bool = True, read_floor: float | None = None) -> ApplyResult:
+                  *, shard_id: str, ordered: bool = True, read_floor: float | None = None,
+                  floor: float | None = None) -> ApplyResult:
     """Apply a batch to table `name` (see the module docstring); the caller holds the transaction.
 
     `read_floor`: a key with no mark counts as read from DynamoDB at that time (a shadow the Scan
-    filled, which read each row then or later).
+    filled, which read each row then or later). `floor` (a live table on an unordered feed): a
+    record of a key with no mark created before it is a doubt (order.py, case 3).
     """
     res = ApplyResult(records=len(changes))
     now = time.time()
@@ -98,7 +100,8 @@ def apply_changes(cur: sqlite3.Cursor, spec: TableSpec, st: Statements, name: st
             if mark is None and read_floor is not None:
                 held = cur.execute(st.select_key, _key_params(c.key)).fetchone() is not None
                 mark = Mark(None, read_floor, READ, held)
-            verdict = settle(c, mark, mark is not None and _same_state(cur, st, c, row))
+            verdict = settle(c, mark, mark is not None and _same_state(cur, st, c, row), ordered=ordered,
+                             floor=floor)
             if verdict != "apply":
                 res.skipped_stale += 1
                 if verdict == "repair" and c.key not in doubts:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -39,7 +39,12 @@ from seo_sync.cache.sql import (
 )
 from seo_sync.changes import Change
 from seo_sync.errors import CacheBusy, CacheCorrupt, CacheError
+from seo_sync.order import READ_WINDOW
 from seo_sync.schema import TABLES, TableSpec
+
+# How long a key's mark is kept (`expire_tombstones` drops older ones with the tombstones): the
+# daemon sets it from [maintenance] tombstone_ttl_hours.
+MARK_LIFETIME = 48 * 3600.0
 
 
 class Swap(NamedTuple):
@@ -60,6 +65,9 @@ class Cache:
         self._keeper = keeper  # read-only; closed after conn so that conn is never the last (wal_files)
         self.db = sqlite_utils.Database(conn)
         self._stmts: dict[str, Statements] = {}
+        self.mark_lifetime = MARK_LIFETIME
+        self.clock: Callable[[], float] = time.time  # epoch seconds of swaps and of the marks' floor
+        self._swapped: dict[str, float] = {}
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -149,7 +157,7 @@ class Cache:
         """Apply one batch and move its checkpoint, in one transaction; replaying it is a no-op.
 
         `ordered`: the records come in each item's order (DynamoDB Streams); False for a feed
-        without per-item order, whose records are ordered by (`_version`, creation time).
+        without per-item order, whose records are ordered by creation time (order.py).
         """
         with self.transaction():
             result = self._apply(spec, changes, shadow=shadow, shard_id=shard_id, ordered=ordered)
@@ -160,8 +168,18 @@ class Cache:
     def _apply(self, spec: TableSpec, changes: list[Change], *, shadow: bool, shard_id: str,
                ordered: bool = True, read_floor: float | None = None) -> ApplyResult:
         name = SHADOW_PREFIX + spec.name if shadow else spec.name
+        floor = None if ordered or shadow else self.floor(spec.name)
         return apply_changes(self.conn.cursor(), spec, self._statements(spec, name), name, changes,
-                             shard_id=shard_id, ordered=ordered, read_floor=read_floor)
+                             shard_id=shard_id, ordered=ordered, read_floor=read_floor, floor=floor)
+
+    def floor(self, table: str) -> float:
+        """Epoch seconds from which every state of a live table carries a mark (order.py, case 3): its
+        last swap (the shadow's rows carry none of their own) or the oldest mark not yet expired."""
+        swapped = self._swapped.get(table)
+        if swapped is None:
+            row = self.conn.execute("SELECT last_full_sync FROM _sync_tables WHERE table_name = ?", (table,)).fetchone()
+            swapped = self._swapped[table] = float(row[0]) if row is not None and row[0] is not None else 0.0
+        return max(swapped, self.clock() - self.mark_lifetime + READ_WINDOW)
 
     def apply_item(self, spec: TableSpec, key: tuple[str, ...], item: codec.Item | None,
                    read_at: float | None = None) -> ApplyResult:
@@ -267,7 +285,7 @@ class Cache:
     def publish(self, swaps: list[Swap]) -> None:
         """Replace each live table by its shadow, with its checkpoints, all in one transaction; the
         readiness marker turns complete in it if every table has now had a full sync."""
-        now = time.time()
+        now = self.clock()
         with self.transaction():
             for s in swaps:
                 self.conn.execute(f"DROP TABLE {q(s.spec.name)}")
@@ -284,6 +302,7 @@ class Cache:
             readiness.mark_complete_if_synced(self.conn, now)
         for s in swaps:
             self._stmts.pop(s.spec.name, None)
+            self._swapped[s.spec.name] = now
 
     def replace_business(self, business_id: str, items: dict[str, list[codec.Item]],
                          read_at: float | None = None) -> int:
@@ -334,13 +353,14 @@ class Cache:
         cols = ", ".join(q(k) for k in spec.key_names)
         return [tuple(r) for r in self.conn.execute(f"SELECT {cols} FROM {q(spec.name)}")]  # nosec
 
-    def pending_repairs(self) -> list[tuple[str, tuple[str, ...], str]]:
-        """(table, key, reason) of every key waiting for a repair read: those a batch asked for, and
-        every unresolved dead letter that names its item."""
+    def pending_repairs(self) -> list[tuple[str, tuple[str, ...], str, float | None]]:
+        """(table, key, reason, since) of every key waiting for a repair read: those a batch asked for,
+        and every unresolved dead letter that names its item; `since` is when it was first recorded."""
         rows = self.conn.execute(
-            "SELECT table_name, key, reason FROM _sync_repairs UNION SELECT DISTINCT table_name, key, 'dead letter' "
-            "FROM _sync_dead_letters WHERE resolved_at IS NULL AND key IS NOT NULL").fetchall()
-        return [(r[0], tuple(json.loads(r[1])), r[2] or "stream") for r in rows]
+            "SELECT table_name, key, reason, at FROM _sync_repairs UNION ALL SELECT table_name, key, 'dead letter', "
+            "MIN(at) FROM _sync_dead_letters WHERE resolved_at IS NULL AND key IS NOT NULL "
+            "GROUP BY table_name, key").fetchall()
+        return [(r[0], tuple(json.loads(r[1])), r[2] or "stream", r[3]) for r in rows]
 
     def dead_letter_count(self, table: str | None = None) -> int:
         """Dead letters recorded (for one table, or all)."""

@@ -6,8 +6,9 @@ moto from the beginning and puts every change into a moto Kinesis stream as the 
 DynamoDB writes (`aws/kinesis_records.py`'s `wrap`), with creation times in microseconds. So the
 real daemon runs end to end on moto with `[source] kind = "kinesis"` in polling mode.
 
-AWS warns that KDS records may come out of order and more than once; `shuffle` puts each batch in a
-random order and `duplicate` repeats a share of the records, so the daemons see both.
+AWS warns that KDS records may come out of order, more than once and late; `shuffle` puts each batch
+in a random order, `duplicate` repeats a share of the records, and `late` holds a share back for up
+to `max_delay` seconds (a throttled destination, a slow host), so the daemons see all three.
 
 `step` is one pass; `run` repeats it on the calling thread until its stop event is set (the demo and
 the tests decide which thread that is).
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from typing import Any
 
 import boto3
@@ -36,8 +38,8 @@ class Relay:
     """DynamoDB Streams on moto -> one Kinesis stream on moto, for the tables of one prefix."""
 
     def __init__(self, endpoint: str, prefix: str, stream_name: str = "seo-changes", *, shards: int = 1,
-                 shuffle: bool = False, duplicate: float = 0.0, seed: int | None = None,
-                 region: str = "us-east-1") -> None:
+                 shuffle: bool = False, duplicate: float = 0.0, late: float = 0.0, max_delay: float = 0.0,
+                 seed: int | None = None, region: str = "us-east-1") -> None:
         kw: dict[str, Any] = {"endpoint_url": endpoint, "region_name": region,  # moto takes any credentials
                               "aws_access_key_id": FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
                               "aws_secret_access_key": FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]}
@@ -50,6 +52,10 @@ class Relay:
         self.shards = shards
         self.shuffle = shuffle
         self.duplicate = duplicate
+        self.late = late
+        self.max_delay = max_delay
+        self.delayed = 0  # records held back so far
+        self._held: list[tuple[float, dict[str, Any]]] = []  # (time.monotonic() to put it, entry)
         # Shuffles and repeats records of a demo; nothing here is a secret.
         self.rng = random.Random(seed)  # nosec B311
         self.stream_arn = ""
@@ -121,12 +127,32 @@ class Relay:
         for spec in TABLES.values():
             entries += self._read_table(spec.dynamo_name(self.prefix))
         entries += [e for e in entries if self.rng.random() < self.duplicate]
+        entries = self._hold_back(entries)
         if self.shuffle:
             self.rng.shuffle(entries)
         for i in range(0, len(entries), PUT_RECORDS_MAX):
             self.kinesis.put_records(StreamARN=self.stream_arn, Records=entries[i:i + PUT_RECORDS_MAX])
         self.relayed += len(entries)
         return len(entries)
+
+    def _hold_back(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """`entries` less the share `late` held back for a random delay up to `max_delay`, plus those
+        held earlier whose delay is over."""
+        now = time.monotonic()
+        due = [e for at, e in self._held if at <= now]
+        self._held = [(at, e) for at, e in self._held if at > now]
+        out = []
+        for e in entries:
+            if self.late and self.rng.random() < self.late:
+                self._held.append((now + self.rng.uniform(0.0, self.max_delay), e))
+                self.delayed += 1
+            else:
+                out.append(e)
+        return out + due
+
+    def pending(self) -> int:
+        """Records held back and not yet put into the stream."""
+        return len(self._held)
 
     def run(self, stop: threading.Event, interval: float = 0.2) -> None:
         """Step until `stop` is set, on the calling thread."""

@@ -37,7 +37,7 @@ from seo_sync.protection import jobs
 from seo_sync.schema import TABLES, table
 from seo_sync.service.maintenance import Maintenance
 from seo_sync.service.metrics import render_metrics
-from seo_sync.service.reasons import health_reasons
+from seo_sync.service.reasons import health_reasons, repair_reason
 from seo_sync.service.systemd import Notifier
 from seo_sync.sync.engine import Engine
 
@@ -216,10 +216,9 @@ class Service:
         reasons = health_reasons(tables, prefix=self.settings.table_prefix, lag_alarm=self.settings.stream.lag_alarm,
                                  ready=self.ready, boot_synced=self.engine.boot_synced.is_set(),
                                  had_complete_cache=self.had_complete_cache)
-        pending = self.engine.repairs.pending(known_only=True)
-        if pending:  # a known difference (or a doubt) between the cache and DynamoDB, not yet settled
-            reasons.append(f"{pending} repair reads pending (keys the cache may hold differently from DynamoDB)")
-        return reasons
+        # A known difference (or a doubt) between the cache and DynamoDB, not yet settled.
+        repairs = self.engine.repairs
+        return reasons + repair_reason(repairs.pending(known_only=True), repairs.oldest_age())
 
     def _update_state(self) -> None:
         assert self.engine is not None

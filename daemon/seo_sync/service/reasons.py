@@ -59,3 +59,17 @@ def health_reasons(tables: Mapping[str, Mapping[str, Any]], *, prefix: str, lag_
     if not boot_synced:
         reasons.append("boot sync not finished" + ("" if had_complete_cache else "; cache not initialized"))
     return reasons
+
+
+REPAIR_WAIT_ALARM = 60.0  # seconds: a repair read this late is named as stuck, not just pending
+
+
+def repair_reason(pending: int, oldest_seconds: float) -> list[str]:
+    """The reason pending repair reads give (none when there are none): each is a key the cache may hold
+    differently from DynamoDB until its read is done, and one waiting over a minute is stuck."""
+    if not pending:
+        return []
+    line = f"{pending} repair reads pending (keys the cache may hold differently from DynamoDB)"
+    if oldest_seconds > REPAIR_WAIT_ALARM:
+        line += f"; the oldest has waited {oldest_seconds:.0f}s (DynamoDB unreachable or reads throttled?)"
+    return [line]

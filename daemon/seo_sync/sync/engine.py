@@ -42,6 +42,8 @@ class Engine:
         self.settings = settings
         self.source = source
         self.clock = clock
+        # Marks expire with the tombstones; a record older than what they remember is a doubt (order.py).
+        cache.mark_lifetime = settings.maintenance.tombstone_ttl_hours * 3600
         self.tables: dict[str, TableState] = {n: TableState(TABLES[n]) for n in (tables or list(TABLES))}
         self.boot_synced = threading.Event()
         self.stop_event = threading.Event()

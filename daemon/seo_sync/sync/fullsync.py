@@ -309,12 +309,12 @@ def _apply_captured(cache: Cache, spec: TableSpec, spill: Spill, batch_size: int
                     ordered: bool = True, read_floor: float | None = None) -> None:
     """Apply the captured records to the shadow in arrival order, one shard's run at a time.
 
-    A feed with no per-item order is ordered by version and creation time instead, and each row
-    the Scan wrote counts as read from DynamoDB at `read_floor` (when the Scan began; it read the
-    row then or later): a record made clearly before it is one the Scan saw, or saw superseded, and
-    is skipped; one made clearly after it is newer; one in between goes by version, or to a repair
-    read. The capture began before `read_floor` by more than that margin, so an item's record that
-    is applied is never missing its newer records made before the Scan read the item.
+    A feed with no per-item order is ordered by creation time instead, and each row the Scan wrote
+    counts as read from DynamoDB at `read_floor` (when the Scan began; it read the row then or
+    later): a record made clearly before it is one the Scan saw, or saw superseded, and is skipped;
+    one made clearly after it is newer; one in between is a doubt for a repair read after the swap.
+    The capture began before `read_floor` by more than that margin, so an item's record that is
+    applied is never missing its newer records made before the Scan read the item.
     """
     chunk: list[Any] = []
     shard = ""

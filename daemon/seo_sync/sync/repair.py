@@ -7,8 +7,14 @@ the cache and a Scan of DynamoDB disagreeing. The writer thread drains the queue
 with `Cache.apply_item`, which writes the answer, marks the key as read at the time the request
 was sent and resolves the key's dead letters. A failed read puts the key back for a later turn.
 
-The queue holds each key once, whatever number of reasons it has, and lives in memory: what a
-crash loses is found again by anti-entropy, and unresolved dead letters are queued again at boot.
+Every doubt found while applying records (live, a first boot's or a resync's captured records, a
+dead letter) is written to `_sync_repairs` in the transaction that found it, and the writer loads
+that table into this queue every second: whatever queued a key, its read is done while the writer
+runs. A key of a table whose shadow is being built waits until the shadow is swapped in (a read
+applied to the live table before the swap would be replaced by the shadow's row).
+
+The queue holds each key once, whatever number of reasons it has, with the time it was first
+queued (the table's time for a loaded key), so health can say how long the oldest has waited.
 """
 
 from __future__ import annotations
@@ -49,17 +55,20 @@ class RepairQueue:
         self.burst = max(1, burst)
         self.clock = clock
         self.counts = RepairCounts()
+        self.wall: Callable[[], float] = time.time
         self._pending: dict[tuple[str, tuple[str, ...]], str] = {}
+        self._since: dict[tuple[str, tuple[str, ...]], float] = {}  # epoch seconds each key was first queued
         self._tokens = float(self.burst)
         self._refilled = clock()
         self._lock = threading.Lock()
 
-    def add(self, table: str, key: tuple[str, ...], reason: str) -> bool:
-        """Queue one key (False if it was already queued)."""
+    def add(self, table: str, key: tuple[str, ...], reason: str, since: float | None = None) -> bool:
+        """Queue one key (False if it was already queued); `since`: when it was found (default now)."""
         with self._lock:
             if (table, key) in self._pending:
                 return False
             self._pending[(table, key)] = reason
+            self._since.setdefault((table, key), self.wall() if since is None else since)
             self.counts.queued += 1
             self.counts.by_reason[reason] = self.counts.by_reason.get(reason, 0) + 1
         return True
@@ -70,9 +79,11 @@ class RepairQueue:
             self._pending.setdefault((table, key), reason)
             self.counts.failed += 1
 
-    def count_read(self, changed: bool) -> None:
-        """One repair read applied."""
+    def count_read(self, changed: bool, table: str = "", key: tuple[str, ...] = ()) -> None:
+        """One repair read applied (for `table`, `key`)."""
         with self._lock:
+            if (table, key) not in self._pending:
+                self._since.pop((table, key), None)
             self.counts.done += 1
             self.counts.changed += int(changed)
 
@@ -88,9 +99,11 @@ class RepairQueue:
         """DynamoDB's answer for this key was applied another way (`refresh`): no read needed."""
         with self._lock:
             self._pending.pop((table, key), None)
+            self._since.pop((table, key), None)
 
-    def take(self) -> list[Key]:
-        """The keys the rate allows now (oldest first), removed from the queue."""
+    def take(self, ready: Callable[[str], bool] = lambda _table: True) -> list[Key]:
+        """The keys the rate allows now (oldest first) of the tables `ready` accepts, removed from the
+        queue (a key read and applied is forgotten by `count_read`; one put back keeps its age)."""
         with self._lock:
             now = self.clock()
             self._tokens = min(float(self.burst), self._tokens + (now - self._refilled) * self.rate)
@@ -98,25 +111,36 @@ class RepairQueue:
             n = min(int(self._tokens), len(self._pending))
             if n <= 0:
                 return []
-            self._tokens -= n
-            taken = list(self._pending.items())[:n]
+            taken = [(k, reason) for k, reason in self._pending.items() if ready(k[0])][:n]
+            self._tokens -= len(taken)
             for k, _ in taken:
                 del self._pending[k]
         return [(table, reason, key) for (table, key), reason in taken]
+
+    def oldest_age(self) -> float:
+        """Seconds the longest-waiting known doubt has waited (anti-entropy's suspects aside); 0 if none."""
+        with self._lock:
+            return self._oldest()
+
+    def _oldest(self) -> float:  # the caller holds the lock
+        known = [self._since[k] for k, reason in self._pending.items() if reason != SUSPECT and k in self._since]
+        return max(0.0, self.wall() - min(known)) if known else 0.0
 
     def status(self) -> dict[str, object]:
         """Counts and the number pending (JSON-able)."""
         with self._lock:
             c = self.counts
+            oldest = round(self._oldest(), 1)
             return {"pending": len(self._pending), "queued": c.queued, "done": c.done, "changed": c.changed,
-                    "failed": c.failed, "by_reason": dict(c.by_reason)}
+                    "failed": c.failed, "by_reason": dict(c.by_reason), "oldest_seconds": oldest}
 
 
 def run_repairs(cache: Cache, source: Source, specs: dict[str, TableSpec], repairs: RepairQueue,
-                wall: Callable[[], float] = time.time) -> int:
-    """Do the repair reads the rate allows now, on the writer thread; returns how many were done."""
+                wall: Callable[[], float] = time.time, ready: Callable[[str], bool] = lambda _table: True) -> int:
+    """Do the repair reads the rate allows now of the tables `ready` accepts, on the writer thread;
+    returns how many were done."""
     done = 0
-    for table, reason, key in repairs.take():
+    for table, reason, key in repairs.take(ready):
         spec = specs.get(table)
         if spec is None:
             continue
@@ -130,7 +154,7 @@ def run_repairs(cache: Cache, source: Source, specs: dict[str, TableSpec], repai
             break  # DynamoDB is throttling or away: the rest waits for the next turn
         cache.apply_item(spec, key, item, read_at=read_at)
         changed = cache.row(spec, key) != before
-        repairs.count_read(changed)
+        repairs.count_read(changed, table, key)
         done += 1
         log.info("repair_read", table=table, key=list(key), reason=reason, changed=changed)
     return done

@@ -50,6 +50,7 @@ DRAIN_LIMIT = 200  # batches applied in one turn before jobs and resyncs get a l
 # While a resync waits for its next Scan page, live batches queue until the writer's next turn: a
 # short turn keeps the added lag small, and an idle turn (nothing queued) costs next to nothing.
 RESYNC_TICK = 0.05
+RELOAD_REPAIRS_EVERY = 1.0  # seconds between loads of `_sync_repairs` into the repair queue
 _T = TypeVar("_T")
 Job = tuple[Callable[[Cache], Any], "Future[Any]"]
 
@@ -99,6 +100,7 @@ class WriterThread(ServiceThread):
         self.clock = clock
         self.repairs = repairs or RepairQueue(settings.verify.repair_reads_per_second, settings.verify.repair_burst)
         self._last_counts = 0.0
+        self._last_repair_load = 0.0
 
     def _mark(self) -> None:
         self.progress[self.name] = time.monotonic()
@@ -107,6 +109,7 @@ class WriterThread(ServiceThread):
         self._mark()
         self.load_repairs()
         FirstBoot(self).run()
+        self.load_repairs()  # the doubts of the records the first boot captured
         for rt in [t for t in self.tables.values() if not t.started]:
             if self.stop_event.is_set():
                 return
@@ -119,6 +122,7 @@ class WriterThread(ServiceThread):
                 self.boot_synced.set()
                 log.info("boot_synced", tables=list(self.tables))
             self._drain(WAKE, DRAIN_LIMIT)
+            self.reload_repairs()
             self.run_repairs()
             self._update_counts()
         self.run_jobs()
@@ -259,17 +263,31 @@ class WriterThread(ServiceThread):
                 fut.set_exception(e)
 
     def load_repairs(self) -> None:
-        """Queue the repair reads the cache records as pending (a crash or a stop left them undone)."""
-        for table, key, reason in self.cache.pending_repairs():
+        """Queue the repair reads the cache records as pending: those a crash or a stop left undone,
+        and those the records a full sync captured asked for (written to the table only)."""
+        self._last_repair_load = time.monotonic()
+        for table, key, reason, since in self.cache.pending_repairs():
             if table in self.tables:
-                self.repairs.add(table, key, reason)
+                self.repairs.add(table, key, reason, since)
+
+    def reload_repairs(self) -> None:
+        """Load `_sync_repairs` again when RELOAD_REPAIRS_EVERY has passed: whatever wrote a doubt
+        there, its read is queued within that time."""
+        if time.monotonic() - self._last_repair_load >= RELOAD_REPAIRS_EVERY:
+            self.load_repairs()
+
+    def repairable(self, table: str) -> bool:
+        """Whether a repair read of `table` may run now: it is live and no shadow of it is being built
+        (a read applied before the swap would be replaced by the shadow's row; it waits for the swap)."""
+        rt = self.tables.get(table)
+        return rt is not None and rt.started and rt.state != "syncing"
 
     def run_repairs(self) -> int:
         """Do the repair reads the rate allows now (consistent reads applied as the truth)."""
         if not self.repairs.pending():
             return 0
         specs = {name: rt.spec for name, rt in self.tables.items()}
-        done = run_repairs(self.cache, self.source, specs, self.repairs, self.clock)
+        done = run_repairs(self.cache, self.source, specs, self.repairs, self.clock, self.repairable)
         if done:
             for rt in self.tables.values():
                 rt.dirty = True
