@@ -7,10 +7,11 @@ figures therefore include the relay's hop, where on AWS they would include Dynam
 published; measured by AWS users at a few hundred ms). In polling mode the daemon polls each shard
 at most once a second (`[kinesis] polls_per_second = 1`, what five hosts can share), which bounds
 its lag from below. Enhanced fan-out is pushed instead: moto has no SubscribeToShard, so the EFO
-run goes through `tests/support/efo_front.py`, which tails moto's shard every 50 ms and pushes each
-record to the subscription as an event-stream frame. That tail is a hop AWS does not have (AWS
-quotes about 70 ms from put to push), so the EFO figures are those of the fake, not of AWS: they
-show the daemon's side of the push path (decode, unwrap, apply), not the service's latency.
+run goes through `tests/support/efo_front.py`, which tails moto's shard every `front_tail` seconds
+(the bench's plan: 10 ms) and pushes each record to the subscription as an event-stream frame.
+That tail is a hop AWS does not have (AWS quotes about 70 ms from put to push), so the EFO figures
+are those of the fake, not of AWS: they show the daemon's side of the push path (wake, decode,
+unwrap, apply), not the service's latency.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ WARM_MARKS = 500_000  # the measured change numbers start this far after the war
 
 
 def measure_kinesis(moto: MotoProcess, work: Path, *, rate: float, seconds: float, reader_interval: float,
-                    boot_timeout: float, efo: bool = False) -> dict[str, Any]:
+                    boot_timeout: float, efo: bool = False, front_tail: float = 0.01) -> dict[str, Any]:
     """One daemon in Kinesis polling mode (or, with `efo`, enhanced fan-out through the EFO front)
     under the same writer and reader as the other lag runs.
 
@@ -54,7 +55,8 @@ def measure_kinesis(moto: MotoProcess, work: Path, *, rate: float, seconds: floa
     thread.start()
     env = {"SEO_SYNC_SOURCE__KIND": "kinesis", "SEO_SYNC_KINESIS__MODE": "polling",
            "SEO_SYNC_KINESIS__STREAM_ARN": arn, "SEO_SYNC_KINESIS__CHECK_DESTINATION": "0"}
-    front = EfoFront(moto.endpoint) if efo else None  # subscriptions last AWS's 5 minutes
+    # Subscriptions last AWS's 5 minutes; the front reads moto's shard every `front_tail` seconds.
+    front = EfoFront(moto.endpoint, poll=front_tail) if efo else None
     if front is not None:
         front.__enter__()
         env.update({"SEO_SYNC_KINESIS__MODE": "efo", "SEO_SYNC_KINESIS__CONSUMER_NAME": EFO_CONSUMER})
@@ -69,12 +71,15 @@ def measure_kinesis(moto: MotoProcess, work: Path, *, rate: float, seconds: floa
         part_lag.measure(moto.endpoint, daemon.cache_path, work / ("warm-kinesis-efo" if efo else "warm-kinesis"),
                          rate=rate, seconds=WARM_UP, first=EFO_FIRST_MARK if efo else FIRST_MARK,
                          seed=False, reader_interval=reader_interval, drain=WARM_DRAIN)
-        before = moto.counts()
+        before, fed = moto.counts(), _feed_calls(daemon)
         raw = part_lag.measure(moto.endpoint, daemon.cache_path, work / ("lag-kinesis-efo" if efo else "lag-kinesis"),
                                rate=rate, seconds=seconds, first=(EFO_FIRST_MARK if efo else FIRST_MARK) + WARM_MARKS,
                                seed=False, reader_interval=reader_interval)
-        after = moto.counts()
+        after, fed_after = moto.counts(), _feed_calls(daemon)
+        # moto's counts hold every caller's (the relay's DynamoDB Streams reads, the EFO front's tail):
+        # the daemon's own GetRecords calls are those its feed counted.
         raw["calls"] = {k: after.get(k, 0) - before.get(k, 0) for k in after if "Records" in k or "Shard" in k}
+        raw["calls"]["daemon GetRecords"] = fed_after - fed
         if front is not None:
             raw["calls"].update({f"front {k}": v for k, v in front.stats().items()})
     finally:
@@ -84,3 +89,18 @@ def measure_kinesis(moto: MotoProcess, work: Path, *, rate: float, seconds: floa
         stop.set()
         thread.join(10)
     return raw
+
+
+def _feed_calls(daemon: DaemonProcess) -> int:
+    """GetRecords calls the daemon's feed has made so far, from its status (wherever the answer nests it)."""
+    def find(node: Any) -> int | None:
+        if isinstance(node, dict):
+            if isinstance(node.get("feed"), dict) and "get_records_calls" in node["feed"]:
+                return int(node["feed"]["get_records_calls"])
+            for value in node.values():
+                found = find(value)
+                if found is not None:
+                    return found
+        return None
+
+    return find(daemon.status(timeout=10.0)) or 0

@@ -183,7 +183,7 @@ def run_poller_baseline(endpoint: str, work: Path, *, rate: float, seconds: floa
 
 def lag_part(daemon_raw: dict[str, Any] | None, poller_raw: dict[str, Any] | None, seconds: float,
              rate: float, reader_interval: float, kinesis_raw: dict[str, Any] | None = None,
-             efo_raw: dict[str, Any] | None = None) -> PartResult:
+             efo_raw: dict[str, Any] | None = None, front_tail: float = 0.01) -> PartResult:
     """The lag figures of the runs side by side, with the targets on the DynamoDB Streams daemon's."""
     part = PartResult("lag", "3. Replication lag")
     runs = {}
@@ -220,7 +220,8 @@ def lag_part(daemon_raw: dict[str, Any] | None, poller_raw: dict[str, Any] | Non
         part.notes.append(
             "The Kinesis runs (one stream each, filled by the relay from moto's DynamoDB Streams every 50 ms) are "
             "measured after 5 s of the same writer, not counted: a Kinesis host streams a few seconds after READY. "
-            "The EFO run reads through tests/support/efo_front.py, which tails moto's shard every 50 ms and pushes "
-            "what it reads: a fake of the push, with a hop AWS does not have.")
+            f"The EFO run reads through tests/support/efo_front.py, which tails moto's shard every "
+            f"{front_tail * 1000:g} ms and pushes what it reads: a fake of the push, with a hop AWS does not have. "
+            "The daemon's own GetRecords and subscription figures are in its status: see the EFO run's note.")
     part.raw = runs
     return part

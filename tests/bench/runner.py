@@ -62,6 +62,9 @@ class Plan:
     resync_scan_segments: int = 1
     resync_scan_delay: float = 0.5
     resync_daemon_env: tuple[tuple[str, str], ...] = ()  # more SEO_SYNC_* settings for that daemon (diagnosis)
+    # Seconds between the EFO front's reads of moto's shard: the fake's own hop, kept well below the
+    # lag measured through it (AWS pushes within about 70 ms of a put, with no such hop).
+    efo_front_tail: float = 0.01
 
 
 FULL = Plan()
@@ -195,12 +198,13 @@ def run(plan: Plan, out: Path, only: set[str], command: str, keep_work: bool = F
                 try:
                     efo_raw = part_kinesis.measure_kinesis(moto, work, rate=plan.lag_rate, seconds=plan.lag_seconds,
                                                            reader_interval=plan.reader_interval,
-                                                           boot_timeout=plan.boot_timeout, efo=True)
+                                                           boot_timeout=plan.boot_timeout, efo=True,
+                                                           front_tail=plan.efo_front_tail)
                 except Exception as e:
                     _record_error(parts, "lag-kinesis-efo", "3. Replication lag (Kinesis EFO, fake)", e)
                 if any(r is not None for r in (daemon_raw, poller_raw, kinesis_raw, efo_raw)):
                     parts.append(part_lag.lag_part(daemon_raw, poller_raw, plan.lag_seconds, plan.lag_rate,
-                                                   plan.reader_interval, kinesis_raw, efo_raw))
+                                                   plan.reader_interval, kinesis_raw, efo_raw, plan.efo_front_tail))
     finally:
         if moto is not None:
             moto.stop()

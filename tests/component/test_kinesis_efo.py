@@ -36,7 +36,7 @@ def consumer(kin: FakeKinesis, arn: str, name: str) -> str:
 
 def efo_set(kin: FakeKinesis, arn: str, name: str = "gen-01") -> tuple[EfoFeed, ShardSet]:
     """An EFO feed for host `name` and a ShardSet reading `arn` from TRIM_HORIZON with it."""
-    feed = EfoFeed(kin, CTX, "seo_", lambda a: consumer(kin, a, name), clock=kin.clock)
+    feed = EfoFeed(kin, CTX, "seo_", lambda a: consumer(kin, a, name), clock=kin.clock, read_on_threads=False)
     ss = ShardSet(feed, "businesses", arn, STREAM, clock=kin.clock, wall=kin.clock, rng=lambda: 0.5)
     ss.refresh()
     return feed, ss
@@ -148,7 +148,8 @@ def test_twenty_hosts_on_enhanced_fan_out_converge_to_dynamodb(tmp_path):
     hosts = []
     for i in range(20):
         feed = EfoFeed(kin, CTX, "seo_", lambda a, name=f"gen-{i:02d}": ensure_consumer(
-            kin, CTX, a, name, rng=lambda: 0.5, sleep=world.advance, clock=world.clock), clock=world.clock)
+            kin, CTX, a, name, rng=lambda: 0.5, sleep=world.advance, clock=world.clock), clock=world.clock,
+            read_on_threads=False)
         ss = ShardSet(feed, "businesses", arn, STREAM, clock=world.clock, wall=world.clock, rng=lambda: 0.5)
         ss.refresh()
         hosts.append((feed, ss, Cache.open(tmp_path / f"host{i}.db")))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import boto3
 
 from seo_sync.aws.kinesis import make_position
@@ -17,6 +20,15 @@ CONSUMER = STREAM + "/consumer/gen-01:1700000000"
 SEQ = "49590338271490256608559692538361571095921575989136588898"
 
 
+def wait_for_events(feed: EfoFeed, n: int) -> None:
+    """Until the feed's subscription reader has received `n` events (the end of the stream counts one)."""
+    seen: dict[str, int] = {}
+    deadline = time.monotonic() + 30
+    while sum(seen.values()) < n:
+        assert time.monotonic() < deadline, f"only {sum(seen.values())} of {n} events received"
+        seen = feed.wait_pushed(STREAM, seen, 1.0, threading.Event())
+
+
 def test_subscribe_to_shard_events_are_decoded_and_the_shard_end_is_seen():
     """Records pushed over the wire reach the apply path; the last event (no continuation) ends the shard."""
     data = wrap("seo_businesses", "MODIFY", {"business_id": {"S": "b1"}},
@@ -26,6 +38,8 @@ def test_subscribe_to_shard_events_are_decoded_and_the_shard_end_is_seen():
         client = boto3.client("kinesis", endpoint_url=server.endpoint, region_name="us-east-1")
         feed = EfoFeed(client, ErrorContext(server.endpoint, "us-east-1"), "seo_", lambda arn: CONSUMER)
         start = make_position(STREAM, "shardId-000000000000", "after:100", "pushed")
+        feed.get_records(start, 1000, "businesses")  # subscribes; what it pushes is read by the next call
+        wait_for_events(feed, 3)
         first = feed.get_records(start, 1000, "businesses")
         (rec,) = first.records
         change = to_change(BUSINESSES, rec)
@@ -49,7 +63,10 @@ def test_events_received_behind_the_first_are_read_in_the_same_call():
     with EventStreamServer(events) as server:
         client = boto3.client("kinesis", endpoint_url=server.endpoint, region_name="us-east-1")
         feed = EfoFeed(client, ErrorContext(server.endpoint, "us-east-1"), "seo_", lambda arn: CONSUMER)
-        page = feed.get_records(make_position(STREAM, "shardId-000000000000", "after:999", "pushed"), 1000,
-                                "businesses")
+        start = make_position(STREAM, "shardId-000000000000", "after:999", "pushed")
+        feed.get_records(start, 1000, "businesses")  # subscribes; what it pushes is read by the next call
+        wait_for_events(feed, 21)
+        page = feed.get_records(start, 1000, "businesses")
     assert [r["dynamodb"]["SequenceNumber"] for r in page.records] == [str(1000 + i) for i in range(20)]
     assert page.next_iterator is not None
+    assert feed.get_records_calls == 0

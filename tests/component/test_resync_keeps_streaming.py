@@ -76,3 +76,51 @@ def test_live_rows_follow_the_stream_while_their_table_is_rebuilt(tmp_path):
                  timeout=30, what="the resync's swap")
         world.put(TABLE, biz(101))
         wait_for(lambda: in_step(engine, world), timeout=20, what="streaming after the swap")
+
+
+def test_batches_queued_during_one_swap_are_applied_before_the_next_tables_swap(tmp_path):
+    """Two tables resynced together are swapped one after the other: a live batch of a third table that
+    queues during the first swap is applied before the second table's catch-up and swap, not after."""
+    world = FakeWorld()
+    create_tables(world, ["businesses", "questionnaires", "keywords"])
+    world.put(TABLE, biz(0))
+    settings = make_settings(tmp_path / "data", None, stream={"idle_poll_interval": 0.05})
+    cache = Cache.open(settings.cache_path)
+    engine = Engine(settings, fake_source(world), cache, clock=world.clock,
+                    tables=["businesses", "questionnaires", "keywords"])
+    order: list[str] = []
+    real_publish, real_apply = cache.publish, cache.apply_batch
+
+    def publish(swaps: Any) -> None:
+        real_publish(swaps)
+        order.append("swap " + ",".join(s.spec.name for s in swaps))
+        if len(order) == 1:  # the first table's swap: a keyword is written and its batch queues meanwhile
+            world.put("seo_keywords", codec.item_from_python({"business_id": "b0000", "keyword_id": "k1",
+                                                              "_version": 1}))
+            wait_for(lambda: engine.writer.batches.qsize() > 0, timeout=20, what="the keyword's batch queued")
+
+    def apply_batch(spec: Any, changes: Any, *args: Any, **kwargs: Any) -> Any:
+        if changes:
+            order.append("apply " + spec.name)
+        return real_apply(spec, changes, *args, **kwargs)
+
+    with EngineThreads(engine):
+        assert engine.boot_synced.wait(10)
+        world.advance(1.0)
+        held = threading.Event()
+        release = threading.Event()
+
+        def hold(_: Cache) -> None:  # keeps the writer busy while both resyncs are asked for
+            held.set()
+            release.wait(20)
+
+        blocker = threading.Thread(target=lambda: engine.submit(hold), daemon=True)
+        blocker.start()
+        assert held.wait(20)
+        cache.publish, cache.apply_batch = publish, apply_batch  # type: ignore[method-assign]
+        engine.request_resync("businesses", reason="test")
+        engine.request_resync("questionnaires", reason="test")
+        release.set()
+        wait_for(lambda: len([o for o in order if o.startswith("swap")]) == 2, timeout=30, what="both swaps")
+        wait_for(lambda: "apply keywords" in order, timeout=20, what="the keyword applied")
+    assert order.index("apply keywords") < order.index("swap questionnaires"), order

@@ -287,6 +287,11 @@ class KinesisFeed:
             log.info("kinesis_shard_end", shard=shard_id, children=children)
         return page
 
+    def wait_pushed(self, arn: str, seen: dict[str, int], timeout: float, stop: threading.Event) -> dict[str, int]:
+        """Polled, nothing is pushed: wait `timeout` seconds (less when `stop` is set)."""
+        stop.wait(timeout)
+        return {}
+
     def status(self) -> dict[str, Any]:
         """What status shows of this feed: the mode, and per shard its calls and how far behind it is."""
         return {"kind": "kinesis", "mode": "polling", "get_records_calls": self.get_records_calls,

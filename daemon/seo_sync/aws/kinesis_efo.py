@@ -12,15 +12,23 @@ SubscribeToShard subscription a shard (boto3 decodes its event stream). A subscr
 5 minutes; it is renewed from the last position it delivered, and AWS refuses a second subscription
 of the same consumer and shard within 5 seconds of a successful one (ResourceInUseException: the
 shard backs off and tries again). At a shard's end the last event has no continuation and names the
-ChildShards. A call takes the next event and every event already received behind it (a shard
-pushes as records arrive, often faster than a host polls). The events are kept as pages, so every
-table of a shared stream is served from the one subscription; a position the subscription has not
-covered (a table behind it after a restart) is read by polling until it catches up.
+ChildShards. The events are kept as pages, so every table of a shared stream is served from the one
+subscription; a position the subscription has not covered (a table behind it after a restart) is
+read by polling until it catches up.
+
+Pushed, not polled: each subscription is read on a thread of its own, which queues every event as
+it comes and wakes whoever waits in `wait_pushed`. A poller waits there, not on a timer: a record
+is handed on as soon as it is pushed, and a table at the subscription's tip is answered from
+memory (nothing new, the same position) without a GetRecords call. `read_on_threads=False` reads
+the subscription on the caller's thread instead, when asked: only for an event stream that never
+blocks (the in-process fake that runs on its own clock).
 """
 
 from __future__ import annotations
 
+import queue
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
@@ -39,6 +47,8 @@ REGISTER_JITTER = 3.0  # seconds: the widest random wait before registering a co
 ACTIVE_TIMEOUT = 120.0  # seconds a new consumer may take to become ACTIVE
 BUFFERED = 0.02  # seconds: an event read sooner was already received (the reader is behind the push)
 PUSHED = "pushed"  # in a position handed on from a subscription's page, where an iterator would be
+STOP_LOOK = 0.1  # seconds: the longest a wait for a push goes without looking at the stop event
+ENDED = object()  # queued by a subscription's reader after its last event
 
 
 class EfoApi(KinesisApi, Protocol):
@@ -108,11 +118,38 @@ def _register(client: EfoApi, ctx: ErrorContext, stream_arn: str, name: str) -> 
 class Subscription:
     """One SubscribeToShard: its events, the position it has reached, and when it must be renewed."""
 
-    def __init__(self, events: Iterator[dict[str, Any]], start_key: str, started: float) -> None:
+    def __init__(self, events: Iterator[dict[str, Any]], start_key: str, started: float, stream: Any = None) -> None:
         self.events = events
+        self.stream = stream  # what SubscribeToShard returned, closed when the feed lets go of it early
         self.key = start_key
         self.started = started
         self.ended = False
+        self.heard_at = started  # clock() when its last event was taken
+        self.behind_ms: int | None = None  # MillisBehindLatest of its last event
+        # What its reader thread received and nobody took yet: events, then ENDED or the error that ended it.
+        self.inbox: queue.Queue[Any] = queue.Queue()
+
+    def close(self) -> None:
+        """Let go of the event stream (its reader thread ends when the stream does)."""
+        close = getattr(self.stream, "close", None)
+        if callable(close):
+            try:
+                close()
+            except Exception as e:  # closing a connection already gone is not an error of ours
+                log.debug("kinesis_subscription_close_failed", error=str(e)[:160])
+
+
+def _read_events(sub: Subscription, shard: tuple[str, str], pushed: Callable[[tuple[str, str]], None]) -> None:
+    """A subscription's reader thread: queue every event as it is pushed, then ENDED or the error that
+    ended the stream (the feed raises it to the next caller), waking the waiters each time."""
+    try:
+        for wrapper in sub.events:
+            sub.inbox.put(wrapper)
+            pushed(shard)
+        sub.inbox.put(ENDED)
+    except BaseException as e:
+        sub.inbox.put(e)
+    pushed(shard)
 
 
 class EfoFeed(KinesisFeed):
@@ -120,9 +157,12 @@ class EfoFeed(KinesisFeed):
 
     def __init__(self, client: EfoApi, context: ErrorContext, prefix: str, consumer_for: Callable[[str], str], *,
                  min_interval: float = 1.0, clock: Callable[[], float] = time.monotonic,
-                 max_lateness: float = 2.0) -> None:
+                 max_lateness: float = 2.0, read_on_threads: bool = True) -> None:
         super().__init__(client, context, prefix, min_interval=min_interval, clock=clock, max_lateness=max_lateness)
         self.efo = client
+        self.read_on_threads = read_on_threads
+        self._pushed = threading.Condition()
+        self._push_counts: dict[tuple[str, str], int] = {}  # events received a shard, all subscriptions together
         self.consumer_for = consumer_for  # stream ARN -> this host's consumer ARN (registered on first use)
         self.consumer_arns: dict[str, str] = {}
         self.subscriptions: dict[tuple[str, str], Subscription] = {}
@@ -130,41 +170,92 @@ class EfoFeed(KinesisFeed):
         self.refused = 0  # subscriptions AWS refused as too soon after the last (ResourceInUseException)
 
     def get_records(self, iterator: str, limit: int = 1000, table: str | None = None) -> RecordsPage:
-        """One page from the shard's subscription (opened or renewed as needed), else by polling."""
+        """One page from the shard's subscription (opened or renewed as needed), else by polling. A
+        position at the subscription's tip with nothing pushed since gets no records and stays where
+        it is: what comes next is pushed, so nothing is polled for it."""
         arn, shard_id, key, real = parse_position(iterator)
         with self._shard_lock(arn, shard_id):
-            if self._shared_page(arn, shard_id, key)[0] is None:
-                self._pull(arn, shard_id, key, table, limit)
+            sub = None
+            if self.read_on_threads or self._shared_page(arn, shard_id, key)[0] is None:
+                sub = self._pull(arn, shard_id, key, table, limit)
             served = self._shared_page(arn, shard_id, key)[0] is not None
+            if not served and sub is not None and not sub.ended and sub.key == key:
+                return RecordsPage([], iterator, sub.behind_ms, age=max(0.0, self.clock() - sub.heard_at))
         if not served and real == PUSHED:
             # A position the subscription handed on but no longer covers: poll from it.
             iterator = self.shard_iterator(arn, shard_id, "AFTER_SEQUENCE_NUMBER", key[6:], table)
         return super().get_records(iterator, limit, table)
 
-    def _pull(self, arn: str, shard_id: str, key: str, table: str | None, limit: int = 1000) -> None:
-        """Read one event of the shard's subscription into the pages, subscribing at `key` if none is open."""
+    def wait_pushed(self, arn: str, seen: dict[str, int], timeout: float, stop: threading.Event) -> dict[str, int]:
+        """Wait up to `timeout` seconds until a subscription of `arn` receives an event past `seen`
+        (shard id -> events received, as this call returned it last time), or `stop` is set; the
+        counts now. Read on the caller's thread, nothing is pushed meanwhile: it just waits."""
+        if not self.read_on_threads:
+            stop.wait(timeout)
+            return {}
+        deadline = time.monotonic() + timeout
+        with self._pushed:
+            while True:
+                counts = {sid: n for (a, sid), n in self._push_counts.items() if a == arn}
+                left = deadline - time.monotonic()
+                if left <= 0 or stop.is_set() or any(seen.get(sid) != n for sid, n in counts.items()):
+                    return counts
+                self._pushed.wait(min(left, STOP_LOOK))
+
+    def _on_push(self, shard: tuple[str, str]) -> None:
+        with self._pushed:
+            self._push_counts[shard] = self._push_counts.get(shard, 0) + 1
+            self._pushed.notify_all()
+
+    def _pull(self, arn: str, shard_id: str, key: str, table: str | None, limit: int = 1000) -> Subscription | None:
+        """Take what the shard's subscription received into the pages, subscribing at `key` if none is
+        open and no page serves `key`; the open subscription (None: none, this position is polled)."""
         sub = self.subscriptions.get((arn, shard_id))
+        if sub is not None and self.read_on_threads:
+            self._take(arn, shard_id, sub, limit, table)
         if sub is not None and (sub.ended or self.clock() - sub.started >= SUBSCRIPTION_SECONDS):
+            if self._shared_page(arn, shard_id, key)[0] is not None:
+                return sub  # served from what it delivered; renewed when a position needs more
             key = sub.key if not sub.ended or sub.key else key
             del self.subscriptions[(arn, shard_id)]
+            sub.close()
             self.renewals += 1
             sub = None
         if sub is None:
             if after_seq(key) is None:
-                return  # a first position (LATEST, TRIM_HORIZON): polling takes it to a sequence number
+                return None  # a first position (LATEST, TRIM_HORIZON): polling takes it to a sequence number
             sub = self._subscribe(arn, shard_id, key, table)
             self.subscriptions[(arn, shard_id)] = sub
-        elif sub.key != key and self._shared_page(arn, shard_id, key)[0] is None:
-            return  # this table is elsewhere in the shard: polling serves it
-        events = self._drain(sub, limit, table)
-        if not events:
-            return
+        elif self.read_on_threads or (sub.key != key and self._shared_page(arn, shard_id, key)[0] is None):
+            return sub  # already taken; or elsewhere in the shard, where polling serves it (reading here would wait)
+        if not self.read_on_threads:
+            self._take(arn, shard_id, sub, limit, table)
+        return sub
+
+    def _take(self, arn: str, shard_id: str, sub: Subscription, limit: int, table: str | None) -> None:
+        """Turn the subscription's events into pages: every event its reader thread queued, or (read on
+        this thread) the next one and those already received behind it."""
+        while not sub.ended:
+            events = self._drain(sub, limit, table)
+            if not events:
+                return
+            self._add_page(arn, shard_id, sub, events)
+            if not self.read_on_threads:
+                return
+
+    def _add_page(self, arn: str, shard_id: str, sub: Subscription, events: list[dict[str, Any]]) -> None:
+        """Keep events taken from a subscription as one page, and move the subscription past them."""
         event = events[-1]
+        sub.heard_at, sub.behind_ms = self.clock(), event.get("MillisBehindLatest")
         records = [unwrap(r) for e in events for r in e.get("Records", [])]
         end = int(records[-1][1]["dynamodb"]["SequenceNumber"]) if records else None
         cont = event.get("ContinuationSequenceNumber")
+        shown = self.shards.setdefault(shard_id, {"calls": 0})
+        shown.update(behind_latest_ms=sub.behind_ms, subscription_renewals=self.renewals)
+        if not records and cont is not None:
+            return  # nothing new: a table at the tip is answered from the subscription itself
         page = FetchedPage(sub.key, after_seq(sub.key), records, end, None if cont is None else PUSHED,
-                           self.clock(), event.get("MillisBehindLatest"))
+                           sub.heard_at, sub.behind_ms)
         self._pages.setdefault((arn, shard_id), []).append(page)
         if end is not None:
             sub.key = f"after:{end}"
@@ -172,8 +263,6 @@ class EfoFeed(KinesisFeed):
             sub.ended = True
             log.info("kinesis_shard_end", shard=shard_id, children=[c.get("ShardId") for c in
                                                                     event.get("ChildShards", [])])
-        shown = self.shards.setdefault(shard_id, {"calls": 0})
-        shown.update(behind_latest_ms=page.behind_ms, subscription_renewals=self.renewals)
 
     def _fetch(self, arn: str, shard_id: str, key: str, real: str, limit: int, table: str | None) -> FetchedPage:
         """One GetRecords call; a position a subscription handed on has no iterator, so it takes one first.
@@ -186,18 +275,20 @@ class EfoFeed(KinesisFeed):
         return super()._fetch(arn, shard_id, key, real, limit, table)
 
     def _drain(self, sub: Subscription, limit: int, table: str | None) -> list[dict[str, Any]]:
-        """The next event of the subscription (waiting for it), and every event already received
-        behind it: a shard pushes as records arrive, often many small events between two calls, and
-        one event a call would fall further behind at every call. Reading stops at an event that had
-        to be waited for (the reader is caught up), an empty one, the shard's end, or `limit` records."""
+        """Events of the subscription up to `limit` records: those its reader thread queued, or, read
+        on this thread, the next one (waiting for it) and every one already received behind it.
+        Reading stops at an empty event, the shard's end, `limit` records, or (on this thread) an
+        event that had to be waited for (the reader is caught up)."""
         events: list[dict[str, Any]] = []
         count = 0
         while count < limit:
             began = self.clock()
             try:
-                wrapper = next(sub.events)
+                wrapper = self._next_event(sub)
             except StopIteration:
                 sub.ended = True
+                break
+            except queue.Empty:
                 break
             except CAUGHT as e:
                 sub.ended = True
@@ -211,10 +302,24 @@ class EfoFeed(KinesisFeed):
                 break
             events.append(event)
             count += len(event.get("Records", []))
-            if (not event.get("Records") or event.get("ContinuationSequenceNumber") is None
-                    or self.clock() - began > BUFFERED):
+            if not event.get("Records") or event.get("ContinuationSequenceNumber") is None:
+                break
+            if not self.read_on_threads and self.clock() - began > BUFFERED:
                 break
         return events
+
+    def _next_event(self, sub: Subscription) -> dict[str, Any]:
+        """The subscription's next event: from its reader thread's queue (queue.Empty when none is
+        there yet), or read here. StopIteration at the end of the stream; the stream's error raised."""
+        if not self.read_on_threads:
+            return next(sub.events)
+        item = sub.inbox.get_nowait()
+        if item is ENDED:
+            raise StopIteration
+        if isinstance(item, BaseException):
+            sub.ended = True  # whatever the error, the next call subscribes again
+            raise item
+        return dict(item)
 
     def _subscribe(self, arn: str, shard_id: str, key: str, table: str | None) -> Subscription:
         if arn not in self.consumer_arns:
@@ -230,7 +335,11 @@ class EfoFeed(KinesisFeed):
                                       hint="retrying shortly") from None
             raise self._translate(e, "SubscribeToShard", table) from None
         log.info("kinesis_subscribed", shard=shard_id, after=key[6:])
-        return Subscription(iter(resp["EventStream"]), key, self.clock())
+        sub = Subscription(iter(resp["EventStream"]), key, self.clock(), resp["EventStream"])
+        if self.read_on_threads:
+            threading.Thread(target=_read_events, args=(sub, (arn, shard_id), self._on_push),
+                             name=f"efo-{shard_id}", daemon=True).start()
+        return sub
 
     def status(self) -> dict[str, Any]:
         """The polling feed's status, in EFO mode, with subscription renewals and refusals."""

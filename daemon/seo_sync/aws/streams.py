@@ -7,6 +7,7 @@ the fake in the tests that scripts what moto cannot: splits, trimming, expiry, t
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Protocol
 
 from seo_sync.aws import raw_responses
@@ -86,6 +87,11 @@ class StreamReader:
         except CAUGHT as e:
             raise self.ctx.translate(e, "GetRecords", table) from None
         return RecordsPage(resp.get("Records", []), resp.get("NextShardIterator"))
+
+    def wait_pushed(self, arn: str, seen: dict[str, int], timeout: float, stop: threading.Event) -> dict[str, int]:
+        """Polled, nothing is pushed: wait `timeout` seconds (less when `stop` is set)."""
+        stop.wait(timeout)
+        return {}
 
     def status(self) -> dict[str, Any]:
         """The feed's part of status: which source, and its calls (per shard figures are per table,

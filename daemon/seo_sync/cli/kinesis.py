@@ -35,15 +35,23 @@ def enable(app: AppContext) -> int:
     from seo_sync.aws.kinesis_source import KinesisSource
 
     report = kinesis_admin.enable(KinesisSource(_kinesis_settings(app)))
+    missing = report.get("destinations_unavailable")
 
     def human() -> None:
         for arn, outcome in report["streams"].items():
             click.echo(f"stream {arn}: {outcome}")
         app.table("streaming destinations", ["table", "stream", "destination"],
                   ((t, v["stream"], v["destination"]) for t, v in report["tables"].items()))
+        if missing:
+            click.echo(f"Streaming destinations were not enabled: {missing['endpoint']} does not serve "
+                       f"{missing['call']} ({missing['why']}). Nothing puts the tables' changes into the "
+                       "stream there. To try a fleet locally, `seo-sync demo --fleet N` runs a relay that "
+                       "does it in DynamoDB's place; daemons you start yourself need "
+                       "kinesis.check_destination = false (see \"Trying a fleet locally\" in the README).")
 
     app.emit(report, human)
-    return int(ExitCode.OK)
+    # The streams are ready but no table streams into them: not the success this command means on AWS.
+    return int(ExitCode.FAILURE if missing else ExitCode.OK)
 
 
 @kinesis.command()

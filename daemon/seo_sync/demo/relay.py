@@ -32,6 +32,7 @@ from seo_sync.schema import TABLES
 
 log = structlog.get_logger()
 PUT_RECORDS_MAX = 500  # records one PutRecords call takes
+DESCRIBE_EVERY = 1.0  # seconds a table's stream and shard list are used before they are described again
 
 
 class Relay:
@@ -62,6 +63,7 @@ class Relay:
         self.relayed = 0
         self._iterators: dict[tuple[str, str], str] = {}  # (table, shard) -> next DynamoDB Streams iterator
         self._last_us = 0
+        self._described: dict[str, tuple[float, str, list[str]]] = {}  # table -> (when, stream ARN, shard ids)
 
     def ensure_stream(self) -> str:
         """Create the Kinesis stream unless it exists; its ARN."""
@@ -93,17 +95,32 @@ class Relay:
         pk = dynamo_table + "|" + "|".join(str(v.get("S")) for _, v in sorted(dyn["Keys"].items()))
         return {"Data": data, "PartitionKey": pk[:256]}
 
-    def _read_table(self, dynamo_table: str) -> list[dict[str, Any]]:
-        """Every record of the table's DynamoDB Stream not yet relayed, as PutRecords entries."""
+    def _shards_of(self, dynamo_table: str) -> tuple[str, list[str]] | None:
+        """The table's stream ARN and shard ids, described again once DESCRIBE_EVERY has passed: a pass
+        then costs one GetRecords a shard, so the relay's own hop stays short beside what it relays."""
+        now = time.monotonic()
+        known = self._described.get(dynamo_table)
+        if known is not None and now - known[0] < DESCRIBE_EVERY:
+            return known[1], known[2]
         try:
             arn = self.ddb.describe_table(TableName=dynamo_table)["Table"].get("LatestStreamArn")
         except bexc.ClientError:
-            return []  # not created yet
+            return None  # not created yet
         if not arn:
+            return None
+        shards = [s["ShardId"] for s in self.streams.describe_stream(StreamArn=arn)["StreamDescription"]
+                  .get("Shards", [])]
+        self._described[dynamo_table] = (now, arn, shards)
+        return arn, shards
+
+    def _read_table(self, dynamo_table: str) -> list[dict[str, Any]]:
+        """Every record of the table's DynamoDB Stream not yet relayed, as PutRecords entries."""
+        found = self._shards_of(dynamo_table)
+        if found is None:
             return []
+        arn, shard_ids = found
         entries: list[dict[str, Any]] = []
-        for shard in self.streams.describe_stream(StreamArn=arn)["StreamDescription"].get("Shards", []):
-            sid = shard["ShardId"]
+        for sid in shard_ids:
             it = self._iterators.get((dynamo_table, sid))
             if it is None:
                 it = self.streams.get_shard_iterator(StreamArn=arn, ShardId=sid,

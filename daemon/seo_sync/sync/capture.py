@@ -142,6 +142,7 @@ def catch_up(shards: ShardSet, spill: Spill, should_stop: Callable[[], bool], ti
                     break
                 got = True
                 spill.extend(page.shard_id, page.records)
+                tick()  # a catch-up behind a busy stream reads page after page: live batches between them
                 newest = created_at_of(page.records[-1])
                 if newest is not None and newest > until:
                     past.add(c.shard_id)

@@ -24,6 +24,7 @@ plus `max_lateness`.
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Protocol
 
 from seo_sync.aws.shapes import RecordsPage, StreamInfo
@@ -49,6 +50,11 @@ class ChangeFeed(Protocol):
 
     def get_records(self, iterator: str, limit: int = 1000, table: str | None = None) -> RecordsPage:
         """One page of records from a position, and the next position (None at a closed shard's end)."""
+
+    def wait_pushed(self, arn: str, seen: dict[str, int], timeout: float, stop: threading.Event) -> dict[str, int]:
+        """Wait up to `timeout` seconds, less when a feed that pushes (Kinesis enhanced fan-out)
+        receives records for stream `arn` past `seen` (shard id -> events received, as returned
+        last time), or when `stop` is set; the counts now. A polled feed just waits (and returns {})."""
 
     def status(self) -> dict[str, Any]:
         """What `seo-sync status` shows of the feed under "feed", JSON-able: at least `kind` (which

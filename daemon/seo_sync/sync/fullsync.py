@@ -9,9 +9,10 @@ old table until the swap commits and the whole new one after it.
 Threads: the caller's thread does every cache write. Scan segments run on short-lived worker
 threads that hand pages over a bounded queue; one capture thread polls the stream and appends to
 a spill buffer that keeps at most `spill_threshold` records in memory and the rest in a temp file.
-`progress` is called on the caller's thread between transactions, and every `tick_every` seconds
-(0.25 s unless the caller asks for less) while waiting for a Scan page, so the engine can apply
-live batches there: a batch that arrives during a resync waits at most that long for the writer.
+`progress` is called on the caller's thread between transactions, between calls to AWS, and every
+`tick_every` seconds (0.25 s unless the caller asks for less) while waiting for a Scan page, so
+the engine can apply live batches there: a batch that arrives during a resync waits for one of
+those steps at most.
 """
 
 from __future__ import annotations
@@ -227,6 +228,7 @@ class FullSync:
             self.capture = CaptureThread(self.shards, self.spill)
         log.info("full_sync_started", table=spec.name, reason=self.reason, capture=self.capture_stream,
                  shards=len(self.shards.cursors) if self.shards else 0)
+        self.tick()  # the positions took a few calls to AWS
         self.cache.create_shadow(spec)
         fs = self.settings
         self.scanner = _Scan(source, spec, fs.scan_segments, fs.batch_size, fs.scan_page_bytes, self.tick_every)
@@ -243,6 +245,7 @@ class FullSync:
             if self.capture is not None and self.capture.error is not None:
                 raise self.capture.error
         if self.shards is not None:
+            self.tick()
             scanned_at = self.wall()
             # Asked after the Scan ended, so DynamoDB's clock bounds it without trusting this host's.
             server_now = source.server_time(spec)
@@ -280,15 +283,18 @@ class FullSync:
             capture.join()
             if capture.error is not None:
                 raise capture.error
+            self.tick()
             if self.ordered:
                 catch_up(shards, self.spill, self.should_stop, self.tick, self.until)
             else:
                 catch_up_by_arrival(shards, self.spill, self.should_stop, self.tick, self.until, self.ready_at)
+            self.tick()
             _apply_captured(self.cache, self.spec, self.spill, self.settings.batch_size, self.tick,
                             ordered=self.ordered, read_floor=self.read_floor)
             checkpoints = shards.checkpoints()
         if self.should_stop():
             raise FullSyncAborted("full sync stopped")
+        self.tick()  # the swap is one transaction: what queued before it is applied first
         if publish:
             self.cache.swap_shadow(self.spec, self.arn, checkpoints, self.reason)
         return checkpoints

@@ -3,7 +3,8 @@
 The poller never touches the cache. It waits for a tailer of the table's current generation (the
 writer installs one after the table's boot or full sync), polls the shards that are due, and puts
 the batches on the writer's bounded queue; a full queue makes it wait, so a slow disk slows the
-reading instead of filling memory.
+reading instead of filling memory. Between two polls it waits on the tailer, which wakes it as
+soon as a feed that pushes (Kinesis enhanced fan-out) has received records.
 """
 
 from __future__ import annotations
@@ -52,8 +53,7 @@ class PollerThread(ServiceThread):
                     if rt.state == "error" and tailer.generation == rt.generation:
                         log.info("table_recovered", table=rt.spec.name)
                         rt.state, rt.error, rt.failures = "streaming", None, 0
-                wait = tailer.next_wake() - tailer.clock()
-                self.stop_event.wait(max(0.0, min(wait, MAX_WAIT)))
+                tailer.wait(self.stop_event, MAX_WAIT)
             except StreamGone as e:
                 rt.mark_gap(tailer.generation, e.message)
             except SourceError as e:

@@ -8,6 +8,7 @@ answers with a full sync of that table alone.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,6 +57,7 @@ class TableTailer:
         self.clock = clock
         self.idle = False
         self.dropped_checkpoints: list[str] = []
+        self.pushes_seen: dict[str, int] = {}  # shard id -> events the feed had received when last looked
         if shards.last_describe < -1e17:
             shards.last_describe = -1e18  # describe on the first step
 
@@ -103,3 +105,18 @@ class TableTailer:
     def next_wake(self) -> float:
         """Clock time of the next due poll or describe."""
         return self.shards.next_event()
+
+    def wait(self, stop: threading.Event, longest: float) -> None:
+        """Wait for the next due poll or describe (at most `longest` seconds), or less: a shard whose
+        feed pushes records (enhanced fan-out) is due as soon as something is pushed to it, unless
+        it is backing off."""
+        timeout = max(0.0, min(self.next_wake() - self.clock(), longest))
+        counts = self.shards.feed.wait_pushed(self.shards.arn, self.pushes_seen, timeout, stop)
+        now = self.clock()
+        for sid, n in counts.items():
+            if self.pushes_seen.get(sid) == n:
+                continue
+            self.pushes_seen[sid] = n
+            c = self.shards.cursors.get(sid)
+            if c is not None and not c.failures:
+                c.next_due = min(c.next_due, now)

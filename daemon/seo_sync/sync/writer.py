@@ -5,11 +5,13 @@ the others resume from valid checkpoints, else a full sync), then applies the ba
 hand it, runs jobs submitted by other threads (refresh, maintenance), and runs resyncs.
 
 - Resyncs run here too (several due together: every Scan first, then each catch-up and swap), but
-  a full sync calls back between its transactions and every RESYNC_TICK seconds while it waits
-  for a Scan page; the writer applies the queued
-  batches and jobs there, so every table keeps streaming while one is rebuilt: the table being
-  rebuilt too, whose live rows keep following its stream (within the normal lag) until the
-  shadow is swapped in.
+  a full sync calls back between its transactions, between its network calls, and every
+  RESYNC_TICK seconds while it waits for a Scan page, and the writer calls back between two
+  tables' steps; the writer applies the queued batches and jobs there, so every table keeps
+  streaming while one is rebuilt: the table being rebuilt too, whose live rows keep following its
+  stream (within the normal lag) until the shadow is swapped in. What holds a live batch is then
+  one step at most: one transaction (a turn's Scan pages, a chunk of captured records, a swap) or
+  one call to AWS.
 - Each table has a generation; the swap of a full sync starts a new one and the writer drops
   batches of an older generation, so a batch read before the swap can never move a checkpoint
   backwards nor touch the table the swap put in place.
@@ -219,17 +221,19 @@ class WriterThread(ServiceThread):
                             tick_every=RESYNC_TICK)
             if self._attempt(rt, reason, gap, sync.scan) is not None:
                 scanned.append((rt, reason, gap, sync))
+            interleave(0)
         while scanned:
             rt, reason, gap, sync = scanned.pop(0)
             result = self._attempt(rt, reason, gap, sync.finish)
-            if result is None:
-                continue
-            assert result.shards is not None
-            with rt.lock:
-                rt.tailer = self._new_tailer(rt, result.shards)
-                rt.state, rt.error, rt.started, rt.failures = "streaming", None, True, 0
-                rt.rows, rt.stream_arn, rt.last_full_sync = result.rows, result.stream_arn, self.clock()
-                rt.idle, rt.last_created = True, None
+            if result is not None:
+                assert result.shards is not None
+                with rt.lock:
+                    rt.tailer = self._new_tailer(rt, result.shards)
+                    rt.state, rt.error, rt.started, rt.failures = "streaming", None, True, 0
+                    rt.rows, rt.stream_arn, rt.last_full_sync = result.rows, result.stream_arn, self.clock()
+                    rt.idle, rt.last_created = True, None
+            # Between two tables' swaps: the batches that queued meanwhile wait for one swap, not all of them.
+            interleave(0)
 
     def _attempt(self, rt: TableState, reason: str, gap: bool, step: Callable[[], _T]) -> _T | None:
         """Run one step of a table's full sync and return what it returns; when it is stopped or fails
