@@ -353,7 +353,7 @@ def _cut_answer(answer: bytes, where: str, share: float, complete: bool) -> byte
             return None
         end = len(answer)
     status_end = answer.find(b"\r\n") + 2
-    if where == "cut_headers" or end + 4 >= len(answer) and complete:
+    if where == "cut_headers" or (end + 4 >= len(answer) and complete):
         return answer[:status_end + int(share * max(0, end - status_end))]
     head = answer[:end + 4]
     length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
