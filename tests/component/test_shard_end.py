@@ -9,7 +9,7 @@ from structlog.testing import capture_logs
 from seo_sync.cache.sql import Checkpoint
 from seo_sync.sync.shards import ShardSet
 from seo_sync.sync.writer import apply_batch
-from tests.component.test_tailer import STREAM, TABLE, cache_items, drain, make_tailer, world_items
+from tests.component.test_tailer import STREAM, cache_items, drain, make_tailer, world_items
 from tests.support.fake_streams import put
 
 

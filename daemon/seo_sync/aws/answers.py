@@ -91,6 +91,12 @@ class ServerClock:
         return self.wall() + (offset or 0.0)
 
 
+def on_server_clock(clock: ServerClock | None, host_now: float) -> float:
+    """`host_now` moved onto DynamoDB's clock as its answers showed it (unchanged before any answer)."""
+    offset = clock.offset() if clock is not None else None
+    return host_now + (offset or 0.0)
+
+
 def _header(headers: Mapping[str, str], name: str) -> str | None:
     value = headers.get(name)
     if value is None:  # botocore lower-cases header names; a hand-built dict may not

@@ -121,14 +121,13 @@ def run_repairs(cache: Cache, source: Source, specs: dict[str, TableSpec], repai
         if spec is None:
             continue
         before = cache.row(spec, key)
-        read_at = wall()
         try:
-            item = source.get_item(spec, key, consistent=True)
+            read = source.read_item(spec, key, live=before is not None)  # stamped by DynamoDB's clock
         except SeoSyncError as e:
             repairs.put_back(table, key, reason)
             log.warning("repair_read_failed", table=table, key=list(key), error=e.message[:200])
             break  # DynamoDB is throttling or away: the rest waits for the next turn
-        cache.apply_item(spec, key, item, read_at=read_at)
+        cache.apply_item(spec, key, read.item, read_at=read.at)
         changed = cache.row(spec, key) != before
         repairs.count_read(changed)
         done += 1
