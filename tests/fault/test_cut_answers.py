@@ -138,7 +138,7 @@ def run_fault(dynamo_endpoint: str, tmp_path: Path, restart: bool) -> None:
             watch.start()
             proxy.set_mode("cut", probability=CUT_SHARE, duration=FAULT_SECONDS, match=OPERATIONS)
             if restart:
-                wait_until(lambda: proxy.faults() >= 20 and proxy.mode == "cut", 30, "cuts before the restart")
+                wait_until(lambda: proxy.faults() >= 10, FAULT_SECONDS, "cuts before the restart")
                 watch.stop.set()
                 watch.join()
                 daemons[-1].signal(signal.SIGTERM)
