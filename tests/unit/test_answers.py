@@ -175,20 +175,24 @@ def test_server_clock_reads_the_date_of_whole_answers(canned: Canned) -> None:
     assert clock.offset() is None and clock.now() == DATE_EPOCH + 3600.25
     canned.answer(b"{}")
     client.get_item(TableName="t", Key={"k": {"S": "a"}})
-    assert clock.offset() == -3600.25
-    assert clock.now() == DATE_EPOCH
+    assert clock.offset() == -3599.75  # the middle of the second the Date leaves open
+    assert clock.now() == DATE_EPOCH + 0.5
 
 
-def test_server_clock_keeps_the_largest_bound_of_its_window() -> None:
-    """Dates are whole seconds written before the answer left: the estimate is the largest lower bound."""
+def test_server_clock_narrows_the_second_a_date_leaves_open() -> None:
+    """Dates are whole seconds rounded down: each answer bounds the offset within a second, and the
+    estimate is the middle of what the window's answers leave of it."""
     now = [1000.0]
     clock = ServerClock(wall=lambda: now[0], window=60)
-    clock.observe(1004.0, at=1000.9)  # offset >= 3.1
-    clock.observe(1005.0, at=1001.1)  # offset >= 3.9
-    assert clock.offset() == pytest.approx(3.9)
+    clock.observe(1004.0, at=1000.9)  # offset in [3.1, 4.1)
+    assert clock.offset() == pytest.approx(3.6)
+    clock.observe(1005.0, at=1001.1)  # offset in [3.9, 4.9): together [3.9, 4.1)
+    assert clock.offset() == pytest.approx(4.0)
     now[0] = 1100.0
-    clock.observe(1103.0, at=1100.0)  # the older bounds left the window
-    assert clock.offset() == pytest.approx(3.0)
+    clock.observe(1103.0, at=1100.0)  # the older answers left the window
+    assert clock.offset() == pytest.approx(3.5)
+    clock.observe(1200.0, at=1100.5)  # the host clock was stepped: the newest answer alone
+    assert clock.offset() == pytest.approx(99.5 + 0.5)
 
 
 def test_problem_names_what_is_missing() -> None:

@@ -58,16 +58,17 @@ def http_date(value: str | None) -> float | None:
 class ServerClock:
     """DynamoDB's clock as its answers' `Date` headers show it, next to this host's.
 
-    A Date is whole seconds and is written before the answer leaves, so each answer bounds the
-    offset from below: server now >= Date at the moment it arrives. The largest such bound over the
-    last minute is the estimate (within a second, usually much closer); `now()` is this host's
-    clock moved by it, whatever this host's clock says.
+    A Date is whole seconds, rounded down, written just before the answer left: an answer that
+    arrives at host time `at` says the offset lies in [Date - at, Date + 1 - at) (give or take the
+    trip back). The estimate is the middle of what the last minute's answers leave of that
+    interval: within half a second from the first answer, closer as answers land near a second's
+    turn. `now()` is this host's clock moved by it, whatever this host's clock says.
     """
 
     def __init__(self, wall: Callable[[], float] = time.time, window: float = CLOCK_WINDOW) -> None:
         self.wall = wall
         self.window = window
-        self._seen: deque[tuple[float, float]] = deque()  # (host time, offset lower bound)
+        self._seen: deque[tuple[float, float]] = deque()  # (host time, offset's lower bound)
         self._lock = threading.Lock()
 
     def observe(self, date: float, at: float | None = None) -> None:
@@ -83,7 +84,12 @@ class ServerClock:
         with self._lock:
             if not self._seen:
                 return None
-            return max(bound for _, bound in self._seen)
+            low = max(bound for _, bound in self._seen)
+            high = min(bound for _, bound in self._seen) + 1.0
+            if low > high:  # a clock was stepped inside the window: the newest answer alone
+                low = self._seen[-1][1]
+                high = low + 1.0
+            return (low + high) / 2
 
     def now(self) -> float:
         """DynamoDB's clock now, as well as known (this host's until an answer was seen)."""

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,7 +56,7 @@ class Source:
     """DynamoDB for one table prefix: tables, scans, item reads and writes, and the stream reader."""
 
     def __init__(self, aws: AwsSettings, prefix: str, *, dynamodb_client: Any = None,
-                 streams_client: StreamsApi | None = None) -> None:
+                 streams_client: StreamsApi | None = None, wall: Callable[[], float] = time.time) -> None:
         self.prefix = prefix
         session = None
         if dynamodb_client is None or streams_client is None:
@@ -73,7 +73,7 @@ class Source:
                                     hint="set AWS_REGION, or aws.region in the config, or --env-file") from None
         self.ctx = ErrorContext(self.ddb.meta.endpoint_url, self.ddb.meta.region_name or "?")
         # DynamoDB's clock, read from every checked answer's Date: reads are stamped by it, not this host's.
-        self.server_clock = ServerClock()
+        self.server_clock = ServerClock(wall)  # `wall`: this host's clock (a test moves it)
         answers.install(self.ddb, self.server_clock)  # a cut-off answer is an error, never "absent" or "empty"
         raw_responses.install(self.ddb)  # Scan answers read by orjson, not botocore's parser
         self.streams = StreamReader(raw_streams, self.ctx, self.server_clock)
