@@ -74,3 +74,32 @@ def test_a_shard_recorded_finished_but_listed_open_is_read_again(world, cache):
     assert "shard_reopened" in [e["event"] for e in logs]
     assert cache_items(cache) == world_items(world)
     assert resumed.reopened == 1
+
+
+def test_an_open_shard_without_get_records_is_unhealthy_and_repairs_itself(world, cache):
+    """A readable shard left without a GetRecords call past the stall limit shows in stalled_shards,
+    and the next step gives it a fresh iterator and polls it: the records after it arrive."""
+    put(world, 0)
+    tailer, _ = make_tailer(world)
+    drain(world, tailer, cache)
+    (shard,) = tailer.shards.cursors.values()
+    shard.next_due = float("inf")  # whatever kept it from being polled
+    put(world, 1)
+    world.advance(tailer.stall_after + 1)
+    assert tailer.stalled_shards() == 1
+    with capture_logs() as logs:
+        for b in tailer.step():
+            apply_batch(cache, tailer.spec, b)
+    assert "shards_stalled" in [e["event"] for e in logs]
+    assert tailer.stalled_shards() == 0
+    assert cache_items(cache) == world_items(world)
+
+
+def test_stalled_shards_make_the_daemon_unhealthy():
+    """health names a table whose open shards get no GetRecords call."""
+    from seo_sync.service.reasons import health_reasons
+
+    tables = {"keywords": {"state": "streaming", "lag_seconds": 0, "stalled_shards": 2}}
+    reasons = health_reasons(tables, prefix="seo_", lag_alarm=60, ready=True, boot_synced=True,
+                             had_complete_cache=True)
+    assert reasons == ["keywords: 2 open shards without a GetRecords call for over a minute"]

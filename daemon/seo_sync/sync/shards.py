@@ -74,6 +74,7 @@ class Cursor:
     last_records_at: float = float("-inf")  # clock() of the last poll that brought records
     adjacent_parent_id: str | None = None  # a merged Kinesis shard's second parent
     start_time: float | None = None  # epoch seconds of an AT_TIMESTAMP position
+    last_polled: float | None = None  # clock() of the last GetRecords asked (answered or not)
 
     def checkpoint(self, table: str, arn: str, now: float) -> Checkpoint:
         """This cursor as a checkpoint row written at wall-clock time `now`.
@@ -320,9 +321,27 @@ class ShardSet:
         raise StreamGone(f"shard {c.shard_id} lost its LATEST position before delivering a record",
                          hint="a full sync takes new positions")
 
+    def stalled(self, after: float, now: float | None = None) -> list[Cursor]:
+        """Readable cursors (open, parent done) that have had no GetRecords call for `after` seconds.
+
+        Safe to call from another thread (status): it only reads the cursors, and starts a
+        cursor's count the first time it sees it readable.
+        """
+        now = self.clock() if now is None else now
+        out = []
+        for c in list(self.cursors.values()):
+            if c.finished or self.blocked(c):
+                continue
+            if c.last_polled is None:
+                c.last_polled = now
+            elif now - c.last_polled > after:
+                out.append(c)
+        return out
+
     def poll(self, c: Cursor, now: float | None = None) -> Page | None:
         """One GetRecords on `c`; None when throttled (backing off) or the iterator was renewed."""
         now = self.clock() if now is None else now
+        c.last_polled = now
         try:
             if c.iterator is None:
                 c.iterator = self._acquire(c)
