@@ -78,7 +78,7 @@ def test_a_shard_recorded_finished_but_listed_open_is_read_again(world, cache):
 
 def test_an_open_shard_without_get_records_is_unhealthy_and_repairs_itself(world, cache):
     """A readable shard left without a GetRecords call past the stall limit shows in stalled_shards,
-    and the next step gives it a fresh iterator and polls it: the records after it arrive."""
+    and the next step polls it: the records after it arrive."""
     put(world, 0)
     tailer, _ = make_tailer(world)
     drain(world, tailer, cache)

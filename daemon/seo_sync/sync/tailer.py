@@ -25,8 +25,8 @@ from seo_sync.sync.shards import IDLE_TOUCH_SECONDS, ShardSet, check_stream
 
 log = structlog.get_logger()
 # An open shard with no GetRecords call for this long (beyond its longest backoff) is stalled: the
-# table is unhealthy, the shard gets a fresh iterator and the graph is read again; stalled twice
-# as long, the table is fully synced again.
+# table is unhealthy, the shard is polled at once and the graph is read again; stalled twice as
+# long after that, the table is fully synced again.
 STALL_SECONDS = 60.0
 
 
@@ -61,7 +61,7 @@ class TableTailer:
         self.idle = False
         self.dropped_checkpoints: list[str] = []
         self.stall_after = max(STALL_SECONDS, 2 * settings.max_backoff + settings.idle_poll_interval)
-        self.stall_repaired: set[str] = set()  # stalled shards already given a fresh iterator
+        self.stall_repaired: set[str] = set()  # stalled shards already polled out of turn once
         if shards.last_describe < -1e17:
             shards.last_describe = -1e18  # describe on the first step
 
@@ -112,7 +112,7 @@ class TableTailer:
         return len(self.shards.stalled(self.stall_after, self.clock()))
 
     def _repair_stalls(self, now: float) -> bool:
-        """Stalled shards get a fresh iterator and a poll now (True: read the graph again); StreamGone
+        """Stalled shards are polled now (True: read the graph again); StreamGone
         when one is still stalled twice as long after that."""
         stalled = self.shards.stalled(self.stall_after, now)
         if not stalled:
@@ -125,8 +125,10 @@ class TableTailer:
         log.warning("shards_stalled", table=self.spec.name, shards=[c.shard_id for c in stalled][:5],
                     count=len(stalled))
         for c in stalled:
+            # Polled now, with the iterator it has: an expired one is renewed by the poll's own rules
+            # (never a new LATEST, which would skip what was written meanwhile).
             self.stall_repaired.add(c.shard_id)
-            c.iterator, c.next_due = None, now
+            c.next_due = now
         return True
 
     def next_wake(self) -> float:
