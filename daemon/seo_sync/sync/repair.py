@@ -4,8 +4,9 @@ A key lands here when a record was refused as older than a state read directly, 
 its records is in doubt, when one of its records became a dead letter, and when anti-entropy found
 the cache and a Scan of DynamoDB disagreeing. The writer thread drains the queue at a bounded rate
 (a token bucket: `rate` reads a second, bursts of `burst`): one consistent GetItem per key, applied
-with `Cache.apply_item`, which writes the answer, marks the key as read at the time the request
-was sent and resolves the key's dead letters. A failed read puts the key back for a later turn.
+with `Cache.apply_item`, which writes the answer, marks the key as read at the answer's Date
+(DynamoDB's clock, never this host's) and resolves the key's dead letters; an "absent" answer for a
+row the cache holds is read a second time before the row goes. A failed read puts the key back.
 
 The queue holds each key once, whatever number of reasons it has, and lives in memory: what a
 crash loses is found again by anti-entropy, and unresolved dead letters are queued again at boot.
