@@ -89,6 +89,13 @@ class SourceUnavailable(SourceError):
     """DynamoDB cannot be reached (connection refused, timeout, DNS)."""
 
 
+class IncompleteAnswer(SourceUnavailable):
+    """An AWS answer arrived cut off or malformed (no body, a short body, a lost header): retry it.
+
+    Never read as "no records", "item absent" or "empty page": what was cut is not known.
+    """
+
+
 class SourceThrottled(SourceError):
     """DynamoDB throttled the request or answered 5xx; retry later with backoff."""
 

@@ -210,10 +210,11 @@ class ProfileStore:
             return "none", "no cache here yet (the daemon builds it with a full sync)"
         try:
             with WriterLock(cache_path):
-                fresh = self.source.get_item(spec, key)
+                # Stamped by DynamoDB's clock; an "absent" answer is read twice before a row goes.
+                fresh = self.source.read_item(spec, key, live=True)
                 cache = Cache.open(cache_path, busy_timeout_ms=self.settings.service.busy_timeout_ms)
                 try:
-                    cache.apply_item(spec, key, fresh)
+                    cache.apply_item(spec, key, fresh.item, read_at=fresh.at)
                 finally:
                     cache.close()
             return "direct", None

@@ -458,7 +458,9 @@ class FakeDynamoDBClient:
         with self.w.lock:
             t = self._table(TableName, "GetItem")
             item = t.items.get(tuple(Key[k]["S"] for k in t.key_names))
-            return {"Item": item} if item is not None else {}
+            # DynamoDB's clock, whole seconds, as every real answer carries it (reads are stamped by it)
+            meta = {"HTTPStatusCode": 200, "HTTPHeaders": {"date": email.utils.formatdate(self.w.now, usegmt=True)}}
+            return {"Item": item, "ResponseMetadata": meta} if item is not None else {"ResponseMetadata": meta}
 
 
 # -- helpers for tests that run on the fake world ---------------------------------------------------

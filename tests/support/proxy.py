@@ -14,6 +14,13 @@ Modes (`FaultProxy.set_mode`):
 - ``blackhole`` read and discard the request and answer nothing until the blackhole ends, then
   reset (the client sees a read timeout). On loopback the kernel completes the TCP handshake, so a
   blackhole here is a read timeout, never a connect timeout.
+- ``cut``       forward the request, then pass on only part of the answer and close (FIN): cut
+  inside its headers (after the status line: http.client takes the close for the end of the
+  headers, urllib3 logs "Failed to parse headers", and without a Content-Length the body read is
+  empty) or inside its body, each half of the time. ``cut_headers`` / ``cut_body`` cut only there.
+
+`match` names the requests faulted: bytes that must be in the request, several joined by ``|``
+(``GetRecords|GetItem|Scan`` matches any of the three operations).
 
 `probability` (< 1: a seeded draw per request) and `duration` (the mode reverts to `then` after
 that many seconds) make soak schedules; `stats()` counts connections, requests, bytes and faults.
@@ -47,7 +54,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-MODES = ("pass", "latency", "reset", "drop", "blackhole", "error")
+MODES = ("pass", "latency", "reset", "drop", "blackhole", "error", "cut", "cut_headers", "cut_body")
+CUTS = ("cut", "cut_headers", "cut_body")
 _POLL = 0.05  # how often a connection thread looks at the stop flag and the blackhole clock
 
 
@@ -94,7 +102,7 @@ class _Mode:
     until: float | None = None  # time.monotonic() at which the mode ends
     then: str = "pass"
     code: str = ""  # error mode: the AWS error code answered (HTTP 400)
-    match: bytes = b""  # only requests containing these bytes are faulted (e.g. one table's name)
+    match: tuple[bytes, ...] = ()  # only requests containing one of these are faulted (e.g. an operation)
 
 
 class FaultProxy:
@@ -168,7 +176,8 @@ class FaultProxy:
             raise ValueError("probability must be in [0, 1]; latency, jitter and duration >= 0")
         until = None if duration is None else time.monotonic() + duration
         with self._lock:
-            self._mode = _Mode(mode, latency, jitter, probability, until, then, code, match.encode())
+            self._mode = _Mode(mode, latency, jitter, probability, until, then, code,
+                               tuple(m.encode() for m in match.split("|") if m))
 
     def blackhole(self, seconds: float) -> None:
         """Answer nothing for `seconds`, then pass again."""
@@ -210,15 +219,22 @@ class FaultProxy:
     def _draw(self, request: bytes = b"") -> _Mode:
         """The mode for one request: the current mode with its probability, else pass."""
         m = self._current()
-        if m.name == "pass" or (m.match and m.match not in request):
+        if m.name == "pass" or (m.match and not any(x in request for x in m.match)):
             return _Mode()
         with self._lock:
             hit = m.probability >= 1.0 or self._rng.random() < m.probability
             delay = m.latency + (self._rng.uniform(0, m.jitter) if m.jitter else 0.0)
+            name = m.name
+            if name == "cut":
+                name = self._rng.choice(("cut_headers", "cut_body"))
+            # Where in the headers or the body the answer is cut, as a share of their length.
+            share = self._rng.random()
         if not hit:
             return _Mode()
         self._count(f"fault_{m.name}")
-        return _Mode(m.name, delay, code=m.code)
+        if name != m.name:
+            self._count(name)  # which cut a "cut" made: cut_headers or cut_body
+        return _Mode(name, delay, code=m.code, jitter=share)
 
     def _accept_loop(self) -> None:
         assert self._server is not None
@@ -265,6 +281,8 @@ class FaultProxy:
 
     def _pump(self, client: socket.socket, upstream: socket.socket) -> None:
         awaiting_request = True
+        cut: _Mode | None = None  # the answer to the request in hand is to be cut
+        answer = bytearray()
         while not self._stop.is_set():
             try:
                 readable, _, _ = select.select([client, upstream], [], [], _POLL)
@@ -292,10 +310,20 @@ class FaultProxy:
                         return
                     if fault.name == "latency" and self._stop.wait(fault.latency):
                         return
+                    if fault.name in CUTS:
+                        cut, answer = fault, bytearray()
                 upstream.sendall(data)
                 self._count("bytes_up", len(data))
             if upstream in readable:
                 data = upstream.recv(65536)
+                if cut is not None:
+                    answer += data
+                    part = _cut_answer(bytes(answer), cut.name, cut.jitter, complete=not data)
+                    if part is not None:
+                        client.sendall(part)
+                        self._count("bytes_down", len(part))
+                        return  # close: the client sees the answer end there
+                    continue
                 if not data:
                     return
                 client.sendall(data)
@@ -311,6 +339,31 @@ class FaultProxy:
                     return
             except (OSError, ValueError):
                 return
+
+
+def _cut_answer(answer: bytes, where: str, share: float, complete: bool) -> bytes | None:
+    """The part of an HTTP answer to pass on before closing, or None while more of it is needed.
+
+    `cut_headers`: the status line and a share of the header lines, never their blank end line.
+    `cut_body`: the headers and a share of the body, at least one byte short of the whole.
+    """
+    end = answer.find(b"\r\n\r\n")
+    if end < 0:
+        if not complete:
+            return None
+        end = len(answer)
+    status_end = answer.find(b"\r\n") + 2
+    if where == "cut_headers" or (end + 4 >= len(answer) and complete):
+        return answer[:status_end + int(share * max(0, end - status_end))]
+    head = answer[:end + 4]
+    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), None)
+    body = answer[end + 4:]
+    if length is None or (len(body) < length and not complete):
+        if not complete:
+            return None
+        length = len(body)
+    return head + body[:int(share * max(0, length - 1))]
 
 
 def parse_command(line: str) -> tuple[str, dict[str, Any]]:

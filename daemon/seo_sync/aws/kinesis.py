@@ -36,6 +36,7 @@ import structlog
 from seo_sync.aws.kinesis_records import unwrap
 from seo_sync.aws.session import CAUGHT, ErrorContext
 from seo_sync.aws.shapes import RecordsPage, ShardInfo, StreamInfo
+from seo_sync.aws.streams import member
 from seo_sync.errors import BadInput, IteratorExpired, SourceThrottled
 from seo_sync.schema import TABLES
 
@@ -268,7 +269,7 @@ class KinesisFeed:
             resp = self.client.get_records(ShardIterator=real, Limit=limit, StreamARN=arn)
         except CAUGHT as e:
             raise self._translate(e, "GetRecords", table) from None
-        records = [unwrap(r) for r in resp.get("Records", [])]
+        records = [unwrap(r) for r in member(resp, "Records", "GetRecords")]  # none: cut, never "no records"
         end = int(records[-1][1]["dynamodb"]["SequenceNumber"]) if records else None
         next_iterator = resp.get("NextShardIterator")
         page = FetchedPage(key, after_seq(key), records, end, next_iterator, self.clock(),

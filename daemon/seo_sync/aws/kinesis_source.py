@@ -15,6 +15,7 @@ from typing import Any
 
 import botocore.exceptions as bexc
 
+from seo_sync.aws import answers
 from seo_sync.aws.kinesis import KinesisApi, KinesisFeed
 from seo_sync.aws.kinesis_efo import EfoApi, EfoFeed, ensure_consumer
 from seo_sync.aws.session import client_config, make_session
@@ -42,6 +43,7 @@ class KinesisSource(Source):
             except bexc.NoRegionError:
                 raise SourceUnavailable("no AWS region configured",
                                         hint="set AWS_REGION, or aws.region in the config") from None
+        answers.install(kinesis_client, self.server_clock)  # a cut-off answer is an error, never an empty page
         self.kinesis_client = kinesis_client
         interval = 1.0 / settings.kinesis.polls_per_second
         if settings.kinesis.mode == "efo":

@@ -30,6 +30,8 @@ from typing import Any
 import orjson
 from botocore.parsers import DEFAULT_TIMESTAMP_PARSER
 
+from seo_sync.errors import IncompleteAnswer
+
 # The operations read here, and the members of their answers that hold AttributeValues.
 FAST_MEMBERS: dict[str, tuple[str, ...]] = {"Scan": ("Items", "LastEvaluatedKey"), "GetRecords": ("Records",)}
 HANDLER_ID = "seo_sync.raw_responses"
@@ -148,15 +150,16 @@ _CONVERTERS = _Converters()
 def decode_answer(operation_model: Any, body: bytes) -> tuple[dict[str, Any], bytes] | None:
     """(the attribute-heavy members converted, the rest of the body for botocore), or None to leave it all to botocore.
 
-    None when the body is not a JSON object orjson reads (botocore's parser then decides what it
-    means, exactly as without this module) or a member does not have the shape the model gives it.
+    None when orjson cannot read the body (botocore's parser then decides what it means, exactly as
+    without this module) or a member does not have the shape the model gives it. A body that is JSON
+    but not an object is no answer of these operations: IncompleteAnswer, never an empty page.
     """
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
         return None
     if type(doc) is not dict:
-        return None
+        raise IncompleteAnswer(f"{operation_model.name}: the answer is not a JSON object", hint="retried")
     binary = may_hold_binary(body)
     members = operation_model.output_shape.members
     ours: dict[str, Any] = {}
@@ -177,8 +180,11 @@ def _before_parse(operation_model: Any = None, response_dict: Any = None, custom
                                                                                          dict):
         return  # not the event this module was written against: botocore parses as usual
     body = response_dict.get("body")
-    if response_dict.get("status_code", 500) >= 300 or type(body) is not bytes or not body:
-        return  # error answers (ClientError) and empty bodies stay botocore's
+    if response_dict.get("status_code", 500) >= 300 or type(body) is not bytes:
+        return  # error answers stay botocore's (ClientError)
+    if not body.strip():  # botocore would read it as `{}`: no records, an empty page
+        raise IncompleteAnswer(f"{operation_model.name}: the answer's body is empty",
+                               hint="the network cut it; the call is retried")
     decoded = decode_answer(operation_model, body)
     if decoded is None:
         return

@@ -10,9 +10,10 @@ from __future__ import annotations
 import threading
 from typing import Any, Protocol
 
-from seo_sync.aws import raw_responses
+from seo_sync.aws import answers, raw_responses
 from seo_sync.aws.session import CAUGHT, ErrorContext
 from seo_sync.aws.shapes import RecordsPage, ShardInfo, StreamInfo
+from seo_sync.errors import IncompleteAnswer
 
 DESCRIBE_STREAM_PAGE = 100  # shards a DescribeStream page holds at most
 
@@ -31,15 +32,24 @@ class StreamsApi(Protocol):
         """GetRecords: one page of records and the next iterator (absent at a closed shard's end)."""
 
 
+def member(resp: Any, name: str, operation: str) -> Any:
+    """`resp[name]`, or IncompleteAnswer when the answer lacks a member the operation always answers with."""
+    if not isinstance(resp, dict) or resp.get(name) is None:
+        raise IncompleteAnswer(f"{operation}: the answer has no {name}",
+                               hint="the network cut or garbled it; the call is retried")
+    return resp[name]
+
+
 class StreamReader:
     """DynamoDB Streams through a boto3-shaped client, errors translated, calls counted."""
 
     per_item_order = True  # within a shard, an item's records come in the order of its changes
     max_lateness = 0.0
 
-    def __init__(self, client: StreamsApi, context: ErrorContext) -> None:
+    def __init__(self, client: StreamsApi, context: ErrorContext, clock: answers.ServerClock | None = None) -> None:
         self.client = client
         self.ctx = context
+        answers.install(client, clock)  # a cut-off answer is an error, never an empty one
         raw_responses.install(client)  # GetRecords answers read by orjson, not botocore's parser
         self.get_records_calls = 0
         self.describe_stream_calls = 0
@@ -55,7 +65,7 @@ class StreamReader:
                 kwargs["ExclusiveStartShardId"] = start
             try:
                 self.describe_stream_calls += 1
-                desc = self.client.describe_stream(**kwargs)["StreamDescription"]
+                desc = member(self.client.describe_stream(**kwargs), "StreamDescription", "DescribeStream")
             except CAUGHT as e:
                 raise self.ctx.translate(e, "DescribeStream", table) from None
             status = desc.get("StreamStatus", status)
@@ -75,18 +85,18 @@ class StreamReader:
         if seq is not None:
             kwargs["SequenceNumber"] = seq
         try:
-            return self.client.get_shard_iterator(**kwargs)["ShardIterator"]
+            return str(member(self.client.get_shard_iterator(**kwargs), "ShardIterator", "GetShardIterator"))
         except CAUGHT as e:
             raise self.ctx.translate(e, "GetShardIterator", table) from None
 
     def get_records(self, iterator: str, limit: int = 1000, table: str | None = None) -> RecordsPage:
-        """One GetRecords call."""
+        """One GetRecords call; IncompleteAnswer (never a closed shard) for an answer without Records."""
         self.get_records_calls += 1
         try:
             resp = self.client.get_records(ShardIterator=iterator, Limit=limit)
         except CAUGHT as e:
             raise self.ctx.translate(e, "GetRecords", table) from None
-        return RecordsPage(resp.get("Records", []), resp.get("NextShardIterator"))
+        return RecordsPage(member(resp, "Records", "GetRecords"), resp.get("NextShardIterator"))
 
     def wait_pushed(self, arn: str, seen: dict[str, int], timeout: float, stop: threading.Event) -> dict[str, int]:
         """Polled, nothing is pushed: wait `timeout` seconds (less when `stop` is set)."""

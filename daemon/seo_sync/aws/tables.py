@@ -6,18 +6,18 @@
 
 from __future__ import annotations
 
-import email.utils
 import time
-from collections.abc import Iterator
-from datetime import UTC
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import botocore.exceptions as bexc
 
-from seo_sync.aws import raw_responses
+from seo_sync.aws import answers, raw_responses
+from seo_sync.aws.answers import ServerClock, http_date
 from seo_sync.aws.session import CAUGHT, ErrorContext, client_config, make_session
 from seo_sync.aws.shapes import TableInfo
-from seo_sync.aws.streams import StreamReader, StreamsApi
+from seo_sync.aws.streams import StreamReader, StreamsApi, member
 from seo_sync.backoff import backoff_delay
 from seo_sync.codec import Item
 from seo_sync.config import AwsSettings
@@ -37,11 +37,26 @@ def _content_length(resp: dict[str, Any]) -> int:
         return 0
 
 
+def answer_date(resp: Any) -> float | None:
+    """The Date header of an answer as epoch seconds (DynamoDB's clock); None when absent."""
+    headers = (resp.get("ResponseMetadata") or {}).get("HTTPHeaders") or {} if isinstance(resp, dict) else {}
+    return http_date(headers.get("date"))
+
+
+@dataclass(frozen=True)
+class ItemRead:
+    """One consistent read of one key: the item (None when absent) and when DynamoDB answered, by its clock."""
+
+    item: Item | None
+    at: float
+    confirmed: bool = False  # "absent" was read twice (the cache held the key live)
+
+
 class Source:
     """DynamoDB for one table prefix: tables, scans, item reads and writes, and the stream reader."""
 
     def __init__(self, aws: AwsSettings, prefix: str, *, dynamodb_client: Any = None,
-                 streams_client: StreamsApi | None = None) -> None:
+                 streams_client: StreamsApi | None = None, wall: Callable[[], float] = time.time) -> None:
         self.prefix = prefix
         session = None
         if dynamodb_client is None or streams_client is None:
@@ -57,8 +72,11 @@ class Source:
             raise SourceUnavailable("no AWS region configured",
                                     hint="set AWS_REGION, or aws.region in the config, or --env-file") from None
         self.ctx = ErrorContext(self.ddb.meta.endpoint_url, self.ddb.meta.region_name or "?")
+        # DynamoDB's clock, read from every checked answer's Date: reads are stamped by it, not this host's.
+        self.server_clock = ServerClock(wall)  # `wall`: this host's clock (a test moves it)
+        answers.install(self.ddb, self.server_clock)  # a cut-off answer is an error, never "absent" or "empty"
         raw_responses.install(self.ddb)  # Scan answers read by orjson, not botocore's parser
-        self.streams = StreamReader(raw_streams, self.ctx)
+        self.streams = StreamReader(raw_streams, self.ctx, self.server_clock)
 
     @property
     def endpoint(self) -> str:
@@ -81,7 +99,7 @@ class Source:
     def describe_table(self, spec: TableSpec) -> TableInfo:
         """DescribeTable for one of our tables."""
         name = spec.dynamo_name(self.prefix)
-        t = self._call("DescribeTable", name, self.ddb.describe_table, TableName=name)["Table"]
+        t = member(self._call("DescribeTable", name, self.ddb.describe_table, TableName=name), "Table", "DescribeTable")
         ss = t.get("StreamSpecification") or {}
         return TableInfo(name, t.get("TableStatus", "?"), t.get("LatestStreamArn"),
                          bool(ss.get("StreamEnabled")), ss.get("StreamViewType"), int(t.get("ItemCount", 0)))
@@ -89,14 +107,7 @@ class Source:
     def server_time(self, spec: TableSpec) -> float | None:
         """DynamoDB's own clock, epoch seconds rounded down (a DescribeTable answer's Date header); None if absent."""
         name = spec.dynamo_name(self.prefix)
-        resp = self._call("DescribeTable", name, self.ddb.describe_table, TableName=name)
-        date = (resp.get("ResponseMetadata") or {}).get("HTTPHeaders", {}).get("date")
-        try:
-            when = email.utils.parsedate_to_datetime(date) if date else None
-        except (TypeError, ValueError):
-            return None
-        # HTTP dates are GMT; one without a zone ("-0000") must not be read in this host's zone.
-        return None if when is None else when.replace(tzinfo=when.tzinfo or UTC).timestamp()
+        return answer_date(self._call("DescribeTable", name, self.ddb.describe_table, TableName=name))
 
     def create_table(self, spec: TableSpec, wait: float = 60.0) -> bool:
         """Create one table (PAY_PER_REQUEST, NEW_AND_OLD_IMAGES stream); False if it existed."""
@@ -150,7 +161,7 @@ class Source:
             kwargs["Limit"] = min(page_limit or FIRST_SCAN_PAGE, FIRST_SCAN_PAGE)
         while True:
             resp = self._call("Scan", name, self.ddb.scan, **kwargs)
-            items = resp.get("Items", [])
+            items = member(resp, "Items", "Scan")  # a page without Items is cut, never an empty one
             yield items
             last = resp.get("LastEvaluatedKey")
             if not last:
@@ -174,7 +185,7 @@ class Source:
         items: list[Item] = []
         while True:
             resp = self._call("Query", name, self.ddb.query, **kwargs)
-            items.extend(resp.get("Items", []))
+            items.extend(member(resp, "Items", "Query"))
             if not resp.get("LastEvaluatedKey"):
                 return items
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
@@ -193,6 +204,26 @@ class Source:
         resp = self._call("GetItem", name, self.ddb.get_item, TableName=name,
                           Key=self.key_av(spec, key), ConsistentRead=consistent)
         return resp.get("Item")
+
+    def _read(self, spec: TableSpec, key: tuple[str, ...]) -> ItemRead:
+        name = spec.dynamo_name(self.prefix)
+        resp = self._call("GetItem", name, self.ddb.get_item, TableName=name,
+                          Key=self.key_av(spec, key), ConsistentRead=True)
+        at = answer_date(resp)
+        return ItemRead(resp.get("Item"), self.server_clock.now() if at is None else at)
+
+    def read_item(self, spec: TableSpec, key: tuple[str, ...], *, live: bool) -> ItemRead:
+        """A consistent read to apply as the truth, stamped with DynamoDB's clock (its answer's Date).
+
+        `live`: the cache holds the key as a live row. An answer of "absent" for such a key is
+        read again before it is believed, so that one answer that is wrong in a way no check of its
+        shape can see never removes a row; the second answer is the one returned either way.
+        """
+        first = self._read(spec, key)
+        if first.item is not None or not live:
+            return first
+        second = self._read(spec, key)
+        return ItemRead(second.item, second.at, confirmed=second.item is None)
 
     def put_item(self, spec: TableSpec, item: Item, expected_version: int | bool | None = False) -> None:
         """PutItem; with `expected_version` (an int, or None for "must not exist") it is conditional.

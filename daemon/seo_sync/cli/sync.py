@@ -71,7 +71,10 @@ def sync_all_tables(cache: Cache, source: Source, s: Settings, reason: str, bars
 
 def sync_business(cache: Cache, source: Source, business_id: str) -> dict[str, Any]:
     """Replace one business's rows in all five tables by what DynamoDB holds, in one transaction."""
-    read_at = time.time()  # a stream record older than these reads must not undo them
+    # A stream record older than these reads must not undo them: stamped by DynamoDB's clock (a Date
+    # header, whole seconds rounded down, before the reads), never this host's, which may run ahead.
+    server_now = source.server_time(TABLES["businesses"])
+    read_at = server_now if server_now is not None else time.time()
     items = {spec.name: source.query_business(spec, business_id) for spec in TABLES.values()}
     before = {spec.name: sum(1 for _ in Reader(cache.conn).rows(spec, business_id)) for spec in TABLES.values()}
     if not any(items.values()) and not any(before.values()):

@@ -51,6 +51,8 @@ def health_reasons(tables: Mapping[str, Mapping[str, Any]], *, prefix: str, lag_
     reasons = fold_table_errors(errors, prefix)
     reasons += [f"{name}: lag {t['lag_seconds']:.0f}s" for name, t in tables.items()
                 if t.get("state") != "error" and (t.get("lag_seconds") or 0) > lag_alarm]
+    reasons += [f"{name}: {t['stalled_shards']} open shards without a GetRecords call for over a minute"
+                for name, t in tables.items() if t.get("stalled_shards")]
     # A dead letter is a record the cache could not apply: until it is resolved the cache may differ.
     reasons += [f"{name}: {t['dead_letters']} unresolved dead letters (see _sync_dead_letters; "
                 "`refresh` of the key resolves one)" for name, t in tables.items() if t.get("dead_letters")]

@@ -11,7 +11,8 @@ returned are suspects the same way (an item the cache holds that DynamoDB may no
 
 The scheduler thread calls `step`; it only reads DynamoDB and posts work to the writer, never
 writing the cache itself. A Scan page older than the cache (it is eventually consistent) costs one
-repair read that finds nothing to change.
+repair read that finds nothing to change. Only whole pages are compared (source.py refuses a cut
+one), and a burst of differences beyond BURST_DIFFERENCES is taken for a fault of the read.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ Submit = Callable[[Callable[[Cache], T]], T]
 # A difference may be only the feed's lag (the cache has not applied a change the Scan saw yet):
 # a suspect is handed to the repair reads only if its row is still as compared this long after.
 SETTLE_SECONDS = 3.0
+# More differences than this in one page (or at a pass's end) say more about the read than about the
+# cache: a page cut short, an answer from the wrong table. They are dropped and the pass starts over;
+# differences the cache really has come back in the next pass, a few at a time.
+BURST_DIFFERENCES = 50
 Row = tuple[Any, ...] | None
 
 
@@ -50,6 +55,7 @@ class TablePass:
     next_pass: float = 0.0
     items_checked: int = 0
     differences: int = 0
+    bursts: int = 0  # pages (or pass ends) whose differences were taken for a fault of the read
     passes: int = 0
     last_pass_end: float | None = None
     suspects: dict[tuple[str, ...], tuple[Row, float]] = field(default_factory=dict)  # key -> (row, when)
@@ -57,6 +63,7 @@ class TablePass:
     def status(self) -> dict[str, Any]:
         """JSON-able counts."""
         return {"items_checked": self.items_checked, "differences": self.differences, "passes": self.passes,
+                "bursts": self.bursts,
                 "in_pass": self.pages is not None, "last_pass_end": self.last_pass_end}
 
 
@@ -143,9 +150,15 @@ class RollingVerify:
         else:  # the pass is over: what the cache holds that the Scan never returned
             seen = tp.seen
             diffs = self.submit(lambda c: [(k, c.row(spec, k)) for k in c.keys(spec) if k not in seen])
-            tp.pages, tp.passes, tp.last_pass_end = None, tp.passes + 1, time.time()
-            tp.next_pass = tp.started + period
-            log.info("anti_entropy_pass", table=spec.name, items=len(seen), differences=tp.differences)
+            if len(diffs) <= BURST_DIFFERENCES:
+                tp.pages, tp.passes, tp.last_pass_end = None, tp.passes + 1, time.time()
+                tp.next_pass = tp.started + period
+                log.info("anti_entropy_pass", table=spec.name, items=len(seen), differences=tp.differences)
+        if len(diffs) > BURST_DIFFERENCES:
+            tp.pages, tp.bursts = None, tp.bursts + 1  # the pass starts over at the next tick
+            log.warning("anti_entropy_burst", table=spec.name, count=len(diffs), limit=BURST_DIFFERENCES,
+                        hint="taken for a fault of the read, not of the cache; the pass starts over")
+            return found
         for key, row in diffs:
             tp.suspects.setdefault(key, (row, now))
         return found

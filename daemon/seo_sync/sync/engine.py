@@ -16,6 +16,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar
 
+from seo_sync.aws.answers import on_server_clock
 from seo_sync.aws.tables import Source
 from seo_sync.cache.writer import Cache
 from seo_sync.config import Settings
@@ -81,11 +82,12 @@ class Engine:
         holds after that commit (present, and its `_version`)."""
         spec = TABLES[table] if table in TABLES else self._select(table)[0].spec
         key = tuple(key)
-        read_at = self.clock()
-        item = self.source.get_item(spec, key, consistent=True)
+        # Stamped by DynamoDB's clock (the answer's Date), so a host clock ahead does not make the
+        # next writes look older than this read; an "absent" answer is read twice before a row goes.
+        read = self.source.read_item(spec, key, live=True)
 
         def apply(c: Cache) -> tuple[Any, ...] | None:
-            c.apply_item(spec, key, item, read_at=read_at)
+            c.apply_item(spec, key, read.item, read_at=read.at)
             return c.row(spec, key)
 
         row = self.submit(apply, timeout)
@@ -109,11 +111,11 @@ class Engine:
 
     def snapshot(self) -> dict:
         """Per-table state and stream call counters, JSON-able."""
-        now = self.clock()
+        now = on_server_clock(getattr(self.source, "server_clock", None), self.clock())
         tables = {}
         for name, rt in self.tables.items():
             with rt.lock:
-                tables[name] = rt.status(now)
+                tables[name] = rt.status(now)  # lag against DynamoDB's clock, whatever this host's says
         hours = max((time.monotonic() - self._started_at) / 3600, 1e-9)
         calls = self.source.streams.get_records_calls
         out = {"tables": tables, "repairs": self.repairs.status(),

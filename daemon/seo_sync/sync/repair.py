@@ -4,8 +4,9 @@ A key lands here when a record was refused as older than a state read directly, 
 its records is in doubt, when one of its records became a dead letter, and when anti-entropy found
 the cache and a Scan of DynamoDB disagreeing. The writer thread drains the queue at a bounded rate
 (a token bucket: `rate` reads a second, bursts of `burst`): one consistent GetItem per key, applied
-with `Cache.apply_item`, which writes the answer, marks the key as read at the time the request
-was sent and resolves the key's dead letters. A failed read puts the key back for a later turn.
+with `Cache.apply_item`, which writes the answer, marks the key as read at the answer's Date
+(DynamoDB's clock, never this host's) and resolves the key's dead letters; an "absent" answer for a
+row the cache holds is read a second time before the row goes. A failed read puts the key back.
 
 Every doubt found while applying records (live, a first boot's or a resync's captured records, a
 dead letter) is written to `_sync_repairs` in the transaction that found it, and the writer loads
@@ -145,14 +146,13 @@ def run_repairs(cache: Cache, source: Source, specs: dict[str, TableSpec], repai
         if spec is None:
             continue
         before = cache.row(spec, key)
-        read_at = wall()
         try:
-            item = source.get_item(spec, key, consistent=True)
+            read = source.read_item(spec, key, live=before is not None)  # stamped by DynamoDB's clock
         except SeoSyncError as e:
             repairs.put_back(table, key, reason)
             log.warning("repair_read_failed", table=table, key=list(key), error=e.message[:200])
             break  # DynamoDB is throttling or away: the rest waits for the next turn
-        cache.apply_item(spec, key, item, read_at=read_at)
+        cache.apply_item(spec, key, read.item, read_at=read.at)
         changed = cache.row(spec, key) != before
         repairs.count_read(changed, table, key)
         done += 1

@@ -3,7 +3,10 @@
 Shared by `tailer.py` (live tailing) and `fullsync.py` (capture during a scan), which must not import
 each other. Single-threaded: one thread at a time owns a ShardSet.
 
-Rules: a parent is read to its end (no NextShardIterator) before any child; a
+Rules: a parent is read to its end (no NextShardIterator) before any child; a shard is finished
+only when GetRecords says so AND DescribeStream shows its end (an EndingSequenceNumber, or a child):
+an answer alone could be a fault of the network, and a shard taken for finished is never read
+again; a shard recorded finished that DescribeStream still lists open is read again; a
 child found later is read from TRIM_HORIZON; a cursor resumes AFTER_SEQUENCE_NUMBER its last
 sequence number, never LATEST, and a shard whose LATEST chain (no record yet) is lost is a gap;
 throttling backs off per shard with jitter.
@@ -71,6 +74,7 @@ class Cursor:
     last_records_at: float = float("-inf")  # clock() of the last poll that brought records
     adjacent_parent_id: str | None = None  # a merged Kinesis shard's second parent
     start_time: float | None = None  # epoch seconds of an AT_TIMESTAMP position
+    last_polled: float | None = None  # clock() of the last GetRecords asked (answered or not)
 
     def checkpoint(self, table: str, arn: str, now: float) -> Checkpoint:
         """This cursor as a checkpoint row written at wall-clock time `now`.
@@ -113,6 +117,8 @@ class ShardSet:
         self.cursors: dict[str, Cursor] = {}
         self.last_describe = -1e18
         self.new_shards: list[str] = []  # listed since the caller last took this list
+        self.reopened = 0  # shards recorded finished that DescribeStream still listed open
+        self.unconfirmed_ends = 0  # GetRecords answers without a next iterator on a shard DynamoDB lists open
 
     # -- building ---------------------------------------------------------------------------------
 
@@ -182,9 +188,12 @@ class ShardSet:
         """
         info = info or self.describe()
         present = {s.shard_id: s for s in info.shards}
+        parents = {p for s in info.shards for p in (s.parent_shard_id, s.adjacent_parent_shard_id) if p}
         gone = []
         for sid, c in list(self.cursors.items()):
             if sid in present:
+                if c.finished and not present[sid].closed and sid not in parents:
+                    self._reopen(c)
                 c.closed = c.closed or present[sid].closed
                 # Checkpoints hold one parent: a merged shard's second one comes from the listing.
                 c.adjacent_parent_id = c.adjacent_parent_id or present[sid].adjacent_parent_shard_id
@@ -203,6 +212,39 @@ class ShardSet:
                 self.new_shards.append(s.shard_id)
                 log.info("shard_discovered", table=self.table, shard=s.shard_id, parent=s.parent_shard_id)
         return gone
+
+    def _reopen(self, c: Cursor) -> None:
+        """A shard recorded finished that DynamoDB lists open (no end, no child): read it again after
+        its last sequence number (it was never finished: what said so was a fault)."""
+        log.warning("shard_reopened", table=self.table, shard=c.shard_id, seq=c.seq)
+        c.finished = c.closed = False
+        c.finished_at = None
+        c.iterator = None
+        c.next_due = 0.0
+        if c.seq is not None:
+            c.start = "AFTER"
+        elif c.start != "AT_TIMESTAMP":
+            c.start, c.confirmed_at = "TRIM_HORIZON", c.confirmed_at or self.wall()
+        self.reopened += 1
+
+    def end_confirmed(self, c: Cursor) -> bool:
+        """True when DescribeStream shows `c` ended: its EndingSequenceNumber, or a child listed."""
+        if c.closed:
+            return True
+        info = self.describe()
+        for s in info.shards:
+            if (s.shard_id == c.shard_id and s.closed) or c.shard_id in (s.parent_shard_id, s.adjacent_parent_shard_id):
+                c.closed = True
+                return True
+        return False
+
+    def _end_confirmed_or_unknown(self, c: Cursor) -> bool:
+        """end_confirmed, False when DescribeStream cannot be asked now (the page read is still handed on)."""
+        try:
+            return self.end_confirmed(c)
+        except (SourceThrottled, SourceUnavailable) as e:
+            log.warning("shard_end_unchecked", table=self.table, shard=c.shard_id, error=str(e.message)[:160])
+            return False
 
     def _listed_at(self, parent_id: str | None) -> float:
         """When a newly listed shard's records start: no later than its finished parent's last confirmation."""
@@ -279,9 +321,27 @@ class ShardSet:
         raise StreamGone(f"shard {c.shard_id} lost its LATEST position before delivering a record",
                          hint="a full sync takes new positions")
 
+    def stalled(self, after: float, now: float | None = None) -> list[Cursor]:
+        """Readable cursors (open, parent done) that have had no GetRecords call for `after` seconds.
+
+        Safe to call from another thread (status): it only reads the cursors, and starts a
+        cursor's count the first time it sees it readable.
+        """
+        now = self.clock() if now is None else now
+        out = []
+        for c in list(self.cursors.values()):
+            if c.finished or self.blocked(c):
+                continue
+            if c.last_polled is None:
+                c.last_polled = now
+            elif now - c.last_polled > after:
+                out.append(c)
+        return out
+
     def poll(self, c: Cursor, now: float | None = None) -> Page | None:
         """One GetRecords on `c`; None when throttled (backing off) or the iterator was renewed."""
         now = self.clock() if now is None else now
+        c.last_polled = now
         try:
             if c.iterator is None:
                 c.iterator = self._acquire(c)
@@ -331,6 +391,19 @@ class ShardSet:
             c.seq, c.start, c.latest_as_of = page.read_to, "AFTER", None
         c.iterator = page.next_iterator
         finished_now = page.next_iterator is None
+        if finished_now and not self._end_confirmed_or_unknown(c):
+            # GetRecords alone said "end" of a shard DynamoDB lists open: a fault, not an end.
+            finished_now = False
+            self.unconfirmed_ends += 1
+            if c.seq is None and c.start == "LATEST":
+                raise StreamGone(f"shard {c.shard_id} lost its LATEST position to an answer without an iterator",
+                                 hint="a full sync takes new positions")
+            c.failures += 1
+            delay = backoff_delay(c.failures, base=BACKOFF_BASE, cap=self.settings.max_backoff, rng=self.rng)
+            log.warning("shard_end_unconfirmed", table=self.table, shard=c.shard_id, seq=c.seq, delay=round(delay, 3))
+            c.next_due = now + delay
+            return Page(c.shard_id, records, c.checkpoint(self.table, self.arn, self.wall()), False,
+                        None, page.age)
         if finished_now:
             c.finished = c.closed = True
             c.finished_at = now

@@ -59,6 +59,7 @@ class TableState:
             "error": self.error, "gaps": self.gaps, "last_gap_reason": self.last_gap_reason,
             "dead_letters": self.dead_letters, "skipped_stale": self.skipped_stale,
             "ttl_deletes": self.ttl_deletes, "records_applied": self.records_applied,
+            "stalled_shards": self.tailer.stalled_shards() if self.tailer else 0,
         }
 
     def record_error(self, e: SeoSyncError, during: str, max_backoff: float) -> float:

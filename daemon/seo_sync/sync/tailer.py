@@ -25,6 +25,10 @@ from seo_sync.schema import TableSpec
 from seo_sync.sync.shards import IDLE_TOUCH_SECONDS, ShardSet, check_stream
 
 log = structlog.get_logger()
+# An open shard with no GetRecords call for this long (beyond its longest backoff) is stalled: the
+# table is unhealthy, the shard is polled at once and the graph is read again; stalled twice as
+# long after that, the table is fully synced again.
+STALL_SECONDS = 60.0
 
 
 @dataclass
@@ -58,6 +62,8 @@ class TableTailer:
         self.idle = False
         self.dropped_checkpoints: list[str] = []
         self.pushes_seen: dict[str, int] = {}  # shard id -> events the feed had received when last looked
+        self.stall_after = max(STALL_SECONDS, 2 * settings.max_backoff + settings.idle_poll_interval)
+        self.stall_repaired: set[str] = set()  # stalled shards already polled out of turn once
         if shards.last_describe < -1e17:
             shards.last_describe = -1e18  # describe on the first step
 
@@ -72,6 +78,7 @@ class TableTailer:
     def step(self, force_describe: bool = False, poll_all: bool = False) -> list[Batch]:
         """Refresh the graph when due, then poll every due shard once; StreamGone on a gap."""
         now = self.clock()
+        force_describe = self._repair_stalls(now) or force_describe
         if force_describe or self.shards.describe_due(now):
             self.check_arn()
             self.dropped_checkpoints += self.shards.refresh()
@@ -101,6 +108,30 @@ class TableTailer:
             out[0].drop_shards, self.dropped_checkpoints = self.dropped_checkpoints, []
         self.idle = not out or all(not b.records for b in out)
         return out
+
+    def stalled_shards(self) -> int:
+        """How many open shards have had no GetRecords call for longer than `stall_after` (for status)."""
+        return len(self.shards.stalled(self.stall_after, self.clock()))
+
+    def _repair_stalls(self, now: float) -> bool:
+        """Stalled shards are polled now (True: read the graph again); StreamGone
+        when one is still stalled twice as long after that."""
+        stalled = self.shards.stalled(self.stall_after, now)
+        if not stalled:
+            self.stall_repaired.clear()
+            return False
+        for c in stalled:
+            if c.shard_id in self.stall_repaired and now - (c.last_polled or now) > 2 * self.stall_after:
+                raise StreamGone(f"shard {c.shard_id} had no GetRecords call for {now - (c.last_polled or now):.0f} s",
+                                 hint="a full sync repairs it")
+        log.warning("shards_stalled", table=self.spec.name, shards=[c.shard_id for c in stalled][:5],
+                    count=len(stalled))
+        for c in stalled:
+            # Polled now, with the iterator it has: an expired one is renewed by the poll's own rules
+            # (never a new LATEST, which would skip what was written meanwhile).
+            self.stall_repaired.add(c.shard_id)
+            c.next_due = now
+        return True
 
     def next_wake(self) -> float:
         """Clock time of the next due poll or describe."""

@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 import structlog
 
+from seo_sync.aws.answers import on_server_clock
 from seo_sync.aws.tables import Source
 from seo_sync.backoff import backoff_delay
 from seo_sync.cache.sql import ApplyResult
@@ -346,7 +347,8 @@ class WriterThread(ServiceThread):
                 rt.last_created = b.last_created
             rt.dirty = rt.dirty or bool(b.records)
         if b.records:
-            lag_ms = None if b.last_created is None else round(max(0.0, self.clock() - b.last_created) * 1000)
+            now = on_server_clock(getattr(self.source, "server_clock", None), self.clock())  # DynamoDB's clock
+            lag_ms = None if b.last_created is None else round(max(0.0, now - b.last_created) * 1000)
             log.info("batch_applied", table=b.table, shard=b.shard_id, records=res.records, lag_ms=lag_ms,
                      upserted=res.upserted, deleted=res.deleted, stale=res.skipped_stale, dead=res.dead,
                      ttl=res.ttl_deletes, seq=b.checkpoint.sequence_number)
