@@ -24,6 +24,7 @@ import structlog
 
 from seo_sync import __version__
 from seo_sync.aws.kinesis_source import make_source
+from seo_sync.aws.reachability import NETWORK
 from seo_sync.aws.tables import Source
 from seo_sync.cache.lock import WriterLock
 from seo_sync.cache.reader import Reader
@@ -216,6 +217,9 @@ class Service:
         reasons = health_reasons(tables, prefix=self.settings.table_prefix, lag_alarm=self.settings.stream.lag_alarm,
                                  ready=self.ready, boot_synced=self.engine.boot_synced.is_set(),
                                  had_complete_cache=self.had_complete_cache)
+        unreachable = NETWORK.reason()
+        if unreachable:  # said long before the first call gives up and its table reports the error
+            reasons.insert(0, unreachable)
         pending = self.engine.repairs.pending(known_only=True)
         if pending:  # a known difference (or a doubt) between the cache and DynamoDB, not yet settled
             reasons.append(f"{pending} repair reads pending (keys the cache may hold differently from DynamoDB)")
@@ -287,6 +291,10 @@ class Service:
         if self.fault_injection and command == "debug-hang" and args:
             self._hang_main_until = time.monotonic() + float(args[0])
             return json.dumps({"ok": True})
+        if self.fault_injection and command == "debug-repair" and len(args) == 2:
+            spec, count = table(args[0]), int(args[1])
+            keys = self.engine.submit(lambda c: list(c.keys(spec))[:count])
+            return json.dumps({"ok": True, "queued": sum(self.engine.repairs.add(spec.name, k, "debug") for k in keys)})
         if self.fault_injection and command == "debug-wedge-writer" and args:
             seconds = float(args[0])
             self.engine.submit(lambda _cache: time.sleep(seconds), timeout=seconds + 10)
@@ -306,8 +314,16 @@ class Service:
             "state": self.state, "ready": self.ready, "initialized": self.engine.boot_synced.is_set()
             or self.had_complete_cache, "reasons": self.degraded_reasons, "version": __version__,
             "pid": os.getpid(), "uptime_seconds": round(time.time() - self.started_at, 3), "wal_bytes": wal_bytes,
-            **snap,
+            "dynamodb": NETWORK.status(), "threads": self._thread_ages(), **snap,
         }
+
+    def _thread_ages(self) -> dict[str, Any]:
+        """Seconds since each worker last finished a loop, and the workers waiting inside an AWS call."""
+        assert self.engine is not None
+        now = time.monotonic()
+        loops = sorted(self.engine.loops().items())
+        return {"loop_age_seconds": {name: round(max(0.0, now - at), 3) for name, at in loops},
+                "in_aws_call": sorted(NETWORK.waiting())}
 
     def _maintenance_jobs(self) -> dict[str, Callable[[], object]]:
         assert self.engine is not None

@@ -2,10 +2,12 @@
 
 A key lands here when a record was refused as older than a state read directly, when the order of
 its records is in doubt, when one of its records became a dead letter, and when anti-entropy found
-the cache and a Scan of DynamoDB disagreeing. The writer thread drains the queue at a bounded rate
-(a token bucket: `rate` reads a second, bursts of `burst`): one consistent GetItem per key, applied
-with `Cache.apply_item`, which writes the answer, marks the key as read at the time the request
-was sent and resolves the key's dead letters. A failed read puts the key back for a later turn.
+the cache and a Scan of DynamoDB disagreeing. The repair thread drains the queue at a bounded rate
+(a token bucket: `rate` reads a second, bursts of `burst`): one consistent GetItem per key, whose
+answer the writer thread applies at its next turn with `Cache.apply_item`, which writes it, marks
+the key as read at the time the request was sent and resolves the key's dead letters. A failed
+read puts the key back for a later turn. The reads are not sent by the writer: during an outage
+each one waits for its timeouts, and the writer keeps applying batches and jobs meanwhile.
 
 The queue holds each key once, whatever number of reasons it has, and lives in memory: what a
 crash loses is found again by anti-entropy, and unresolved dead letters are queued again at boot.
@@ -15,19 +17,24 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
 from seo_sync.aws.tables import Source
+from seo_sync.backoff import backoff_delay
 from seo_sync.cache.writer import Cache
 from seo_sync.errors import SeoSyncError
 from seo_sync.schema import TableSpec
+from seo_sync.threads import DeathReport, ServiceThread
 
 log = structlog.get_logger()
 Key = tuple[str, str, tuple[str, ...]]  # (table, reason, key)
 SUSPECT = "anti-entropy"  # the reason of a difference the rolling verify found
+IDLE_WAIT = 0.05  # seconds between looks at the queue (the rate refills the bucket meanwhile)
 
 
 @dataclass
@@ -112,25 +119,96 @@ class RepairQueue:
                     "failed": c.failed, "by_reason": dict(c.by_reason)}
 
 
+@dataclass(frozen=True)
+class RepairAnswer:
+    """DynamoDB's answer for one repair read, waiting for the writer to apply it."""
+
+    table: str
+    reason: str
+    key: tuple[str, ...]
+    item: Any
+    read_at: float
+
+
+class RepairReader:
+    """The two halves of the repair reads: `read` sends the GetItems (on the repair thread, so the
+    writer never waits on the network), `apply` writes their answers (on the writer thread)."""
+
+    def __init__(self, source: Source, specs: dict[str, TableSpec], repairs: RepairQueue,
+                 wall: Callable[[], float] = time.time) -> None:
+        self.source = source
+        self.specs = specs
+        self.repairs = repairs
+        self.wall = wall
+        self._answers: deque[RepairAnswer] = deque()  # appended by one thread, popped by another: thread-safe
+
+    def read(self, should_stop: Callable[[], bool] = lambda: False) -> tuple[int, SeoSyncError | None]:
+        """The reads the rate allows now: (how many were answered, the error that stopped them or None).
+        A failed read puts its key and the rest of the turn's keys back for a later turn."""
+        taken = [t for t in self.repairs.take() if t[0] in self.specs]
+        for i, (table, reason, key) in enumerate(taken):
+            if should_stop():
+                error = None
+            else:
+                read_at = self.wall()
+                try:
+                    item = self.source.get_item(self.specs[table], key, consistent=True)
+                except SeoSyncError as e:
+                    error = e
+                    log.warning("repair_read_failed", table=table, key=list(key), error=e.message[:200])
+                else:
+                    self._answers.append(RepairAnswer(table, reason, key, item, read_at))
+                    continue
+            for t, r, k in taken[i:]:  # DynamoDB is throttling or away (or we stop): the rest waits
+                self.repairs.put_back(t, k, r)
+            return i, error
+        return len(taken), None
+
+    def waiting(self) -> int:
+        """Answers read and not yet applied."""
+        return len(self._answers)
+
+    def apply(self, cache: Cache) -> int:
+        """Apply the answers read so far, on the writer thread (no network here); how many were applied."""
+        done = 0
+        while self._answers:
+            a = self._answers.popleft()
+            spec = self.specs[a.table]
+            before = cache.row(spec, a.key)
+            cache.apply_item(spec, a.key, a.item, read_at=a.read_at)
+            changed = cache.row(spec, a.key) != before
+            self.repairs.count_read(changed)
+            done += 1
+            log.info("repair_read", table=a.table, key=list(a.key), reason=a.reason, changed=changed)
+        return done
+
+
+class RepairThread(ServiceThread):
+    """Sends the repair reads, so that an outage or a slow answer holds this thread and not the writer."""
+
+    def __init__(self, reader: RepairReader, stop_event: threading.Event, progress: dict[str, float],
+                 max_backoff: float, on_death: DeathReport | None = None) -> None:
+        super().__init__("repair-reads", stop_event, on_death)
+        self.reader = reader
+        self.progress = progress
+        self.max_backoff = max_backoff
+
+    def loop(self) -> None:
+        failures = 0
+        while not self.stop_event.is_set():
+            self.progress[self.name] = time.monotonic()
+            done, error = self.reader.read(self.stop_event.is_set)
+            if error is not None:
+                failures += 1
+                self.stop_event.wait(backoff_delay(failures, base=1.0, cap=self.max_backoff))
+            else:
+                failures = 0 if done else failures
+                self.stop_event.wait(IDLE_WAIT)
+
+
 def run_repairs(cache: Cache, source: Source, specs: dict[str, TableSpec], repairs: RepairQueue,
                 wall: Callable[[], float] = time.time) -> int:
-    """Do the repair reads the rate allows now, on the writer thread; returns how many were done."""
-    done = 0
-    for table, reason, key in repairs.take():
-        spec = specs.get(table)
-        if spec is None:
-            continue
-        before = cache.row(spec, key)
-        read_at = wall()
-        try:
-            item = source.get_item(spec, key, consistent=True)
-        except SeoSyncError as e:
-            repairs.put_back(table, key, reason)
-            log.warning("repair_read_failed", table=table, key=list(key), error=e.message[:200])
-            break  # DynamoDB is throttling or away: the rest waits for the next turn
-        cache.apply_item(spec, key, item, read_at=read_at)
-        changed = cache.row(spec, key) != before
-        repairs.count_read(changed)
-        done += 1
-        log.info("repair_read", table=table, key=list(key), reason=reason, changed=changed)
-    return done
+    """Read and apply in one go, on the calling thread (a writer driven step by step, as in tests)."""
+    reader = RepairReader(source, specs, repairs, wall)
+    reader.read()
+    return reader.apply(cache)

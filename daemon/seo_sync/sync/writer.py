@@ -38,7 +38,7 @@ from seo_sync.errors import CacheError, FullSyncAborted, SeoSyncError
 from seo_sync.schema import TableSpec
 from seo_sync.sync.first_boot import FirstBoot
 from seo_sync.sync.fullsync import FullSync
-from seo_sync.sync.repair import RepairQueue, run_repairs
+from seo_sync.sync.repair import RepairQueue, RepairReader
 from seo_sync.sync.shards import ShardSet, check_stream
 from seo_sync.sync.table_state import ERROR_BACKOFF_BASE, TableState
 from seo_sync.sync.tailer import Batch, TableTailer
@@ -98,6 +98,8 @@ class WriterThread(ServiceThread):
         self.progress = progress
         self.clock = clock
         self.repairs = repairs or RepairQueue(settings.verify.repair_reads_per_second, settings.verify.repair_burst)
+        # The repair reads are sent on their own thread (the engine's), and their answers applied here.
+        self.repair_reader = RepairReader(source, {n: rt.spec for n, rt in tables.items()}, self.repairs, clock)
         self._last_counts = 0.0
 
     def _mark(self) -> None:
@@ -265,11 +267,10 @@ class WriterThread(ServiceThread):
                 self.repairs.add(table, key, reason)
 
     def run_repairs(self) -> int:
-        """Do the repair reads the rate allows now (consistent reads applied as the truth)."""
-        if not self.repairs.pending():
+        """Apply the answers of the repair reads sent so far (consistent reads applied as the truth)."""
+        if not self.repair_reader.waiting():
             return 0
-        specs = {name: rt.spec for name, rt in self.tables.items()}
-        done = run_repairs(self.cache, self.source, specs, self.repairs, self.clock)
+        done = self.repair_reader.apply(self.cache)
         if done:
             for rt in self.tables.values():
                 rt.dirty = True
