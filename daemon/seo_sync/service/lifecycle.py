@@ -39,6 +39,7 @@ from seo_sync.schema import TABLES, table
 from seo_sync.service.maintenance import Maintenance
 from seo_sync.service.metrics import render_metrics
 from seo_sync.service.reasons import health_reasons
+from seo_sync.service.reload import reread
 from seo_sync.service.systemd import Notifier
 from seo_sync.sync.engine import Engine
 
@@ -53,12 +54,13 @@ class Service:
 
     def __init__(self, settings: Settings, *, notifier: Notifier | None = None,
                  source_factory: Callable[[Settings], Source] | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, reload_settings: Callable[[], Settings] | None = None) -> None:
         env = dict(os.environ) if env is None else env
         self.settings = settings
+        self.reload_settings = reload_settings  # SIGHUP reads the configuration again through this
         self.notifier = notifier or Notifier(env)
         self.source_factory = source_factory or make_source
-        self.fault_injection = settings.service.debug_commands  # test-only: debug-hang, debug-wedge-writer
+        self.fault_injection = settings.service.debug_commands  # test-only: debug-hang, -wedge-writer, -repair
         self.events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()  # reentrant: signal-safe
         self.state = "starting"
         self.started_at = time.time()
@@ -74,6 +76,7 @@ class Service:
         self.maintenance: Maintenance | None = None
         self._last_status = ""
         self._hang_main_until = 0.0
+        self._hup_pending = False
 
     # -- boot -----------------------------------------------------------------------------------
 
@@ -84,10 +87,12 @@ class Service:
         the same way and is raised again after the stop, for the command line to print with its hint.
         """
         faulthandler.enable()  # systemd's watchdog SIGABRT leaves a traceback in the journal
+        # Before anything slow: a SIGHUP or SIGUSR1 during the start is queued and handled once the
+        # loop runs, instead of killing the process with the signal's default action.
+        self._install_signals()
         try:
             self.lock = WriterLock(self.settings.cache_path).acquire()
             self._boot()
-            self._install_signals()
             self._loop()
         except HaltServer as halt:
             return self._stop(halt)
@@ -143,11 +148,18 @@ class Service:
     def _install_signals(self) -> None:
         for sig in HANDLED_SIGNALS:
             signal.signal(sig, self._on_signal)
+        # `python -m seo_sync run` blocks SIGHUP and SIGUSR1 while it imports; one that came meanwhile
+        # is pending and is delivered to the handler now.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         # Only enqueue. A second SIGTERM/SIGINT while stopping asks for an immediate exit.
         if signum in (signal.SIGTERM, signal.SIGINT) and self.state == "stopping":
             self.force_exit = True
+        if signum == signal.SIGHUP:
+            if self._hup_pending:  # a burst of SIGHUPs is one reload and one resync
+                return
+            self._hup_pending = True
         self.events.put(("signal", signum))
 
     # -- main loop ------------------------------------------------------------------------------
@@ -174,6 +186,8 @@ class Service:
         """SIGHUP: resync all; SIGTERM/SIGINT: stop; SIGUSR1: dump thread stacks."""
         if signum == signal.SIGHUP:
             assert self.engine is not None
+            self._hup_pending = False
+            self._reload_config()
             queued = self.engine.request_resync(None, reason="SIGHUP")
             log.info("resync_requested", source="SIGHUP", queued=queued)
         elif signum in (signal.SIGTERM, signal.SIGINT):
@@ -181,6 +195,13 @@ class Service:
             raise HaltServer(signal.Signals(signum).name, ExitCode.OK)
         elif signum == signal.SIGUSR1:
             dump_thread_stacks(log)
+
+    def _reload_config(self) -> None:
+        """Read the configuration again; a bad one is refused and the running one kept (service/reload.py)."""
+        if self.reload_settings is not None and self.engine is not None:
+            self.settings = new = reread(self.settings, self.reload_settings)
+            self.engine.repairs.rate, self.engine.repairs.burst = new.verify.repair_reads_per_second, \
+                new.verify.repair_burst
 
     def handle_thread_died(self, payload: tuple[str, str]) -> None:
         """A worker thread died: log once and stop with a non-zero exit so systemd restarts us."""
@@ -217,9 +238,8 @@ class Service:
         reasons = health_reasons(tables, prefix=self.settings.table_prefix, lag_alarm=self.settings.stream.lag_alarm,
                                  ready=self.ready, boot_synced=self.engine.boot_synced.is_set(),
                                  had_complete_cache=self.had_complete_cache)
-        unreachable = NETWORK.reason()
-        if unreachable:  # said long before the first call gives up and its table reports the error
-            reasons.insert(0, unreachable)
+        # Said long before the first call gives up and its table reports the error.
+        reasons[:0] = [r for r in [NETWORK.reason()] if r]
         pending = self.engine.repairs.pending(known_only=True)
         if pending:  # a known difference (or a doubt) between the cache and DynamoDB, not yet settled
             reasons.append(f"{pending} repair reads pending (keys the cache may hold differently from DynamoDB)")
@@ -291,9 +311,8 @@ class Service:
         if self.fault_injection and command == "debug-hang" and args:
             self._hang_main_until = time.monotonic() + float(args[0])
             return json.dumps({"ok": True})
-        if self.fault_injection and command == "debug-repair" and len(args) == 2:
-            spec, count = table(args[0]), int(args[1])
-            keys = self.engine.submit(lambda c: list(c.keys(spec))[:count])
+        if self.fault_injection and command == "debug-repair" and len(args) == 2:  # queue repair reads of N keys
+            spec, keys = table(args[0]), self.engine.submit(lambda c: c.keys(table(args[0]))[:int(args[1])])
             return json.dumps({"ok": True, "queued": sum(self.engine.repairs.add(spec.name, k, "debug") for k in keys)})
         if self.fault_injection and command == "debug-wedge-writer" and args:
             seconds = float(args[0])
@@ -314,16 +333,8 @@ class Service:
             "state": self.state, "ready": self.ready, "initialized": self.engine.boot_synced.is_set()
             or self.had_complete_cache, "reasons": self.degraded_reasons, "version": __version__,
             "pid": os.getpid(), "uptime_seconds": round(time.time() - self.started_at, 3), "wal_bytes": wal_bytes,
-            "dynamodb": NETWORK.status(), "threads": self._thread_ages(), **snap,
+            **snap,
         }
-
-    def _thread_ages(self) -> dict[str, Any]:
-        """Seconds since each worker last finished a loop, and the workers waiting inside an AWS call."""
-        assert self.engine is not None
-        now = time.monotonic()
-        loops = sorted(self.engine.loops().items())
-        return {"loop_age_seconds": {name: round(max(0.0, now - at), 3) for name, at in loops},
-                "in_aws_call": sorted(NETWORK.waiting())}
 
     def _maintenance_jobs(self) -> dict[str, Callable[[], object]]:
         assert self.engine is not None

@@ -122,12 +122,15 @@ class Engine:
         out = {"tables": tables, "repairs": self.repairs.status(),
                "anti_entropy": self.verify.status(), "get_records_calls": calls,
                "describe_stream_calls": self.source.streams.describe_stream_calls,
-               "get_records_per_hour": round(calls / hours, 1), "feed": self.source.streams.status()}
+               "get_records_per_hour": round(calls / hours, 1), "feed": self.source.streams.status(),
+               "dynamodb": NETWORK.status(), "threads": self._thread_ages()}
         return out
 
-    def loops(self) -> dict[str, float]:
-        """Thread name -> time.monotonic() at which it last finished a loop iteration."""
-        return dict(self._progress)
+    def _thread_ages(self) -> dict[str, Any]:
+        """Seconds since each worker last finished a loop, and the workers waiting inside an AWS call."""
+        now = time.monotonic()
+        return {"loop_age_seconds": {name: round(max(0.0, now - at), 3) for name, at in sorted(self._progress.items())},
+                "in_aws_call": sorted(NETWORK.waiting())}
 
     def progress(self) -> dict[str, float]:
         """Thread name -> time.monotonic() of its last sign of life: a completed loop iteration, or now for a
