@@ -26,6 +26,7 @@ from seo_sync import __version__
 from seo_sync.aws.kinesis_source import make_source
 from seo_sync.aws.reachability import NETWORK
 from seo_sync.aws.tables import Source
+from seo_sync.cache import wal_files
 from seo_sync.cache.lock import WriterLock
 from seo_sync.cache.reader import Reader
 from seo_sync.cache.writer import Cache
@@ -38,7 +39,7 @@ from seo_sync.protection import jobs
 from seo_sync.schema import TABLES, table
 from seo_sync.service.maintenance import Maintenance
 from seo_sync.service.metrics import render_metrics
-from seo_sync.service.reasons import health_reasons
+from seo_sync.service.reasons import LargeWal, health_reasons
 from seo_sync.service.reload import reread
 from seo_sync.service.systemd import Notifier
 from seo_sync.sync.engine import Engine
@@ -77,6 +78,7 @@ class Service:
         self._last_status = ""
         self._hang_main_until = 0.0
         self._hup_pending = False
+        self.large_wal = LargeWal(settings.cache_path)
 
     # -- boot -----------------------------------------------------------------------------------
 
@@ -238,8 +240,8 @@ class Service:
         reasons = health_reasons(tables, prefix=self.settings.table_prefix, lag_alarm=self.settings.stream.lag_alarm,
                                  ready=self.ready, boot_synced=self.engine.boot_synced.is_set(),
                                  had_complete_cache=self.had_complete_cache)
-        # Said long before the first call gives up and its table reports the error.
-        reasons[:0] = [r for r in [NETWORK.reason()] if r]
+        # Unreachable: said long before the first call gives up and its table reports the error.
+        reasons[:0] = [r for r in [NETWORK.reason(), self.large_wal.reason()] if r]
         pending = self.engine.repairs.pending(known_only=True)
         if pending:  # a known difference (or a doubt) between the cache and DynamoDB, not yet settled
             reasons.append(f"{pending} repair reads pending (keys the cache may hold differently from DynamoDB)")
@@ -325,10 +327,7 @@ class Service:
         """The status document: state, readiness, version, uptime, and each table's part (docs in the README)."""
         assert self.engine is not None
         snap = self.engine.snapshot()
-        try:  # a reader holding a read transaction open pins the WAL: this is where it shows
-            wal_bytes: int | None = os.stat(f"{self.settings.cache_path}-wal").st_size
-        except OSError:
-            wal_bytes = None
+        wal_bytes = wal_files.wal_bytes(self.settings.cache_path)  # a reader holding a read transaction pins it
         return {
             "state": self.state, "ready": self.ready, "initialized": self.engine.boot_synced.is_set()
             or self.had_complete_cache, "reasons": self.degraded_reasons, "version": __version__,
