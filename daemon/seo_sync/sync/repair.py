@@ -29,6 +29,7 @@ from seo_sync.backoff import backoff_delay
 from seo_sync.cache.writer import Cache
 from seo_sync.errors import SeoSyncError
 from seo_sync.schema import TableSpec
+from seo_sync.sync.poller import rest
 from seo_sync.threads import DeathReport, ServiceThread
 
 log = structlog.get_logger()
@@ -193,14 +194,17 @@ class RepairThread(ServiceThread):
         self.progress = progress
         self.max_backoff = max_backoff
 
+    def _mark(self) -> None:
+        self.progress[self.name] = time.monotonic()
+
     def loop(self) -> None:
         failures = 0
         while not self.stop_event.is_set():
-            self.progress[self.name] = time.monotonic()
+            self._mark()
             done, error = self.reader.read(self.stop_event.is_set)
             if error is not None:
                 failures += 1
-                self.stop_event.wait(backoff_delay(failures, base=1.0, cap=self.max_backoff))
+                rest(self.stop_event, backoff_delay(failures, base=1.0, cap=self.max_backoff), self._mark)
             else:
                 failures = 0 if done else failures
                 self.stop_event.wait(IDLE_WAIT)
