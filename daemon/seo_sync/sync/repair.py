@@ -36,6 +36,7 @@ log = structlog.get_logger()
 Key = tuple[str, str, tuple[str, ...]]  # (table, reason, key)
 SUSPECT = "anti-entropy"  # the reason of a difference the rolling verify found
 IDLE_WAIT = 0.05  # seconds between looks at the queue (the rate refills the bucket meanwhile)
+BACKOFF_CAP = 10.0  # seconds at most between two tries while DynamoDB fails: the repairs resume soon after
 
 
 @dataclass
@@ -204,7 +205,8 @@ class RepairThread(ServiceThread):
             done, error = self.reader.read(self.stop_event.is_set)
             if error is not None:
                 failures += 1
-                rest(self.stop_event, backoff_delay(failures, base=1.0, cap=self.max_backoff), self._mark)
+                delay = backoff_delay(failures, base=1.0, cap=min(BACKOFF_CAP, self.max_backoff))
+                rest(self.stop_event, delay, self._mark)
             else:
                 failures = 0 if done else failures
                 self.stop_event.wait(IDLE_WAIT)
