@@ -153,9 +153,11 @@ class VersionMismatch(SeoSyncError):
 
     exit_code = ExitCode.CONFLICT
 
-    def __init__(self, message: str, current: dict | None = None, hint: str | None = None) -> None:
+    def __init__(self, message: str, current: dict | None = None, hint: str | None = None,
+                 retried: bool = False) -> None:
         super().__init__(message, hint or "read the current item, re-apply your change, and retry")
         self.current = current
+        self.retried = retried  # the SDK sent the request more than once: an earlier copy may be what it met
 
 
 class ProtectionRefused(SeoSyncError):

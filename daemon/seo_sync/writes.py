@@ -3,7 +3,9 @@
 Writes (create/update, all five entity types) are PutItems conditional on `_version` (a create
 must find no item and writes 1; an update names the version it read and writes one more). A
 conflict raises VersionMismatch carrying the current item, unless that item is exactly what we
-tried to write: then an earlier attempt that timed out did land, and the write succeeded.
+tried to write: then either an earlier attempt of ours that timed out did land (the write
+succeeded), or another writer wrote the same item first (said so: this one wrote nothing; a
+delete that lost that way refunds its charge and removes its duplicate backup).
 
 After DynamoDB, the cache: through the daemon's `refresh` socket command when a daemon answers,
 else directly under the writer lock. If neither can be done (the lock is held but no daemon
@@ -65,6 +67,9 @@ log = structlog.get_logger()
 CASCADE_TABLES = (QUESTIONNAIRES, KEYWORDS, SERVICE_AREAS, PROMPT_TEMPLATES)
 MAX_KEY_CHARS = 1024
 WRITE_RETRY_CAP = 5.0  # seconds: the longest wait between two tries of one write
+# What a conditional put found: it wrote; an earlier attempt of ours had (its answer lost); another
+# writer had written the very same item first (this one wrote nothing).
+WRITTEN, LANDED, SAME = "written", "landed", "same"
 
 
 @dataclass
@@ -161,27 +166,36 @@ class ProfileStore:
             raise BadInput("the expected version must be 0 or more")
         version = (expected_version or 0) + 1
         to_write = {**item, VERSION_ATTR: {"N": str(version)}}
-        landed = self._conditional_put(spec, to_write, expected_version)
+        outcome = self._conditional_put(spec, to_write, expected_version)
         cache, note = self.refresh(spec, key)
-        log.info("write.done", table=spec.name, version=version, cache=cache, landed_on_retry=landed)
-        return WriteResult(spec.name, key, version, cache, note, landed)
+        log.info("write.done", table=spec.name, version=version, cache=cache, outcome=outcome)
+        if outcome == SAME:
+            note = ("DynamoDB already held this exact item, written by another writer at the same time; "
+                    "this put wrote nothing" + (f"; {note}" if note else ""))
+        return WriteResult(spec.name, key, version, cache, note, outcome == LANDED,
+                           extra={"already_written": True} if outcome == SAME else {})
 
-    def _conditional_put(self, spec: TableSpec, item: codec.Item, expected_version: int | None) -> bool:
-        """Put with retries on timeouts; True when a conflict showed an earlier attempt had landed."""
+    def _conditional_put(self, spec: TableSpec, item: codec.Item, expected_version: int | None) -> str:
+        """Put with retries on timeouts: WRITTEN; LANDED when a conflict showed an earlier attempt of ours
+        had landed (its answer lost); SAME when it showed this exact item written by another writer."""
         target = codec.item_hash(item)
+        may_have_landed = False  # an attempt of ours failed in a way that does not say it was not applied
         for attempt in range(self.attempts):
             try:
                 self.source.put_item(spec, item, expected_version=expected_version)
-                return False
+                return WRITTEN
             except VersionMismatch as e:
                 if e.current is not None and codec.item_hash(e.current) == target:
-                    return True  # our own earlier attempt (or botocore's retry of it) already wrote this
+                    # Ours only if one of our attempts (or botocore's retry of one) may have written it;
+                    # else a parallel writer wrote the same bytes first, and this attempt wrote nothing.
+                    return LANDED if may_have_landed or e.retried else SAME
                 found = codec.version_of(e.current) if e.current else None
                 e.message = (f"{spec.entity} {list(spec.key_of_item(item))} changed: expected "
                              f"{'no item' if expected_version is None else f'_version {expected_version}'}, "
                              f"found {'no item' if e.current is None else f'_version {found}'}; nothing was written")
                 raise
             except (SourceUnavailable, SourceThrottled) as e:
+                may_have_landed = True
                 if attempt + 1 >= self.attempts:
                     e.hint = "the write may or may not have landed: read the item and retry with its _version"
                     raise
@@ -274,7 +288,7 @@ class ProfileStore:
         self.ledger.record_backup(backup, "pending", now)
         deleted = {**item, DELETED_ATTR: {"BOOL": True}, VERSION_ATTR: {"N": str(version + 1)}}
         try:
-            landed = self._conditional_put(spec, deleted, expected_version=version)
+            outcome = self._conditional_put(spec, deleted, expected_version=version)
         except VersionMismatch as e:
             self.ledger.record_backup(backup, "conflict", now)
             self.ledger.refund(reservation.hour, spec.entity)
@@ -283,10 +297,26 @@ class ProfileStore:
         except SeoSyncError:
             self.ledger.record_backup(backup, "unknown", now)
             raise
+        if outcome == SAME:
+            self._lost_to_a_parallel_delete(spec, key, backup, reservation)
         self.ledger.record_backup(backup, "deleted", now)
         cache, note = self.refresh(spec, key)
         log.info("delete.done", table=spec.name, version=version + 1, backup=path.name, cache=cache)
-        return WriteResult(spec.name, key, version + 1, cache, note, landed, backup=path)
+        return WriteResult(spec.name, key, version + 1, cache, note, outcome == LANDED, backup=path)
+
+    def _lost_to_a_parallel_delete(self, spec: TableSpec, key: tuple[str, ...], backup: backups.Backup,
+                                   reservation: Reservation) -> None:
+        """Another delete of the same item, from the same version, landed first: it made its backup and
+        was charged; this one changed nothing, so its charge is refunded and its duplicate backup removed."""
+        self.ledger.refund(reservation.hour, spec.entity)
+        try:
+            backups.remove_backup(backup.path)
+            self.ledger.forget_backups([backup.path.name])
+        except OSError as e:
+            self.ledger.record_backup(backup, "conflict", self.clock())
+            log.warning("delete.duplicate_backup_kept", path=str(backup.path), error=e.strerror)
+        raise NotFound(f"{spec.entity} {list(key)} was deleted by a parallel delete at the same moment; "
+                       "this one deleted nothing (that delete made the backup)")
 
     # -- restore ------------------------------------------------------------------------------------
 
@@ -310,10 +340,11 @@ class ProfileStore:
         expected = None if current is None else (codec.version_of(current) or 0)
         version = max(expected or 0, backup.version or 0) + 1
         to_write = {**item, VERSION_ATTR: {"N": str(version)}}
-        landed = self._conditional_put(spec, to_write, expected)
+        outcome = self._conditional_put(spec, to_write, expected)
         cache, note = self.refresh(spec, backup.key)
         log.info("restore.done", table=spec.name, version=version, backup=backup.path.name, cache=cache)
-        return WriteResult(spec.name, backup.key, version, cache, note, landed, backup=backup.path)
+        return WriteResult(spec.name, backup.key, version, cache, note, outcome == LANDED, backup=backup.path,
+                           extra={"already_restored": True} if outcome == SAME else {})
 
 
 def restore_from_backup(path: Path | str, settings: Settings | None = None) -> WriteResult:

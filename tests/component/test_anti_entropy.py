@@ -65,7 +65,7 @@ def test_a_hand_edit_and_a_lost_row_are_found_and_repaired(cache):
     run_pass(v, clock, 4 + int(SETTLE_SECONDS) + 2)  # 10 items at 4 a page, the end, then the settling
     assert repairs.status()["by_reason"] == {"anti-entropy": 3}
     assert v.status()["businesses"]["differences"] == 3 and v.status()["businesses"]["passes"] == 1
-    assert run_repairs(cache, fake_source(world), {"businesses": BUSINESSES}, repairs, wall=world.clock) == 3
+    assert run_repairs(cache, fake_source(world), {"businesses": BUSINESSES}, repairs) == 3
     assert repairs.status()["changed"] == 3
     want = {k[0]: it for k, it in world.tables[TABLE].items.items()}
     assert cache_items(cache).keys() == want.keys()

@@ -56,8 +56,9 @@ def test_put_plain_json_keeps_numbers_exact_and_is_version_checked(cli, source, 
     assert code == 0 and json.loads(out)["written"][0]["version"] == 1
     item = source.get_item(BUSINESSES, ("acme",))
     assert item["revenue"] == {"N": N38} and item["ratio"]["N"] in ("0.1000", "0.1")
-    code, out, _ = cli("put", "business", _file(tmp_path, "b.json", text))
-    assert code == 0 and "an earlier attempt had landed" in out  # same bytes again: a retry, not a conflict
+    code, out, err = cli("put", "business", _file(tmp_path, "b.json", text))
+    assert code == 0 and "already held this exact item" in err  # same bytes again: said so, not a conflict
+    assert "an earlier attempt had landed" not in out  # it was not an attempt of this run
     other = text.replace('"Acme"', '"Other"')
     code, _, err = cli("put", "business", _file(tmp_path, "b.json", other))
     assert code == ExitCode.CONFLICT and "changed" in err and "nothing was written" in err

@@ -211,7 +211,8 @@ class EngineModel(RuleBasedStateMachine):
 
     @rule()
     def repair_reads(self):
-        """The writer's turn at the repair reads the stream asked for."""
+        """The repair thread's turn at the reads the stream asked for, then the writer's at their answers."""
+        self.engine.repair_reader.read()
         self.engine.writer.run_repairs()
 
     # -- invariants -------------------------------------------------------------------------------
@@ -267,6 +268,7 @@ class EngineModel(RuleBasedStateMachine):
         for _ in range(200):
             before = self._dump()
             self.deliver(1)
+            self.engine.repair_reader.read()
             self.engine.writer.run_repairs()
             pending = any(rt.resync_pending or rt.tailer is None for rt in self.engine.tables.values()) or bool(
                 self.engine.repairs.pending())

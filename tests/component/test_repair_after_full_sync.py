@@ -36,6 +36,7 @@ def test_a_dead_letter_captured_by_a_full_sync_gets_its_repair_read_after_the_sw
         engine.writer.start_table(engine.tables["businesses"])
         assert fired and cache.dead_letter_count("businesses") == 1
         assert engine.repairs.pending() == 1
+        assert engine.repair_reader.read() == (1, None)
         assert engine.writer.run_repairs() == 1
         assert cache.dead_letter_count("businesses") == 0
         got = Reader(cache.conn).get(BUSINESSES, ("b0001",))

@@ -13,6 +13,7 @@ import boto3
 import botocore.exceptions as bexc
 from botocore.config import Config
 
+from seo_sync.aws import reachability
 from seo_sync.aws.translate import SdkFailure, from_error_answer, from_sdk_failure
 from seo_sync.config import AwsSettings
 from seo_sync.errors import BadInput, ConfigError, SourceError
@@ -59,7 +60,7 @@ def make_session(aws: AwsSettings) -> boto3.session.Session:
     if aws.region:
         kwargs["region_name"] = aws.region
     try:
-        return boto3.session.Session(**kwargs)
+        session = boto3.session.Session(**kwargs)
     except bexc.ProfileNotFound as e:
         # botocore reads the profile's files while building the session, so a misspelt AWS_PROFILE
         # (or [aws] profile) fails here, before any call: a configuration error, not a traceback.
@@ -68,6 +69,15 @@ def make_session(aws: AwsSettings) -> boto3.session.Session:
                           hint=f"the profile {name} is not in ~/.aws/config or ~/.aws/credentials (or the files "
                                "AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE name); set AWS_PROFILE (or [aws] "
                                "profile) to one that is, or unset it") from None
+    reachability.watch(session, call_bound(aws))  # calls in flight and answers, for the watchdog and health
+    return session
+
+
+def call_bound(aws: AwsSettings) -> float:
+    """The longest one call can take: every attempt's connect and read timeouts (with a margin for an
+    answer that trickles in), and the standard retry mode's backoff between attempts (capped at 20 s)."""
+    backoff = sum(min(2.0 ** i, 20.0) for i in range(1, aws.max_attempts))
+    return aws.max_attempts * (aws.connect_timeout + aws.read_timeout + 2.0) + backoff
 
 
 def client_config(aws: AwsSettings) -> Config:

@@ -256,7 +256,7 @@ class Source:
                 raise VersionMismatch(
                     f"{name}: version mismatch (expected {expected_version}, "
                     f"found {(current or {}).get('_version', {}).get('N', 'none')})",
-                    current=current,
+                    current=current, retried=bool(e.response.get("ResponseMetadata", {}).get("RetryAttempts")),
                 ) from None
             raise self.ctx.translate(e, "PutItem", name) from None
         except bexc.BotoCoreError as e:

@@ -32,6 +32,15 @@ from seo_sync.errors import CacheCorrupt
 WAL_SUFFIXES = ("-wal", "-shm")
 # A closing writer empties the WAL if no reader pins it; waiting longer would only delay the stop.
 CLOSE_CHECKPOINT_BUSY_MS = 200
+# SQLite reuses the WAL file from its start once every frame is in the database, but never makes it
+# smaller: a reader that held a read transaction for minutes (no frame after its snapshot can be
+# checkpointed meanwhile) would leave a WAL of tens of MB for good, which every new reader scans.
+# The writer cuts it back to WAL_KEEP_BYTES when the log restarts (journal_size_limit), and the
+# checkpoint job truncates it outright once everything is checkpointed.
+WAL_KEEP_BYTES = 1 << 20
+# Above this the WAL is larger than the writer's own checkpoints let it grow (1000 pages of 4 KB):
+# held by a reader, or a long transaction; the service warns when it stays so.
+WAL_LARGE_BYTES = 4 << 20
 
 
 def sidecar(path: Path, suffix: str) -> Path:
@@ -122,6 +131,7 @@ def open_writer(path: Path, busy_timeout_ms: int, check: bool,
         # switches once, with -wal/-shm already in place for readers.
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute(f"PRAGMA journal_size_limit = {WAL_KEEP_BYTES}")
         hold(keeper)  # in WAL mode now: the keeper's read holds the shared lock
     except BaseException:
         if conn is not None:
@@ -173,3 +183,29 @@ def close_keeping_wal(conn: sqlite3.Connection, keeper: sqlite3.Connection | Non
         keeper.close()
     with contextlib.suppress(OSError):
         ensure_wal_files(path)  # should the keeper have been missing, put the files straight back
+
+
+def wal_bytes(path: Path) -> int | None:
+    """The size of `path`'s WAL file, None when it cannot be read."""
+    try:
+        return sidecar(path, "-wal").stat().st_size
+    except OSError:
+        return None
+
+
+def checkpoint(conn: sqlite3.Connection, path: Path) -> tuple[int, int, int]:
+    """A PASSIVE checkpoint (never waits for readers): (busy, log frames, checkpointed). When it got
+    every frame into the database and the file is still larger than WAL_KEEP_BYTES (a reader held it
+    while it grew), a TRUNCATE checkpoint empties it; that one waits for a reader that started just
+    now, so only CLOSE_CHECKPOINT_BUSY_MS: a busy answer leaves it for the next run."""
+    busy, frames, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    size = wal_bytes(path)
+    if busy or frames != done or size is None or size <= WAL_KEEP_BYTES:
+        return busy, frames, done
+    timeout = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+    conn.execute(f"PRAGMA busy_timeout = {CLOSE_CHECKPOINT_BUSY_MS}")
+    try:
+        busy, frames, done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout)}")
+    return busy, frames, done

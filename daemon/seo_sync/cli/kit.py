@@ -40,10 +40,14 @@ class AppContext:
     def settings(self) -> Settings:
         """Settings from defaults < file < environment < these flags (loaded once)."""
         if self._settings is None:
-            overrides = {"data_dir": self.data_dir, "table_prefix": self.table_prefix, "socket": self.socket,
-                         "log_format": self.log_format}
-            self._settings = load_settings(self.config, None, overrides, env_file=self.env_file)
+            self._settings = self.load_settings()
         return self._settings
+
+    def load_settings(self) -> Settings:
+        """Settings read afresh from the same layers (the daemon's SIGHUP reads its file again)."""
+        overrides = {"data_dir": self.data_dir, "table_prefix": self.table_prefix, "socket": self.socket,
+                     "log_format": self.log_format}
+        return load_settings(self.config, None, overrides, env_file=self.env_file)
 
     @property
     def console(self) -> Console:

@@ -24,7 +24,7 @@ def run(app: AppContext) -> int:
     aws = settings.aws
     secrets = [v.get_secret_value() for v in (aws.access_key_id, aws.secret_access_key, aws.session_token) if v]
     configure_logging(settings.log_format, "DEBUG" if app.verbose else settings.log_level, secrets=secrets)
-    status = Service(settings).run()
+    status = Service(settings, reload_settings=app.load_settings).run()
     # The stop is complete and logged with this status. Worker pools (the scheduler's, the status
     # socket's) are threads Python joins at exit, and one may still sit in an AWS call that only
     # its timeouts end (read timeout times attempts: 30 s by default), which would hold the

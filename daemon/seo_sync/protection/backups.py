@@ -182,6 +182,17 @@ def write_backup(backup_dir: Path, spec: TableSpec, item: codec.Item, *, reason:
     return path
 
 
+def remove_backup(path: Path) -> None:
+    """Remove a backup file that backs up nothing (its delete was another's); the directory fsynced."""
+    dir_fd = _open_dir(path.parent, create=False)
+    try:
+        os.unlink(path.name, dir_fd=dir_fd)
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    log.info("backup.removed", path=str(path))
+
+
 def _read_no_follow(path: Path, dir_fd: int | None = None) -> tuple[bytes, os.stat_result]:
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dir_fd)
     try:

@@ -24,7 +24,9 @@ import structlog
 
 from seo_sync import __version__
 from seo_sync.aws.kinesis_source import make_source
+from seo_sync.aws.reachability import NETWORK
 from seo_sync.aws.tables import Source
+from seo_sync.cache import wal_files
 from seo_sync.cache.lock import WriterLock
 from seo_sync.cache.reader import Reader
 from seo_sync.cache.writer import Cache
@@ -37,7 +39,8 @@ from seo_sync.protection import jobs
 from seo_sync.schema import TABLES, table
 from seo_sync.service.maintenance import Maintenance
 from seo_sync.service.metrics import render_metrics
-from seo_sync.service.reasons import health_reasons, repair_reason
+from seo_sync.service.reasons import LargeWal, health_reasons, repair_reason
+from seo_sync.service.reload import reread
 from seo_sync.service.systemd import Notifier
 from seo_sync.sync.engine import Engine
 
@@ -52,12 +55,13 @@ class Service:
 
     def __init__(self, settings: Settings, *, notifier: Notifier | None = None,
                  source_factory: Callable[[Settings], Source] | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, reload_settings: Callable[[], Settings] | None = None) -> None:
         env = dict(os.environ) if env is None else env
         self.settings = settings
+        self.reload_settings = reload_settings  # SIGHUP reads the configuration again through this
         self.notifier = notifier or Notifier(env)
         self.source_factory = source_factory or make_source
-        self.fault_injection = settings.service.debug_commands  # test-only: debug-hang, debug-wedge-writer
+        self.fault_injection = settings.service.debug_commands  # test-only: debug-hang, -wedge-writer, -repair
         self.events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()  # reentrant: signal-safe
         self.state = "starting"
         self.started_at = time.time()
@@ -73,6 +77,8 @@ class Service:
         self.maintenance: Maintenance | None = None
         self._last_status = ""
         self._hang_main_until = 0.0
+        self._hup_pending = False
+        self.large_wal = LargeWal(settings.cache_path)
 
     # -- boot -----------------------------------------------------------------------------------
 
@@ -83,10 +89,12 @@ class Service:
         the same way and is raised again after the stop, for the command line to print with its hint.
         """
         faulthandler.enable()  # systemd's watchdog SIGABRT leaves a traceback in the journal
+        # Before anything slow: a SIGHUP or SIGUSR1 during the start is queued and handled once the
+        # loop runs, instead of killing the process with the signal's default action.
+        self._install_signals()
         try:
             self.lock = WriterLock(self.settings.cache_path).acquire()
             self._boot()
-            self._install_signals()
             self._loop()
         except HaltServer as halt:
             return self._stop(halt)
@@ -142,11 +150,18 @@ class Service:
     def _install_signals(self) -> None:
         for sig in HANDLED_SIGNALS:
             signal.signal(sig, self._on_signal)
+        # `python -m seo_sync run` blocks SIGHUP and SIGUSR1 while it imports; one that came meanwhile
+        # is pending and is delivered to the handler now.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         # Only enqueue. A second SIGTERM/SIGINT while stopping asks for an immediate exit.
         if signum in (signal.SIGTERM, signal.SIGINT) and self.state == "stopping":
             self.force_exit = True
+        if signum == signal.SIGHUP:
+            if self._hup_pending:  # a burst of SIGHUPs is one reload and one resync
+                return
+            self._hup_pending = True
         self.events.put(("signal", signum))
 
     # -- main loop ------------------------------------------------------------------------------
@@ -173,6 +188,8 @@ class Service:
         """SIGHUP: resync all; SIGTERM/SIGINT: stop; SIGUSR1: dump thread stacks."""
         if signum == signal.SIGHUP:
             assert self.engine is not None
+            self._hup_pending = False
+            self._reload_config()
             queued = self.engine.request_resync(None, reason="SIGHUP")
             log.info("resync_requested", source="SIGHUP", queued=queued)
         elif signum in (signal.SIGTERM, signal.SIGINT):
@@ -180,6 +197,13 @@ class Service:
             raise HaltServer(signal.Signals(signum).name, ExitCode.OK)
         elif signum == signal.SIGUSR1:
             dump_thread_stacks(log)
+
+    def _reload_config(self) -> None:
+        """Read the configuration again; a bad one is refused and the running one kept (service/reload.py)."""
+        if self.reload_settings is not None and self.engine is not None:
+            self.settings = new = reread(self.settings, self.reload_settings)
+            self.engine.repairs.rate, self.engine.repairs.burst = new.verify.repair_reads_per_second, \
+                new.verify.repair_burst
 
     def handle_thread_died(self, payload: tuple[str, str]) -> None:
         """A worker thread died: log once and stop with a non-zero exit so systemd restarts us."""
@@ -216,6 +240,8 @@ class Service:
         reasons = health_reasons(tables, prefix=self.settings.table_prefix, lag_alarm=self.settings.stream.lag_alarm,
                                  ready=self.ready, boot_synced=self.engine.boot_synced.is_set(),
                                  had_complete_cache=self.had_complete_cache)
+        # Unreachable: said long before the first call gives up and its table reports the error.
+        reasons[:0] = [r for r in [NETWORK.reason(), self.large_wal.reason()] if r]
         # A known difference (or a doubt) between the cache and DynamoDB, not yet settled.
         repairs = self.engine.repairs
         return reasons + repair_reason(repairs.pending(known_only=True), repairs.oldest_age())
@@ -286,6 +312,9 @@ class Service:
         if self.fault_injection and command == "debug-hang" and args:
             self._hang_main_until = time.monotonic() + float(args[0])
             return json.dumps({"ok": True})
+        if self.fault_injection and command == "debug-repair" and len(args) == 2:  # queue repair reads of N keys
+            spec, keys = table(args[0]), self.engine.submit(lambda c: c.keys(table(args[0]))[:int(args[1])])
+            return json.dumps({"ok": True, "queued": sum(self.engine.repairs.add(spec.name, k, "debug") for k in keys)})
         if self.fault_injection and command == "debug-wedge-writer" and args:
             seconds = float(args[0])
             self.engine.submit(lambda _cache: time.sleep(seconds), timeout=seconds + 10)
@@ -297,10 +326,7 @@ class Service:
         """The status document: state, readiness, version, uptime, and each table's part (docs in the README)."""
         assert self.engine is not None
         snap = self.engine.snapshot()
-        try:  # a reader holding a read transaction open pins the WAL: this is where it shows
-            wal_bytes: int | None = os.stat(f"{self.settings.cache_path}-wal").st_size
-        except OSError:
-            wal_bytes = None
+        wal_bytes = wal_files.wal_bytes(self.settings.cache_path)  # a reader holding a read transaction pins it
         return {
             "state": self.state, "ready": self.ready, "initialized": self.engine.boot_synced.is_set()
             or self.had_complete_cache, "reasons": self.degraded_reasons, "version": __version__,

@@ -8,9 +8,12 @@ are folded into one line listing the tables. Before the daemon is ready the erro
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
+from seo_sync.cache.wal_files import WAL_LARGE_BYTES, wal_bytes
 from seo_sync.schema import TABLES
 
 TABLE_PLACEHOLDER = "<table>"
@@ -75,3 +78,28 @@ def repair_reason(pending: int, oldest_seconds: float) -> list[str]:
     if oldest_seconds > REPAIR_WAIT_ALARM:
         line += f"; the oldest has waited {oldest_seconds:.0f}s (DynamoDB unreachable or reads throttled?)"
     return [line]
+
+
+class LargeWal:
+    """A health reason while the cache's WAL has stayed larger than the writer lets it grow: a reader
+    holding a read transaction open keeps it from being checkpointed, and every reader then scans it.
+    A long transaction of the writer's own passes within seconds; `after` seconds of it do not."""
+
+    def __init__(self, path: Path, after: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.path = path
+        self.after = after
+        self.clock = clock
+        self._since: float | None = None
+
+    def reason(self) -> str | None:
+        """Why the WAL is a problem now, or None."""
+        size = wal_bytes(self.path)
+        now = self.clock()
+        if size is None or size <= WAL_LARGE_BYTES:
+            self._since = None
+            return None
+        self._since = self._since if self._since is not None else now
+        if now - self._since < self.after:
+            return None
+        return (f"cache WAL is {size / 1e6:.1f} MB for {now - self._since:.0f}s: a reader holds a read transaction "
+                "open, so it cannot be checkpointed (readers: one short transaction per read, docs/reader-contract.md)")

@@ -1,4 +1,5 @@
-"""The stream engine: wires one writer thread that owns the cache and one poller thread per table.
+"""The stream engine: wires one writer thread that owns the cache, one poller thread per table, and
+the thread that sends the repair reads (their answers are applied by the writer).
 
 The engine builds the threads (`threads()`) but never starts them: the service's lifecycle does,
 and stops them through the engine's stop event. Other threads talk to the writer only through the
@@ -17,6 +18,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar
 
 from seo_sync.aws.answers import on_server_clock
+from seo_sync.aws.reachability import NETWORK
 from seo_sync.aws.tables import Source
 from seo_sync.cache.writer import Cache
 from seo_sync.config import Settings
@@ -24,7 +26,7 @@ from seo_sync.errors import CacheBusy, SeoSyncError
 from seo_sync.schema import TABLES, VERSION_ATTR
 from seo_sync.sync.anti_entropy import RollingVerify
 from seo_sync.sync.poller import PollerThread
-from seo_sync.sync.repair import RepairQueue
+from seo_sync.sync.repair import RepairQueue, RepairThread
 from seo_sync.sync.table_state import TableState
 from seo_sync.sync.tailer import Batch
 from seo_sync.sync.writer import Job, WriterThread
@@ -58,6 +60,9 @@ class Engine:
                                    on_death=on_thread_death, repairs=self.repairs)
         self.verify = RollingVerify(source, {n: rt.spec for n, rt in self.tables.items()}, settings.verify,
                                     self.submit, self.repairs, is_ready=self._streaming)
+        self.repair_reader = self.writer.repair_reader
+        self.repair_thread = RepairThread(self.repair_reader, self.writer.repairable, self.stop_event,
+                                          self._progress, settings.stream.max_backoff, on_death=on_thread_death)
         self.pollers = [PollerThread(rt, batches, self.stop_event, self._progress, settings.stream.max_backoff,
                                      on_death=on_thread_death) for rt in self.tables.values()]
 
@@ -67,8 +72,8 @@ class Engine:
             return rt.started and rt.state == "streaming" and not rt.resync_pending
 
     def threads(self) -> list[ServiceThread]:
-        """The writer and the pollers, not started (the lifecycle starts them)."""
-        return [self.writer, *self.pollers]
+        """The writer, the repair reads' thread and the pollers, not started (the lifecycle starts them)."""
+        return [self.writer, self.repair_thread, *self.pollers]
 
     def request_resync(self, table: str | None = None, reason: str = "operator") -> bool:
         """Queue a full resync of one table or all; False if every one asked for was already pending."""
@@ -121,12 +126,24 @@ class Engine:
         out = {"tables": tables, "repairs": self.repairs.status(),
                "anti_entropy": self.verify.status(), "get_records_calls": calls,
                "describe_stream_calls": self.source.streams.describe_stream_calls,
-               "get_records_per_hour": round(calls / hours, 1), "feed": self.source.streams.status()}
+               "get_records_per_hour": round(calls / hours, 1), "feed": self.source.streams.status(),
+               "dynamodb": NETWORK.status(), "threads": self._thread_ages()}
         return out
 
+    def _thread_ages(self) -> dict[str, Any]:
+        """Seconds since each worker last finished a loop, and the workers waiting inside an AWS call."""
+        now = time.monotonic()
+        return {"loop_age_seconds": {name: round(max(0.0, now - at), 3) for name, at in sorted(self._progress.items())},
+                "in_aws_call": sorted(NETWORK.waiting())}
+
     def progress(self) -> dict[str, float]:
-        """Thread name -> time.monotonic() of its last completed loop iteration."""
-        return dict(self._progress)
+        """Thread name -> time.monotonic() of its last sign of life: a completed loop iteration, or now for a
+        thread inside an AWS call still within its bound (waiting on the network is not being hung)."""
+        out = dict(self._progress)
+        for name, now in NETWORK.waiting().items():
+            if name in out:
+                out[name] = max(out[name], now)
+        return out
 
     def stop(self) -> None:
         """Ask every thread to finish the batch in hand, commit, and return."""

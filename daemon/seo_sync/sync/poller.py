@@ -12,6 +12,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable
 
 import structlog
 
@@ -23,6 +24,20 @@ from seo_sync.threads import DeathReport, ServiceThread
 log = structlog.get_logger()
 IDLE_WAIT = 0.1  # seconds between looks while the table has no tailer yet, and between put attempts
 MAX_WAIT = 0.5  # seconds a poller sleeps at most, so a stop or a new generation is seen soon
+
+
+def rest(stop_event: threading.Event, seconds: float, mark: Callable[[], None],
+         clock: Callable[[], float] = time.monotonic) -> bool:
+    """Wait `seconds` (a backoff after an error) marking progress at least every second: a thread that
+    waits on purpose is not hung, however long the outage's backoff grows. True when stopping."""
+    deadline = clock() + seconds
+    while True:
+        mark()
+        left = deadline - clock()
+        if left <= 0:
+            return stop_event.is_set()
+        if stop_event.wait(min(1.0, left)):
+            return True
 
 
 class PollerThread(ServiceThread):
@@ -57,13 +72,16 @@ class PollerThread(ServiceThread):
             except StreamGone as e:
                 rt.mark_gap(tailer.generation, e.message)
             except SourceError as e:
-                self.stop_event.wait(rt.record_error(e, "tail", self.max_backoff))
+                rest(self.stop_event, rt.record_error(e, "tail", self.max_backoff), self._mark)
             except Exception:
                 # A bug in one table's tailing must not end the thread: it is logged with its
                 # traceback and retried with backoff, and the table shows the error in status.
                 log.exception("poller_failed", table=rt.spec.name)
-                self.stop_event.wait(rt.record_error(SeoSyncError("internal error in the poller"), "tail",
-                                                     self.max_backoff))
+                rest(self.stop_event, rt.record_error(SeoSyncError("internal error in the poller"), "tail",
+                                                      self.max_backoff), self._mark)
+
+    def _mark(self) -> None:
+        self.progress[self.name] = time.monotonic()
 
     def _put(self, b: Batch) -> bool:
         """Hand one batch to the writer; False when stopping first."""

@@ -2,11 +2,13 @@
 
 A key lands here when a record was refused as older than a state read directly, when the order of
 its records is in doubt, when one of its records became a dead letter, and when anti-entropy found
-the cache and a Scan of DynamoDB disagreeing. The writer thread drains the queue at a bounded rate
-(a token bucket: `rate` reads a second, bursts of `burst`): one consistent GetItem per key, applied
-with `Cache.apply_item`, which writes the answer, marks the key as read at the answer's Date
-(DynamoDB's clock, never this host's) and resolves the key's dead letters; an "absent" answer for a
-row the cache holds is read a second time before the row goes. A failed read puts the key back.
+the cache and a Scan of DynamoDB disagreeing. The repair thread drains the queue at a bounded rate
+(a token bucket: `rate` reads a second, bursts of `burst`): one consistent GetItem per key, whose
+answer the writer thread applies at its next turn with `Cache.apply_item`, which writes it, marks
+the key as read at the answer's Date (DynamoDB's clock, never this host's) and resolves the key's
+dead letters; an "absent" answer is read a second time before it is believed. A failed read puts
+the key back for a later turn. The reads are not sent by the writer: during an outage each one
+waits for its timeouts, and the writer keeps applying batches and jobs meanwhile.
 
 Every doubt found while applying records (live, a first boot's or a resync's captured records, a
 dead letter) is written to `_sync_repairs` in the transaction that found it, and the writer loads
@@ -22,19 +24,26 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
 from seo_sync.aws.tables import Source
+from seo_sync.backoff import backoff_delay
 from seo_sync.cache.writer import Cache
 from seo_sync.errors import SeoSyncError
 from seo_sync.schema import TableSpec
+from seo_sync.sync.poller import rest
+from seo_sync.threads import DeathReport, ServiceThread
 
 log = structlog.get_logger()
 Key = tuple[str, str, tuple[str, ...]]  # (table, reason, key)
 SUSPECT = "anti-entropy"  # the reason of a difference the rolling verify found
+IDLE_WAIT = 0.05  # seconds between looks at the queue (the rate refills the bucket meanwhile)
+BACKOFF_CAP = 10.0  # seconds at most between two tries while DynamoDB fails: the repairs resume soon after
 
 
 @dataclass
@@ -136,25 +145,105 @@ class RepairQueue:
                     "failed": c.failed, "by_reason": dict(c.by_reason), "oldest_seconds": oldest}
 
 
+@dataclass(frozen=True)
+class RepairAnswer:
+    """DynamoDB's answer for one repair read, waiting for the writer to apply it."""
+
+    table: str
+    reason: str
+    key: tuple[str, ...]
+    item: Any
+    read_at: float
+
+
+class RepairReader:
+    """The two halves of the repair reads: `read` sends the GetItems (on the repair thread, so the
+    writer never waits on the network), `apply` writes their answers (on the writer thread)."""
+
+    def __init__(self, source: Source, specs: dict[str, TableSpec], repairs: RepairQueue) -> None:
+        self.source = source
+        self.specs = specs
+        self.repairs = repairs
+        self._answers: deque[RepairAnswer] = deque()  # appended by one thread, popped by another: thread-safe
+
+    def read(self, should_stop: Callable[[], bool] = lambda: False,
+             ready: Callable[[str], bool] = lambda _table: True) -> tuple[int, SeoSyncError | None]:
+        """The reads the rate allows now of the tables `ready` accepts: (how many were answered, the
+        error that stopped them or None). A failed read puts its key and the rest of the turn's keys
+        back for a later turn."""
+        taken = [t for t in self.repairs.take(ready) if t[0] in self.specs]
+        for i, (table, reason, key) in enumerate(taken):
+            if should_stop():
+                error = None
+            else:
+                try:
+                    # This thread does not see the cache, so an "absent" answer is always read twice.
+                    read = self.source.read_item(self.specs[table], key, live=True)  # DynamoDB's clock
+                except SeoSyncError as e:
+                    error = e
+                    log.warning("repair_read_failed", table=table, key=list(key), error=e.message[:200])
+                else:
+                    self._answers.append(RepairAnswer(table, reason, key, read.item, read.at))
+                    continue
+            for t, r, k in taken[i:]:  # DynamoDB is throttling or away (or we stop): the rest waits
+                self.repairs.put_back(t, k, r)
+            return i, error
+        return len(taken), None
+
+    def waiting(self) -> int:
+        """Answers read and not yet applied."""
+        return len(self._answers)
+
+    def apply(self, cache: Cache, ready: Callable[[str], bool] = lambda _table: True) -> int:
+        """Apply the answers read so far, on the writer thread (no network here); how many were applied.
+        An answer for a table `ready` no longer accepts (its shadow is being built) waits as a key."""
+        done = 0
+        while self._answers:
+            a = self._answers.popleft()
+            if not ready(a.table):
+                self.repairs.add(a.table, a.key, a.reason)
+                continue
+            spec = self.specs[a.table]
+            before = cache.row(spec, a.key)
+            cache.apply_item(spec, a.key, a.item, read_at=a.read_at)
+            changed = cache.row(spec, a.key) != before
+            self.repairs.count_read(changed, a.table, a.key)
+            done += 1
+            log.info("repair_read", table=a.table, key=list(a.key), reason=a.reason, changed=changed)
+        return done
+
+
+class RepairThread(ServiceThread):
+    """Sends the repair reads, so that an outage or a slow answer holds this thread and not the writer."""
+
+    def __init__(self, reader: RepairReader, ready: Callable[[str], bool], stop_event: threading.Event,
+                 progress: dict[str, float], max_backoff: float, on_death: DeathReport | None = None) -> None:
+        super().__init__("repair-reads", stop_event, on_death)
+        self.reader = reader
+        self.ready = ready  # a table whose shadow is being built is not read for (the swap would undo it)
+        self.progress = progress
+        self.max_backoff = max_backoff
+
+    def _mark(self) -> None:
+        self.progress[self.name] = time.monotonic()
+
+    def loop(self) -> None:
+        failures = 0
+        while not self.stop_event.is_set():
+            self._mark()
+            done, error = self.reader.read(self.stop_event.is_set, self.ready)
+            if error is not None:
+                failures += 1
+                delay = backoff_delay(failures, base=1.0, cap=min(BACKOFF_CAP, self.max_backoff))
+                rest(self.stop_event, delay, self._mark)
+            else:
+                failures = 0 if done else failures
+                self.stop_event.wait(IDLE_WAIT)
+
+
 def run_repairs(cache: Cache, source: Source, specs: dict[str, TableSpec], repairs: RepairQueue,
-                wall: Callable[[], float] = time.time, ready: Callable[[str], bool] = lambda _table: True) -> int:
-    """Do the repair reads the rate allows now of the tables `ready` accepts, on the writer thread;
-    returns how many were done."""
-    done = 0
-    for table, reason, key in repairs.take(ready):
-        spec = specs.get(table)
-        if spec is None:
-            continue
-        before = cache.row(spec, key)
-        try:
-            read = source.read_item(spec, key, live=before is not None)  # stamped by DynamoDB's clock
-        except SeoSyncError as e:
-            repairs.put_back(table, key, reason)
-            log.warning("repair_read_failed", table=table, key=list(key), error=e.message[:200])
-            break  # DynamoDB is throttling or away: the rest waits for the next turn
-        cache.apply_item(spec, key, read.item, read_at=read.at)
-        changed = cache.row(spec, key) != before
-        repairs.count_read(changed, table, key)
-        done += 1
-        log.info("repair_read", table=table, key=list(key), reason=reason, changed=changed)
-    return done
+                ready: Callable[[str], bool] = lambda _table: True) -> int:
+    """Read and apply in one go, on the calling thread (a writer driven step by step, as in tests)."""
+    reader = RepairReader(source, specs, repairs)
+    reader.read(ready=ready)
+    return reader.apply(cache, ready)

@@ -41,7 +41,7 @@ from seo_sync.errors import CacheError, FullSyncAborted, SeoSyncError
 from seo_sync.schema import TableSpec
 from seo_sync.sync.first_boot import FirstBoot
 from seo_sync.sync.fullsync import FullSync
-from seo_sync.sync.repair import RepairQueue, run_repairs
+from seo_sync.sync.repair import RepairQueue, RepairReader
 from seo_sync.sync.shards import ShardSet, check_stream
 from seo_sync.sync.table_state import ERROR_BACKOFF_BASE, TableState
 from seo_sync.sync.tailer import Batch, TableTailer
@@ -102,6 +102,8 @@ class WriterThread(ServiceThread):
         self.progress = progress
         self.clock = clock
         self.repairs = repairs or RepairQueue(settings.verify.repair_reads_per_second, settings.verify.repair_burst)
+        # The repair reads are sent on their own thread (the engine's), and their answers applied here.
+        self.repair_reader = RepairReader(source, {n: rt.spec for n, rt in tables.items()}, self.repairs)
         self._last_counts = 0.0
         self._last_repair_load = 0.0
 
@@ -288,11 +290,10 @@ class WriterThread(ServiceThread):
         return rt is not None and rt.started and rt.state != "syncing"
 
     def run_repairs(self) -> int:
-        """Do the repair reads the rate allows now (consistent reads applied as the truth)."""
-        if not self.repairs.pending():
+        """Apply the answers of the repair reads sent so far (consistent reads applied as the truth)."""
+        if not self.repair_reader.waiting():
             return 0
-        specs = {name: rt.spec for name, rt in self.tables.items()}
-        done = run_repairs(self.cache, self.source, specs, self.repairs, self.clock, self.repairable)
+        done = self.repair_reader.apply(self.cache, self.repairable)
         if done:
             for rt in self.tables.values():
                 rt.dirty = True
