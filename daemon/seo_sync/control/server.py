@@ -12,6 +12,7 @@ kernel backlog). Only root, the daemon's own uid and members of the configured g
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import errno
 import functools
 import json
@@ -32,12 +33,19 @@ import structlog
 
 from seo_sync import errors
 from seo_sync.control.peers import peer_credentials, peer_groups
-from seo_sync.errors import ConfigError, ExitCode, LockHeld, SeoSyncError
+from seo_sync.errors import ConfigError, ExitCode, LockHeld, OverBudget, SeoSyncError
 from seo_sync.threads import DeathReport, ServiceThread
 
 log = structlog.get_logger()
 
 Handler = Callable[[str, list[str]], str]
+# The uid of the peer whose request the current pool thread answers: budgets are shared per peer.
+_PEER_UID: contextvars.ContextVar[int | None] = contextvars.ContextVar("seo_sync_peer_uid", default=None)
+
+
+def current_peer() -> int | None:
+    """The uid of the client whose request this thread is answering (None outside an answer)."""
+    return _PEER_UID.get()
 DEFAULT_COMMAND = "status"
 COMMAND_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 SOCKET_MODE = 0o660
@@ -279,7 +287,16 @@ class ControlServer:
         line = bytes(c.buf).split(b"\n", 1)[0]
         with self._lock:
             self._in_flight += 1
-        future = pool.submit(self._answer, c.sock, line, c.uid)
+        try:
+            future = pool.submit(self._answer, c.sock, line, c.uid)
+        except RuntimeError:  # no thread could be started (TasksMax, stopping): answer, keep serving
+            with self._lock:
+                self._in_flight -= 1
+            if self._should_log("no_thread"):
+                log.warning("control_no_thread", uid=c.uid)
+            self._send_now(c.sock, error_answer("the daemon could not start a thread to answer; retry",
+                                                kind="busy", exit_code=int(ExitCode.TEMPFAIL)))
+            return
         future.add_done_callback(functools.partial(_close_if_cancelled, c.sock))
 
     def _drop(self, sel: selectors.BaseSelector, conns: dict[int, _Conn], c: _Conn) -> None:
@@ -288,6 +305,7 @@ class ControlServer:
 
     def _answer(self, sock: socket.socket, line: bytes, uid: int) -> None:
         """Run in a pool thread: call the handler, send its answer, close."""
+        token = _PEER_UID.set(uid)
         try:
             answer = self.run_handler(line)
             sock.setblocking(True)
@@ -298,6 +316,7 @@ class ControlServer:
         except Exception:  # a bug here must not cost the daemon its status socket
             log.exception("control_answer_failed", uid=uid)
         finally:
+            _PEER_UID.reset(token)
             sock.close()
             with self._lock:
                 self._in_flight -= 1
@@ -314,6 +333,9 @@ class ControlServer:
             return error_answer(e.message, e.hint, kind="bad_request", exit_code=int(e.exit_code))
         try:
             return self.handler(command, args)
+        except OverBudget as e:
+            return json.dumps({"ok": False, "kind": e.kind, "retry_after": e.retry_after, "error": e.message,
+                               "hint": e.hint, "exit_code": int(e.exit_code)})
         except SeoSyncError as e:
             return error_answer(e.message, e.hint, kind=type(e).__name__, exit_code=int(e.exit_code))
         except Exception as e:

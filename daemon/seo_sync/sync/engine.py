@@ -17,6 +17,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar
 
 from seo_sync.aws.tables import Source
+from seo_sync.cache.reader import Reader
 from seo_sync.cache.writer import Cache
 from seo_sync.config import Settings
 from seo_sync.errors import CacheBusy, SeoSyncError
@@ -71,8 +72,30 @@ class Engine:
         """Queue a full resync of one table or all; False if every one asked for was already pending."""
         queued = False
         for rt in self._select(table):
-            queued |= rt.queue_resync(reason, gap=False)
+            queued |= rt.queue_resync(reason, gap=False, min_interval=self.settings.control.min_resync_interval)
         return queued
+
+    def resync_starts_in(self, table: str | None = None) -> float:
+        """Seconds until the last of the pending full syncs of these tables may start (0: now or running)."""
+        waits = [rt.resync_starts_in() for rt in self._select(table)]
+        return max((w for w in waits if w is not None), default=0.0)
+
+    def refresh_business(self, business_id: str, timeout: float = 10.0) -> dict[str, Any]:
+        """Every table's items of one business read consistently (one Query each) and applied as the
+        truth on the writer thread, in one transaction: keys DynamoDB no longer holds leave the cache."""
+        read_at = self.clock()
+        items = {rt.spec.name: self.source.query_business(rt.spec, business_id) for rt in self.tables.values()}
+
+        def apply(c: Cache) -> dict[str, dict[str, int]]:
+            reader = Reader(c.conn)
+            held = {name: {tuple(str(r[k]) for k in TABLES[name].key_names)
+                           for r in reader.rows(TABLES[name], business_id)} for name in items}
+            c.replace_business(business_id, items, read_at=read_at)
+            return {name: {"keys": len(held[name] | {TABLES[name].key_of_item(it) for it in found}),
+                           "rows": sum(1 for _ in reader.rows(TABLES[name], business_id))}
+                    for name, found in items.items()}
+
+        return {"business_id": business_id, "tables": self.submit(apply, timeout)}
 
     def refresh(self, table: str, key: tuple[str, ...], timeout: float = 5.0) -> dict:
         """Consistent GetItem applied as the truth on the writer thread; answers with what the cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,9 @@ class TableState:
     resync_running: bool = False
     resync_reason: str = ""
     resync_is_gap: bool = False
+    resync_started_at: float | None = None  # time.monotonic() when its last full sync started
+    resyncs_started: int = 0
+    resyncs_coalesced: int = 0
     failures: int = 0
     next_attempt: float = 0.0
     dirty: bool = False
@@ -59,6 +63,7 @@ class TableState:
             "error": self.error, "gaps": self.gaps, "last_gap_reason": self.last_gap_reason,
             "dead_letters": self.dead_letters, "skipped_stale": self.skipped_stale,
             "ttl_deletes": self.ttl_deletes, "records_applied": self.records_applied,
+            "full_syncs_started": self.resyncs_started, "resyncs_coalesced": self.resyncs_coalesced,
         }
 
     def record_error(self, e: SeoSyncError, during: str, max_backoff: float) -> float:
@@ -71,16 +76,38 @@ class TableState:
                   retry_in=round(delay, 2), attempt=self.failures)
         return delay
 
-    def queue_resync(self, reason: str, gap: bool) -> bool:
-        """Ask for a full sync of this table; False if one was already pending (they coalesce)."""
+    def queue_resync(self, reason: str, gap: bool, min_interval: float = 0.0) -> bool:
+        """Ask for a full sync of this table; False if one was already pending (they coalesce).
+
+        A requested one starts no sooner than `min_interval` seconds after the last one started (a
+        loop of `resync` costs one Scan an interval, not one a request); a gap starts at once."""
         with self.lock:
+            floor = 0.0 if gap or self.resync_started_at is None else self.resync_started_at + min_interval
             if self.resync_pending:
                 self.resync_is_gap |= gap
+                if gap:
+                    self.next_attempt = 0.0
+                self.resyncs_coalesced += 1
                 return False
             self.resync_pending, self.resync_reason, self.resync_is_gap = True, reason, gap
-            self.next_attempt = 0.0
+            self.next_attempt = floor
+            if floor > time.monotonic():
+                self.resyncs_coalesced += 1  # it waits for the interval's end, where later ones join it
         log.info("resync_requested", table=self.spec.name, reason=reason, gap=gap)
         return True
+
+    def resync_starts_in(self) -> float | None:
+        """Seconds until the pending full sync may start (0 when due), None when none is pending."""
+        with self.lock:
+            if not self.resync_pending:
+                return 0.0 if self.resync_running else None
+            return round(max(0.0, self.next_attempt - time.monotonic()), 3)
+
+    def resync_started(self) -> None:
+        """The writer starts this table's full sync now."""
+        with self.lock:
+            self.resync_started_at = time.monotonic()
+            self.resyncs_started += 1
 
     def mark_gap(self, generation: int, reason: str) -> None:
         """The feed lost records for this table: stop tailing it and queue its resync (once per generation)."""

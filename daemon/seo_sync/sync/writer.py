@@ -209,6 +209,7 @@ class WriterThread(ServiceThread):
                     rt.generation += 1
                     rt.tailer = None
                 rt.state = "syncing"
+            rt.resync_started()
             sync = FullSync(self.cache, self.source, rt.spec, self.settings.fullsync, capture_stream=True,
                             reason=reason, progress=interleave, should_stop=self.stop_event.is_set,
                             use_checkpoints=not gap, stream_settings=self.settings.stream, wall=self.clock,
