@@ -20,7 +20,7 @@ from seo_sync.aws.tables import Source
 from seo_sync.cache.reader import Reader
 from seo_sync.cache.writer import Cache
 from seo_sync.config import Settings
-from seo_sync.errors import CacheBusy, SeoSyncError
+from seo_sync.errors import CacheBusy, CacheError, SeoSyncError
 from seo_sync.schema import TABLES, VERSION_ATTR
 from seo_sync.sync.anti_entropy import RollingVerify
 from seo_sync.sync.poller import PollerThread
@@ -83,6 +83,7 @@ class Engine:
     def refresh_business(self, business_id: str, timeout: float = 10.0) -> dict[str, Any]:
         """Every table's items of one business read consistently (one Query each) and applied as the
         truth on the writer thread, in one transaction: keys DynamoDB no longer holds leave the cache."""
+        self._check_writable()
         read_at = self.clock()
         items = {rt.spec.name: self.source.query_business(rt.spec, business_id) for rt in self.tables.values()}
 
@@ -102,6 +103,7 @@ class Engine:
         holds after that commit (present, and its `_version`)."""
         spec = TABLES[table] if table in TABLES else self._select(table)[0].spec
         key = tuple(key)
+        self._check_writable()
         read_at = self.clock()
         item = self.source.get_item(spec, key, consistent=True)
 
@@ -114,6 +116,15 @@ class Engine:
         version = row[spec.column_names.index(VERSION_ATTR)] if row is not None else None
         return {"table": spec.name, "key": list(key), "present": row is not None,
                 "version": version if isinstance(version, int) else None}
+
+    def _check_writable(self) -> None:
+        """A refresh could not be committed while changes cannot be: say so at once, read nothing."""
+        for rt in self.tables.values():
+            with rt.lock:
+                error = rt.commit_error
+            if error:
+                raise CacheError(f"{error}; the daemon retries by itself and catches up",
+                                 hint="free space on the data directory's disk (or fix its I/O error)")
 
     def submit(self, fn: Callable[[Cache], T], timeout: float = 30.0) -> T:
         """Run fn(cache) on the writer thread and return its result (CacheBusy if not run in time)."""

@@ -50,17 +50,22 @@ class TableState:
     failures: int = 0
     next_attempt: float = 0.0
     dirty: bool = False
+    commit_error: str | None = None  # why the changes read for this table cannot be committed now
+    uncommitted_since: float | None = None  # creation time of the oldest change not yet committed
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def status(self, now: float) -> dict[str, Any]:
         """This table's part of the engine snapshot (JSON-able); call with `lock` held."""
         lag = 0.0 if self.idle or self.last_created is None else max(0.0, now - self.last_created)
+        if self.uncommitted_since is not None:  # changes wait: the lag grows with them, never 0.0
+            lag = max(lag, now - self.uncommitted_since)
         return {
             "rows": self.rows, "last_full_sync": self.last_full_sync, "stream_arn": self.stream_arn,
             "shards": len(self.tailer.shards.cursors) if self.tailer else 0, "last_sequence": self.last_sequence,
             "lag_seconds": round(lag, 3),
             "state": "resync_pending" if self.resync_pending and self.state == "streaming" else self.state,
-            "error": self.error, "gaps": self.gaps, "last_gap_reason": self.last_gap_reason,
+            "error": self.error or self.commit_error, "commit_error": self.commit_error,
+            "gaps": self.gaps, "last_gap_reason": self.last_gap_reason,
             "dead_letters": self.dead_letters, "skipped_stale": self.skipped_stale,
             "ttl_deletes": self.ttl_deletes, "records_applied": self.records_applied,
             "full_syncs_started": self.resyncs_started, "resyncs_coalesced": self.resyncs_coalesced,
@@ -75,6 +80,19 @@ class TableState:
         log.error("table_error", table=self.spec.name, during=during, error=e.message[:300],
                   retry_in=round(delay, 2), attempt=self.failures)
         return delay
+
+    def commit_failed(self, error: str, oldest_change: float) -> None:
+        """A batch read for this table could not be committed (disk full, I/O error, read-only file)."""
+        with self.lock:
+            self.commit_error = f"cannot commit changes to the cache: {error}"
+            if self.uncommitted_since is None or oldest_change < self.uncommitted_since:
+                self.uncommitted_since = oldest_change
+
+    def commit_recovered(self) -> None:
+        """The batch that could not be committed now is: the table's changes land again."""
+        with self.lock:
+            self.commit_error = None
+            self.uncommitted_since = None
 
     def queue_resync(self, reason: str, gap: bool, min_interval: float = 0.0) -> bool:
         """Ask for a full sync of this table; False if one was already pending (they coalesce).
