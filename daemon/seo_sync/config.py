@@ -28,7 +28,8 @@ ENV_ALIASES = {"IDLE_POLL_INTERVAL": ("stream", "idle_poll_interval")}
 # The unit file says TasksMax=64: a thread the kernel refuses to start kills the daemon (exit 70).
 # The threads the settings control must fit under it with a margin for the interpreter's own.
 TASKS_BUDGET = 56
-FIXED_THREADS = 8  # main, writer, control selector, scheduler and its 2 workers, a one-off job, a spare
+# main, writer, the socket's selector, fast lane (4) and idle lane (1), scheduler + 2 workers, a one-off job
+FIXED_THREADS = 13
 KINESIS_ARN_RE = re.compile(r"arn:aws[a-z-]*:kinesis:[a-z0-9-]+:\d{12}:stream/[A-Za-z0-9_.-]{1,128}")
 
 

@@ -92,4 +92,4 @@ def test_a_socket_pool_beyond_the_units_tasks_max_is_refused() -> None:
         load_settings(None, env={"SEO_SYNC_SERVICE__SOCKET_MAX_CLIENTS": "32",
                                  "SEO_SYNC_FULLSYNC__SCAN_SEGMENTS": "32"})
     assert load_settings(None, env={}).peak_threads() <= TASKS_BUDGET
-    assert load_settings(None, env={"SEO_SYNC_SERVICE__SOCKET_MAX_CLIENTS": "32"}).peak_threads() <= TASKS_BUDGET
+    assert load_settings(None, env={"SEO_SYNC_SERVICE__SOCKET_MAX_CLIENTS": "24"}).peak_threads() <= TASKS_BUDGET

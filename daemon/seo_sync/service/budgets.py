@@ -16,7 +16,7 @@ from typing import Any
 
 from seo_sync.config import ControlSettings
 from seo_sync.control.budget import FairBucket
-from seo_sync.control.server import current_peer
+from seo_sync.control.protocol import current_peer
 from seo_sync.errors import OverBudget
 
 UNKNOWN_PEER = -1  # requests not from the socket (none today) share one peer's part
