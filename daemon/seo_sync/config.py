@@ -25,6 +25,11 @@ DEFAULT_CONFIG_PATH = Path("/etc/seo-sync/seo-sync.toml")
 ENV_PREFIX = "SEO_SYNC_"
 # Flat environment names that other tools rely on, for settings that live in a section.
 ENV_ALIASES = {"IDLE_POLL_INTERVAL": ("stream", "idle_poll_interval")}
+# The unit file says TasksMax=64: a thread the kernel refuses to start kills the daemon (exit 70).
+# The threads the settings control must fit under it with a margin for the interpreter's own.
+TASKS_BUDGET = 56
+# main, writer, the socket's selector, fast lane (4) and idle lane (1), scheduler + 2 workers, a one-off job
+FIXED_THREADS = 13
 KINESIS_ARN_RE = re.compile(r"arn:aws[a-z-]*:kinesis:[a-z0-9-]+:\d{12}:stream/[A-Za-z0-9_.-]{1,128}")
 
 
@@ -126,6 +131,16 @@ class ServiceSettings(_Section):
     debug_commands: bool = Field(False, description="test-only socket commands that simulate hangs")
 
 
+class ControlSettings(_Section):
+    """Budgets on the socket commands that cost DynamoDB reads or full syncs (see the example config)."""
+
+    refresh_reads_per_second: float = Field(20.0, gt=0, le=10000)
+    refresh_burst: int = Field(100, ge=1, le=100000)
+    business_refresh_reads_per_second: float = Field(20.0, gt=0, le=10000)
+    business_refresh_burst: int = Field(50, ge=5, le=100000)
+    min_resync_interval: float = Field(60.0, ge=0, le=86400)
+
+
 class MaintenanceSettings(_Section):
     """Scheduled jobs (cron expressions in the daemon's local time zone)."""
 
@@ -176,6 +191,7 @@ class Settings(_Section):
     kinesis: KinesisSettings = KinesisSettings()
     fullsync: FullSyncSettings = FullSyncSettings()
     service: ServiceSettings = ServiceSettings()
+    control: ControlSettings = ControlSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
     protection: ProtectionSettings = ProtectionSettings()
     verify: VerifySettings = VerifySettings()
@@ -195,6 +211,18 @@ class Settings(_Section):
                 raise ValueError(f"source.kind is kinesis but no stream ARN for {', '.join(missing)}: set "
                                  "kinesis.stream_arn, or kinesis.stream_arns for each table")
         return self
+
+    @model_validator(mode="after")
+    def _threads_fit(self) -> Settings:
+        if self.peak_threads() > TASKS_BUDGET:
+            raise ValueError(f"service.socket_max_clients ({self.service.socket_max_clients}) and fullsync.scan_"
+                             f"segments ({self.fullsync.scan_segments}) let the daemon run {self.peak_threads()} "
+                             f"threads, over {TASKS_BUDGET} (the unit's TasksMax=64 less a margin): lower one")
+        return self
+
+    def peak_threads(self) -> int:
+        """The most threads at once: the fixed ones, a poller and a capture a table, the socket's pool, one Scan."""
+        return FIXED_THREADS + len(TABLES) * 2 + self.service.socket_max_clients + self.fullsync.scan_segments
 
     @property
     def cache_path(self) -> Path:

@@ -170,6 +170,19 @@ class RateLimited(ProtectionRefused):
     """The delete-rate limit for this entity type is used up for the current hour."""
 
 
+class OverBudget(SeoSyncError):
+    """A socket command over its budget (the reads `refresh` may cause): retry after `retry_after` seconds.
+
+    Its answer on the socket has the kind "rate_limited" (not the class name): a published contract."""
+
+    exit_code = ExitCode.TEMPFAIL
+    kind = "rate_limited"
+
+    def __init__(self, message: str, hint: str | None = None, retry_after: float = 1.0) -> None:
+        super().__init__(message, hint)
+        self.retry_after = retry_after
+
+
 class BackupFailed(SeoSyncError):
     """A backup file could not be written, so the delete did not happen."""
 

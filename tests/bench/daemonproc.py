@@ -60,6 +60,8 @@ class DaemonProcess:
         env.update({
             "NOTIFY_SOCKET": str(self.notify_path), "SEO_SYNC_AWS__ENDPOINT_URL": self.endpoint,
             "AWS_REGION": "us-east-1", "SEO_SYNC_LOG_FORMAT": "json", "PYTHONPATH": str(REPO_ROOT),
+            # The resync parts ask for one resync after another: no floor between them.
+            "SEO_SYNC_CONTROL__MIN_RESYNC_INTERVAL": "0",
         })
         env.pop("SEO_SYNC_CONFIG", None)
         env.update(self.extra_env)

@@ -202,9 +202,11 @@ def test_writer_policy_is_scoped_and_has_no_wildcards():
 
 
 def test_daemon_policy_is_the_issue_list():
-    """The daemon may DescribeTable, Scan, GetItem, DescribeStream, GetShardIterator, GetRecords, ListStreams."""
+    """The daemon may DescribeTable, Scan, GetItem, Query (one business at once), DescribeStream,
+    GetShardIterator, GetRecords, ListStreams."""
     assert actions(load(DAEMON_POLICY)) == {
-        "DescribeTable", "Scan", "GetItem", "DescribeStream", "GetShardIterator", "GetRecords", "ListStreams"}
+        "DescribeTable", "Scan", "GetItem", "Query", "DescribeStream", "GetShardIterator", "GetRecords",
+        "ListStreams"}
 
 
 def test_daemon_policy_covers_every_call_the_daemon_makes_and_no_more():

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from seo_sync import codec
+from seo_sync.errors import CacheError
 from seo_sync.schema import TABLES
 from tests.support.disk_full import unshare_works
 from tests.support.harness import Daemon, wait_until
@@ -83,5 +84,46 @@ def test_disk_full_rolls_back_backs_off_and_resumes(seeded, dynamo_endpoint, tmp
         # Logged right after the commit that made the rows visible: wait for it, do not race it.
         wait_until(lambda: '"apply_recovered"' in d.log(), timeout=10, what="apply_recovered logged")
         assert _query(d.pid, db, "PRAGMA quick_check") == "ok"
+    finally:
+        d.close()
+
+
+def test_health_tells_the_truth_while_the_disk_is_full(seeded, dynamo_endpoint, tmp_path):
+    """Changes that cannot be committed: health not ok naming the cause, lag grows, refresh says why; then ok."""
+    why = unshare_works()
+    if why:
+        pytest.fail(f"needs unshare with a tmpfs mount: {why}")
+    data_dir = tmp_path / "tmpfs"
+    data_dir.mkdir()
+    mount = ("unshare", "-m", "sh", "-c", f"mount -t tmpfs -o size=8m tmpfs {data_dir} && exec \"$@\"", "sh")
+    d = Daemon(dynamo_endpoint, data_dir, prefix=mount)
+    try:
+        d.wait_ready()
+        inside = Path(f"/proc/{d.pid}/root") / str(data_dir).lstrip("/")
+        assert d.request("health")["ok"]
+        _fill(inside / "filler")
+        filled = time.monotonic()
+        big = "x" * 10000
+        kw = TABLES["keywords"]
+        seeded.batch_write(kw, [codec.item_from_python({"business_id": "full", "keyword_id": f"k{i}#en",
+                                                        "keyword": big}) for i in range(100)])
+        wait_until(lambda: not d.request("health")["ok"], timeout=60, what="health not ok on a full disk")
+        not_ok_after = time.monotonic() - filled
+        health = d.request("health")
+        assert any("full" in r for r in health["reasons"]), health
+        table = d.status()["tables"]["keywords"]
+        assert table["commit_error"] and "full" in table["error"]
+        lag = table["lag_seconds"]
+        wait_until(lambda: d.status()["tables"]["keywords"]["lag_seconds"] > lag + 1, timeout=30,
+                   what="the lag growing while changes wait")
+        with pytest.raises(CacheError, match="cannot commit"):
+            d.request('refresh keywords ["full", "k1#en"]')
+        os.unlink(inside / "filler")
+        freed = time.monotonic()
+        wait_until(lambda: d.request("health")["ok"], timeout=60, what="health ok again after space returned")
+        ok_after = time.monotonic() - freed
+        assert d.status()["tables"]["keywords"]["commit_error"] is None
+        print(f"disk full: health not ok {not_ok_after:.1f}s after the fill (changes arriving), "
+              f"ok {ok_after:.1f}s after space was freed")
     finally:
         d.close()

@@ -1,4 +1,4 @@
-"""`sync-from-dynamo BUSINESS` while the real daemon runs: it goes through the daemon's `refresh`."""
+"""`sync-from-dynamo BUSINESS` while the real daemon runs: it goes through the daemon's `refresh-business`."""
 
 from __future__ import annotations
 

@@ -33,7 +33,8 @@ def run_engine(endpoint: str, data_dir: Path, tables: list[str], resync: bool) -
     """Run the engine until SIGTERM; returns the exit code."""
     settings = load_settings(path=None, env={}, overrides={
         "data_dir": data_dir, "aws": {"endpoint_url": endpoint, "region": "us-east-1"},
-        "stream": {"idle_poll_interval": 0.05}, "fullsync": {"batch_size": 100, "scan_segments": 2}})
+        "stream": {"idle_poll_interval": 0.05}, "fullsync": {"batch_size": 100, "scan_segments": 2},
+        "control": {"min_resync_interval": 0.0}})
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     lock = WriterLock(settings.cache_path).acquire()

@@ -93,7 +93,8 @@ class Daemon:
             "SEO_SYNC_SERVICE__DEBUG_COMMANDS": "1", "NOTIFY_SOCKET": str(self.notify.path),
             "SEO_SYNC_AWS__CONNECT_TIMEOUT": "1", "SEO_SYNC_AWS__READ_TIMEOUT": "3",
             "SEO_SYNC_AWS__MAX_ATTEMPTS": "2", "SEO_SYNC_IDLE_POLL_INTERVAL": "0.2",
-            "PYTHONUNBUFFERED": "1",
+            # Tests send SIGHUP and `resync` one after another: no floor unless a test sets one.
+            "SEO_SYNC_CONTROL__MIN_RESYNC_INTERVAL": "0", "PYTHONUNBUFFERED": "1",
         })
         if watchdog_sec is not None:
             env["WATCHDOG_USEC"] = str(int(watchdog_sec * 1_000_000))

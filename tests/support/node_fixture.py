@@ -129,6 +129,7 @@ class ManagedDaemon:
             "SEO_SYNC_SOCKET": str(self.socket_path), "SEO_SYNC_LOG_FORMAT": "json",
             "SEO_SYNC_AWS__CONNECT_TIMEOUT": "1", "SEO_SYNC_AWS__READ_TIMEOUT": "3",
             "SEO_SYNC_IDLE_POLL_INTERVAL": "0.2", "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+            "SEO_SYNC_CONTROL__MIN_RESYNC_INTERVAL": "0",
             "PYTHONUNBUFFERED": "1",
         })
         command = [sys.executable, "-m", "seo_sync", "run"]

@@ -37,3 +37,17 @@ export class DaemonError extends Error {
     super(hint ? `${message} (${hint})` : message);
   }
 }
+
+/** The daemon refused a request over its budget (`refresh` reads a second): ask again after `retryAfter` seconds. */
+export class RateLimitedError extends DaemonError {
+  override name = "RateLimitedError";
+  constructor(
+    message: string,
+    /** Seconds to wait before asking again. */
+    readonly retryAfter: number,
+    hint?: string,
+    exitCode?: number,
+  ) {
+    super(message, "rate_limited", hint, exitCode);
+  }
+}

@@ -3,7 +3,7 @@ export { CacheReader, convertRow } from "./reader";
 export type { BusinessProfile, BusinessWithQuestionnaire, CacheReaderOptions, Freshness } from "./reader";
 export { StatusClient } from "./status";
 export type { Health, ItemKey, RefreshResult, StatusClientOptions } from "./status";
-export { CacheUnavailableError, DaemonError, DaemonUnavailableError } from "./errors";
+export { CacheUnavailableError, DaemonError, DaemonUnavailableError, RateLimitedError } from "./errors";
 export type { DaemonUnavailableReason } from "./errors";
 export { LosslessNumber, numberFromText, numberText, parseExtra, parseJson } from "./values";
 export type { CacheNumber, JsonValue } from "./values";

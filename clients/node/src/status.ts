@@ -1,7 +1,7 @@
 // StatusClient: the daemon's status socket (one request line, one answer, then the daemon closes).
 import net from "node:net";
 
-import { DaemonError, DaemonUnavailableError } from "./errors";
+import { DaemonError, DaemonUnavailableError, RateLimitedError } from "./errors";
 import { TABLES, TableName } from "./generated/schema";
 
 export interface StatusClientOptions {
@@ -97,7 +97,11 @@ export class StatusClient {
       throw new DaemonUnavailableError(`the daemon's answer to ${line.split(" ")[0]} is not JSON`, "io");
     }
     if (data !== null && typeof data === "object" && "error" in data) {
-      const e = data as { error: string; kind?: string; hint?: string; exit_code?: number };
+      const e = data as { error: string; kind?: string; hint?: string; exit_code?: number; retry_after?: unknown };
+      if (e.kind === "rate_limited") {
+        const retryAfter = typeof e.retry_after === "number" && Number.isFinite(e.retry_after) ? e.retry_after : 1;
+        throw new RateLimitedError(`daemon: ${e.error}`, retryAfter, e.hint, e.exit_code);
+      }
       throw new DaemonError(`daemon: ${e.error}`, e.kind ?? "error", e.hint, e.exit_code);
     }
     return data as T;

@@ -7,7 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
 
-import { DaemonUnavailableError, StatusClient } from "../src";
+import { DaemonError, DaemonUnavailableError, RateLimitedError, StatusClient } from "../src";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "status-"));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -48,6 +48,24 @@ test("a daemon that never answers: timeout after timeoutMs", async () => {
     assert.ok(Date.now() - started >= 190);
   } finally {
     held.forEach((s) => s.destroy());
+    server.close();
+  }
+});
+
+test("a refresh over the daemon's budget rejects with RateLimitedError carrying retryAfter", async () => {
+  const limited = path.join(dir, "limited.sock");
+  const answer = { ok: false, kind: "rate_limited", retry_after: 0.35, error: "refresh over budget", exit_code: 75 };
+  const server = net.createServer((s) => s.end(JSON.stringify(answer) + "\n")).listen(limited);
+  await new Promise((resolve) => server.once("listening", resolve));
+  try {
+    const error = await new StatusClient(limited).refresh("keywords", ["b1", "roof-repair#en"]).then(
+      () => undefined, (e: unknown) => e);
+    assert.ok(error instanceof RateLimitedError, `expected RateLimitedError, got ${String(error)}`);
+    assert.ok(error instanceof DaemonError);
+    assert.equal(error.retryAfter, 0.35);
+    assert.equal(error.kind, "rate_limited");
+    assert.equal(error.exitCode, 75);
+  } finally {
     server.close();
   }
 });

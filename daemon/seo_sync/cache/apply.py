@@ -141,6 +141,24 @@ def apply_changes(cur: sqlite3.Cursor, spec: TableSpec, st: Statements, name: st
     return res
 
 
+KNOWN_KEY = ("SELECT EXISTS (SELECT 1 FROM _sync_tombstones WHERE table_name = ? AND key = ?) "
+             "OR EXISTS (SELECT 1 FROM _sync_marks WHERE table_name = ? AND key = ?)")
+PENDING_FOR_KEY = ("SELECT EXISTS (SELECT 1 FROM _sync_repairs WHERE table_name = ? AND key = ?) "
+                   "OR EXISTS (SELECT 1 FROM _sync_dead_letters WHERE table_name = ? AND key = ? "
+                   "AND resolved_at IS NULL)")
+
+
+def knows_key(cur: sqlite3.Cursor, spec: TableSpec, st: Statements, key: tuple[str, ...]) -> bool:
+    """Whether the cache holds anything of this key: its row, a tombstone, a mark, a pending repair
+    read or an unresolved dead letter. A read that finds the key absent in DynamoDB changes nothing
+    of a key the cache does not know."""
+    kt = key_text(key)
+    if cur.execute(st.select_key, {f"k{i}": k for i, k in enumerate(key)}).fetchone() is not None:
+        return True
+    return bool(cur.execute(KNOWN_KEY, (spec.name, kt, spec.name, kt)).fetchone()[0]
+                or cur.execute(PENDING_FOR_KEY, (spec.name, kt, spec.name, kt)).fetchone()[0])
+
+
 def apply_truth(cur: sqlite3.Cursor, spec: TableSpec, st: Statements, key: tuple[str, ...],
                 item: codec.Item | None, read_at: float) -> ApplyResult:
     """Apply DynamoDB's consistent answer for one key as the truth, and mark the key as read at `read_at`."""
@@ -161,6 +179,11 @@ def apply_truth(cur: sqlite3.Cursor, spec: TableSpec, st: Statements, key: tuple
         res.upserted = 1
     else:
         gone = cur.execute(st.delete, _key_params(key)).rowcount
+        if gone <= 0 and not cur.execute(KNOWN_KEY, (spec.name, kt, spec.name, kt)).fetchone()[0]:
+            # Absent in DynamoDB and unknown here (no row, tombstone or mark): nothing to hold back,
+            # so nothing is written; a refresh of keys nobody has leaves the file as it was.
+            cur.execute(DELETE_REPAIR, (spec.name, kt))
+            return res
         res.deleted = max(gone, 0)
         cur.execute(UPSERT_TOMBSTONE, (spec.name, kt, version, int(item is None), time.time()))
     cur.execute(UPSERT_MARK, (spec.name, kt, version, read_at, READ, int(present)))

@@ -73,6 +73,9 @@ def ensure_wal_files(path: Path, like: Path | None = None) -> list[str]:
     return created
 
 
+AUTO_VACUUM_INCREMENTAL = 2  # PRAGMA auto_vacuum's value for INCREMENTAL
+
+
 def create_database(path: Path, init: Callable[[sqlite3.Connection], None]) -> None:
     """Build a new WAL database with `init` and make it appear at `path` in one rename.
 
@@ -84,6 +87,7 @@ def create_database(path: Path, init: Callable[[sqlite3.Connection], None]) -> N
         stale.unlink(missing_ok=True)
     conn = sqlite3.connect(tmp, isolation_level=None)
     try:
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # before the first table: free pages can be given back
         conn.execute("PRAGMA journal_mode = WAL")
         init(conn)
     finally:
@@ -130,6 +134,10 @@ def open_writer(path: Path, busy_timeout_ms: int, check: bool,
         # A no-op on every file made here; a cache left in rollback-journal mode by an older version
         # switches once, with -wal/-shm already in place for readers.
         conn.execute("PRAGMA journal_mode = WAL")
+        if conn.execute("PRAGMA auto_vacuum").fetchone()[0] != AUTO_VACUUM_INCREMENTAL:
+            # A file made by an older version: switch once (VACUUM rewrites it; readers keep their snapshot).
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            conn.execute("VACUUM")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute(f"PRAGMA journal_size_limit = {WAL_KEEP_BYTES}")
         hold(keeper)  # in WAL mode now: the keeper's read holds the shared lock

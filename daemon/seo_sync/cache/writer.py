@@ -19,7 +19,7 @@ import sqlite_utils
 
 from seo_sync import codec
 from seo_sync.cache import readiness, wal_files
-from seo_sync.cache.apply import apply_changes, apply_truth
+from seo_sync.cache.apply import apply_changes, apply_truth, knows_key
 from seo_sync.cache.connect import atomic
 from seo_sync.cache.migrations import SCHEMA_VERSION, stored_version, upgrade
 from seo_sync.cache.reader import Reader
@@ -188,6 +188,8 @@ class Cache:
         `read_at` is when the read was sent (default: now); a stream record older than it is
         refused later. It resolves the key's dead letters.
         """
+        if item is None and not knows_key(self.conn.cursor(), spec, self._statements(spec), key):
+            return ApplyResult(records=1)  # absent there, unknown here: not even a commit (the WAL stays)
         with self.transaction():
             self.conn.execute(RESOLVE_DEAD_LETTERS, (time.time(), spec.name, key_text(key)))
             return apply_truth(self.conn.cursor(), spec, self._statements(spec), key, item,
@@ -331,7 +333,14 @@ class Cache:
         a record that old any more."""
         with self.transaction():
             self.conn.execute("DELETE FROM _sync_marks WHERE at < ?", (older_than,))
-            return self.conn.execute("DELETE FROM _sync_tombstones WHERE deleted_at < ?", (older_than,)).rowcount
+            dropped = self.conn.execute("DELETE FROM _sync_tombstones WHERE deleted_at < ?", (older_than,)).rowcount
+        # The file gives back the pages they held (auto_vacuum = INCREMENTAL). executescript steps the
+        # pragma to its end: a single step (execute) frees one page only.
+        try:
+            self.conn.executescript("PRAGMA incremental_vacuum;")
+        except sqlite3.Error as e:
+            raise _as_cache_error(e, "commit") from None
+        return dropped
 
     def wal_checkpoint(self) -> tuple[int, int, int]:
         """A WAL checkpoint that never holds readers up, truncating a WAL a reader let grow (wal_files.py)."""

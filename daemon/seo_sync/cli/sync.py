@@ -88,31 +88,18 @@ def sync_business(cache: Cache, source: Source, business_id: str) -> dict[str, A
             for spec in TABLES.values()}
 
 
-def refresh_business(s: Settings, source: Source, business_id: str) -> dict[str, Any]:
-    """One business through the running daemon: each key it has in DynamoDB or in the cache is read
-    consistently by the daemon and applied as the truth (`refresh`), so rows DynamoDB no longer
-    holds leave the cache too. The daemon stays the cache's only writer."""
+def refresh_business(s: Settings, business_id: str) -> dict[str, Any]:
+    """One business through the running daemon (`refresh-business`): it reads the business with one
+    consistent Query a table and applies the answer as the truth, so rows DynamoDB no longer holds
+    leave the cache too. The daemon stays the cache's only writer."""
     from seo_sync.control.client import request_json
 
-    reader = open_reader(s.cache_path)
-    try:
-        with reader.snapshot():
-            cached = {spec.name: {spec.key_of_item(it) for it in reader.items(spec, business_id)}
-                      for spec in TABLES.values()}
-    finally:
-        reader.close()
-    tables: dict[str, Any] = {}
-    for spec in TABLES.values():
-        keys = {spec.key_of_item(it) for it in source.query_business(spec, business_id)} | cached[spec.name]
-        present = 0
-        for key in sorted(keys):
-            answer = request_json(s.socket_path, f"refresh {spec.name} {json.dumps(list(key))}", timeout=10.0)
-            present += bool(answer.get("present"))
-        tables[spec.name] = {"keys": len(keys), "rows": present}
-    if not any(t["keys"] for t in tables.values()):
+    answer = request_json(s.socket_path, f"refresh-business {json.dumps(business_id)}", timeout=30.0)
+    tables: dict[str, Any] = answer.get("tables", {}) if isinstance(answer, dict) else {}
+    if not any(t.get("keys") or t.get("rows") for t in tables.values()):
         raise NotFound(f"business {business_id!r:.80} is neither in DynamoDB nor in the cache",
                        hint="check the id with `seo-sync list-businesses --from-dynamo`")
-    return tables
+    return {name: {"keys": t.get("keys", 0), "rows": t.get("rows", 0)} for name, t in tables.items()}
 
 
 def _through_daemon(app: AppContext, s: Settings, source: Source, held: LockHeld, business_id: str | None) -> int:
@@ -124,7 +111,7 @@ def _through_daemon(app: AppContext, s: Settings, source: Source, held: LockHeld
                                         "(`seo-sync status` shows its progress)"))
             return ExitCode.OK if answer.get("ok", True) else ExitCode.FAILURE
     elif ask_daemon(s, "status") is not None:
-        tables = refresh_business(s, source, business_id)
+        tables = refresh_business(s, business_id)
         app.emit({"business_id": business_id, "via": "daemon", "cache": str(s.cache_path), "tables": tables},
                  lambda: app.table(f"a daemon runs: it refreshed business {business_id} in {s.cache_path}",
                                    ["table", "keys refreshed", "rows in cache"],

@@ -70,8 +70,14 @@ def request_json(socket_path: Path, command: str, timeout: float = 5.0) -> Any:
 
 
 def _rebuild_error(data: dict[str, Any]) -> SeoSyncError:
-    cls = getattr(errors, str(data.get("kind", "")), None)
     message, hint = f"daemon: {data['error']}", data.get("hint")
+    if data.get("kind") == errors.OverBudget.kind:
+        try:
+            retry_after = float(data.get("retry_after", 1.0))
+        except (TypeError, ValueError):
+            retry_after = 1.0
+        return errors.OverBudget(message, hint=hint, retry_after=retry_after)
+    cls = getattr(errors, str(data.get("kind", "")), None)
     if isinstance(cls, type) and issubclass(cls, SeoSyncError):
         return cls(message, hint=hint)
     err = SeoSyncError(message, hint)

@@ -1,29 +1,31 @@
 """The status socket: a small Unix-socket server in the daemon.
 
-Protocol: the client sends one request line (`status`, `health`, `resync [table]`,
-`refresh <table> <key-json>`, `metrics`), the daemon sends one answer and closes. No request
-within the timeout means `status`. Robustness against floods and slow clients: one selector thread
-reads requests (cheap, with a deadline and a size cap each), a bounded pool of `max_clients` threads
-runs the handler, and at most `max_connections` connections are open at a time (the rest wait in the
-kernel backlog). Only root, the daemon's own uid and members of the configured group are answered
-(SO_PEERCRED / SO_PEERGROUPS), on top of the socket file's 0660 mode.
+Protocol (protocol.py): the client sends one request line (`status`, `health`, `resync [table]`,
+`refresh <table> <key-json>`, `metrics`, ...), the daemon sends one answer and closes. No request
+within the timeout means `status`. Robustness against floods, silent and slow clients: one
+selector thread reads requests (cheap, with a deadline and a size cap each); the answers run in
+lanes (lanes.py) so `health` and `status` never wait behind slow commands or silent clients. Up
+to `max_connections` are read at once; a new client always gets in, closing the oldest connection
+of the peer holding the most, and one peer uid holds at most three quarters of them. Only root,
+the daemon's own uid and members of the configured group are answered (SO_PEERCRED /
+SO_PEERGROUPS), on top of the socket file's 0660 mode.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import functools
-import json
 import os
-import re
+import resource
 import selectors
 import socket
 import stat
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,39 +33,34 @@ from typing import Any
 import structlog
 
 from seo_sync import errors
+from seo_sync.control.lanes import Lanes, lane_of
 from seo_sync.control.peers import peer_credentials, peer_groups
-from seo_sync.errors import ConfigError, ExitCode, LockHeld, SeoSyncError
+from seo_sync.control.protocol import Handler, error_answer, reset_peer, run_handler, set_peer
+from seo_sync.errors import ConfigError, ExitCode, LockHeld
 from seo_sync.threads import DeathReport, ServiceThread
 
 log = structlog.get_logger()
 
-Handler = Callable[[str, list[str]], str]
-DEFAULT_COMMAND = "status"
-COMMAND_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 SOCKET_MODE = 0o660
 ACCEPT_PAUSE = 0.1  # seconds to stop accepting after accept() failed (EMFILE), instead of spinning
+MAX_CONNECTIONS = 1024  # connections read at once; beyond, the oldest of the peer holding the most is answered
+FDS_KEPT = 128  # file descriptors left for the cache, AWS connections and logs
 LOG_EVERY = 10.0  # seconds between log lines about refused or failing clients
 
 
-def error_answer(message: str, hint: str | None = None, kind: str = "error", exit_code: int | None = None) -> str:
-    """The JSON text of an error answer (the only shape of answer that carries an "error" key)."""
-    out: dict[str, Any] = {"ok": False, "error": message, "kind": kind}
-    if hint:
-        out["hint"] = hint
-    if exit_code is not None:
-        out["exit_code"] = exit_code
-    return json.dumps(out)
-
-
-def parse_request(line: str) -> tuple[str, list[str]]:
-    """Split a request line into (command, args); the last argument takes the rest of the line."""
-    parts = line.strip().split(None, 2)
-    if not parts:
-        return DEFAULT_COMMAND, []
-    command = parts[0].lower()
-    if not COMMAND_RE.fullmatch(command):
-        raise errors.BadInput(f"bad command {parts[0][:40]!r}", hint="commands: status health resync refresh metrics")
-    return command, parts[1:]
+def _connections_the_fd_limit_allows() -> int:
+    """MAX_CONNECTIONS, or fewer when the file descriptor limit is low (raised to its hard limit first:
+    a connection held by a silent client costs one descriptor and nothing else)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = MAX_CONNECTIONS + FDS_KEPT
+    if soft != resource.RLIM_INFINITY and soft < wanted and (hard == resource.RLIM_INFINITY or hard > soft):
+        with contextlib.suppress(ValueError, OSError):
+            new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+            soft = new
+    if soft == resource.RLIM_INFINITY:
+        return MAX_CONNECTIONS
+    return max(16, min(MAX_CONNECTIONS, soft - FDS_KEPT))
 
 
 def _close_if_cancelled(sock: socket.socket, future: Future[Any]) -> None:
@@ -93,7 +90,8 @@ class ControlServer:
         self.timeout = timeout
         self.max_clients = max_clients
         self.max_request = max_request
-        self.max_connections = max_connections or 4 * max_clients
+        self.max_connections = max_connections or max(4 * max_clients, _connections_the_fd_limit_allows())
+        self.evicted = 0
         self._listener: socket.socket | None = None
         self._inode: int | None = None
         self._lock = threading.Lock()
@@ -174,25 +172,28 @@ class ControlServer:
         accepting = True
         sel.register(self._listener, selectors.EVENT_READ, "accept")
         sel.register(self._wake_r, selectors.EVENT_READ, "wake")
-        pool = ThreadPoolExecutor(self.max_clients, thread_name_prefix="control")
+        lanes = Lanes(self.max_clients)
         try:
             while not stop.is_set():
                 now = time.monotonic()
                 next_deadline = min((c.deadline for c in conns.values()), default=now + 0.2)
                 for key, _ in sel.select(timeout=max(0.0, min(0.2, next_deadline - now))):
                     if key.data == "accept":
-                        self._accept(sel, conns)
+                        self._accept(sel, conns, lanes)
                     elif key.data == "wake":
                         with contextlib.suppress(BlockingIOError):
                             self._wake_r.recv(4096)
                     else:
-                        self._read(sel, conns, key.data, pool)
+                        self._read(sel, conns, key.data, lanes)
                 now = time.monotonic()
                 for c in [c for c in conns.values() if c.deadline <= now]:
                     # A slow or silent client: what it sent so far is its request ("" means status).
-                    self._dispatch(sel, conns, c, pool)
+                    self._dispatch(sel, conns, c, lanes, silent=True)
+                lanes.pump()
+                # At the limit, keep accepting only while a held connection can make room (_evict).
+                can_evict = any(c.deadline <= time.monotonic() + self.timeout / 2 for c in conns.values())
                 with self._lock:
-                    full = len(conns) + self._in_flight >= self.max_connections
+                    full = len(conns) + self._in_flight >= self.max_connections and not can_evict
                 full = full or time.monotonic() < self._accept_paused_until
                 if full and accepting:
                     sel.unregister(self._listener)
@@ -203,16 +204,18 @@ class ControlServer:
         finally:
             for c in conns.values():
                 c.sock.close()
-            pool.shutdown(wait=False, cancel_futures=True)
+            lanes.refuse_waiting()
+            lanes.shutdown()
             sel.close()
 
-    def _accept(self, sel: selectors.BaseSelector, conns: dict[int, _Conn]) -> None:
+    def _accept(self, sel: selectors.BaseSelector, conns: dict[int, _Conn], lanes: Lanes) -> None:
         if self._listener is None:
             return
         for _ in range(self.max_connections):
             with self._lock:
-                if len(conns) + self._in_flight >= self.max_connections:
-                    return
+                full = len(conns) + self._in_flight >= self.max_connections
+            if full and not self._evict(sel, conns, lanes):
+                return
             try:
                 sock, _ = self._listener.accept()
             except (BlockingIOError, InterruptedError):
@@ -238,6 +241,22 @@ class ControlServer:
             conns[sock.fileno()] = _Conn(sock, time.monotonic() + self.timeout, uid)
             sel.register(sock, selectors.EVENT_READ, sock.fileno())
 
+    def _evict(self, sel: selectors.BaseSelector, conns: dict[int, _Conn], lanes: Lanes) -> bool:
+        """At the limit, a new client still gets in: the oldest connection of the peer holding the most
+        is answered now as a silent client would be at its deadline. False if none has been held long."""
+        held_since = time.monotonic() + self.timeout / 2  # held at least half its time: silent, not slow to write
+        counts = collections.Counter(c.uid for c in conns.values())
+        for uid, _ in counts.most_common():
+            oldest = min((c for c in conns.values() if c.uid == uid and c.deadline <= held_since),
+                         key=lambda c: c.deadline, default=None)
+            if oldest is not None:
+                self.evicted += 1
+                if self._should_log("evicted"):
+                    log.warning("control_connection_answered_early", uid=uid, held=len(conns))
+                self._dispatch(sel, conns, oldest, lanes, silent=True)
+                return True
+        return False
+
     def _should_log(self, what: str) -> bool:
         """At most one line per LOG_EVERY seconds for each kind of client misbehaviour (floods)."""
         now = time.monotonic()
@@ -253,7 +272,7 @@ class ControlServer:
             return False
         return gid == self.allowed_gid or self.allowed_gid in peer_groups(sock, uid, gid)
 
-    def _read(self, sel: selectors.BaseSelector, conns: dict[int, _Conn], fd: int, pool: ThreadPoolExecutor) -> None:
+    def _read(self, sel: selectors.BaseSelector, conns: dict[int, _Conn], fd: int, lanes: Lanes) -> None:
         c = conns[fd]
         try:
             chunk = c.sock.recv(self.max_request + 1 - len(c.buf))
@@ -271,25 +290,44 @@ class ControlServer:
                     self._send_now(c.sock, error_answer(f"request larger than {self.max_request} bytes",
                                                         kind="too_large"))
                 return
-        self._dispatch(sel, conns, c, pool)  # a full line, or EOF: what arrived is the request
+        self._dispatch(sel, conns, c, lanes)  # a full line, or EOF: what arrived is the request
 
-    def _dispatch(self, sel: selectors.BaseSelector, conns: dict[int, _Conn], c: _Conn,
-                  pool: ThreadPoolExecutor) -> None:
+    def _dispatch(self, sel: selectors.BaseSelector, conns: dict[int, _Conn], c: _Conn, lanes: Lanes,
+                  silent: bool = False) -> None:
         self._drop(sel, conns, c)
         line = bytes(c.buf).split(b"\n", 1)[0]
+        lane = lane_of(line, silent)
         with self._lock:
             self._in_flight += 1
-        future = pool.submit(self._answer, c.sock, line, c.uid)
-        future.add_done_callback(functools.partial(_close_if_cancelled, c.sock))
+        if lane == "idle":
+            answer = functools.partial(self._answer, c.sock, line, c.uid, lanes.silent_answer)
+        else:
+            answer = functools.partial(self._answer, c.sock, line, c.uid)
+        try:
+            lanes.submit(lane, c.uid, answer, functools.partial(_close_if_cancelled, c.sock),
+                         functools.partial(self._busy, c.sock, c.uid))
+        except RuntimeError:  # no thread could be started (TasksMax, stopping): answer, keep serving
+            self._busy(c.sock, c.uid)
+
+    def _busy(self, sock: socket.socket, uid: int) -> None:
+        """Answer a request no thread could be started for, from this thread, and close."""
+        with self._lock:
+            self._in_flight -= 1
+        if self._should_log("no_thread"):
+            log.warning("control_no_thread", uid=uid)
+        self._send_now(sock, error_answer("the daemon could not start a thread to answer; retry",
+                                          kind="busy", exit_code=int(ExitCode.TEMPFAIL)))
 
     def _drop(self, sel: selectors.BaseSelector, conns: dict[int, _Conn], c: _Conn) -> None:
         sel.unregister(c.sock)
         del conns[c.sock.fileno()]
 
-    def _answer(self, sock: socket.socket, line: bytes, uid: int) -> None:
-        """Run in a pool thread: call the handler, send its answer, close."""
+    def _answer(self, sock: socket.socket, line: bytes, uid: int,
+                memo: Callable[[Callable[[], str]], str] | None = None) -> None:
+        """Run in a pool thread: call the handler (through `memo` for a silent client), send, close."""
+        token = set_peer(uid)
         try:
-            answer = self.run_handler(line)
+            answer = self.run_handler(line) if memo is None else memo(functools.partial(self.run_handler, line))
             sock.setblocking(True)
             sock.settimeout(self.timeout)
             sock.sendall(answer.encode("utf-8") + (b"" if answer.endswith("\n") else b"\n"))
@@ -298,6 +336,7 @@ class ControlServer:
         except Exception:  # a bug here must not cost the daemon its status socket
             log.exception("control_answer_failed", uid=uid)
         finally:
+            reset_peer(token)
             sock.close()
             with self._lock:
                 self._in_flight -= 1
@@ -306,20 +345,7 @@ class ControlServer:
 
     def run_handler(self, line: bytes) -> str:
         """Parse one request line and return the answer text; every failure becomes an error answer."""
-        try:
-            command, args = parse_request(line.decode("utf-8"))
-        except UnicodeDecodeError:
-            return error_answer("request is not UTF-8", kind="bad_request")
-        except SeoSyncError as e:
-            return error_answer(e.message, e.hint, kind="bad_request", exit_code=int(e.exit_code))
-        try:
-            return self.handler(command, args)
-        except SeoSyncError as e:
-            return error_answer(e.message, e.hint, kind=type(e).__name__, exit_code=int(e.exit_code))
-        except Exception as e:
-            log.exception("control_handler_failed", command=command)
-            return error_answer(f"internal error in {command}: {type(e).__name__}", kind="failed",
-                                exit_code=int(ExitCode.SOFTWARE), hint="see the daemon's log")
+        return run_handler(self.handler, line)
 
     def _send_now(self, sock: socket.socket, text: str) -> None:
         """Answer a refused or oversized request at once and close (from the selector thread)."""

@@ -37,6 +37,7 @@ from seo_sync.errors import BadInput, CacheCorrupt, ExitCode, HaltServer, SeoSyn
 from seo_sync.logs import dump_thread_stacks
 from seo_sync.protection import jobs
 from seo_sync.schema import TABLES, table
+from seo_sync.service.budgets import CommandBudgets
 from seo_sync.service.maintenance import Maintenance
 from seo_sync.service.metrics import render_metrics
 from seo_sync.service.reasons import LargeWal, health_reasons, repair_reason
@@ -47,6 +48,7 @@ from seo_sync.sync.engine import Engine
 log = structlog.get_logger("seo_sync.service")
 
 TICK = 0.25  # main-loop wake-up at the latest; watchdog pings and READY checks run this often
+MAX_KEY_BYTES = 2048  # DynamoDB's limit on a partition key value
 HANDLED_SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 
 
@@ -79,6 +81,7 @@ class Service:
         self._hang_main_until = 0.0
         self._hup_pending = False
         self.large_wal = LargeWal(settings.cache_path)
+        self.budgets = CommandBudgets(settings.control)
 
     # -- boot -----------------------------------------------------------------------------------
 
@@ -299,14 +302,20 @@ class Service:
         if command == "resync":
             target = table(args[0]).name if args else None
             queued = self.engine.request_resync(target, reason="socket")
-            return json.dumps({"ok": True, "queued": queued, "table": target or "all"})
+            return json.dumps({"ok": True, "queued": queued, "table": target or "all",
+                               "starts_in": self.engine.resync_starts_in(target)})
         if command == "refresh":
             if len(args) < 2:
                 raise BadInput("usage: refresh <table> <key-json>",
                                hint='e.g. refresh keywords {"business_id": "b1", "keyword_id": "roof-repair#en"}')
             spec = table(args[0])
             key = spec.key_from_json(" ".join(args[1:]))
+            self.budgets.charge("refresh")
             return json.dumps({"ok": True, **self.engine.refresh(spec.name, key)}, default=str)
+        if command == "refresh-business" and args:
+            business_id = _business_arg(" ".join(args))
+            self.budgets.charge("refresh-business", reads=len(TABLES))
+            return json.dumps({"ok": True, **self.engine.refresh_business(business_id)}, default=str)
         if command == "metrics":
             return render_metrics(self.status())
         if self.fault_injection and command == "debug-hang" and args:
@@ -320,7 +329,8 @@ class Service:
             self.engine.submit(lambda _cache: time.sleep(seconds), timeout=seconds + 10)
             return json.dumps({"ok": True})
         raise BadInput(f"unknown command {command[:40]!r}",
-                       hint="one of: status, health, resync [table], refresh <table> <key-json>, metrics")
+                       hint="one of: status, health, resync [table], refresh <table> <key-json>, "
+                            "refresh-business <business-id>, metrics")
 
     def status(self) -> dict[str, Any]:
         """The status document: state, readiness, version, uptime, and each table's part (docs in the README)."""
@@ -331,7 +341,7 @@ class Service:
             "state": self.state, "ready": self.ready, "initialized": self.engine.boot_synced.is_set()
             or self.had_complete_cache, "reasons": self.degraded_reasons, "version": __version__,
             "pid": os.getpid(), "uptime_seconds": round(time.time() - self.started_at, 3), "wal_bytes": wal_bytes,
-            **snap,
+            "budgets": self.budgets.status(), **snap,
         }
 
     def _maintenance_jobs(self) -> dict[str, Callable[[], object]]:
@@ -386,6 +396,17 @@ class Service:
             self.lock.release()
         log.info("stopped", exit_code=int(exit_status), reason=halt.reason)
         return int(exit_status)
+
+
+def _business_arg(text: str) -> str:
+    """`refresh-business`'s argument: a business id as a JSON string (ids may hold spaces)."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, str) or not 0 < len(value.encode("utf-8", "surrogatepass")) <= MAX_KEY_BYTES:
+        raise BadInput("usage: refresh-business <business-id as a JSON string>", hint='e.g. refresh-business "b1"')
+    return value
 
 
 def _quarantine(path: Path) -> Path:

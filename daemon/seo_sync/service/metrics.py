@@ -14,6 +14,9 @@ TABLE_GAUGES = (("rows", "rows", "gauge", "Rows in the cache table."),
 TABLE_COUNTERS = (("skipped_stale", "skipped_stale_total",
                    "Stream records refused as older than a state read from DynamoDB."),
                   ("records_applied", "records_applied_total", "Stream records applied."),
+                  ("full_syncs_started", "full_syncs_started_total", "Full syncs of the table started."),
+                  ("resyncs_coalesced", "resyncs_coalesced_total",
+                   "Resync requests that joined one already waiting (inside min_resync_interval)."),
                   ("get_records_calls", "get_records_calls_total", "GetRecords calls made."))
 
 
@@ -41,6 +44,12 @@ def render_metrics(snapshot: dict[str, Any]) -> str:
                            ("passes", "Complete rolling-verify passes over a table.")):
         _family(out, f"seo_sync_anti_entropy_{key}_total", "counter", help_text,
                 [({"table": t}, v.get(key)) for t, v in verify.items() if isinstance(v, dict)])
+    budgets = [(str(k), v) for k, v in (snapshot.get("budgets") or {}).items() if isinstance(v, dict)]
+    _family(out, "seo_sync_budget_requests_total", "counter",
+            "Socket requests that cost DynamoDB reads, served or refused as over budget (rate_limited).",
+            [({"command": c, "outcome": o}, v.get(o)) for c, v in budgets for o in ("served", "refused")])
+    _family(out, "seo_sync_budget_reads_total", "counter", "DynamoDB reads the served requests caused.",
+            [({"command": c}, v.get("reads")) for c, v in budgets])
     tables = _tables(snapshot.get("tables"))
     for key, name, kind, help_text in TABLE_GAUGES:
         _family(out, f"seo_sync_table_{name}", kind, help_text, [({"table": t}, v.get(key)) for t, v in tables])

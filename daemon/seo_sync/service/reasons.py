@@ -50,10 +50,12 @@ def health_reasons(tables: Mapping[str, Mapping[str, Any]], *, prefix: str, lag_
     `tables` is the engine's snapshot per table (state, error, lag_seconds, dead_letters). Before READY the first
     reason is "starting", followed by the table errors that keep it from becoming ready.
     """
-    errors = {name: str(t.get("error") or "error") for name, t in tables.items() if t.get("state") == "error"}
+    # A table in error, or one whose changes cannot be committed (disk full, I/O error, read-only file).
+    errors = {name: str(t.get("error") or "error") for name, t in tables.items()
+              if t.get("state") == "error" or t.get("commit_error")}
     reasons = fold_table_errors(errors, prefix)
     reasons += [f"{name}: lag {t['lag_seconds']:.0f}s" for name, t in tables.items()
-                if t.get("state") != "error" and (t.get("lag_seconds") or 0) > lag_alarm]
+                if name not in errors and (t.get("lag_seconds") or 0) > lag_alarm]
     reasons += [f"{name}: {t['stalled_shards']} open shards without a GetRecords call for over a minute"
                 for name, t in tables.items() if t.get("stalled_shards")]
     # A dead letter is a record the cache could not apply: until it is resolved the cache may differ.

@@ -20,9 +20,10 @@ from typing import Any, TypeVar
 from seo_sync.aws.answers import on_server_clock
 from seo_sync.aws.reachability import NETWORK
 from seo_sync.aws.tables import Source
+from seo_sync.cache.reader import Reader
 from seo_sync.cache.writer import Cache
 from seo_sync.config import Settings
-from seo_sync.errors import CacheBusy, SeoSyncError
+from seo_sync.errors import CacheBusy, CacheError, SeoSyncError
 from seo_sync.schema import TABLES, VERSION_ATTR
 from seo_sync.sync.anti_entropy import RollingVerify
 from seo_sync.sync.poller import PollerThread
@@ -79,14 +80,38 @@ class Engine:
         """Queue a full resync of one table or all; False if every one asked for was already pending."""
         queued = False
         for rt in self._select(table):
-            queued |= rt.queue_resync(reason, gap=False)
+            queued |= rt.queue_resync(reason, gap=False, min_interval=self.settings.control.min_resync_interval)
         return queued
+
+    def resync_starts_in(self, table: str | None = None) -> float:
+        """Seconds until the last of the pending full syncs of these tables may start (0: now or running)."""
+        waits = [rt.resync_starts_in() for rt in self._select(table)]
+        return max((w for w in waits if w is not None), default=0.0)
+
+    def refresh_business(self, business_id: str, timeout: float = 10.0) -> dict[str, Any]:
+        """Every table's items of one business read consistently (one Query each) and applied as the
+        truth on the writer thread, in one transaction: keys DynamoDB no longer holds leave the cache."""
+        self._check_writable()
+        read_at = self.clock()
+        items = {rt.spec.name: self.source.query_business(rt.spec, business_id) for rt in self.tables.values()}
+
+        def apply(c: Cache) -> dict[str, dict[str, int]]:
+            reader = Reader(c.conn)
+            held = {name: {tuple(str(r[k]) for k in TABLES[name].key_names)
+                           for r in reader.rows(TABLES[name], business_id)} for name in items}
+            c.replace_business(business_id, items, read_at=read_at)
+            return {name: {"keys": len(held[name] | {TABLES[name].key_of_item(it) for it in found}),
+                           "rows": sum(1 for _ in reader.rows(TABLES[name], business_id))}
+                    for name, found in items.items()}
+
+        return {"business_id": business_id, "tables": self.submit(apply, timeout)}
 
     def refresh(self, table: str, key: tuple[str, ...], timeout: float = 5.0) -> dict:
         """Consistent GetItem applied as the truth on the writer thread; answers with what the cache
         holds after that commit (present, and its `_version`)."""
         spec = TABLES[table] if table in TABLES else self._select(table)[0].spec
         key = tuple(key)
+        self._check_writable()
         # Stamped by DynamoDB's clock (the answer's Date), so a host clock ahead does not make the
         # next writes look older than this read; an "absent" answer is read twice before a row goes.
         read = self.source.read_item(spec, key, live=True)
@@ -100,6 +125,15 @@ class Engine:
         version = row[spec.column_names.index(VERSION_ATTR)] if row is not None else None
         return {"table": spec.name, "key": list(key), "present": row is not None,
                 "version": version if isinstance(version, int) else None}
+
+    def _check_writable(self) -> None:
+        """A refresh could not be committed while changes cannot be: say so at once, read nothing."""
+        for rt in self.tables.values():
+            with rt.lock:
+                error = rt.commit_error
+            if error:
+                raise CacheError(f"{error}; the daemon retries by itself and catches up",
+                                 hint="free space on the data directory's disk (or fix its I/O error)")
 
     def submit(self, fn: Callable[[Cache], T], timeout: float = 30.0) -> T:
         """Run fn(cache) on the writer thread and return its result (CacheBusy if not run in time)."""

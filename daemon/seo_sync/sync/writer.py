@@ -35,7 +35,7 @@ from seo_sync.aws.tables import Source
 from seo_sync.backoff import backoff_delay
 from seo_sync.cache.sql import ApplyResult
 from seo_sync.cache.writer import Cache
-from seo_sync.changes import to_change
+from seo_sync.changes import created_at_of, to_change
 from seo_sync.config import Settings, StreamSettings
 from seo_sync.errors import CacheError, FullSyncAborted, SeoSyncError
 from seo_sync.schema import TableSpec
@@ -49,6 +49,9 @@ from seo_sync.threads import DeathReport, ServiceThread
 
 log = structlog.get_logger()
 WAKE = 0.1  # seconds the writer waits for a batch before its other duties
+# A commit that failed (disk full, I/O error) is retried at least this often, so the cache catches
+# up within seconds of space coming back; a local retry costs one log line.
+COMMIT_RETRY_CAP = 5.0
 DRAIN_LIMIT = 200  # batches applied in one turn before jobs and resyncs get a look
 # While a resync waits for its next Scan page, live batches queue until the writer's next turn: a
 # short turn keeps the added lag small, and an idle turn (nothing queued) costs next to nothing.
@@ -218,6 +221,7 @@ class WriterThread(ServiceThread):
                     rt.generation += 1
                     rt.tailer = None
                 rt.state = "syncing"
+            rt.resync_started()
             sync = FullSync(self.cache, self.source, rt.spec, self.settings.fullsync, capture_stream=True,
                             reason=reason, progress=interleave, should_stop=self.stop_event.is_set,
                             use_checkpoints=not gap, stream_settings=self.settings.stream, wall=self.clock,
@@ -323,16 +327,20 @@ class WriterThread(ServiceThread):
                 # Disk full, a foreign write lock: the batch rolled back and its checkpoint did not
                 # move. Back off exponentially (one log line per attempt, so the log rate falls
                 # with it) and keep reporting progress: a writer that waits on purpose is not hung.
-                delay = backoff_delay(failures, base=ERROR_BACKOFF_BASE, cap=self.settings.stream.max_backoff)
+                delay = backoff_delay(failures, base=ERROR_BACKOFF_BASE,
+                                      cap=min(COMMIT_RETRY_CAP, self.settings.stream.max_backoff))
                 failures += 1
                 log.error("apply_failed", table=b.table, shard=b.shard_id, attempt=failures,
                           retry_in=round(delay, 2), error=e.message[:300])
+                rt.commit_failed(e.message[:200], _oldest_change(b))
                 deadline = time.monotonic() + delay
                 while time.monotonic() < deadline:
                     self._mark()
-                    if self.stop_event.wait(min(1.0, max(0.0, deadline - time.monotonic()))):
+                    self.run_jobs()  # a refresh waiting meanwhile gets its own answer (the same error) now
+                    if self.stop_event.wait(min(0.2, max(0.0, deadline - time.monotonic()))):
                         return
         if failures:
+            rt.commit_recovered()
             log.info("apply_recovered", table=b.table, shard=b.shard_id, attempts=failures + 1)
         self._account(rt, b, res)
 
@@ -368,3 +376,9 @@ class WriterThread(ServiceThread):
             if rt.dirty:
                 rt.dirty = False
                 rt.rows = self.cache.count(rt.spec.name)
+
+
+def _oldest_change(b: Batch) -> float:
+    """When the oldest change of a batch was made (DynamoDB's clock), else when the batch was read."""
+    times = [t for t in (created_at_of(r) for r in b.records) if t is not None]
+    return min(times, default=b.read_at)
