@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from seo_sync.aws import raw_responses
+from seo_sync.aws import raw_check
 from seo_sync.aws.session import CAUGHT, ErrorContext
 from seo_sync.aws.shapes import RecordsPage, ShardInfo, StreamInfo
 
@@ -39,7 +39,7 @@ class StreamReader:
     def __init__(self, client: StreamsApi, context: ErrorContext) -> None:
         self.client = client
         self.ctx = context
-        raw_responses.install(client)  # GetRecords answers read by orjson, not botocore's parser
+        raw_check.install_checked(client)  # GetRecords answers read by orjson, once checked against botocore
         self.get_records_calls = 0
         self.describe_stream_calls = 0
 

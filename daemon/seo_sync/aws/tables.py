@@ -14,7 +14,7 @@ from typing import Any
 
 import botocore.exceptions as bexc
 
-from seo_sync.aws import raw_responses
+from seo_sync.aws import raw_check
 from seo_sync.aws.session import CAUGHT, ErrorContext, client_config, make_session
 from seo_sync.aws.shapes import TableInfo
 from seo_sync.aws.streams import StreamReader, StreamsApi
@@ -57,7 +57,7 @@ class Source:
             raise SourceUnavailable("no AWS region configured",
                                     hint="set AWS_REGION, or aws.region in the config, or --env-file") from None
         self.ctx = ErrorContext(self.ddb.meta.endpoint_url, self.ddb.meta.region_name or "?")
-        raw_responses.install(self.ddb)  # Scan answers read by orjson, not botocore's parser
+        raw_check.install_checked(self.ddb)  # Scan answers read by orjson, once checked against botocore
         self.streams = StreamReader(raw_streams, self.ctx)
 
     @property
