@@ -21,9 +21,6 @@ interface Decimal {
 const DECIMAL = /^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/;
 
 function decimalOf(value: CacheNumber): Decimal {
-  if (typeof value === "number" && !Number.isFinite(value)) {
-    throw new RangeError(`not a finite number: ${value}`); // the cache never holds one
-  }
   const text = value instanceof LosslessNumber ? value.value : typeof value === "number" ? numberString(value) : value.toString();
   const match = DECIMAL.exec(text);
   if (!match) throw new RangeError(`not a decimal number: ${text}`);
@@ -48,6 +45,10 @@ function numberString(n: number): string {
  * For `sort`: `values.sort(compareNumbers)`.
  */
 export function compareNumbers(a: CacheNumber, b: CacheNumber): -1 | 0 | 1 {
+  if ((typeof a === "number" && !Number.isFinite(a)) || (typeof b === "number" && !Number.isFinite(b))) {
+    const [x, y] = [toNumber(a), toNumber(b)]; // ±Infinity (a default for a missing value) as doubles do
+    return x < y ? -1 : x > y ? 1 : 0;
+  }
   const x = decimalOf(a);
   const y = decimalOf(b);
   if (x.sign !== y.sign) return x.sign < y.sign ? -1 : 1;

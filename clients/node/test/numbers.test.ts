@@ -20,6 +20,8 @@ test("compareNumbers orders number, bigint and LosslessNumber exactly, as decima
   const sorted = [3n, lossless("2.5"), -1, 0.5, 10n ** 30n].sort(compareNumbers).map(String);
   assert.deepEqual(sorted, ["-1", "0.5", "2.5", "3", "1000000000000000000000000000000"]);
   assert.ok(numbersEqual(10n ** 20n, lossless("1E+20")));
+  assert.equal(compareNumbers(10n ** 40n, Infinity), -1); // Infinity as a default for a missing value
+  assert.equal(compareNumbers(-Infinity, lossless("-1E+300")), -1);
 });
 
 test("toNumber gives the nearest double; isCacheNumber tells the three kinds from anything else", () => {

@@ -160,6 +160,13 @@ def state() -> dict[str, Any]:
             "reason": "; ".join(reasons) or None}
 
 
+def force_off(reason: str) -> None:
+    """Behave from now on as if every check had failed with `reason` (the benchmark's fallback run)."""
+    with _lock:
+        for service, *_ in CANNED.values():
+            _results[service] = reason
+
+
 def forget() -> None:
     """Drop the results (tests: check again after changing what botocore does)."""
     global _warned
