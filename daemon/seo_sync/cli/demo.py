@@ -95,9 +95,12 @@ def demo(app: AppContext, no_daemon: bool, serve: bool, port: int, seconds: floa
             if not app.json_output:
                 human(summary)  # what is loaded and synced, before the wait
                 report = _served_line
-            _show_second_shell(lambda line: human_out.print(line, markup=False, highlight=False), s, server.endpoint)
-            summary["served"] = serve_until_stopped(source, seconds, writer=not no_writer,
-                                                    say=lambda line: human_out.print(line, markup=False))
+            # Whole lines (soft_wrap): an export line cut in two would not paste into a shell.
+            def say(line: str) -> None:
+                human_out.print(line, markup=False, highlight=False, soft_wrap=True)
+
+            _show_second_shell(say, s, server.endpoint)
+            summary["served"] = serve_until_stopped(source, seconds, writer=not no_writer, say=say)
     finally:
         server.stop()
 

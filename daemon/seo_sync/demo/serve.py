@@ -26,7 +26,7 @@ def serve_until_stopped(source: Source, seconds: float | None, writer: bool,
     say("The DynamoDB keeps running (Ctrl-C stops it); start and stop your own `seo-sync run` against it."
         + ("" if writer else " No simulated writer: the data changes only when you write."))
     started = time.monotonic()
-    next_write = started + WRITE_EVERY
+    next_write = started  # the first write at once: a daemon started now sees a change soon
     interrupted = False
     try:
         while seconds is None or time.monotonic() - started < seconds:
