@@ -67,4 +67,4 @@ soak: $(STAMP)
 	SEO_SYNC_SOAK_SECONDS=1800 $(BIN)/python -m pytest -q tests/fault/test_soak.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache $(NODE_DIR)/node_modules $(NODE_DIR)/dist
+	rm -rf $(VENV) .pytest_cache $(NODE_DIR)/node_modules $(NODE_DIR)/dist $(NODE_DIR)/build

@@ -21,6 +21,9 @@ hypothesis_settings.register_profile("repeatable", deadline=None, derandomize=Tr
                                      suppress_health_check=[HealthCheck.too_slow])
 hypothesis_settings.register_profile("explore", deadline=None, max_examples=2000,
                                      suppress_health_check=[HealthCheck.too_slow])
+# A short run of the same property tests (tests/repo/test_botocore_newest.py: the newest botocore).
+hypothesis_settings.register_profile("contract", deadline=None, derandomize=True, max_examples=25,
+                                     suppress_health_check=[HealthCheck.too_slow])
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 for _k, _v in FAKE_CREDENTIALS.items():

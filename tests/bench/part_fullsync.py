@@ -4,7 +4,8 @@ On each source the contenders run in this process, one after another in a rotati
 and each ratio divides two times taken in the same run. The baseline is a plain boto3 parallel
 Scan of the same tables (the read limit: nothing that stores the data can do less). On the fast
 source seo-sync also runs with botocore's own response parser (the fast path of
-aws/raw_responses.py turned off): the before and after of that change in the same run. On moto a
+aws/raw_responses.py off, as when its self-check in aws/raw_check.py fails): the before and after
+of that change in the same run. On moto a
 naive loop runs too. moto is slow enough to be the bound there; the fast source is not (its own
 CPU seconds are in the report), so there the ratio shows seo-sync's own cost.
 """
@@ -15,7 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from seo_sync.aws import raw_responses
+from seo_sync.aws import raw_check
 from seo_sync.cache.writer import Cache
 from seo_sync.config import Settings, load_settings
 from seo_sync.schema import TABLES
@@ -53,10 +54,12 @@ def seo_sync_full_sync(endpoint: str, data_dir: Path, read_timeout: float | None
     settings = bench_settings(data_dir, endpoint, read_timeout)
     cache = Cache.open(settings.cache_path)
     try:
-        src = ddb.source(endpoint, settings.table_prefix)
-        if botocore_parse:
-            raw_responses.uninstall(src.ddb)
-            raw_responses.uninstall(src.streams.client)
+        if botocore_parse:  # the fallback a failed self-check of the fast path takes, forced
+            raw_check.force_off("the benchmark's botocore run")
+        try:
+            src = ddb.source(endpoint, settings.table_prefix)
+        finally:
+            raw_check.forget()
         done = 0
         start = time.perf_counter()
         if progress is not None:

@@ -297,6 +297,31 @@ def test_demo_no_daemon_loads_the_sample_and_syncs_it(dynamo_endpoint, tmp_path,
         reader.close()
 
 
+@pytest.mark.parametrize("writer", [True, False])
+def test_demo_serve_keeps_dynamodb_for_a_daemon_of_your_own(tmp_path, capsys, writer):
+    """demo --no-daemon --serve --data-dir D: synced into D, demo.env there, DynamoDB served; --no-writer: no writes."""
+    data_dir = tmp_path / "own"
+    # Tables of their own: this process's moto keeps every earlier test's tables and writes.
+    args = ["--json", "--table-prefix", f"serve_{writer}_", "demo", "--no-daemon", "--serve", "--seconds", "1",
+            "--port", "0", "--data-dir", str(data_dir)]
+    code = run(args + ([] if writer else ["--no-writer"]))
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert code == 0 and summary["rows"] == summary["loaded"] and summary["cache"] == str(data_dir / "cache.db")
+    served = summary["served"]["writer"]
+    writes = served["edits"] + served["new_keywords"] + served["soft_deletes"] + served["conflicts"]
+    assert (writes >= 1) if writer else (writes == 0), served
+    env_file = (data_dir / "demo.env").read_text()
+    assert "export AWS_DEFAULT_REGION=us-east-1" in env_file and f"export SEO_CACHE_DB={data_dir}/cache.db" in env_file
+    assert "start and stop your own `seo-sync run`" in captured.err
+
+
+def test_demo_serve_needs_no_daemon(capsys):
+    """--serve without --no-daemon is a usage error (64) that says to add --no-daemon."""
+    assert run(["demo", "--serve", "--port", "0"]) == ExitCode.USAGE
+    assert "add --no-daemon" in capsys.readouterr().err
+
+
 def test_sample_data_synced_by_the_demo_verifies_identical(cli, settings):
     """The demo's load + full sync leaves a cache that `verify` finds identical to DynamoDB."""
     summary = run_demo_sync(embedded_settings(settings, settings.aws.endpoint_url), Source(settings.aws, "seo_"))

@@ -64,7 +64,7 @@ def test_a_taken_port_is_a_usage_error_naming_another_port() -> None:
 
 
 def test_the_env_file_holds_the_export_lines_of_the_demo(tmp_path: Path) -> None:
-    """demo.env is 0600 and, sourced by a shell, sets the endpoint, region, keys, data dir and socket."""
+    """demo.env is 0600 and, sourced by a shell, sets the endpoint, both region names, keys, data dir, socket, cache."""
     settings = Settings(data_dir=tmp_path / "data dir")
     env = demo_environment(settings, "http://127.0.0.1:8000")
     path = write_env_file(settings, env)
@@ -73,7 +73,8 @@ def test_the_env_file_holds_the_export_lines_of_the_demo(tmp_path: Path) -> None
     shown = subprocess.run(["sh", "-c", f'. "{path}" && env'], capture_output=True, text=True, timeout=10,
                            env={"PATH": os.environ["PATH"]}).stdout.splitlines()
     for line in (f"SEO_SYNC_DATA_DIR={tmp_path / 'data dir'}", f"SEO_SYNC_SOCKET={tmp_path / 'data dir'}/seo-sync.sock",
-                 "AWS_ENDPOINT_URL=http://127.0.0.1:8000", "AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=testing"):
+                 "AWS_ENDPOINT_URL=http://127.0.0.1:8000", "AWS_REGION=us-east-1", "AWS_DEFAULT_REGION=us-east-1",
+                 f"SEO_CACHE_DB={tmp_path / 'data dir'}/cache.db", "AWS_ACCESS_KEY_ID=testing"):
         assert line in shown
 
 

@@ -130,7 +130,9 @@ def size_and_import_trick_breaches(modules: dict[str, Module]) -> list[str]:
     """Modules over MAX_LINES lines, and imports hidden behind importlib or __import__."""
     out = [f"{m.rel}: {m.lines} lines, over {MAX_LINES}" for m in modules.values() if m.lines > MAX_LINES]
     for m in modules.values():
-        out += [f"{m.rel}:{imp.line} imports importlib" for imp in m.imports if imp.target.split(".")[0] == "importlib"]
+        # importlib.resources reads the package's data files and imports nothing: allowed.
+        out += [f"{m.rel}:{imp.line} imports importlib" for imp in m.imports
+                if imp.target.split(".")[0] == "importlib" and not imp.target.startswith("importlib.resources")]
         out += [f"{m.rel}:{node.lineno} calls __import__" for node in ast.walk(m.tree)
                 if isinstance(node, ast.Call) and ast.unparse(node.func) == "__import__"]
     return sorted(out)

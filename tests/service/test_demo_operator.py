@@ -21,7 +21,8 @@ from typing import IO
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLE_IDS = [b["business_id"]["S"] for b in json.loads((REPO / "data/sample/businesses.json").read_text())]
+SAMPLE = REPO / "daemon" / "seo_sync" / "demo" / "sample"
+SAMPLE_IDS = [b["business_id"]["S"] for b in json.loads((SAMPLE / "businesses.json").read_text())]
 DEADLINE = 90.0  # seconds; a demo boots in a few seconds on an idle machine
 
 

@@ -180,4 +180,6 @@ def test_refresh_takes_a_json_object_key_and_bad_keys_are_clear_errors(seeded: S
         raise AssertionError("a key that is not JSON was accepted")
     assert "control_handler_failed" not in d.log() and "Traceback" not in d.log()
     assert isinstance(d.status()["wal_bytes"], int)
+    # The fast response path checked itself against this botocore and is on (aws/raw_check.py).
+    assert d.status()["fast_responses"]["on"] is True, d.status()["fast_responses"]
     assert "seo_sync_wal_bytes " in metrics_text(d)

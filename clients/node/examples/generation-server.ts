@@ -1,8 +1,8 @@
 // How the generation server reads the seo-sync cache. Copy it; in your project import from
 // "@seo-platform/seo-sync-reader" instead of "../src".
 //
-// Usage: node dist/examples/generation-server.js CACHE_DB STATUS_SOCKET BUSINESS_ID
-//   e.g. node dist/examples/generation-server.js /var/lib/seo-sync/cache.db /run/seo-sync/status.sock acme
+// Usage: node build/examples/generation-server.js CACHE_DB STATUS_SOCKET BUSINESS_ID
+//   e.g. node build/examples/generation-server.js /var/lib/seo-sync/cache.db /run/seo-sync/status.sock acme
 // The process must run as a user in the seo-sync group (SupplementaryGroups=seo-sync).
 import { CacheReader, DaemonUnavailableError, StatusClient, numberText } from "../src";
 

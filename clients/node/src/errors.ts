@@ -9,10 +9,24 @@ export class CacheUnavailableError extends Error {
   }
 }
 
-/** Why the status socket could not be used. */
-export type DaemonUnavailableReason = "not_running" | "stale_socket" | "permission_denied" | "timeout" | "io";
+/**
+ * Why the status socket could not be used:
+ * - `not_running`: no socket file at the path;
+ * - `stale_socket`: a socket file nobody listens on (left by a daemon that was killed);
+ * - `not_a_socket`: a regular file (or a directory) at the path, not a socket: a wrong path;
+ * - `permission_denied`: not allowed to connect (not a member of the daemon's group);
+ * - `timeout`: no whole answer within the request's timeout;
+ * - `io`: any other failure of the connection, or an answer that is not JSON.
+ */
+export type DaemonUnavailableReason =
+  | "not_running"
+  | "stale_socket"
+  | "not_a_socket"
+  | "permission_denied"
+  | "timeout"
+  | "io";
 
-/** The daemon could not be asked: not running, socket left by a killed daemon, not in its group, timeout. */
+/** The daemon could not be asked; `reason` says why (see DaemonUnavailableReason). */
 export class DaemonUnavailableError extends Error {
   override name = "DaemonUnavailableError";
   constructor(

@@ -53,6 +53,9 @@ export interface Freshness {
 
 type Cell = bigint | number | string | Buffer | null;
 type RawRow = Record<string, Cell>;
+
+/** A cell of a raw() row: INTEGER as number (or bigint past 2^53), REAL number, TEXT string, BLOB Buffer, NULL. */
+export type RawCell = number | bigint | string | Buffer | null;
 type Converter = (cell: Cell) => unknown;
 
 const MAX_CACHED_STATEMENTS = 256;
@@ -97,13 +100,18 @@ function plainCell(cell: Cell): unknown {
   return typeof cell === "bigint" ? numberFromCell(cell) : cell;
 }
 
-/** A raw row of `table` as the typed row CacheReader returns. */
-export function convertRow<T extends TableName>(table: T, row: RawRow): RowOf[T] {
+/**
+ * A raw row of `table` (all its columns, e.g. from `raw("SELECT * FROM keywords WHERE …")`) as the
+ * typed row CacheReader's methods return: numbers as CacheNumber, booleans, JSON columns parsed,
+ * `_extra` unmarshalled. Exported for raw() queries whose rows are whole rows of one table.
+ */
+export function convertRow<T extends TableName>(table: T, row: Readonly<Record<string, unknown>>): RowOf[T] {
   const converters = CONVERTERS.get(table)!;
   const out: Record<string, unknown> = {};
   for (const name in row) {
     const convert = converters.get(name);
-    out[name] = convert ? convert(row[name] ?? null) : plainCell(row[name] ?? null);
+    const cell = (row[name] ?? null) as Cell;
+    out[name] = convert ? convert(cell) : plainCell(cell);
   }
   return out as unknown as RowOf[T];
 }
@@ -246,11 +254,17 @@ export class CacheReader {
   }
 
   /**
-   * The escape hatch: any read-only SQL with bound parameters, rows as plain objects (integers as
-   * numbers when safe, else bigint; JSON columns left as text; convertRow(table, row) types them).
-   * Several raw() calls that must agree go inside reader.read(() => …).
+   * The escape hatch: any read-only SQL with bound parameters, rows as plain objects, each cell as
+   * SQLite stored it:
+   * - INTEGER: a `number` when within ±(2^53 − 1), else a `bigint`;
+   * - REAL: a `number` (the cache stores a REAL only when the double is exact);
+   * - TEXT: a `string`, including a number column's decimal kept as TEXT (digits a double would
+   *   lose: numberFromText(cell) makes it a CacheNumber) and JSON columns (parseJson(cell));
+   * - BLOB: a `Buffer`; NULL: `null`.
+   * `convertRow(table, row)` turns a `SELECT *` row of a cache table into the typed row the other
+   * methods return. Several raw() calls that must agree go inside reader.read(() => …).
    */
-  raw<T = Record<string, unknown>>(sql: string, ...params: unknown[]): T[] {
+  raw<T = Record<string, RawCell>>(sql: string, ...params: unknown[]): T[] {
     return this.retrying(() => {
       const statement = this.statement(sql);
       if (!statement.reader) throw new TypeError("raw() runs queries that return rows; the cache is read-only");

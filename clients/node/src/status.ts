@@ -1,4 +1,5 @@
 // StatusClient: the daemon's status socket (one request line, one answer, then the daemon closes).
+import fs from "node:fs";
 import net from "node:net";
 
 import { DaemonError, DaemonUnavailableError, RateLimitedError } from "./errors";
@@ -29,6 +30,15 @@ export interface RefreshResult {
 /** A key in key order (hash key first), or as an object of the key attributes. */
 export type ItemKey = string[] | Record<string, string>;
 
+/** True when something other than a socket is at `path` (a socket, or nothing, is false). */
+function isOtherFile(path: string): boolean {
+  try {
+    return !fs.statSync(path).isSocket();
+  } catch {
+    return false;
+  }
+}
+
 /** Node's error codes for a socket that cannot be reached, as the reasons callers can act on. */
 function unavailable(error: NodeJS.ErrnoException, path: string): DaemonUnavailableError {
   switch (error.code) {
@@ -36,6 +46,12 @@ function unavailable(error: NodeJS.ErrnoException, path: string): DaemonUnavaila
       return new DaemonUnavailableError(`the daemon is not running (no status socket at ${path})`, "not_running",
         "start it (systemctl start seo-sync) or pass the right socket path", { cause: error });
     case "ECONNREFUSED":
+      // Linux refuses a connect to a regular file as it does to a dead socket: tell them apart.
+      if (isOtherFile(path)) {
+        return new DaemonUnavailableError(`${path} is a regular file, not a socket (a wrong socket path?)`,
+          "not_a_socket", "pass the daemon's status socket (its --socket, /run/seo-sync/status.sock under systemd)",
+          { cause: error });
+      }
       return new DaemonUnavailableError(`nothing listens on ${path} (left by a daemon that was killed?)`,
         "stale_socket", "start the daemon; it replaces a stale socket file", { cause: error });
     case "EACCES":

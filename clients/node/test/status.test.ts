@@ -37,6 +37,14 @@ test("a socket file nobody listens on (a killed daemon's): stale_socket", async 
   assert.equal(await reasonOf(new StatusClient(stale).status()), "stale_socket");
 });
 
+test("a regular file at the socket path: not_a_socket, named as a wrong path, not a killed daemon", async () => {
+  const file = path.join(dir, "not-a-socket.sock");
+  fs.writeFileSync(file, "");
+  const client = new StatusClient(file);
+  await assert.rejects(client.status(), /is a regular file, not a socket/);
+  assert.equal(await reasonOf(client.status()), "not_a_socket");
+});
+
 test("a daemon that never answers: timeout after timeoutMs", async () => {
   const silent = path.join(dir, "silent.sock");
   const held: net.Socket[] = [];

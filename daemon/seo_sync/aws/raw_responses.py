@@ -10,8 +10,8 @@ what is left of the body (counts, iterators, consumed capacity) as usual.
 
 The hook is botocore's `before-parse` event and its `customized_response_dict` argument, which
 botocore merges into the parsed answer. That argument is not a documented interface, so botocore is
-pinned in pyproject.toml and tests/unit/test_raw_responses.py checks the hook against the pinned
-version; if a later botocore stops passing it, the handler leaves the answer to botocore's parser.
+not trusted blindly: raw_check.py compares this module's answer with botocore's own parser on canned
+pages before a client gets the hook, and leaves every answer to botocore's parser if they differ.
 
 What comes out equals botocore's parse for every well-formed answer (N stays the exact string
 DynamoDB sent, B and BS become bytes, timestamps datetimes by botocore's own parser). On a malformed

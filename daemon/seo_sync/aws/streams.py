@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Protocol
 
-from seo_sync.aws import answers, raw_responses
+from seo_sync.aws import answers, raw_check
 from seo_sync.aws.session import CAUGHT, ErrorContext
 from seo_sync.aws.shapes import RecordsPage, ShardInfo, StreamInfo
 from seo_sync.errors import IncompleteAnswer
@@ -50,7 +50,7 @@ class StreamReader:
         self.client = client
         self.ctx = context
         answers.install(client, clock)  # a cut-off answer is an error, never an empty one
-        raw_responses.install(client)  # GetRecords answers read by orjson, not botocore's parser
+        raw_check.install_checked(client)  # GetRecords answers read by orjson, once checked against botocore
         self.get_records_calls = 0
         self.describe_stream_calls = 0
 

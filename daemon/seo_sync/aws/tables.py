@@ -13,7 +13,7 @@ from typing import Any
 
 import botocore.exceptions as bexc
 
-from seo_sync.aws import answers, raw_responses
+from seo_sync.aws import answers, raw_check
 from seo_sync.aws.answers import ServerClock, http_date
 from seo_sync.aws.session import CAUGHT, ErrorContext, client_config, make_session
 from seo_sync.aws.shapes import TableInfo
@@ -75,7 +75,7 @@ class Source:
         # DynamoDB's clock, read from every checked answer's Date: reads are stamped by it, not this host's.
         self.server_clock = ServerClock(wall)  # `wall`: this host's clock (a test moves it)
         answers.install(self.ddb, self.server_clock)  # a cut-off answer is an error, never "absent" or "empty"
-        raw_responses.install(self.ddb)  # Scan answers read by orjson, not botocore's parser
+        raw_check.install_checked(self.ddb)  # Scan answers read by orjson, once checked against botocore
         self.streams = StreamReader(raw_streams, self.ctx, self.server_clock)
 
     @property

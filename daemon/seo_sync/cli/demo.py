@@ -11,7 +11,8 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -23,22 +24,31 @@ from seo_sync.config import Settings
 from seo_sync.errors import ExitCode, UsageError
 from seo_sync.schema import TABLES
 
-if TYPE_CHECKING:
-    from seo_sync.demo.view import DemoView
-
 DEFAULT_PORT = 8000  # fixed, so the export lines a newcomer copied keep working across demo runs
 
 
 @root.command()
 @click.option("--no-daemon", is_flag=True, help="Only load the sample data and run one full sync, then stop.")
+@click.option("--serve", is_flag=True,
+              help="With --no-daemon: after the sync keep the DynamoDB (and the writer) running for a daemon of "
+                   "your own, until Ctrl-C or --seconds.")
 @click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True,
               help="Loopback port of the embedded DynamoDB (0: any free port).")
 @click.option("--seconds", type=float, default=None, help="Stop after this long (default: run until Ctrl-C).")
 @click.option("--fleet", type=click.IntRange(1, 5), default=None,
               help="N daemons reading one Kinesis stream (polling), fed by a relay playing DynamoDB's part.")
+@click.option("--no-writer", is_flag=True,
+              help="No simulated writer: the data changes only when you write (the daemon still streams).")
+@click.option("--data-dir", "data_dir", type=click.Path(path_type=Path), default=None,
+              help="Where the demo's cache, socket, log and demo.env go (same as seo-sync --data-dir).")
 @pass_app
-def demo(app: AppContext, no_daemon: bool, port: int, seconds: float | None, fleet: int | None) -> int:
+def demo(app: AppContext, no_daemon: bool, serve: bool, port: int, seconds: float | None, fleet: int | None,
+         no_writer: bool, data_dir: Path | None) -> int:
     """The daemon on an embedded local DynamoDB (moto) with the sample data and a simulated writer."""
+    if data_dir is not None:
+        app.data_dir = data_dir
+    if serve and not no_daemon:
+        raise UsageError("--serve keeps the DynamoDB running for a daemon of your own", hint="add --no-daemon")
     try:
         from seo_sync.demo.embedded import EmbeddedDynamo, embedded_settings, run_demo_sync
         from seo_sync.demo.environment import check_port_free
@@ -62,27 +72,49 @@ def demo(app: AppContext, no_daemon: bool, port: int, seconds: float | None, fle
             # The view goes where the output goes (stdout: `make demo | tee demo.txt` records it), or
             # to stderr when stdout is for the --json summary alone.
             view = DemoView(app.err_console) if app.json_output else DemoView(Console(), fallback=app.err_console)
-            _show_second_shell(view, s, server.endpoint)
-            summary = run_live_demo(s, server.endpoint, view, seconds)
+            _show_second_shell(view.say, s, server.endpoint)
+            summary = run_live_demo(s, server.endpoint, view, seconds, writer=not no_writer)
             _emit_even_without_stdout(app, summary, lambda: _live_summary(app, summary))
             stopped_well = summary["daemon_exit_code"] in (0, None)  # None: Ctrl-C came before it started
             return ExitCode.OK if stopped_well else ExitCode.FAILURE
+        source = Source(s.aws, s.table_prefix)
+        report: Callable[[dict[str, Any]], None] | None = None
         with Bars(app) as bars:
-            summary = run_demo_sync(s, Source(s.aws, s.table_prefix), progress=bars.add)
+            summary = run_demo_sync(s, source, progress=bars.add)
+
+        def human(summary: dict[str, Any]) -> None:
+            app.table(f"demo: {summary['businesses']} businesses from the sample data, synced in "
+                      f"{summary['seconds']} s", ["table", "items loaded", "rows in cache"],
+                      ((n, summary["loaded"].get(n, 0), summary["rows"].get(n, 0)) for n in TABLES))
+            click.echo(f"cache: {summary['cache']}\nnext:  {command_name()} --data-dir {s.data_dir} list-businesses")
+
+        if serve:
+            from seo_sync.demo.serve import serve_until_stopped
+
+            human_out = app.err_console if app.json_output else Console()
+            if not app.json_output:
+                human(summary)  # what is loaded and synced, before the wait
+                report = _served_line
+            # Whole lines (soft_wrap): an export line cut in two would not paste into a shell.
+            def say(line: str) -> None:
+                human_out.print(line, markup=False, highlight=False, soft_wrap=True)
+
+            _show_second_shell(say, s, server.endpoint)
+            summary["served"] = serve_until_stopped(source, seconds, writer=not no_writer, say=say)
     finally:
         server.stop()
 
-    def human() -> None:
-        app.table(f"demo: {summary['businesses']} businesses from data/sample, synced in {summary['seconds']} s",
-                  ["table", "items loaded", "rows in cache"],
-                  ((n, summary["loaded"].get(n, 0), summary["rows"].get(n, 0)) for n in TABLES))
-        click.echo(f"cache: {summary['cache']}\nnext:  {command_name()} --data-dir {s.data_dir} list-businesses")
-
-    app.emit(summary, human)
+    app.emit(summary, lambda: (human if report is None else report)(summary))
     return ExitCode.OK
 
 
-def _show_second_shell(view: DemoView, s: Settings, endpoint: str) -> None:
+def _served_line(summary: dict[str, Any]) -> None:
+    w = summary["served"]["writer"]
+    click.echo(f"served {summary['served']['served_seconds']:.0f} s; the writer made {w['edits']} edits, "
+               f"{w['new_keywords']} new keywords, {w['soft_deletes']} soft deletes")
+
+
+def _show_second_shell(say: Callable[[str], None], s: Settings, endpoint: str) -> None:
     """Say where the demo's DynamoDB is and how another shell reaches it; write demo.env."""
     from seo_sync.demo.environment import demo_environment, export_lines, write_env_file
 
@@ -96,7 +128,7 @@ def _show_second_shell(view: DemoView, s: Settings, endpoint: str) -> None:
              f"then: {cmd} status · {cmd} list-businesses · {cmd} verify · {cmd} health",
              "Ctrl-C stops the demo and prints a summary.", ""]
     for line in lines:
-        view.say(line)
+        say(line)
 
 
 def _emit_even_without_stdout(app: AppContext, data: dict[str, Any], human: Callable[[], None]) -> None:

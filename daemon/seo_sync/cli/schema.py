@@ -13,7 +13,7 @@ import click
 
 from seo_sync.cli.kit import root
 from seo_sync.errors import BadInput
-from seo_sync.schema import EXTRA_COLUMN, TABLES, VERSION_ATTR, ColumnKind, TableSpec
+from seo_sync.schema import EXTRA_COLUMN, TABLES, TYPES_COLUMN, VERSION_ATTR, ColumnKind, TableSpec
 
 # What a cell holds as better-sqlite3 returns it with safeIntegers(true) (the "Row" interfaces),
 # and what the reader hands back after converting it (the friendly interfaces).
@@ -31,6 +31,18 @@ _HEADER = """\
 import type { CacheNumber, JsonValue } from "../values";
 
 export type { CacheNumber, JsonValue };
+
+/**
+ * One note of `_types`: that array is a string, number or binary set ("SS", "NS", "BS"), that string
+ * is base64 binary ("B"), or that number's exact spelling when DynamoDB sent a non-canonical one.
+ */
+export type TypeTag = "SS" | "NS" | "BS" | "B" | { N: string };
+
+/**
+ * The `_types` column: per JSON column, JSON Pointer (RFC 6901, "" for the value itself) to its tag.
+ * Only needed to tell a set from a list; absent (undefined) in caches older than the column.
+ */
+export type TypeNotes = Record<string, Record<string, TypeTag>>;
 """
 
 
@@ -50,9 +62,11 @@ def _table_block(spec: TableSpec) -> list[str]:
     entity = _pascal(spec.entity)
     keys = [(k, "string", False) for k in spec.key_names]
     raw = [*keys, *((c.name, _RAW_TYPE[c.kind], True) for c in spec.columns),
-           (VERSION_ATTR, _RAW_TYPE["number"], True), (EXTRA_COLUMN, "string", True)]
+           (VERSION_ATTR, _RAW_TYPE["number"], True), (EXTRA_COLUMN, "string", True),
+           (f"{TYPES_COLUMN}?", "string", True)]
     friendly = [*keys, *((c.name, _FRIENDLY_TYPE[c.kind], True) for c in spec.columns),
-                (VERSION_ATTR, "CacheNumber", True), (EXTRA_COLUMN, "Record<string, unknown>", False)]
+                (VERSION_ATTR, "CacheNumber", True), (EXTRA_COLUMN, "Record<string, unknown>", False),
+                (f"{TYPES_COLUMN}?", "TypeNotes", True)]
     lines = _interface(f"{entity}Row", f"A row of `{spec.name}` as the cache holds it (better-sqlite3, safeIntegers).",
                        raw)
     lines.append("")

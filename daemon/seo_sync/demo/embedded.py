@@ -13,7 +13,8 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from typing import Any
 
 import structlog
@@ -24,7 +25,7 @@ from seo_sync.aws.tables import Source
 from seo_sync.cache.lock import WriterLock
 from seo_sync.cache.writer import Cache
 from seo_sync.config import Settings
-from seo_sync.errors import BadInput
+from seo_sync.errors import BadInput, NotFound
 from seo_sync.schema import TABLES
 
 # moto accepts any key: these are nobody's credentials, the same in every demo and test.
@@ -36,7 +37,9 @@ FAKE_CREDENTIALS = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
 }
-SAMPLE_DIR = Path(__file__).resolve().parents[3] / "data" / "sample"  # the repository's data/sample
+# The sample data set ships in the wheel (package data), so an installed `seo-sync demo` finds it
+# from any working directory.
+SAMPLE_PACKAGE, SAMPLE_FOLDER = "seo_sync.demo", "sample"
 log = structlog.get_logger()
 
 # The moto DynamoDB backend methods that check a condition and then write. Real DynamoDB makes each
@@ -107,11 +110,28 @@ def install_fake_credentials() -> None:
         os.environ.setdefault(k, v)
 
 
-def load_sample_items() -> dict[str, list[dict[str, Any]]]:
-    """The sample data set: table name → items in DynamoDB JSON (see data/sample/)."""
+def sample_folder() -> Traversable:
+    """The package's sample data folder (one `<table>.json` per table, written by its generate.py)."""
+    return files(SAMPLE_PACKAGE) / SAMPLE_FOLDER
+
+
+def load_sample_items(folder: Traversable | None = None) -> dict[str, list[dict[str, Any]]]:
+    """The sample data set: table name → items in DynamoDB JSON, one non-empty file for each table.
+
+    A missing or empty file is an error: a demo without its data would run and show nothing.
+    """
+    folder = sample_folder() if folder is None else folder
     out: dict[str, list[dict[str, Any]]] = {}
-    for path in sorted(SAMPLE_DIR.glob("*.json")):
-        out[path.stem] = json.loads(path.read_text(encoding="utf-8"))
+    for name in TABLES:
+        path = folder / f"{name}.json"
+        if not path.is_file():
+            raise NotFound(f"the demo's sample data has no {name}.json (looked in {folder})",
+                           hint="reinstall seo-sync: the sample data ships in its wheel")
+        items = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(items, list) or not items:
+            raise BadInput(f"the demo's sample file {name}.json holds no items (in {folder})",
+                           hint="regenerate it with the generate.py beside it")
+        out[name] = items
     return out
 
 
@@ -130,10 +150,7 @@ def load_sample_into(source: Source) -> dict[str, int]:
     """Write the sample data set into DynamoDB through `source` (the tables exist); items per table."""
     counts: dict[str, int] = {}
     for name, raw in load_sample_items().items():
-        spec = TABLES.get(name)
-        if spec is None:
-            raise BadInput(f"sample file {name}.json names no table", hint=f"one of: {', '.join(TABLES)}")
-        counts[name] = source.batch_write(spec, [codec.item_from_ddb_json(obj) for obj in raw])
+        counts[name] = source.batch_write(TABLES[name], [codec.item_from_ddb_json(obj) for obj in raw])
     log.info("demo_sample_loaded", **counts)
     return counts
 

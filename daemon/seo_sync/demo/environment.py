@@ -17,6 +17,9 @@ from seo_sync.demo.embedded import FAKE_CREDENTIALS
 from seo_sync.errors import UsageError
 
 ENV_FILE_NAME = "demo.env"
+# The cache file for a reader (the Node reader's CacheReader.open). Not SEO_SYNC_*: every variable
+# of that prefix is a setting of seo-sync, and the cache's path is not one (it is the data dir's).
+CACHE_VARIABLE = "SEO_CACHE_DB"
 
 
 def check_port_free(port: int) -> None:
@@ -40,11 +43,14 @@ def check_port_free(port: int) -> None:
 
 def demo_environment(settings: Settings, endpoint: str) -> dict[str, str]:
     """The environment variables that point any `seo-sync` command at the running demo."""
+    # AWS_DEFAULT_REGION too: AWS CLI v1 reads only that one, v2 and the SDKs either.
     env = {"AWS_ENDPOINT_URL": endpoint, "AWS_REGION": FAKE_CREDENTIALS["AWS_REGION"],
+           "AWS_DEFAULT_REGION": FAKE_CREDENTIALS["AWS_DEFAULT_REGION"],
            "AWS_ACCESS_KEY_ID": FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
            "AWS_SECRET_ACCESS_KEY": FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
            "SEO_SYNC_DATA_DIR": str(settings.data_dir.resolve()),
-           "SEO_SYNC_SOCKET": str(settings.socket_path.resolve())}
+           "SEO_SYNC_SOCKET": str(settings.socket_path.resolve()),
+           CACHE_VARIABLE: str(settings.cache_path.resolve())}
     if settings.table_prefix != Settings().table_prefix:
         env["SEO_SYNC_TABLE_PREFIX"] = settings.table_prefix
     return env

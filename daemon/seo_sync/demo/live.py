@@ -97,8 +97,11 @@ def wait_until_settled(settings: Settings, loaded: dict[str, int], stats: Writer
     return status
 
 
-def run_live_demo(settings: Settings, endpoint: str, view: DemoView, seconds: float | None = None) -> dict[str, Any]:
+def run_live_demo(settings: Settings, endpoint: str, view: DemoView, seconds: float | None = None,
+                  writer: bool = True) -> dict[str, Any]:
     """Load the sample data, run the daemon, write and watch until Ctrl-C (or `seconds`); a summary.
+
+    `writer=False` leaves the data to whoever else writes to the demo's DynamoDB.
 
     Ctrl-C (KeyboardInterrupt) at any moment ends in the same summary: the daemon gets its one
     SIGTERM and the summary says what it did.
@@ -116,8 +119,8 @@ def run_live_demo(settings: Settings, endpoint: str, view: DemoView, seconds: fl
             source.create_table(spec)
         loaded = load_sample_into(source)
         proc = start_daemon(settings, endpoint, log_path)
-        writer = SimulatedWriter(source)
-        writer_stats = writer.stats
+        simulated = SimulatedWriter(source)
+        writer_stats = simulated.stats
         started = time.monotonic()
         next_write = started + WRITE_EVERY
         with view:
@@ -127,13 +130,13 @@ def run_live_demo(settings: Settings, endpoint: str, view: DemoView, seconds: fl
                                        hint=f"see {log_path}")
                 status = _poll_status(settings) or status
                 quiet = seconds is not None and time.monotonic() - started > seconds - 3  # let the last write land
-                if status and status.get("ready") and time.monotonic() >= next_write and not quiet:
-                    writer.step()
+                if writer and status and status.get("ready") and time.monotonic() >= next_write and not quiet:
+                    simulated.step()
                     next_write = time.monotonic() + WRITE_EVERY
-                view.update(status, writer.stats, time.monotonic() - started)
+                view.update(status, simulated.stats, time.monotonic() - started)
                 time.sleep(REFRESH_EVERY)
             if seconds is not None:
-                status = wait_until_settled(settings, loaded, writer.stats, status)
+                status = wait_until_settled(settings, loaded, simulated.stats, status)
     except KeyboardInterrupt:
         interrupted = True
     finally:

@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 
 from seo_sync import __version__
+from seo_sync.aws import raw_check
 from seo_sync.aws.kinesis_source import make_source
 from seo_sync.aws.reachability import NETWORK
 from seo_sync.aws.tables import Source
@@ -341,7 +342,7 @@ class Service:
             "state": self.state, "ready": self.ready, "initialized": self.engine.boot_synced.is_set()
             or self.had_complete_cache, "reasons": self.degraded_reasons, "version": __version__,
             "pid": os.getpid(), "uptime_seconds": round(time.time() - self.started_at, 3), "wal_bytes": wal_bytes,
-            "budgets": self.budgets.status(), **snap,
+            "budgets": self.budgets.status(), "fast_responses": raw_check.state(), **snap,
         }
 
     def _maintenance_jobs(self) -> dict[str, Callable[[], object]]:

@@ -6,6 +6,18 @@ import type { CacheNumber, JsonValue } from "../values";
 
 export type { CacheNumber, JsonValue };
 
+/**
+ * One note of `_types`: that array is a string, number or binary set ("SS", "NS", "BS"), that string
+ * is base64 binary ("B"), or that number's exact spelling when DynamoDB sent a non-canonical one.
+ */
+export type TypeTag = "SS" | "NS" | "BS" | "B" | { N: string };
+
+/**
+ * The `_types` column: per JSON column, JSON Pointer (RFC 6901, "" for the value itself) to its tag.
+ * Only needed to tell a set from a list; absent (undefined) in caches older than the column.
+ */
+export type TypeNotes = Record<string, Record<string, TypeTag>>;
+
 /** A row of `businesses` as the cache holds it (better-sqlite3, safeIntegers). */
 export interface BusinessRow {
   business_id: string;
@@ -18,6 +30,7 @@ export interface BusinessRow {
   updated_at: string | null;
   _version: bigint | number | string | null;
   _extra: string | null;
+  _types?: string | null;
 }
 
 /** A row of `businesses` as CacheReader returns it (`_extra`: attributes the schema does not type, unmarshalled). */
@@ -32,6 +45,7 @@ export interface Business {
   updated_at: string | null;
   _version: CacheNumber | null;
   _extra: Record<string, unknown>;
+  _types?: TypeNotes | null;
 }
 
 /** A row of `questionnaires` as the cache holds it (better-sqlite3, safeIntegers). */
@@ -43,6 +57,7 @@ export interface QuestionnaireRow {
   updated_at: string | null;
   _version: bigint | number | string | null;
   _extra: string | null;
+  _types?: string | null;
 }
 
 /** A row of `questionnaires` as CacheReader returns it (`_extra`: attributes the schema does not type, unmarshalled). */
@@ -54,6 +69,7 @@ export interface Questionnaire {
   updated_at: string | null;
   _version: CacheNumber | null;
   _extra: Record<string, unknown>;
+  _types?: TypeNotes | null;
 }
 
 /** A row of `keywords` as the cache holds it (better-sqlite3, safeIntegers). */
@@ -67,6 +83,7 @@ export interface KeywordRow {
   created_at: string | null;
   _version: bigint | number | string | null;
   _extra: string | null;
+  _types?: string | null;
 }
 
 /** A row of `keywords` as CacheReader returns it (`_extra`: attributes the schema does not type, unmarshalled). */
@@ -80,6 +97,7 @@ export interface Keyword {
   created_at: string | null;
   _version: CacheNumber | null;
   _extra: Record<string, unknown>;
+  _types?: TypeNotes | null;
 }
 
 /** A row of `service_areas` as the cache holds it (better-sqlite3, safeIntegers). */
@@ -96,6 +114,7 @@ export interface ServiceAreaRow {
   updated_at: string | null;
   _version: bigint | number | string | null;
   _extra: string | null;
+  _types?: string | null;
 }
 
 /** A row of `service_areas` as CacheReader returns it (`_extra`: attributes the schema does not type, unmarshalled). */
@@ -112,6 +131,7 @@ export interface ServiceArea {
   updated_at: string | null;
   _version: CacheNumber | null;
   _extra: Record<string, unknown>;
+  _types?: TypeNotes | null;
 }
 
 /** A row of `prompt_templates` as the cache holds it (better-sqlite3, safeIntegers). */
@@ -128,6 +148,7 @@ export interface PromptTemplateRow {
   created_at: string | null;
   _version: bigint | number | string | null;
   _extra: string | null;
+  _types?: string | null;
 }
 
 /** A row of `prompt_templates` as CacheReader returns it (`_extra`: attributes the schema does not type, unmarshalled). */
@@ -144,6 +165,7 @@ export interface PromptTemplate {
   created_at: string | null;
   _version: CacheNumber | null;
   _extra: Record<string, unknown>;
+  _types?: TypeNotes | null;
 }
 
 /** Each cache table: its key, its typed columns with their kind, all columns in order. */

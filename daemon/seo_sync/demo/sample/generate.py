@@ -3,7 +3,9 @@
 Deterministic (no clock, no randomness): running it twice writes the same bytes. One file per
 table, each a JSON list of items in DynamoDB JSON, the shape `seo-sync demo` loads.
 
-    python data/sample/generate.py            # rewrite the JSON files beside this script
+    python daemon/seo_sync/demo/sample/generate.py   # rewrite the JSON files beside this script
+
+The JSON files are package data: the installed `seo-sync demo` reads them from the wheel.
 """
 
 from __future__ import annotations
