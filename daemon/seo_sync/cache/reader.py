@@ -100,8 +100,13 @@ class Reader:
         return changelog.floor_of(self.conn)
 
     def data_version(self) -> int:
-        """Changes whenever another connection commits (PRAGMA data_version): what a follower polls."""
-        return changelog.data_version(self.conn)
+        """Changes whenever another connection commits (PRAGMA data_version): what a follower polls.
+
+        CacheBusy while the WAL index waits for the writer to rebuild it."""
+        try:
+            return changelog.data_version(self.conn)
+        except self.conn.OperationalError as e:
+            raise CacheBusy(f"the cache is busy: {e}") from None
 
     def table_states(self) -> dict[str, dict[str, Any]]:
         """Per table: stream_arn, last_full_sync, full_sync_reason."""

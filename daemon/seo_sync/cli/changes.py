@@ -21,7 +21,7 @@ import click
 from seo_sync.cache.changelog import Page
 from seo_sync.cache.reader import Reader
 from seo_sync.cli.kit import AppContext, pass_app, root
-from seo_sync.errors import CacheBusy, ExitCode
+from seo_sync.errors import CacheBusy, CacheError, ExitCode
 from seo_sync.schema import TABLES
 
 PAGE = 1000
@@ -50,10 +50,14 @@ class Follower:
         self.poll = poll
         self.stop = stop
         self._busy = 0
+        self._version: int | None = None
 
     def next_page(self) -> Page | None:
         """The next page, or None while the cache is busy (retried after a backoff)."""
         try:
+            # The version is taken before the read: a commit landing during the read is waited for
+            # no longer than one poll.
+            self._version = self._data_version()
             page = self.reader.changes(self.cursor, self.table, PAGE)
         except CacheBusy:
             self.stop.wait(BUSY_BACKOFF[min(self._busy, len(BUSY_BACKOFF) - 1)])
@@ -63,17 +67,16 @@ class Follower:
         return page
 
     def wait_for_commit(self) -> None:
-        """Return once another connection has committed (or stop is set)."""
-        try:
-            seen = self.reader.data_version()
-        except Exception:  # a WAL index being rebuilt: the next page read settles it
-            return
+        """Return once another connection has committed since the last page was read (or stop is set)."""
         while not self.stop.wait(self.poll):
-            try:
-                if self.reader.data_version() != seen:
-                    return
-            except Exception:  # same as above: read again and let next_page retry
+            if self._version is None or self._data_version() != self._version:
                 return
+
+    def _data_version(self) -> int | None:
+        try:
+            return self.reader.data_version()
+        except CacheError:  # a WAL index being rebuilt: the next page read settles it
+            return None
 
 
 def _write(out: TextIO, text: list[str]) -> None:
