@@ -163,7 +163,7 @@ export class Watcher {
 
   private dataVersion(): number | null {
     try {
-      return Number(this.reader.raw<{ data_version: number | bigint }>("PRAGMA data_version")[0]!.data_version);
+      return this.reader.dataVersion();
     } catch (error) {
       this.onError(error);
       return null;

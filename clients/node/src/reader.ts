@@ -159,6 +159,7 @@ export class CacheReader {
   private readonly retries: number;
   private readonly statements = new Map<string, Database.Statement>();
   private readonly inTransaction: <T>(fn: () => T) => T;
+  private versionStatement: Database.Statement | undefined;
 
   constructor(path: string, options: CacheReaderOptions = {}) {
     this.path = path;
@@ -324,6 +325,13 @@ export class CacheReader {
   /** The changes after `cursor`, in one read transaction; `reload` when the cursor fell out of the log. */
   changesSince(cursor: number, options?: ChangesSinceOptions): ChangesPage {
     return changesSince(this, cursor, options);
+  }
+
+  /** PRAGMA data_version: changes whenever another connection (the daemon) commits; a poll costs microseconds. */
+  dataVersion(): number {
+    this.versionStatement ??= this.db.prepare("PRAGMA data_version").pluck();
+    const statement = this.versionStatement;
+    return Number(this.retrying(() => statement.get() as bigint));
   }
 
   /** The end of the change log now: read a snapshot, then follow from here. */

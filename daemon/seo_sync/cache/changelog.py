@@ -31,6 +31,8 @@ FLOOR_KEY = "changes_floor"
 CHANGES_DDL = (f"CREATE TABLE IF NOT EXISTS {LOG_TABLE} (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
                "table_name TEXT NOT NULL, key TEXT, op TEXT NOT NULL, at REAL NOT NULL)")
 INSERT_CHANGE = f"INSERT INTO {LOG_TABLE} (table_name, key, op, at) VALUES (?, ?, ?, ?)"  # nosec
+INSERT_CHANGES = (f"INSERT INTO {LOG_TABLE} (table_name, key, op, at) "  # nosec
+                  "SELECT ?1, value, ?2, ?3 FROM json_each(?4) ORDER BY key")
 SELECT_FLOOR = f"SELECT CAST(value AS INTEGER) FROM _sync_meta WHERE key = '{FLOOR_KEY}'"  # nosec
 SELECT_LAST = f"SELECT seq FROM sqlite_sequence WHERE name = '{LOG_TABLE}'"  # nosec
 DEFAULT_DIFF_LIMIT = 10_000
@@ -55,11 +57,18 @@ def create(conn: sqlite3.Connection, now: float, announce: bool) -> None:
 
 def record(cur: sqlite3.Cursor | sqlite3.Connection, table: str, upserts: Sequence[str],
            deletes: Sequence[str], now: float) -> None:
-    """Log keys (key_text form) of `table` written and removed by the caller's transaction."""
-    if upserts:
-        cur.executemany(INSERT_CHANGE, [(table, k, UPSERT, now) for k in upserts])
-    if deletes:
-        cur.executemany(INSERT_CHANGE, [(table, k, DELETE, now) for k in deletes])
+    """Log keys (key_text form) of `table` written and removed by the caller's transaction.
+
+    One statement per kind, its keys handed over as one JSON array: a statement per key (executemany)
+    cost a third of the apply path's time, mostly in statement steps and the AUTOINCREMENT counter
+    each one updates.
+    """
+    if len(upserts) == 1 and not deletes:
+        cur.execute(INSERT_CHANGE, (table, upserts[0], UPSERT, now))
+        return
+    for keys, op in ((upserts, UPSERT), (deletes, DELETE)):
+        if keys:
+            cur.execute(INSERT_CHANGES, (table, op, now, json.dumps(keys, ensure_ascii=False)))
 
 
 def record_reload(cur: sqlite3.Cursor | sqlite3.Connection, table: str, now: float) -> None:
