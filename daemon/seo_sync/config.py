@@ -150,6 +150,10 @@ class MaintenanceSettings(_Section):
     wal_checkpoint_cron: str = "*/5 * * * *"
     quick_check_cron: str = "43 4 * * *"
     tombstone_ttl_hours: float = Field(48.0, gt=0)
+    trim_changes_cron: str = "*/5 * * * *"
+    change_log_max_age_hours: float = Field(24.0, gt=0)
+    change_log_max_rows: int = Field(1_000_000, ge=1000)
+    change_log_diff_limit: int = Field(10_000, ge=0)
 
 
 class VerifySettings(_Section):

@@ -14,11 +14,13 @@ import gc
 import sqlite3
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from seo_sync import codec
+from seo_sync.cache import changelog
 from seo_sync.cache.sql import Checkpoint, q
 from seo_sync.cache.writer import Cache
 from seo_sync.changes import to_change
@@ -101,6 +103,29 @@ def run_apply_path(db_path: Path, pages: list[tuple[str, list[dict[str, Any]]]])
         cache.close()
 
 
+@contextmanager
+def change_log_off() -> Iterator[None]:
+    """The apply path with its change-log writes left out: the baseline the log's cost is measured against."""
+    record = changelog.record
+    changelog.record = lambda *args, **kwargs: None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        changelog.record = record
+
+
+def change_log_size(db_path: Path) -> tuple[int, int]:
+    """(entries, bytes of its b-tree pages) of the change log in `db_path`."""
+    conn = sqlite3.connect(db_path)
+    try:
+        rows = int(conn.execute("SELECT count(*) FROM _sync_changes").fetchone()[0])
+        size = int(conn.execute(
+            "SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name = '_sync_changes'").fetchone()[0])
+        return rows, size
+    finally:
+        conn.close()
+
+
 def raw_rows(pages: list[tuple[str, list[dict[str, Any]]]]) -> dict[str, list[tuple[Any, ...]]]:
     """The same rows the apply path writes, converted ahead of time (the raw baseline measures SQLite only)."""
     out: dict[str, list[tuple[Any, ...]]] = {}
@@ -168,6 +193,8 @@ def _measure(work: Path, pages: list[tuple[str, list[dict[str, Any]]]], rows: di
         else:
             raw.append(run_raw(rep_dir / "raw.db", rows))
             applied.append(run_apply_path(rep_dir / "apply.db", pages))
+        with change_log_off():
+            times["apply_no_log"].append(run_apply_path(rep_dir / "apply-no-log.db", pages))
         times["raw_paged"].append(run_raw(rep_dir / "raw-paged.db", rows, BATCH))
         times["decode"].append(decode_only(pages))
 
@@ -182,7 +209,7 @@ def run(work: Path, records: int, reps: int, out: Path | None = None) -> PartRes
     pages = make_batches(records)
     n = sum(len(r) for _, r in pages)
     rows = raw_rows(pages)
-    times: dict[str, list[float]] = {"apply": [], "raw": [], "raw_paged": [], "decode": []}
+    times: dict[str, list[float]] = {"apply": [], "apply_no_log": [], "raw": [], "raw_paged": [], "decode": []}
     # The daemon holds one page at a time; without this, every collection would also walk the
     # whole synthetic stream held here and charge the apply path for the benchmark's own memory.
     gc.collect()
@@ -199,7 +226,14 @@ def run(work: Path, records: int, reps: int, out: Path | None = None) -> PartRes
              summarize([n / t for t in times["raw_paged"]]), "rows/s")
     part.add("decode only (to_change: validate + build the row) records/s (informative)",
              summarize([n / t for t in times["decode"]]), "records/s")
+    part.add("apply path without the change log records/s", summarize([n / t for t in times["apply_no_log"]]),
+             "records/s")
+    log_cost = part.add("apply time with the change log / without (same run)",
+                        summarize(ratios(applied, times["apply_no_log"])), "x")
+    entries, log_bytes = change_log_size(work / "apply-0" / "apply.db")
+    part.add("change log: bytes per entry (b-tree pages / entries)", summarize([log_bytes / max(1, entries)]), "B")
     part.targets.append(Target("apply throughput", apply_rate.median, ">=", 50_000, "records/s"))
+    part.targets.append(Target("apply time with the change log / without", log_cost.median, "<=", 1.10, "x"))
     part.targets.append(Target("apply time / raw upsert time", ratio.median, "<=", 1.5, "x"))
     part.notes.append(f"{n:,} records ({n // 2:,} INSERT + {n // 2:,} MODIFY) in {len(pages)} pages of up to "
                       f"{BATCH} records of one table; apply = the daemon's writer.apply_batch (to_change + "

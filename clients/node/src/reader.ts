@@ -1,6 +1,18 @@
 // CacheReader: the generation server's read-only view of cache.db, following docs/reader-contract.md.
 import Database from "better-sqlite3";
 
+import {
+  changesSince,
+  ChangesPage,
+  ChangesSinceOptions,
+  currentCursor,
+  watch,
+  WatchBatch,
+  Watcher,
+  WatchOptions,
+  watchQuery,
+  WatchQueryOptions,
+} from "./changes";
 import { CacheUnavailableError } from "./errors";
 import {
   Business,
@@ -155,6 +167,7 @@ export class CacheReader {
   private readonly retries: number;
   private readonly statements = new Map<string, Database.Statement>();
   private readonly inTransaction: <T>(fn: () => T) => T;
+  private versionStatement: Database.Statement | undefined;
 
   constructor(path: string, options: CacheReaderOptions = {}) {
     this.path = path;
@@ -319,6 +332,37 @@ export class CacheReader {
         source: "sync_state",
       };
     });
+  }
+
+  // -- what changed (the daemon's change log; src/changes.ts) ---------------------------------------
+
+  /** The changes after `cursor`, in one read transaction; `reload` when the cursor fell out of the log. */
+  changesSince(cursor: number, options?: ChangesSinceOptions): ChangesPage {
+    return changesSince(this, cursor, options);
+  }
+
+  /** PRAGMA data_version: changes whenever another connection (the daemon) commits; a poll costs microseconds. */
+  dataVersion(): number {
+    this.versionStatement ??= this.db.prepare("PRAGMA data_version").pluck();
+    const statement = this.versionStatement;
+    return Number(this.retrying(() => statement.get() as bigint));
+  }
+
+  /** The end of the change log now: read a snapshot, then follow from here. */
+  changeCursor(): number {
+    return currentCursor(this);
+  }
+
+  /** Call `callback` with each change of `tables` (null: all) once, in commit order, woken by PRAGMA data_version. */
+  watch(tables: readonly TableName[] | null, callback: (batch: WatchBatch) => void | Promise<void>,
+    options?: WatchOptions): Watcher {
+    return watch(this, tables, callback, options);
+  }
+
+  /** Run `sql` and call back with its rows now and whenever a table it reads changes (`incremental`: only when they differ). */
+  watchQuery<T = Record<string, unknown>>(sql: string, params: readonly unknown[],
+    callback: (rows: T[]) => void | Promise<void>, options?: WatchQueryOptions): Watcher {
+    return watchQuery<T>(this, sql, params, callback, options);
   }
 
   // -- helpers --------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from seo_sync import codec
+from seo_sync.cache import changelog
 from seo_sync.cache.sql import (
     ANY_MARK,
     ANY_TOMBSTONE,
@@ -125,10 +126,14 @@ def apply_changes(cur: sqlite3.Cursor, spec: TableSpec, st: Statements, name: st
         # Most batches meet no tombstone at all: one probe spares one per row.
         if cur.execute(ANY_TOMBSTONE, (spec.name,)).fetchone()[0]:
             cur.executemany(CLEAR_TOMBSTONE, upserted_keys)
+    removed: list[str] = []
     for c, kt in deletes:
-        cur.execute(st.delete, _key_params(c.key))
+        if cur.execute(st.delete, _key_params(c.key)).rowcount > 0:
+            removed.append(kt)
         res.deleted += 1
         cur.execute(UPSERT_TOMBSTONE, (spec.name, kt, c.version, int(c.hard), now))
+    if name == spec.name:  # a live table: readers that watch learn of it in this same transaction
+        changelog.record(cur, spec.name, [kt for _, kt in upserted_keys], removed, now)
     if unmark:
         cur.executemany(DELETE_MARK, unmark)
     if marks:
@@ -174,9 +179,12 @@ def apply_truth(cur: sqlite3.Cursor, spec: TableSpec, st: Statements, key: tuple
             cur.execute(INSERT_DEAD_LETTER, (spec.name, "read", "", str(e.message), None, time.time(), kt))
             res.dead = 1
             return res
+        held = cur.execute(st.select_key, _key_params(key)).fetchone()
         cur.execute(st.upsert, row)
         cur.execute(CLEAR_TOMBSTONE, (spec.name, kt))
         res.upserted = 1
+        if held is None or tuple(held) != tuple(row):  # a read that confirms the row changes nothing
+            changelog.record(cur, spec.name, [kt], [], time.time())
     else:
         gone = cur.execute(st.delete, _key_params(key)).rowcount
         if gone <= 0 and not cur.execute(KNOWN_KEY, (spec.name, kt, spec.name, kt)).fetchone()[0]:
@@ -185,6 +193,8 @@ def apply_truth(cur: sqlite3.Cursor, spec: TableSpec, st: Statements, key: tuple
             cur.execute(DELETE_REPAIR, (spec.name, kt))
             return res
         res.deleted = max(gone, 0)
+        if gone > 0:
+            changelog.record(cur, spec.name, [], [kt], time.time())
         cur.execute(UPSERT_TOMBSTONE, (spec.name, kt, version, int(item is None), time.time()))
     cur.execute(UPSERT_MARK, (spec.name, kt, version, read_at, READ, int(present)))
     cur.execute(DELETE_REPAIR, (spec.name, kt))

@@ -6,6 +6,8 @@ Schema versions:
 2. numbers are INTEGER / REAL (only when exact) / exact TEXT; JSON columns hold the natural view
    of maps, lists and sets with type notes in `_types`; dead letters carry their item's key and
    are resolved when the truth for that key is applied.
+3. the change log `_sync_changes` (cache/changelog.py). A file upgraded from 2 starts its log with
+   one `reload` per table: readers learn that nothing before that point is in the log.
 
 The upgrade runs inside the writer's opening transaction, so readers see the old file or the
 whole new one. Each data table is rebuilt row by row through the codec: a version-1 row reads back
@@ -23,10 +25,11 @@ import time
 import structlog
 
 from seo_sync import codec
+from seo_sync.cache import changelog
 from seo_sync.cache.sql import data_table_ddl, q
 from seo_sync.schema import TABLES, TableSpec
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _MIGRATING_PREFIX = "_migrating_"
 
 log = structlog.get_logger()
@@ -46,8 +49,9 @@ def upgrade(conn: sqlite3.Connection, from_version: int | None) -> None:
 
     Runs in the caller's transaction, after the internal tables exist.
     """
-    if from_version is not None and from_version < SCHEMA_VERSION:
+    if from_version is not None and from_version < 2:
         _upgrade_tables(conn, from_version)
+    changelog.create(conn, time.time(), announce=from_version is not None)
     # The writer counts unresolved letters every second: an index keeps that cheap after a flood.
     conn.execute("CREATE INDEX IF NOT EXISTS _sync_dead_letters_unresolved ON _sync_dead_letters (table_name) "
                  "WHERE resolved_at IS NULL")
@@ -65,7 +69,7 @@ def _upgrade_tables(conn: sqlite3.Connection, from_version: int) -> None:
             conn.execute("DELETE FROM _sync_checkpoints WHERE table_name = ?", (spec.name,))
             conn.execute("UPDATE _sync_dead_letters SET resolved_at = ? WHERE table_name = ? "
                          "AND resolved_at IS NULL", (time.time(), spec.name))
-        log.info("cache_schema_upgraded", table=spec.name, from_version=from_version, to_version=SCHEMA_VERSION,
+        log.info("cache_schema_upgraded", table=spec.name, from_version=from_version, to_version=2,
                  rows=moved, dropped=dropped, full_sync=bool(dropped or open_letters))
 
 

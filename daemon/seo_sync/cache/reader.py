@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from seo_sync import codec
+from seo_sync.cache import changelog
 from seo_sync.cache.connect import Connection, connect_read_only
 from seo_sync.cache.sql import Statements, q
-from seo_sync.errors import CacheCorrupt, CacheError
+from seo_sync.errors import CacheBusy, CacheCorrupt, CacheError
 from seo_sync.schema import TABLES, TableSpec
 
 
@@ -76,6 +77,37 @@ class Reader:
             return None
         return codec.row_to_item(spec, dict(zip([d[0] for d in cur.description], row, strict=True)))
 
+    def changes(self, cursor: int, table: str | None = None, limit: int = 1000) -> changelog.Page:
+        """Change-log entries after `cursor` (cache/changelog.py), read in one snapshot.
+
+        CacheBusy while the writer holds a lock or the WAL index waits for the writer to rebuild it
+        (the reader contract's two retryable states): retry.
+        """
+        try:
+            with self.snapshot():
+                return changelog.since(self.conn, cursor, table, limit)
+        except self.conn.OperationalError as e:
+            text = str(e)
+            if "no such table" in text:
+                raise CacheError("this cache has no change log", hint="the daemon that writes it predates "
+                                 "the change log; upgrade it") from None
+            if "locked" in text or "busy" in text or "readonly" in text:
+                raise CacheBusy(f"the cache is busy: {text}") from None
+            raise
+
+    def changes_floor(self) -> int:
+        """The lowest cursor the change log still serves in full (everything it holds is after it)."""
+        return changelog.floor_of(self.conn)
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits (PRAGMA data_version): what a follower polls.
+
+        CacheBusy while the WAL index waits for the writer to rebuild it."""
+        try:
+            return changelog.data_version(self.conn)
+        except self.conn.OperationalError as e:
+            raise CacheBusy(f"the cache is busy: {e}") from None
+
     def table_states(self) -> dict[str, dict[str, Any]]:
         """Per table: stream_arn, last_full_sync, full_sync_reason."""
         out = {}
@@ -106,4 +138,5 @@ class _Snapshot:
         return self.conn
 
     def __exit__(self, *exc: object) -> None:
-        self.conn.execute("COMMIT")
+        if self.conn.in_transaction:
+            self.conn.execute("COMMIT")

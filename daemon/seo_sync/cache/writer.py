@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import sqlite_utils
+import structlog
 
 from seo_sync import codec
-from seo_sync.cache import readiness, wal_files
+from seo_sync.cache import changelog, readiness, wal_files
 from seo_sync.cache.apply import apply_changes, apply_truth, knows_key
 from seo_sync.cache.connect import atomic
 from seo_sync.cache.migrations import SCHEMA_VERSION, stored_version, upgrade
@@ -42,6 +43,7 @@ from seo_sync.errors import CacheBusy, CacheCorrupt, CacheError
 from seo_sync.order import READ_WINDOW
 from seo_sync.schema import TABLES, TableSpec
 
+log = structlog.get_logger()
 # How long a key's mark is kept (`expire_tombstones` drops older ones with the tombstones): the
 # daemon sets it from [maintenance] tombstone_ttl_hours.
 MARK_LIFETIME = 48 * 3600.0
@@ -59,8 +61,10 @@ class Swap(NamedTuple):
 class Cache:
     """An open cache database (writer side). Use `Cache.open` under a WriterLock."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path, keeper: sqlite3.Connection | None = None) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path, keeper: sqlite3.Connection | None = None,
+                 change_diff_limit: int = changelog.DEFAULT_DIFF_LIMIT) -> None:
         self.conn = conn
+        self.change_diff_limit = change_diff_limit  # a swap changing more rows logs one reload instead
         self.path = path
         self._keeper = keeper  # read-only; closed after conn so that conn is never the last (wal_files)
         self.db = sqlite_utils.Database(conn)
@@ -72,8 +76,12 @@ class Cache:
     # -- lifecycle --------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: Path, busy_timeout_ms: int = 5000, check: bool = True) -> Cache:
+    def open(cls, path: Path, busy_timeout_ms: int = 5000, check: bool = True,
+             change_diff_limit: int = changelog.DEFAULT_DIFF_LIMIT) -> Cache:
         """Open (creating and migrating) the cache at `path`; CacheCorrupt if it fails quick_check.
+
+        `change_diff_limit`: a full sync's swap that changes more rows than this logs one `reload`
+        of the table rather than each key (cache/changelog.py).
 
         The file keeps WAL mode, -wal and -shm for its whole life, for readers (cache/wal_files.py).
         """
@@ -91,7 +99,7 @@ class Cache:
         except OSError as e:
             raise CacheError(f"cannot create the cache files at {path}: {e}",
                              hint="the data directory must be writable by the service user") from None
-        cache = cls(conn, path, keeper)
+        cache = cls(conn, path, keeper, change_diff_limit)
         cache.migrate()
         return cache
 
@@ -290,6 +298,7 @@ class Cache:
         now = self.clock()
         with self.transaction():
             for s in swaps:
+                self._log_swap(s.spec, now)
                 self.conn.execute(f"DROP TABLE {q(s.spec.name)}")
                 self.conn.execute(f"ALTER TABLE {q(SHADOW_PREFIX + s.spec.name)} RENAME TO {q(s.spec.name)}")
                 # The shadow is the Scan plus the feed after it: the live table's marks say nothing about it.
@@ -305,6 +314,18 @@ class Cache:
         for s in swaps:
             self._stmts.pop(s.spec.name, None)
             self._swapped[s.spec.name] = now
+
+    def _log_swap(self, spec: TableSpec, now: float) -> None:
+        """Log what the swap of `spec` changes, in the swap's transaction: one `reload` when the table
+        was never published (a first boot), else the exact diff against the shadow."""
+        synced = self.conn.execute("SELECT last_full_sync FROM _sync_tables WHERE table_name = ?",
+                                   (spec.name,)).fetchone()
+        if synced is None or synced[0] is None:
+            changelog.record_reload(self.conn, spec.name, now)
+            return
+        diff = changelog.record_swap(self.conn, spec, SHADOW_PREFIX + spec.name, self.change_diff_limit, now)
+        log.info("swap_changes_logged", table=spec.name, upserts=diff.upserts, deletes=diff.deletes,
+                 reload=diff.reload, limit=self.change_diff_limit)
 
     def replace_business(self, business_id: str, items: dict[str, list[codec.Item]],
                          read_at: float | None = None) -> int:
@@ -341,6 +362,12 @@ class Cache:
         except sqlite3.Error as e:
             raise _as_cache_error(e, "commit") from None
         return dropped
+
+    def trim_changes(self, older_than: float, max_rows: int) -> int:
+        """Drop change-log entries committed before `older_than` (epoch seconds) and all but the newest
+        `max_rows`; readers behind what is dropped are told to reload."""
+        with self.transaction():
+            return changelog.trim(self.conn, older_than, max_rows)
 
     def wal_checkpoint(self) -> tuple[int, int, int]:
         """A WAL checkpoint that never holds readers up, truncating a WAL a reader let grow (wal_files.py)."""

@@ -12,7 +12,7 @@ import sys
 import click
 
 # Imported for their commands, which register themselves on `root`.
-from seo_sync.cli import data, demo, inspect, kinesis, protect, schema, service, sync  # noqa: F401
+from seo_sync.cli import changes, data, demo, inspect, kinesis, protect, schema, service, sync  # noqa: F401
 from seo_sync.cli.kit import root
 from seo_sync.errors import ExitCode, SeoSyncError
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from seo_sync.cache.changelog import DELETE, LOG_TABLE, RELOAD, UPSERT
 from seo_sync.cli.kit import root
 from seo_sync.errors import BadInput
 from seo_sync.schema import EXTRA_COLUMN, TABLES, TYPES_COLUMN, VERSION_ATTR, ColumnKind, TableSpec
@@ -129,7 +130,30 @@ def typescript(specs: Iterable[TableSpec] | None = None) -> str:
               *(f"  {s.name}: {_pascal(s.entity)};" for s in specs), "}", "",
               "/** Table name to the raw row type. */", "export interface RawRowOf {",
               *(f"  {s.name}: {_pascal(s.entity)}Row;" for s in specs), "}", ""]
+    lines += _change_log()
     return "\n".join(lines)
+
+
+def _change_log() -> list[str]:
+    """The change log's row and vocabulary (cache/changelog.py; docs/reader-contract.md)."""
+    return [
+        "/** The change log: one row per change of a live table, written in the same transaction as the change. */",
+        f'export const CHANGE_LOG_TABLE = "{LOG_TABLE}";', "",
+        "/** upsert: the key's row was written; delete: it was removed; reload: the whole table may have "
+        "changed (key null). */",
+        f'export type ChangeOp = "{UPSERT}" | "{DELETE}" | "{RELOAD}";',
+        f'export const CHANGE_OPS: readonly ChangeOp[] = ["{UPSERT}", "{DELETE}", "{RELOAD}"];', "",
+        f"/** A row of `{LOG_TABLE}` as the cache holds it (better-sqlite3, safeIntegers). */",
+        "export interface ChangeLogRow {",
+        "  /** Only grows; a reader's cursor is the last seq it has handled. */",
+        "  seq: bigint;",
+        "  table_name: TableName;",
+        "  /** The key values as a JSON array in key order (TABLES[table].keyNames); null for a reload. */",
+        "  key: string | null;",
+        "  op: ChangeOp;",
+        "  /** Unix seconds of the transaction that wrote it. */",
+        "  at: number;",
+        "}", ""]
 
 
 @root.command("schema")

@@ -135,12 +135,13 @@ class Service:
 
     def _open_cache(self) -> Cache:
         path = self.settings.cache_path
+        diff_limit = self.settings.maintenance.change_log_diff_limit
         try:
-            return Cache.open(path, self.settings.service.busy_timeout_ms)
+            return Cache.open(path, self.settings.service.busy_timeout_ms, change_diff_limit=diff_limit)
         except CacheCorrupt as e:
             quarantine = _quarantine(path)
             log.error("cache_corrupt", error=e.message, moved_to=str(quarantine))
-            return Cache.open(path, self.settings.service.busy_timeout_ms)
+            return Cache.open(path, self.settings.service.busy_timeout_ms, change_diff_limit=diff_limit)
 
     def _cache_is_complete(self) -> bool:
         assert self.cache is not None
@@ -349,10 +350,13 @@ class Service:
         assert self.engine is not None
         engine, s = self.engine, self.settings
         ttl = s.maintenance.tombstone_ttl_hours * 3600
+        changes_age = s.maintenance.change_log_max_age_hours * 3600
         return {
             "prune_backups": lambda: jobs.prune_backups(s, time.time()),
             "reset_delete_counters": lambda: jobs.reset_delete_counters(s, time.time()),
             "expire_tombstones": lambda: engine.submit(lambda c: c.expire_tombstones(time.time() - ttl)),
+            "trim_changes": lambda: engine.submit(lambda c: c.trim_changes(time.time() - changes_age,
+                                                                           s.maintenance.change_log_max_rows)),
             "wal_checkpoint": lambda: engine.submit(lambda c: c.wal_checkpoint()),
             "quick_check": lambda: self._post_if_corrupt(engine.submit(lambda c: c.quick_check())),
             "anti_entropy": engine.verify.step,

@@ -27,8 +27,8 @@ from seo_sync.errors import ConfigError
 
 log = structlog.get_logger()
 
-JOB_NAMES = ("prune_backups", "reset_delete_counters", "expire_tombstones", "wal_checkpoint", "quick_check",
-             "anti_entropy")
+JOB_NAMES = ("prune_backups", "reset_delete_counters", "expire_tombstones", "trim_changes", "wal_checkpoint",
+             "quick_check", "anti_entropy")
 DEFAULT_MISFIRE_GRACE = 600  # seconds: a run delayed by a suspend or a busy pool still happens once
 
 

@@ -247,3 +247,22 @@ export interface RawRowOf {
   service_areas: ServiceAreaRow;
   prompt_templates: PromptTemplateRow;
 }
+
+/** The change log: one row per change of a live table, written in the same transaction as the change. */
+export const CHANGE_LOG_TABLE = "_sync_changes";
+
+/** upsert: the key's row was written; delete: it was removed; reload: the whole table may have changed (key null). */
+export type ChangeOp = "upsert" | "delete" | "reload";
+export const CHANGE_OPS: readonly ChangeOp[] = ["upsert", "delete", "reload"];
+
+/** A row of `_sync_changes` as the cache holds it (better-sqlite3, safeIntegers). */
+export interface ChangeLogRow {
+  /** Only grows; a reader's cursor is the last seq it has handled. */
+  seq: bigint;
+  table_name: TableName;
+  /** The key values as a JSON array in key order (TABLES[table].keyNames); null for a reload. */
+  key: string | null;
+  op: ChangeOp;
+  /** Unix seconds of the transaction that wrote it. */
+  at: number;
+}
