@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from seo_sync.schema import TABLES
-from seo_sync.service.reasons import fold_table_errors, health_reasons
+from seo_sync.service.reasons import fold_table_errors, health_reasons, repair_reason
 
 ENDPOINT = "http://127.0.0.1:1 (us-east-1)"
 
@@ -50,3 +50,11 @@ def test_lag_and_an_unfinished_boot_sync_are_reasons_and_a_healthy_daemon_has_no
     ok["keywords"]["lag_seconds"] = 75.0
     assert health_reasons(ok, prefix="seo_", lag_alarm=60, ready=True, boot_synced=False, had_complete_cache=False) == [
         "keywords: lag 75s", "boot sync not finished; cache not initialized"]
+
+
+def test_pending_repair_reads_are_a_reason_and_one_waiting_over_a_minute_is_named():
+    """Any known repair pending keeps health from ok; one waiting past a minute is said to be stuck."""
+    assert repair_reason(0, 0.0) == []
+    assert repair_reason(2, 5.0) == ["2 repair reads pending (keys the cache may hold differently from DynamoDB)"]
+    (line,) = repair_reason(1, 75.0)
+    assert "the oldest has waited 75s" in line
