@@ -116,7 +116,7 @@ def change_log_off() -> Iterator[None]:
 
 def change_log_size(db_path: Path) -> tuple[int, int]:
     """(entries, bytes of its b-tree pages) of the change log in `db_path`."""
-    conn = sqlite3.connect(db_path)
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)  # a running daemon's cache too
     try:
         rows = int(conn.execute("SELECT count(*) FROM _sync_changes").fetchone()[0])
         size = int(conn.execute(

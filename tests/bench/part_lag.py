@@ -224,4 +224,14 @@ def lag_part(daemon_raw: dict[str, Any] | None, poller_raw: dict[str, Any] | Non
             f"{front_tail * 1000:g} ms and pushes what it reads: a fake of the push, with a hop AWS does not have. "
             "The daemon's own GetRecords and subscription figures are in its status: see the EFO run's note.")
     part.raw = runs
+    if daemon_raw is not None and "change_log" in daemon_raw:
+        entries, size = daemon_raw["change_log"]
+        part.add("seo-sync run: change log entries after the run", summarize([entries]), "entries")
+        part.add("seo-sync run: change log size after the run", summarize([size / 1024]), "KiB")
+        part.notes.append(
+            f"The change log after the run holds {entries:,} entries in {size / 1024:,.0f} KiB "
+            f"({size / max(1, entries):.0f} B an entry, with the boot's reloads); at {rate:g} writes/s the "
+            f"default retention (24 h, at most 1,000,000 entries) is reached by rows after "
+            f"{1_000_000 / rate / 3600:.1f} h: about "
+            f"{1_000_000 * size / max(1, entries) / 2**20:,.0f} MiB.")
     return part

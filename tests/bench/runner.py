@@ -167,6 +167,7 @@ def run(plan: Plan, out: Path, only: set[str], command: str, keep_work: bool = F
                     after = moto.counts()
                     daemon_raw["calls"] = {k: after.get(k, 0) - before.get(k, 0) for k in after}
                     daemon_raw["daemon_status"] = part_daemon.lag_status(kept)
+                    daemon_raw["change_log"] = part_apply.change_log_size(kept.cache_path)
             except Exception as e:
                 _record_error(parts, "lag", "3. Replication lag", e)
                 daemon_raw = None

@@ -75,11 +75,13 @@ def test_apply_path_and_raw_baseline_write_identical_rows(tmp_path: Path) -> Non
 
 
 def test_apply_part_reports_figures_and_targets(tmp_path: Path) -> None:
-    """The apply part yields throughput, raw rate and the same-run ratio with both targets."""
+    """The apply part yields throughput, raw rate, the same-run ratio and the change log's cost with their targets."""
     part = part_apply.run(tmp_path, 200, reps=2, out=tmp_path)
     assert part.status == "ok"
     assert part.figures["apply path records/s"].runs == 2
-    assert {t.name for t in part.targets} == {"apply throughput", "apply time / raw upsert time"}
+    assert {t.name for t in part.targets} == {"apply throughput", "apply time / raw upsert time",
+                                              "apply time with the change log / without"}
+    assert part.figures["change log: bytes per entry (b-tree pages / entries)"].median > 0
     # The profile that explains the figure: a call tree through the apply path, and its HTML form.
     ((title, tree),) = part.blocks
     assert "pyinstrument" in title and "run_apply_path" in tree and "apply_batch" in tree

@@ -221,7 +221,12 @@ export class Watcher {
   }
 }
 
-/** Call `callback` with the changes of `tables` (null: all), each once and in commit order. */
+/**
+ * Call `callback` with the changes of `tables` (null: all), each once and in commit order; the next
+ * batch waits until the callback (or the promise it returns) is done. A callback that throws goes to
+ * onError and its batch is not delivered again. The watcher's timer does not keep the process alive
+ * by itself (a server has its own handles).
+ */
 export function watch(reader: CacheReader, tables: readonly TableName[] | null,
   callback: (batch: WatchBatch) => void | Promise<void>, options?: WatchOptions): Watcher {
   return new Watcher(reader, tables, callback, options);

@@ -98,11 +98,14 @@ def record_swap(conn: sqlite3.Connection, spec: TableSpec, shadow: str, limit: i
     differs = " OR ".join(f"s.{q(c)} IS NOT l.{q(c)}" for c in spec.column_names if c not in keys)
     s_keys = ", ".join(f"s.{q(k)}" for k in keys)
     l_keys = ", ".join(f"l.{q(k)}" for k in keys)
-    changed = conn.execute(
-        f"SELECT {s_keys} FROM {q(shadow)} s LEFT JOIN {live} l ON {on} "  # nosec
+    found = conn.execute(
+        f"SELECT {s_keys}, l.{q(keys[0])} IS NULL FROM {q(shadow)} s LEFT JOIN {live} l ON {on} "  # nosec
         f"WHERE l.{q(keys[0])} IS NULL OR {differs or '0'} LIMIT ?", (limit + 1,)).fetchall()
+    changed = [r[:-1] for r in found]
     gone: list[Any] = []
-    if len(changed) <= limit:
+    # Live keys the shadow lacks = live rows - (shadow rows - new ones): counting both tables is
+    # cheaper than looking each live key up in the shadow, which is then done only when some are gone.
+    if len(changed) <= limit and _count(conn, live) != _count(conn, q(shadow)) - sum(r[-1] for r in found):
         gone = conn.execute(
             f"SELECT {l_keys} FROM {live} l WHERE NOT EXISTS (SELECT 1 FROM {q(shadow)} s WHERE {on}) "  # nosec
             "LIMIT ?", (limit + 1 - len(changed),)).fetchall()
@@ -111,6 +114,10 @@ def record_swap(conn: sqlite3.Connection, spec: TableSpec, shadow: str, limit: i
         return SwapDiff(reload=True)
     record(conn, spec.name, [key_text(tuple(r)) for r in changed], [key_text(tuple(r)) for r in gone], now)
     return SwapDiff(upserts=len(changed), deletes=len(gone))
+
+
+def _count(conn: sqlite3.Connection, quoted: str) -> int:
+    return int(conn.execute(f"SELECT count(*) FROM {quoted}").fetchone()[0])  # nosec
 
 
 def trim(conn: sqlite3.Connection, older_than: float, max_rows: int) -> int:
