@@ -147,8 +147,8 @@ def test_a_position_in_time_survives_its_iterator_expiring(world: FakeWorld) -> 
 
 def test_a_first_boots_doubt_is_read_again_once_the_cache_is_published(world: FakeWorld, tmp_path) -> None:
     """A first boot on Kinesis: b1 changes just after the Scan read it, inside the clock bound of the
-    Scan, so its captured record is a doubt. Once the cache is published the writer does its repair
-    read within its next turns, and the row holds DynamoDB's state."""
+    Scan, so its captured record is a doubt. Once the cache is published its repair read is sent and
+    the writer applies the answer within its next turns, and the row holds DynamoDB's state."""
     kw = KinesisWorld(world, lateness=1.0)
     t = world.now
     world.put(TABLE, business("b1", "scanned"))
@@ -177,6 +177,7 @@ def test_a_first_boots_doubt_is_read_again_once_the_cache_is_published(world: Fa
     def count_turn() -> None:  # the writer's last step of a turn: stop three turns after the boot synced
         if engine.boot_synced.is_set():
             turns_after_boot.append(world.now)
+            engine.repair_reader.read(ready=writer.repairable)  # the repair thread's turn, in step
             if len(turns_after_boot) >= 3:
                 engine.stop_event.set()
 
