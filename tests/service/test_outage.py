@@ -7,6 +7,8 @@ import itertools
 import threading
 import time
 
+import pytest
+
 from seo_sync import codec
 from seo_sync.schema import TABLES
 from tests.support.harness import Daemon, cache_counts, wait_until
@@ -34,9 +36,12 @@ def _writes(seeded, stop: threading.Event, written: list[str]) -> None:
         stop.wait(0.2)
 
 
-def test_an_outage_keeps_the_watchdog_fed_says_unreachable_and_converges(seeded, dynamo_endpoint, tmp_path):
-    """40 s of a black-holed DynamoDB, with repair reads queued and writes flowing: WATCHDOG=1 never more
-    than 5 s apart, health degraded within 10 s, the writer never held, and the cache converges after."""
+@pytest.mark.parametrize(("mode", "seconds"), [("blackhole", OUTAGE), ("reset", OUTAGE / 2)])
+def test_an_outage_keeps_the_watchdog_fed_says_unreachable_and_converges(seeded, dynamo_endpoint, tmp_path,
+                                                                          mode, seconds):
+    """DynamoDB black-holed for 40 s (or refusing for 20 s), with repair reads queued and writes flowing:
+    WATCHDOG=1 never more than 5 s apart, health degraded within 10 s, the writer never held, and the
+    cache converges after."""
     env = {**AWS_DEFAULTS, "SEO_SYNC_VERIFY__REPAIR_READS_PER_SECOND": "5", "SEO_SYNC_VERIFY__REPAIR_BURST": "1"}
     with FaultProxy(dynamo_endpoint) as proxy:
         d = Daemon(proxy.endpoint, tmp_path / "data", watchdog_sec=WATCHDOG, extra_env=env)
@@ -48,11 +53,11 @@ def test_an_outage_keeps_the_watchdog_fed_says_unreachable_and_converges(seeded,
             assert d.request("debug-repair keywords 100")["queued"] == 100
             writer.start()
             wait_until(lambda: d.status()["repairs"]["done"] > 0, what="repair reads under way")
-            proxy.blackhole(OUTAGE)
+            proxy.set_mode(mode, duration=seconds)
             began = time.monotonic()
             degraded_at = None
             writer_loop_ages: list[float] = []
-            while time.monotonic() - began < OUTAGE:
+            while time.monotonic() - began < seconds:
                 health = d.request("health")
                 if degraded_at is None and any("dynamodb unreachable" in r for r in health["reasons"]):
                     degraded_at = time.monotonic() - began
@@ -61,7 +66,7 @@ def test_an_outage_keeps_the_watchdog_fed_says_unreachable_and_converges(seeded,
                 time.sleep(0.5)  # sampling, not waiting for an outcome
             ended = time.monotonic()
             gap = longest_gap([at for at, m in list(d.notify.messages) if m == "WATCHDOG=1"], began, ended)
-            print(f"longest WATCHDOG=1 gap {gap:.2f}s; unreachable reported after {degraded_at}s; "
+            print(f"{mode} {seconds:g}s: longest WATCHDOG=1 gap {gap:.2f}s; unreachable reported after {degraded_at}s; "
                   f"writer loop age max {max(writer_loop_ages):.2f}s")
             assert degraded_at is not None and degraded_at <= 10.0, degraded_at
             assert gap <= 5.0, gap
