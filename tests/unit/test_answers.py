@@ -114,7 +114,7 @@ def test_crc32_missing_after_the_endpoint_sent_one_is_an_error(canned: Canned) -
 
 @pytest.mark.parametrize(("service", "op", "kwargs", "member"), [
     ("dynamodbstreams", "get_records", {"ShardIterator": "it"}, "Records"),
-    ("dynamodb", "scan", {"TableName": "t"}, "Items"),
+    ("dynamodb", "scan", {"TableName": "t"}, "Count"),
     ("dynamodbstreams", "get_shard_iterator", {"StreamArn": "a" * 40, "ShardId": "s" * 28,
                                                "ShardIteratorType": "LATEST"}, "ShardIterator"),
 ])
