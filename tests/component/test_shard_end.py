@@ -6,11 +6,48 @@ from typing import Any
 
 from structlog.testing import capture_logs
 
+from seo_sync.cache.reader import Reader
 from seo_sync.cache.sql import Checkpoint
+from seo_sync.config import StreamSettings
+from seo_sync.schema import BUSINESSES
 from seo_sync.sync.shards import ShardSet
+from seo_sync.sync.tailer import TableTailer
 from seo_sync.sync.writer import apply_batch
-from tests.component.test_tailer import STREAM, cache_items, drain, make_tailer, world_items
-from tests.support.fake_streams import put
+from tests.support.fake_streams import fake_source, put
+
+TABLE = "seo_businesses"
+STREAM = StreamSettings(idle_poll_interval=1.0, max_polls_per_second=4.0, get_records_limit=50, max_backoff=30.0)
+
+
+def make_tailer(world):
+    """A tailer of the businesses stream over the fake world, every shard read from TRIM_HORIZON."""
+    source = fake_source(world)
+    ss = ShardSet(source.streams, "businesses", world.stream(TABLE).arn, STREAM, clock=world.clock,
+                  wall=world.clock, rng=lambda: 0.5)
+    ss.refresh()
+    return TableTailer(source, BUSINESSES, ss, STREAM, generation=1, clock=world.clock), source
+
+
+def drain(world, tailer, cache, rounds=200):
+    """Step (advancing the fake clock) and apply until the stream has nothing more to give."""
+    quiet = 0
+    for _ in range(rounds):
+        batches = tailer.step(poll_all=True)
+        for b in batches:
+            apply_batch(cache, BUSINESSES, b)
+        world.advance(1.0)
+        quiet = 0 if any(b.records for b in batches) else quiet + 1
+        if quiet >= 5:
+            return
+    raise AssertionError("stream did not drain")
+
+
+def cache_items(cache):
+    return {it["business_id"]["S"]: it for it in Reader(cache.conn).items(BUSINESSES)}
+
+
+def world_items(world):
+    return {k[0]: v for k, v in world.tables[TABLE].items.items()}
 
 
 def cut_next_iterator(source: Any, times: int) -> list[int]:

@@ -13,9 +13,9 @@ import pytest
 
 from seo_sync import codec
 from seo_sync.aws.tables import Source
-from seo_sync.errors import SourceUnavailable
+from seo_sync.errors import IncompleteAnswer, SourceUnavailable
 from seo_sync.schema import TABLES
-from tests.support.proxy import FaultProxy, parse_command
+from tests.support.proxy import FaultProxy, _cut_answer, parse_command
 from tests.support.settings import make_settings
 
 pytestmark = pytest.mark.timeout(60)
@@ -195,3 +195,29 @@ def test_under_random_faults_every_call_succeeds_or_is_source_unavailable(proxy,
             outcomes.append("unavailable")
     assert set(outcomes) == {"ok", "unavailable"}
     assert proxy.stats()[f"fault_{mode}"] >= outcomes.count("unavailable")
+
+
+@pytest.mark.parametrize("mode", ["cut_headers", "cut_body"])
+def test_a_cut_answer_is_an_incomplete_answer_never_an_absent_item(proxy, source, mode):
+    """An answer cut inside its headers (empty body, read as `{}` by botocore) or inside its body is
+    IncompleteAnswer, retryable; never "absent"; lifting the cut gives the item again."""
+    source.describe_table(SPEC)
+    proxy.set_mode(mode, match="GetItem")
+    for _ in range(5):
+        with pytest.raises(IncompleteAnswer):
+            source.get_item(SPEC, ("acme",))
+    assert proxy.stats()[f"fault_{mode}"] >= 5
+    proxy.set_mode("pass")
+    assert source.get_item(SPEC, ("acme",))["_version"] == {"N": "1"}
+
+
+def test_cut_points_fall_inside_the_headers_or_the_body():
+    """cut_headers keeps the status line and never the blank line ending the headers; cut_body keeps
+    the headers and less than the whole body."""
+    answer = b"HTTP/1.1 200 OK\r\nDate: x\r\nContent-Length: 10\r\n\r\n0123456789"
+    for share in (0.0, 0.5, 0.99):
+        head = _cut_answer(answer, "cut_headers", share, complete=True)
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n") and b"\r\n\r\n" not in head
+        body = _cut_answer(answer, "cut_body", share, complete=True)
+        assert body.startswith(answer[:answer.index(b"\r\n\r\n") + 4]) and len(body) < len(answer)
+    assert _cut_answer(answer[:30], "cut_body", 0.5, complete=False) is None  # waits for the rest

@@ -210,7 +210,7 @@ def test_snapshot_is_json_and_complete(world, settings):
         assert engine.submit(lambda c: engine.submit(lambda c2: c2.count("businesses"))) == 0  # no self-deadlock
     fields = {"rows", "last_full_sync", "stream_arn", "shards", "last_sequence", "lag_seconds", "state", "error",
               "gaps", "last_gap_reason", "dead_letters", "skipped_stale", "ttl_deletes", "records_applied",
-              "commit_error", "full_syncs_started", "resyncs_coalesced"}
+              "commit_error", "full_syncs_started", "resyncs_coalesced", "stalled_shards"}
     assert set(snap["tables"]["businesses"]) == fields
     assert {"get_records_calls", "describe_stream_calls", "get_records_per_hour"} <= set(snap)
     cache.close()

@@ -103,6 +103,7 @@ class _Mode:
     then: str = "pass"
     code: str = ""  # error mode: the AWS error code answered (HTTP 400)
     match: tuple[bytes, ...] = ()  # only requests containing one of these are faulted (e.g. an operation)
+    share: float = 0.0  # a cut: where in the headers or the body, as a share of their length
 
 
 class FaultProxy:
@@ -227,14 +228,13 @@ class FaultProxy:
             name = m.name
             if name == "cut":
                 name = self._rng.choice(("cut_headers", "cut_body"))
-            # Where in the headers or the body the answer is cut, as a share of their length.
             share = self._rng.random()
         if not hit:
             return _Mode()
         self._count(f"fault_{m.name}")
         if name != m.name:
             self._count(name)  # which cut a "cut" made: cut_headers or cut_body
-        return _Mode(name, delay, code=m.code, jitter=share)
+        return _Mode(name, delay, code=m.code, share=share)
 
     def _accept_loop(self) -> None:
         assert self._server is not None
@@ -318,7 +318,7 @@ class FaultProxy:
                 data = upstream.recv(65536)
                 if cut is not None:
                     answer += data
-                    part = _cut_answer(bytes(answer), cut.name, cut.jitter, complete=not data)
+                    part = _cut_answer(bytes(answer), cut.name, cut.share, complete=not data)
                     if part is not None:
                         client.sendall(part)
                         self._count("bytes_down", len(part))

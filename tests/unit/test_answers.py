@@ -114,7 +114,7 @@ def test_crc32_missing_after_the_endpoint_sent_one_is_an_error(canned: Canned) -
 
 @pytest.mark.parametrize(("service", "op", "kwargs", "member"), [
     ("dynamodbstreams", "get_records", {"ShardIterator": "it"}, "Records"),
-    ("dynamodb", "scan", {"TableName": "t"}, "Items"),
+    ("dynamodb", "scan", {"TableName": "t"}, "Count"),
     ("dynamodbstreams", "get_shard_iterator", {"StreamArn": "a" * 40, "ShardId": "s" * 28,
                                                "ShardIteratorType": "LATEST"}, "ShardIterator"),
 ])
@@ -207,3 +207,27 @@ def test_problem_names_what_is_missing() -> None:
         "its body is not a JSON object"
     chunked = {"body": whole, "headers": {"transfer-encoding": "chunked"}}
     assert check.problem("GetRecords", chunked) is None  # http.client refuses a cut chunked body itself
+
+
+def test_source_asks_again_after_a_cut_answer_within_its_attempts(canned: Canned) -> None:
+    """One cut answer costs the Source one more request, not a failed call; cuts on every attempt are
+    IncompleteAnswer naming the call."""
+    client = canned.client("dynamodb")
+    source = Source(AwsSettings(region="us-east-1", max_attempts=3), "seo_", dynamodb_client=client,
+                    streams_client=canned.client("dynamodbstreams"))
+    whole = b'{"Item":{"business_id":{"S":"a"}}}'
+    bodies = [b"", whole]
+    real = canned.__call__
+
+    def send(request: Any, **kw: Any) -> AWSResponse:
+        if bodies:
+            canned.answer(bodies[0], drop=() if bodies.pop(0) else ("Content-Length", "x-amz-crc32"))
+        return real(request, **kw)
+
+    client.meta.events.unregister("before-send.dynamodb", canned)
+    client.meta.events.register_first("before-send.dynamodb", send)
+    assert source.get_item(TABLES["businesses"], ("a",)) == {"business_id": {"S": "a"}}
+    assert bodies == []
+    canned.answer(b"", drop=("Content-Length", "x-amz-crc32"))
+    with pytest.raises(IncompleteAnswer, match="GetItem on seo_businesses"):
+        source.get_item(TABLES["businesses"], ("a",))

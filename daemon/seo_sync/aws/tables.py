@@ -21,11 +21,19 @@ from seo_sync.aws.streams import StreamReader, StreamsApi, member
 from seo_sync.backoff import backoff_delay
 from seo_sync.codec import Item
 from seo_sync.config import AwsSettings
-from seo_sync.errors import BadInput, SourceError, SourceThrottled, SourceUnavailable, VersionMismatch
+from seo_sync.errors import (
+    BadInput,
+    IncompleteAnswer,
+    SourceError,
+    SourceThrottled,
+    SourceUnavailable,
+    VersionMismatch,
+)
 from seo_sync.schema import TableSpec
 
 MIN_SCAN_PAGE = 10  # items: the floor of a byte-sized Scan page, so huge items still make progress
 FIRST_SCAN_PAGE = 100  # items: the first byte-sized page, before the item size is known
+CUT_RETRY_BASE = 0.05  # seconds before asking again after a cut-off answer (doubling, jittered)
 
 
 def _content_length(resp: dict[str, Any]) -> int:
@@ -58,6 +66,7 @@ class Source:
     def __init__(self, aws: AwsSettings, prefix: str, *, dynamodb_client: Any = None,
                  streams_client: StreamsApi | None = None, wall: Callable[[], float] = time.time) -> None:
         self.prefix = prefix
+        self.attempts = aws.max_attempts
         session = None
         if dynamodb_client is None or streams_client is None:
             session = make_session(aws)
@@ -89,10 +98,19 @@ class Source:
         return self.ctx.region
 
     def _call(self, what: str, table: str | None, fn: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(**kwargs)
-        except CAUGHT as e:
-            raise self.ctx.translate(e, what, table) from None
+        """One call, errors translated; an answer that arrived cut off is asked again, within the
+        configured attempts, as botocore asks again after a dropped connection (a full sync's Scan
+        must not start over for one cut page)."""
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return fn(**kwargs)
+            except CAUGHT as e:
+                raise self.ctx.translate(e, what, table) from None
+            except IncompleteAnswer as e:
+                if attempt >= self.attempts:
+                    raise IncompleteAnswer(f"{what} on {table or 'DynamoDB'}: {e.message}", hint=e.hint) from None
+                time.sleep(backoff_delay(attempt, base=CUT_RETRY_BASE, cap=1.0))
+        raise AssertionError("unreachable")  # the loop returns or raises
 
     # -- tables ---------------------------------------------------------------------------------
 

@@ -118,7 +118,6 @@ class ShardSet:
         self.last_describe = -1e18
         self.new_shards: list[str] = []  # listed since the caller last took this list
         self.reopened = 0  # shards recorded finished that DescribeStream still listed open
-        self.unconfirmed_ends = 0  # GetRecords answers without a next iterator on a shard DynamoDB lists open
 
     # -- building ---------------------------------------------------------------------------------
 
@@ -218,33 +217,23 @@ class ShardSet:
         its last sequence number (it was never finished: what said so was a fault)."""
         log.warning("shard_reopened", table=self.table, shard=c.shard_id, seq=c.seq)
         c.finished = c.closed = False
-        c.finished_at = None
-        c.iterator = None
-        c.next_due = 0.0
-        if c.seq is not None:
-            c.start = "AFTER"
-        elif c.start != "AT_TIMESTAMP":
+        c.finished_at, c.iterator, c.next_due = None, None, 0.0
+        if c.seq is None and c.start != "AT_TIMESTAMP":
             c.start, c.confirmed_at = "TRIM_HORIZON", c.confirmed_at or self.wall()
+        c.start = "AFTER" if c.seq is not None else c.start
         self.reopened += 1
 
     def end_confirmed(self, c: Cursor) -> bool:
-        """True when DescribeStream shows `c` ended: its EndingSequenceNumber, or a child listed."""
-        if c.closed:
-            return True
-        info = self.describe()
-        for s in info.shards:
-            if (s.shard_id == c.shard_id and s.closed) or c.shard_id in (s.parent_shard_id, s.adjacent_parent_shard_id):
-                c.closed = True
-                return True
-        return False
-
-    def _end_confirmed_or_unknown(self, c: Cursor) -> bool:
-        """end_confirmed, False when DescribeStream cannot be asked now (the page read is still handed on)."""
+        """True when DescribeStream shows `c` ended (its EndingSequenceNumber, or a child listed); False
+        also when it cannot be asked now (the page read is handed on all the same)."""
         try:
-            return self.end_confirmed(c)
+            shards = [] if c.closed else self.describe().shards
         except (SourceThrottled, SourceUnavailable) as e:
             log.warning("shard_end_unchecked", table=self.table, shard=c.shard_id, error=str(e.message)[:160])
             return False
+        c.closed = c.closed or any((s.shard_id == c.shard_id and s.closed)
+                                   or c.shard_id in (s.parent_shard_id, s.adjacent_parent_shard_id) for s in shards)
+        return c.closed
 
     def _listed_at(self, parent_id: str | None) -> float:
         """When a newly listed shard's records start: no later than its finished parent's last confirmation."""
@@ -321,23 +310,6 @@ class ShardSet:
         raise StreamGone(f"shard {c.shard_id} lost its LATEST position before delivering a record",
                          hint="a full sync takes new positions")
 
-    def stalled(self, after: float, now: float | None = None) -> list[Cursor]:
-        """Readable cursors (open, parent done) that have had no GetRecords call for `after` seconds.
-
-        Safe to call from another thread (status): it only reads the cursors, and starts a
-        cursor's count the first time it sees it readable.
-        """
-        now = self.clock() if now is None else now
-        out = []
-        for c in list(self.cursors.values()):
-            if c.finished or self.blocked(c):
-                continue
-            if c.last_polled is None:
-                c.last_polled = now
-            elif now - c.last_polled > after:
-                out.append(c)
-        return out
-
     def poll(self, c: Cursor, now: float | None = None) -> Page | None:
         """One GetRecords on `c`; None when throttled (backing off) or the iterator was renewed."""
         now = self.clock() if now is None else now
@@ -391,10 +363,9 @@ class ShardSet:
             c.seq, c.start, c.latest_as_of = page.read_to, "AFTER", None
         c.iterator = page.next_iterator
         finished_now = page.next_iterator is None
-        if finished_now and not self._end_confirmed_or_unknown(c):
+        if finished_now and not self.end_confirmed(c):
             # GetRecords alone said "end" of a shard DynamoDB lists open: a fault, not an end.
             finished_now = False
-            self.unconfirmed_ends += 1
             if c.seq is None and c.start == "LATEST":
                 raise StreamGone(f"shard {c.shard_id} lost its LATEST position to an answer without an iterator",
                                  hint="a full sync takes new positions")
@@ -402,8 +373,7 @@ class ShardSet:
             delay = backoff_delay(c.failures, base=BACKOFF_BASE, cap=self.settings.max_backoff, rng=self.rng)
             log.warning("shard_end_unconfirmed", table=self.table, shard=c.shard_id, seq=c.seq, delay=round(delay, 3))
             c.next_due = now + delay
-            return Page(c.shard_id, records, c.checkpoint(self.table, self.arn, self.wall()), False,
-                        None, page.age)
+            return Page(c.shard_id, records, c.checkpoint(self.table, self.arn, self.wall()), False, None, page.age)
         if finished_now:
             c.finished = c.closed = True
             c.finished_at = now

@@ -22,7 +22,7 @@ from seo_sync.changes import created_at_of
 from seo_sync.config import StreamSettings
 from seo_sync.errors import StreamGone
 from seo_sync.schema import TableSpec
-from seo_sync.sync.shards import IDLE_TOUCH_SECONDS, ShardSet, check_stream
+from seo_sync.sync.shards import IDLE_TOUCH_SECONDS, Cursor, ShardSet, check_stream
 
 log = structlog.get_logger()
 # An open shard with no GetRecords call for this long (beyond its longest backoff) is stalled: the
@@ -109,14 +109,30 @@ class TableTailer:
         self.idle = not out or all(not b.records for b in out)
         return out
 
+    def stalled(self, now: float) -> list[Cursor]:
+        """Readable cursors (open, parent done) without a GetRecords call for `stall_after` seconds.
+
+        Safe from another thread (status): it only reads the cursors, and starts a cursor's count the
+        first time it sees it readable.
+        """
+        out = []
+        for c in list(self.shards.cursors.values()):
+            if c.finished or self.shards.blocked(c):
+                continue
+            if c.last_polled is None:
+                c.last_polled = now
+            elif now - c.last_polled > self.stall_after:
+                out.append(c)
+        return out
+
     def stalled_shards(self) -> int:
         """How many open shards have had no GetRecords call for longer than `stall_after` (for status)."""
-        return len(self.shards.stalled(self.stall_after, self.clock()))
+        return len(self.stalled(self.clock()))
 
     def _repair_stalls(self, now: float) -> bool:
         """Stalled shards are polled now (True: read the graph again); StreamGone
         when one is still stalled twice as long after that."""
-        stalled = self.shards.stalled(self.stall_after, now)
+        stalled = self.stalled(now)
         if not stalled:
             self.stall_repaired.clear()
             return False
