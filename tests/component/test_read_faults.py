@@ -7,44 +7,13 @@ from typing import Any
 
 from structlog.testing import capture_logs
 
-from seo_sync.config import VerifySettings
 from seo_sync.schema import BUSINESSES
-from seo_sync.sync.anti_entropy import BURST_DIFFERENCES, SETTLE_SECONDS, RollingVerify
+from seo_sync.sync.anti_entropy import BURST_DIFFERENCES, SETTLE_SECONDS
 from seo_sync.sync.repair import RepairQueue, run_repairs
-from tests.support.fake_streams import FakeWorld, create_tables, fake_source, put
+from tests.support.fake_streams import fake_source
+from tests.support.rolling_verify import Clock, run_pass, verifier, world_with
 
 TABLE = "seo_businesses"
-
-
-class Clock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def world_with(n: int) -> FakeWorld:
-    world = FakeWorld()
-    create_tables(world, ["businesses"])
-    for i in range(n):
-        put(world, i, version=1, name=f"n{i}")
-    return world
-
-
-def verifier(cache, world: FakeWorld, clock: Clock, repairs: RepairQueue) -> RollingVerify:
-    settings = VerifySettings(anti_entropy_period_hours=1.0, anti_entropy_items_per_second=4,
-                              anti_entropy_tick_seconds=1.0)
-    return RollingVerify(fake_source(world), {"businesses": BUSINESSES}, settings, lambda fn: fn(cache), repairs,
-                         clock=clock)
-
-
-def run_pass(v: RollingVerify, clock: Clock, ticks: int) -> None:
-    for _ in range(ticks):
-        v.step()
-        clock.now += 1.0
 
 
 def in_cache(cache, world) -> None:
