@@ -29,6 +29,7 @@ class ExitCode(IntEnum):
     TEMPFAIL = 75  # EX_TEMPFAIL: lock held by another process; try again later
     NOPERM = 77  # EX_NOPERM: AWS access denied, bad credentials
     CONFIG = 78  # EX_CONFIG: bad configuration
+    PIPE = 141  # standard output's reader went away (128 + SIGPIPE, as a shell reports it): a quiet exit
 
 
 class SeoSyncError(Exception):
@@ -172,6 +173,12 @@ class OverBudget(SeoSyncError):
     def __init__(self, message: str, hint: str | None = None, retry_after: float = 1.0) -> None:
         super().__init__(message, hint)
         self.retry_after = retry_after
+
+
+class CannotCreate(SeoSyncError):
+    """A directory or file the command needs cannot be created or written (data dir, socket dir)."""
+
+    exit_code = ExitCode.CANTCREAT
 
 
 class BackupFailed(SeoSyncError):
