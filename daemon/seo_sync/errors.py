@@ -193,6 +193,12 @@ class DaemonUnavailable(SeoSyncError):
     exit_code = ExitCode.DOWN
 
 
+class SocketDenied(DaemonUnavailable):
+    """The status socket (or its directory) may not be opened by this user: not a member of its group."""
+
+    exit_code = ExitCode.NOPERM
+
+
 class FullSyncAborted(SeoSyncError):
     """A full sync was asked to stop; its shadow was dropped and the live table is untouched."""
 

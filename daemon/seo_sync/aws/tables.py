@@ -22,6 +22,7 @@ from seo_sync.backoff import backoff_delay
 from seo_sync.codec import Item
 from seo_sync.config import AwsSettings
 from seo_sync.errors import BadInput, SourceError, SourceThrottled, SourceUnavailable, VersionMismatch
+from seo_sync.logs import mask_url
 from seo_sync.schema import TableSpec
 
 MIN_SCAN_PAGE = 10  # items: the floor of a byte-sized Scan page, so huge items still make progress
@@ -56,7 +57,7 @@ class Source:
         except bexc.NoRegionError:
             raise SourceUnavailable("no AWS region configured",
                                     hint="set AWS_REGION, or aws.region in the config, or --env-file") from None
-        self.ctx = ErrorContext(self.ddb.meta.endpoint_url, self.ddb.meta.region_name or "?")
+        self.ctx = ErrorContext(mask_url(self.ddb.meta.endpoint_url) or "?", self.ddb.meta.region_name or "?")
         raw_responses.install(self.ddb)  # Scan answers read by orjson, not botocore's parser
         self.streams = StreamReader(raw_streams, self.ctx)
 

@@ -13,7 +13,8 @@ import click
 from seo_sync.cache.connect import private_dir
 from seo_sync.cli.kit import AppContext, pass_app, root
 from seo_sync.config import Settings
-from seo_sync.errors import CannotCreate, DaemonUnavailable, ExitCode
+from seo_sync.errors import CannotCreate, DaemonUnavailable, ExitCode, SocketDenied
+from seo_sync.logs import url_secret
 
 PRIVATE_UMASK = 0o027
 
@@ -54,6 +55,7 @@ def run(app: AppContext) -> int:
     prepare_directories(settings)
     aws = settings.aws
     secrets = [v.get_secret_value() for v in (aws.access_key_id, aws.secret_access_key, aws.session_token) if v]
+    secrets += [p for p in (url_secret(aws.endpoint_url),) if p]
     configure_logging(settings.log_format, "DEBUG" if app.verbose else settings.log_level, secrets=secrets)
     status = Service(settings).run()
     # The stop is complete and logged with this status. Worker pools (the scheduler's, the status
@@ -69,12 +71,16 @@ def run(app: AppContext) -> int:
 @root.command()
 @pass_app
 def health(app: AppContext) -> int:
-    """Ask the daemon whether it is healthy: exit 0 healthy, 1 degraded, 2 not running."""
+    """Ask the daemon whether it is healthy: exit 0 healthy, 1 degraded, 2 not running, 77 no access."""
     from seo_sync.control.client import request_json
 
     settings = app.settings()
     try:
         answer = request_json(settings.socket_path, "health", timeout=2.0)
+    except SocketDenied as e:  # whichever route named the socket (--socket, SEO_SYNC_SOCKET, the config)
+        why = e.message
+        app.emit({"ok": False, "running": None, "reasons": [why]}, lambda: click.echo(f"no access: {why}"))
+        return int(ExitCode.NOPERM)
     except DaemonUnavailable as e:
         why = e.message
         app.emit({"ok": False, "running": False, "reasons": [why]}, lambda: click.echo(f"down: {why}"))
