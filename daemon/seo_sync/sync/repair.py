@@ -38,6 +38,7 @@ class RepairCounts:
     done: int = 0
     changed: int = 0  # reads whose answer differed from what the cache held: a difference repaired
     failed: int = 0
+    in_flight: int = 0  # anti-entropy suspects the feed had already put right when their read came
     by_reason: dict[str, int] = field(default_factory=dict)
 
 
@@ -70,11 +71,12 @@ class RepairQueue:
             self._pending.setdefault((table, key), reason)
             self.counts.failed += 1
 
-    def count_read(self, changed: bool) -> None:
-        """One repair read applied."""
+    def count_read(self, changed: bool, in_flight: bool = False) -> None:
+        """One repair read applied (`in_flight`: a suspect the feed had already put right)."""
         with self._lock:
             self.counts.done += 1
             self.counts.changed += int(changed)
+            self.counts.in_flight += int(in_flight)
 
     def pending(self, known_only: bool = False) -> int:
         """Keys waiting for their read; `known_only`: not counting anti-entropy's suspects, which only
@@ -109,7 +111,7 @@ class RepairQueue:
         with self._lock:
             c = self.counts
             return {"pending": len(self._pending), "queued": c.queued, "done": c.done, "changed": c.changed,
-                    "failed": c.failed, "by_reason": dict(c.by_reason)}
+                    "failed": c.failed, "in_flight": c.in_flight, "by_reason": dict(c.by_reason)}
 
 
 def run_repairs(cache: Cache, source: Source, specs: dict[str, TableSpec], repairs: RepairQueue,
@@ -130,7 +132,9 @@ def run_repairs(cache: Cache, source: Source, specs: dict[str, TableSpec], repai
             break  # DynamoDB is throttling or away: the rest waits for the next turn
         cache.apply_item(spec, key, item, read_at=read_at)
         changed = cache.row(spec, key) != before
-        repairs.count_read(changed)
+        repairs.count_read(changed, in_flight=reason == SUSPECT and not changed)
         done += 1
         log.info("repair_read", table=table, key=list(key), reason=reason, changed=changed)
+        if reason == SUSPECT and changed:  # a real difference, not a record still on its way
+            log.warning("anti_entropy_difference_repaired", table=table, key=list(key))
     return done
