@@ -19,14 +19,14 @@ from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from seo_sync.errors import ConfigError
+from seo_sync.logs import mask_url
 from seo_sync.schema import PREFIX_RE, TABLES
 
 DEFAULT_CONFIG_PATH = Path("/etc/seo-sync/seo-sync.toml")
 ENV_PREFIX = "SEO_SYNC_"
 # Flat environment names that other tools rely on, for settings that live in a section.
 ENV_ALIASES = {"IDLE_POLL_INTERVAL": ("stream", "idle_poll_interval")}
-# The unit file says TasksMax=64: a thread the kernel refuses to start kills the daemon (exit 70).
-# The threads the settings control must fit under it with a margin for the interpreter's own.
+# The unit's TasksMax=64: the threads the settings allow must fit under it, with a margin.
 TASKS_BUDGET = 56
 # main, writer, the socket's selector, fast lane (4) and idle lane (1), scheduler + 2 workers, a one-off job
 FIXED_THREADS = 13
@@ -249,8 +249,10 @@ class Settings(_Section):
         return self.socket if self.socket is not None else self.data_dir / "seo-sync.sock"
 
     def redacted(self) -> dict[str, Any]:
-        """The settings as plain data with every secret masked."""
-        return self.model_dump(mode="json")  # SecretStr dumps as '**********'
+        """The settings as plain data with every secret masked (credentials inside the endpoint URL too)."""
+        data = self.model_dump(mode="json")  # SecretStr dumps as '**********'
+        data["aws"]["endpoint_url"] = mask_url(self.aws.endpoint_url)
+        return data
 
 
 def _deep_merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
@@ -300,7 +302,8 @@ def _from_env_file(path: Path) -> dict[str, Any]:
             aws[key] = values[env_name]
     out: dict[str, Any] = {"aws": aws} if aws else {}
     if values.get("USE_DYNAMODB") is not None:
-        out["use_dynamodb"] = str(values["USE_DYNAMODB"]).strip().lower() in ("1", "true", "yes", "on")
+        raw = str(values["USE_DYNAMODB"]).strip()  # a boolean or an error naming it (exit 78), never a guess
+        out["use_dynamodb"] = raw if raw else False
     return out
 
 

@@ -29,6 +29,7 @@ class ExitCode(IntEnum):
     TEMPFAIL = 75  # EX_TEMPFAIL: lock held by another process; try again later
     NOPERM = 77  # EX_NOPERM: AWS access denied, bad credentials
     CONFIG = 78  # EX_CONFIG: bad configuration
+    PIPE = 141  # standard output's reader went away (128 + SIGPIPE, as a shell reports it): a quiet exit
 
 
 class SeoSyncError(Exception):
@@ -183,6 +184,12 @@ class OverBudget(SeoSyncError):
         self.retry_after = retry_after
 
 
+class CannotCreate(SeoSyncError):
+    """A directory or file the command needs cannot be created or written (data dir, socket dir)."""
+
+    exit_code = ExitCode.CANTCREAT
+
+
 class BackupFailed(SeoSyncError):
     """A backup file could not be written, so the delete did not happen."""
 
@@ -193,6 +200,12 @@ class DaemonUnavailable(SeoSyncError):
     """No daemon answers on the status socket."""
 
     exit_code = ExitCode.DOWN
+
+
+class SocketDenied(DaemonUnavailable):
+    """The status socket (or its directory) may not be opened by this user: not a member of its group."""
+
+    exit_code = ExitCode.NOPERM
 
 
 class FullSyncAborted(SeoSyncError):

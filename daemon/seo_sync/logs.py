@@ -16,6 +16,7 @@ import threading
 import traceback
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any, TextIO
+from urllib.parse import urlsplit, urlunsplit
 
 import structlog
 
@@ -171,3 +172,19 @@ def dump_thread_stacks(log: Any) -> int:
         log.warning("thread_stack", thread=names.get(ident, str(ident)), thread_id=ident,
                     stack="".join(traceback.format_stack(frame)))
     return len(frames)
+
+
+def mask_url(url: str | None) -> str | None:
+    """`url` with the password of its user part masked (`http://key:***@host`): safe to print or log."""
+    if not url or "@" not in url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+def url_secret(url: str | None) -> str | None:
+    """The password inside an endpoint URL, for the log filter to mask (None when there is none)."""
+    return urlsplit(url).password if url and "@" in url else None

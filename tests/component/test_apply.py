@@ -212,10 +212,20 @@ def test_record_clearly_after_a_read_is_newer_and_lifts_the_mark(cache):
 
 
 def test_refresh_of_an_absent_item_is_not_undone_by_an_older_insert(cache):
-    """A read that found no item keeps an INSERT created before it out of the cache."""
+    """A read that found no item of a key the cache held keeps an INSERT created before it out of the cache."""
+    cache.apply_item(BUSINESSES, ("b1",), biz("b1", 1), read_at=1_700_000_000.0)
     cache.apply_item(BUSINESSES, ("b1",), None, read_at=1_800_000_000.0)
     res = apply(cache, [record("INSERT", "b1", biz("b1", 1))])
     assert get(cache, "b1") is None and res.skipped_stale == 1 and res.repair == []
+
+
+def test_refresh_of_a_key_nobody_had_writes_nothing_and_the_feed_still_ends_absent(cache):
+    """A read that found no item of a key the cache never had writes nothing (no mark): the feed's own
+    INSERT and REMOVE of an item made and removed before the read come in that order and leave it absent."""
+    cache.apply_item(BUSINESSES, ("b1",), None, read_at=1_800_000_000.0)
+    assert cache.conn.execute("SELECT count(*) FROM _sync_marks").fetchone()[0] == 0
+    apply(cache, [record("INSERT", "b1", biz("b1", 1)), record("REMOVE", "b1", old=biz("b1", 1), seq=101)])
+    assert get(cache, "b1") is None
 
 
 def test_dead_letter_with_a_key_asks_for_a_repair_read(cache):

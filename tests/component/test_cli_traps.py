@@ -64,22 +64,19 @@ def test_delete_without_cascade_says_which_children_it_leaves(synced) -> None:
 
 
 def test_sync_from_dynamo_of_one_business_while_a_daemon_runs_goes_through_it(synced, tmp_path) -> None:
-    """With a daemon holding the cache, `sync-from-dynamo BUSINESS` asks it to refresh each of its keys."""
+    """With a daemon holding the cache, `sync-from-dynamo BUSINESS` asks it for the business in one request."""
     data = tmp_path / "data"
+    tables = {"businesses": {"keys": 1, "rows": 1}, "keywords": {"keys": 3, "rows": 2}}
     with WriterLock(data / "cache.db"):
-        daemon = FakeDaemon(data / "seo-sync.sock", {"ok": True, "state": "streaming", "present": True})
+        daemon = FakeDaemon(data / "seo-sync.sock", {"ok": True, "state": "streaming", "tables": tables})
         try:
             code, out, err = synced("--json", "sync-from-dynamo", "acme")
         finally:
             daemon.close()
     assert code == 0, err
-    assert json.loads(out)["via"] == "daemon"
-    # Every key of acme in DynamoDB (the soft-deleted keyword too, so the daemon drops it) or in the cache.
-    assert daemon.requests == ["status", 'refresh businesses ["acme"]', 'refresh questionnaires ["acme"]',
-                               'refresh keywords ["acme", "drain-cleaning#en"]',
-                               'refresh keywords ["acme", "limpieza-de-drenajes#es"]',
-                               'refresh keywords ["acme", "old#en"]', 'refresh service_areas ["acme", "austin-tx"]',
-                               'refresh prompt_templates ["acme", "service#2"]']
+    assert json.loads(out)["via"] == "daemon" and json.loads(out)["tables"] == tables
+    # One consistent Query a table in the daemon (refresh-business), not one refresh a key.
+    assert daemon.requests == ["status", 'refresh-business "acme"']
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     assert "through the running daemon" in readme
 

@@ -371,7 +371,7 @@ def test_file_mode_keeps_other_users_out(open_dir: Path) -> None:
         out = _as_user(lambda: request(path, "status"), 65534, 65534, [])
     finally:
         running.close()
-    assert out.startswith("DaemonUnavailable: permission denied")
+    assert out.startswith("SocketDenied: permission denied")  # a DaemonUnavailable that exits 77
 
 
 def test_resolve_group() -> None:

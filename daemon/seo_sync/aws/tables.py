@@ -29,6 +29,7 @@ from seo_sync.errors import (
     SourceUnavailable,
     VersionMismatch,
 )
+from seo_sync.logs import mask_url
 from seo_sync.schema import TableSpec
 
 MIN_SCAN_PAGE = 10  # items: the floor of a byte-sized Scan page, so huge items still make progress
@@ -80,7 +81,7 @@ class Source:
         except bexc.NoRegionError:
             raise SourceUnavailable("no AWS region configured",
                                     hint="set AWS_REGION, or aws.region in the config, or --env-file") from None
-        self.ctx = ErrorContext(self.ddb.meta.endpoint_url, self.ddb.meta.region_name or "?")
+        self.ctx = ErrorContext(mask_url(self.ddb.meta.endpoint_url) or "?", self.ddb.meta.region_name or "?")
         # DynamoDB's clock, read from every checked answer's Date: reads are stamped by it, not this host's.
         self.server_clock = ServerClock(wall)  # `wall`: this host's clock (a test moves it)
         answers.install(self.ddb, self.server_clock)  # a cut-off answer is an error, never "absent" or "empty"

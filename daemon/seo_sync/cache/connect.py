@@ -14,12 +14,18 @@ protection ledger alike (sqlite-utils' `db.atomic()` is the model):
 
 Connections are opened in autocommit mode (`isolation_level=None`): Python's sqlite3 then never
 opens or commits a transaction on its own, and `atomic` is the whole story.
+
+The files are private whatever the umask the process inherits (outside systemd 022 is common, 000
+happens): the data directory 0750, the database and its -wal/-shm 0640 (`private_dir`,
+`private_files`); the service group reads them, other users get nothing.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import sqlite3
+import stat
 import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,6 +35,31 @@ Connection = sqlite3.Connection
 SqliteError = sqlite3.Error
 ErrorMap = Callable[[sqlite3.Error, str], Exception]
 _savepoints = itertools.count()
+DIR_NOT_ALLOWED = 0o027  # group write, and everything for others: data dir at most 0750
+FILE_NOT_ALLOWED = 0o137  # group write/exec, and everything for others: database files at most 0640
+DB_SUFFIXES = ("", "-wal", "-shm")
+
+
+def private_dir(path: Path) -> None:
+    """Create the directory `path` (and its parents) if missing, and take other users' access to it
+    away (0750 at most; a setgid bit stays). OSError when it cannot be made or is not a directory."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o750)
+    _restrict(path, DIR_NOT_ALLOWED)
+
+
+def private_files(db: Path) -> None:
+    """The database at `db` and its -wal and -shm: 0640 at most (the ones that exist, if ours)."""
+    for suffix in DB_SUFFIXES:
+        _restrict(Path(f"{db}{suffix}"), FILE_NOT_ALLOWED)
+
+
+def _restrict(path: Path, not_allowed: int) -> None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_IMODE(st.st_mode) & not_allowed and st.st_uid == os.geteuid():
+        os.chmod(path, stat.S_IMODE(st.st_mode) & ~not_allowed)
 
 
 def connect_read_only(path: Path, busy_timeout_ms: int = 5000) -> sqlite3.Connection:

@@ -27,6 +27,7 @@ import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
+from seo_sync.cache.connect import private_files
 from seo_sync.errors import CacheCorrupt
 
 WAL_SUFFIXES = ("-wal", "-shm")
@@ -88,6 +89,7 @@ def create_database(path: Path, init: Callable[[sqlite3.Connection], None]) -> N
     conn = sqlite3.connect(tmp, isolation_level=None)
     try:
         conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # before the first table: free pages can be given back
+        private_files(tmp)  # before -wal/-shm exist: SQLite gives them the database file's mode
         conn.execute("PRAGMA journal_mode = WAL")
         init(conn)
     finally:

@@ -21,7 +21,7 @@ import structlog
 from seo_sync import codec
 from seo_sync.cache import changelog, readiness, wal_files
 from seo_sync.cache.apply import apply_changes, apply_truth, knows_key
-from seo_sync.cache.connect import atomic
+from seo_sync.cache.connect import atomic, private_dir, private_files
 from seo_sync.cache.migrations import SCHEMA_VERSION, stored_version, upgrade
 from seo_sync.cache.reader import Reader
 from seo_sync.cache.scanned import ScannedPage, scanned_page
@@ -85,7 +85,11 @@ class Cache:
 
         The file keeps WAL mode, -wal and -shm for its whole life, for readers (cache/wal_files.py).
         """
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            private_dir(path.parent)
+        except OSError as e:
+            raise CacheError(f"cannot create the data directory {path.parent}: {e.strerror or e}",
+                             hint="it must be a directory the service user may write") from None
         try:
             conn, keeper = wal_files.open_writer(path, busy_timeout_ms, check, lambda c: cls(c, path).migrate())
         except sqlite3.DatabaseError as e:
@@ -101,6 +105,7 @@ class Cache:
                              hint="the data directory must be writable by the service user") from None
         cache = cls(conn, path, keeper, change_diff_limit)
         cache.migrate()
+        private_files(path)  # a file left readable to all by an earlier version, or by a umask
         return cache
 
     def close(self) -> None:

@@ -21,7 +21,17 @@ from seo_sync.aws.tables import Source
 from seo_sync.cache.reader import Reader
 from seo_sync.cli.kit import AppContext, pass_app, root
 from seo_sync.config import Settings, config_path_from
-from seo_sync.errors import BadInput, CacheError, DaemonUnavailable, DynamoDisabled, ExitCode, SourceError, TableMissing
+from seo_sync.errors import (
+    BadInput,
+    CacheError,
+    CannotCreate,
+    DaemonUnavailable,
+    DynamoDisabled,
+    ExitCode,
+    SourceError,
+    TableMissing,
+)
+from seo_sync.logs import mask_url
 from seo_sync.schema import BUSINESSES, TABLES, TableSpec
 
 log = structlog.get_logger()
@@ -286,12 +296,13 @@ def list_businesses(app: AppContext, from_dynamo: bool) -> int:
 def check_config(app: AppContext) -> int:
     """Validate the configuration (exit 78 naming the field, the value and why when it is wrong)."""
     s = app.settings()
+    check_like_run(s)
     file = config_path_from(os.environ, app.config)
     region, warnings = _resolved_region(s)
     out: dict[str, Any] = {
         "ok": True, "config_file": str(file) if file else None, "env_file": str(app.env_file or "") or None,
         "data_dir": str(s.data_dir), "data_dir_exists": s.data_dir.is_dir(), "table_prefix": s.table_prefix,
-        "use_dynamodb": s.use_dynamodb, "endpoint": s.aws.endpoint_url or "(boto3 default chain)",
+        "use_dynamodb": s.use_dynamodb, "endpoint": mask_url(s.aws.endpoint_url) or "(boto3 default chain)",
         "region": region or "(none resolves)", "socket": str(s.socket_path), "warnings": warnings}
 
     def human() -> None:
@@ -305,6 +316,21 @@ def check_config(app: AppContext) -> int:
 
     app.emit(out, human)
     return ExitCode.OK
+
+
+def check_like_run(s: Settings) -> None:
+    """The checks `run` makes before it starts, without starting anything: every maintenance schedule
+    parses, the socket group exists, and the data and socket paths are not blocked by a file."""
+    from seo_sync.control.peers import resolve_group
+    from seo_sync.service.maintenance import JOB_NAMES, Maintenance
+
+    Maintenance(s.maintenance, dict.fromkeys(JOB_NAMES, lambda: None))  # ConfigError naming a bad cron
+    resolve_group(s.service.socket_group)
+    for what, path in (("data directory", s.data_dir), ("status socket directory", s.socket_path.parent)):
+        blocked = next((p for p in (path, *path.parents) if p.exists()), None)
+        if blocked is not None and not blocked.is_dir():
+            raise CannotCreate(f"the {what} {path} cannot be made: {blocked} is not a directory",
+                               hint=f"remove or move it, or choose another path for the {what}")
 
 
 def _resolved_region(s: Settings) -> tuple[str | None, list[str]]:

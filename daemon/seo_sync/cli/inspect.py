@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -104,7 +105,11 @@ def export_target(output: str, business_id: str) -> Path:
 
 
 def write_new_file(target: Path, text: str, force: bool) -> None:
-    """Write `text` to `target`, never following a symlink; refuses an existing file unless `force`."""
+    """Write `text` to `target`, never following a symlink; refuses an existing file unless `force`.
+
+    The text goes to a temporary file first, which is linked (or, with `force`, renamed) into place
+    only once it is whole: a full disk or an I/O error leaves no file, half-written or empty, behind.
+    """
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
         dir_fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -112,28 +117,42 @@ def write_new_file(target: Path, text: str, force: bool) -> None:
         raise OutputError(f"cannot open directory {target.parent}: {e.strerror}") from None
     name, tmp = target.name, f".{target.name}.{os.getpid()}.tmp"
     try:
-        fd = os.open(tmp if force else name, flags, 0o600, dir_fd=dir_fd)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if force:
-            try:
-                existing = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-                if not stat.S_ISREG(existing.st_mode):
-                    os.unlink(tmp, dir_fd=dir_fd)
+        if not force and _exists(name, dir_fd):
+            raise FileExistsError(name)
+        fd = os.open(tmp, flags, 0o600, dir_fd=dir_fd)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            if force:
+                existing = _exists(name, dir_fd)
+                if existing is not None and not stat.S_ISREG(existing.st_mode):
                     raise OutputError(f"{target} exists and is not a regular file (a symlink?); not replaced")
-            except FileNotFoundError:
-                pass
-            os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)  # rename replaces a link, never follows it
+                os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)  # replaces a link, never follows it
+            else:
+                os.link(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)  # never replaces
+                os.unlink(tmp, dir_fd=dir_fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dir_fd)
+            raise
         os.fsync(dir_fd)
     except FileExistsError:
         raise OutputError(f"{target} already exists", hint="pass --force to replace it") from None
     except OSError as e:
         why = "it is a symlink" if e.errno == errno.ELOOP else e.strerror
-        raise OutputError(f"cannot write {target}: {why}") from None
+        raise OutputError(f"cannot write {target}: {why}", hint="nothing was written; free space or choose "
+                                                             "another --output") from None
     finally:
         os.close(dir_fd)
+
+
+def _exists(name: str, dir_fd: int) -> os.stat_result | None:
+    try:
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
 
 
 @root.command()

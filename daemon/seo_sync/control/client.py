@@ -45,7 +45,7 @@ def request(socket_path: Path, command: str, timeout: float = 5.0) -> str:
         raise DaemonUnavailable(f"nothing listens on {socket_path} (left by a daemon that was killed?)",
                                 hint="start the daemon; it replaces a stale socket file") from None
     except PermissionError:
-        raise DaemonUnavailable(f"permission denied on {socket_path}",
+        raise errors.SocketDenied(f"permission denied on {socket_path}",
                                 hint="run as root, the service user, or a member of its group") from None
     except TimeoutError:
         raise DaemonUnavailable(f"the daemon did not answer on {socket_path} within {timeout:g}s",

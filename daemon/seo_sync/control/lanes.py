@@ -44,13 +44,15 @@ def lane_of(line: bytes, silent: bool) -> str:
 class Lanes:
     """Three bounded pools, and the per-uid share of the work lane."""
 
-    def __init__(self, work_workers: int, per_uid: int | None = None) -> None:
+    def __init__(self, work_workers: int, per_uid: int | None = None,
+                 on_free: Callable[[], None] | None = None) -> None:
         self.pools = {
             "fast": ThreadPoolExecutor(FAST_WORKERS, thread_name_prefix="control-fast"),
             "work": ThreadPoolExecutor(work_workers, thread_name_prefix="control"),
             "idle": ThreadPoolExecutor(IDLE_WORKERS, thread_name_prefix="control-idle"),
         }
         self.per_uid = per_uid or max(1, work_workers // 2)
+        self.on_free = on_free  # called when a work worker frees its peer's share (the selector wakes to pump)
         self._lock = threading.Lock()
         self._working: collections.Counter[int] = collections.Counter()
         self._waiting: collections.deque[_Waiting] = collections.deque()
@@ -80,6 +82,9 @@ class Lanes:
                     self._working[uid] -= 1
                     if self._working[uid] <= 0:
                         del self._working[uid]
+                    waiting = bool(self._waiting)
+                if waiting and self.on_free is not None:
+                    self.on_free()
         try:
             self.pools["work"].submit(run).add_done_callback(done)
         except RuntimeError:

@@ -172,7 +172,7 @@ class ControlServer:
         accepting = True
         sel.register(self._listener, selectors.EVENT_READ, "accept")
         sel.register(self._wake_r, selectors.EVENT_READ, "wake")
-        lanes = Lanes(self.max_clients)
+        lanes = Lanes(self.max_clients, on_free=self._wake)
         try:
             while not stop.is_set():
                 now = time.monotonic()
@@ -340,8 +340,12 @@ class ControlServer:
             sock.close()
             with self._lock:
                 self._in_flight -= 1
-            with contextlib.suppress(OSError):
-                self._wake_w.send(b"x")
+            self._wake()
+
+    def _wake(self) -> None:
+        """Wake the selector loop (an answer finished: room for more, waiting requests may start)."""
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
 
     def run_handler(self, line: bytes) -> str:
         """Parse one request line and return the answer text; every failure becomes an error answer."""

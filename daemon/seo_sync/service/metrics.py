@@ -36,7 +36,8 @@ def render_metrics(snapshot: dict[str, Any]) -> str:
             [({}, repairs.get("pending"))])
     for key, help_text in (("done", "Repair reads applied."),
                            ("changed", "Repair reads whose answer differed from the cache: differences repaired."),
-                           ("failed", "Repair reads that failed and were put back.")):
+                           ("failed", "Repair reads that failed and were put back."),
+                           ("in_flight", "Anti-entropy suspects a stream record had put right before their read.")):
         _family(out, f"seo_sync_repair_reads_{key}_total", "counter", help_text, [({}, repairs.get(key))])
     verify: dict[str, Any] = snapshot.get("anti_entropy") or {}
     for key, help_text in (("items_checked", "Items the rolling verify compared with the cache."),

@@ -54,6 +54,7 @@ class RepairCounts:
     done: int = 0
     changed: int = 0  # reads whose answer differed from what the cache held: a difference repaired
     failed: int = 0
+    in_flight: int = 0  # anti-entropy suspects the feed had already put right when their read came
     by_reason: dict[str, int] = field(default_factory=dict)
 
 
@@ -89,13 +90,14 @@ class RepairQueue:
             self._pending.setdefault((table, key), reason)
             self.counts.failed += 1
 
-    def count_read(self, changed: bool, table: str = "", key: tuple[str, ...] = ()) -> None:
-        """One repair read applied (for `table`, `key`)."""
+    def count_read(self, changed: bool, table: str = "", key: tuple[str, ...] = (), in_flight: bool = False) -> None:
+        """One repair read applied (for `table`, `key`; `in_flight`: a suspect the feed had already put right)."""
         with self._lock:
             if (table, key) not in self._pending:
                 self._since.pop((table, key), None)
             self.counts.done += 1
             self.counts.changed += int(changed)
+            self.counts.in_flight += int(in_flight)
 
     def pending(self, known_only: bool = False) -> int:
         """Keys waiting for their read; `known_only`: not counting anti-entropy's suspects, which only
@@ -142,7 +144,8 @@ class RepairQueue:
             c = self.counts
             oldest = round(self._oldest(), 1)
             return {"pending": len(self._pending), "queued": c.queued, "done": c.done, "changed": c.changed,
-                    "failed": c.failed, "by_reason": dict(c.by_reason), "oldest_seconds": oldest}
+                    "failed": c.failed, "in_flight": c.in_flight, "by_reason": dict(c.by_reason),
+                    "oldest_seconds": oldest}
 
 
 @dataclass(frozen=True)
@@ -207,9 +210,11 @@ class RepairReader:
             before = cache.row(spec, a.key)
             cache.apply_item(spec, a.key, a.item, read_at=a.read_at)
             changed = cache.row(spec, a.key) != before
-            self.repairs.count_read(changed, a.table, a.key)
+            self.repairs.count_read(changed, a.table, a.key, in_flight=a.reason == SUSPECT and not changed)
             done += 1
             log.info("repair_read", table=a.table, key=list(a.key), reason=a.reason, changed=changed)
+            if a.reason == SUSPECT and changed:  # a real difference, not a record still on its way
+                log.warning("anti_entropy_difference_repaired", table=a.table, key=list(a.key))
         return done
 
 
