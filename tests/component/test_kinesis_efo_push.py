@@ -7,12 +7,17 @@ import threading
 import time
 from typing import Any, cast
 
+import pytest
+from botocore.exceptions import ReadTimeoutError
+
+from seo_sync.aws.kinesis import make_position
 from seo_sync.aws.kinesis_efo import EfoFeed
 from seo_sync.aws.kinesis_records import wrap
 from seo_sync.aws.session import ErrorContext
 from seo_sync.aws.tables import Source
 from seo_sync.cache.sql import Checkpoint
 from seo_sync.config import StreamSettings
+from seo_sync.errors import SourceError
 from seo_sync.schema import BUSINESSES
 from seo_sync.sync.poller import PollerThread
 from seo_sync.sync.shards import ShardSet
@@ -32,7 +37,7 @@ class PushedEvents:
     """A SubscribeToShard event stream that blocks until the test pushes, as AWS's does until records arrive."""
 
     def __init__(self) -> None:
-        self.q: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.q: queue.Queue[dict[str, Any] | Exception | None] = queue.Queue()
 
     def __iter__(self) -> PushedEvents:
         return self
@@ -41,6 +46,8 @@ class PushedEvents:
         event = self.q.get()
         if event is None:
             raise StopIteration
+        if isinstance(event, Exception):
+            raise event
         return {"SubscribeToShardEvent": event}
 
     def close(self) -> None:
@@ -60,9 +67,11 @@ class PushClient:
     def __init__(self) -> None:
         self.events = PushedEvents()
         self.subscribed = threading.Event()
+        self.subscriptions: list[dict[str, Any]] = []  # the StartingPosition of each
         self.get_records_calls = 0
 
     def subscribe_to_shard(self, *, ConsumerARN: str, ShardId: str, StartingPosition: dict[str, Any]) -> Any:
+        self.subscriptions.append(StartingPosition)
         self.subscribed.set()
         return {"EventStream": self.events}
 
@@ -116,3 +125,33 @@ def test_a_pushed_record_wakes_the_poller_without_a_get_records_call():
     finally:
         stop.set()
         client.events.close()
+
+
+def wait_for_events(feed: EfoFeed, n: int) -> None:
+    """Until the feed's subscription readers have received `n` events (an error or the end counts one)."""
+    seen: dict[str, int] = {}
+    deadline = time.monotonic() + WAIT
+    while sum(seen.values()) < n:
+        assert time.monotonic() < deadline, f"only {sum(seen.values())} of {n} events received"
+        seen = feed.wait_pushed(STREAM, seen, 1.0, threading.Event())
+
+
+def test_an_error_on_the_event_stream_reaches_the_next_call_and_the_subscription_is_renewed():
+    """The reader thread hands the stream's error to the feed's next call (the table backs off as for
+    any AWS error), and the call after subscribes again from the last record delivered."""
+    client = PushClient()
+    feed = EfoFeed(cast(Any, client), ErrorContext("http://kinesis.test", "us-east-1"), "seo_", lambda arn: CONSUMER)
+    at = make_position(STREAM, SHARD, "after:100", "iterator")
+    assert feed.get_records(at, 1000, "businesses").records == []  # subscribed at the tip: nothing yet
+    client.events.push(101)
+    wait_for_events(feed, 1)
+    page = feed.get_records(at, 1000, "businesses")
+    assert [r["dynamodb"]["SequenceNumber"] for r in page.records] == ["101"]
+    assert page.next_iterator is not None
+    client.events.q.put(ReadTimeoutError(endpoint_url="http://kinesis.test"))
+    wait_for_events(feed, 2)
+    with pytest.raises(SourceError):
+        feed.get_records(page.next_iterator, 1000, "businesses")
+    feed.get_records(page.next_iterator, 1000, "businesses")
+    assert client.subscriptions[-1] == {"Type": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": "101"}
+    assert len(client.subscriptions) == 2 and feed.renewals == 1 and client.get_records_calls == 0

@@ -62,6 +62,8 @@ FORBIDDEN_SIDEWAYS = [("aws/", "cache/")]
 SHORT_LIVED_THREADS = {
     "sync/fullsync.py": "Scan segment and stream capture threads live for one full sync, joined before it returns",
     "service/maintenance.py": "a job run now while the scheduler is off: one run, then the thread ends",
+    "aws/kinesis_efo.py": "a subscription's reader lives as long as its SubscribeToShard event stream (AWS ends it "
+                          "within 5 minutes) and hands every outcome, its error too, to the feed's next call",
 }
 LIFECYCLE = "service/lifecycle.py"
 
