@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 from structlog.testing import capture_logs
 
 from seo_sync import codec
+from seo_sync.aws.tables import ItemRead
 from seo_sync.cache.writer import Cache
 from seo_sync.schema import BUSINESSES
 from seo_sync.sync.repair import SUSPECT, RepairQueue, run_repairs
 
 
 class OneItemSource:
-    """A source whose consistent GetItem answers from a dict (only what run_repairs calls)."""
+    """A source whose consistent reads answer from a dict (only what run_repairs calls)."""
 
     def __init__(self, items: dict[tuple[str, ...], codec.Item]) -> None:
         self.items = items
 
-    def get_item(self, spec: Any, key: tuple[str, ...], consistent: bool = True) -> codec.Item | None:
-        return self.items.get(key)
+    def read_item(self, spec: Any, key: tuple[str, ...], *, live: bool) -> ItemRead:
+        return ItemRead(self.items.get(key), time.time())
 
 
 def test_a_suspect_the_feed_already_put_right_is_in_flight(tmp_path: Path) -> None:
