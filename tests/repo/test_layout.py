@@ -8,6 +8,8 @@
   two modules together).
 - Only service/lifecycle.py installs signal handlers or starts the daemon's long-lived threads.
 - A module stays within 400 lines; no importlib or __import__ hides an import.
+- A table's state (sync/table_state.py) changes only through its transitions: no other module
+  assigns a field of TableState.
 Each check returns the breaches it finds, so the last tests can show that each one catches a
 breach planted in a copy of the package.
 """
@@ -21,6 +23,9 @@ import pytest
 
 from tests.support.layout import (
     Module,
+    attribute_assignments,
+    class_fields,
+    declared_attributes,
     cycles,
     import_graph,
     internal_target,
@@ -64,6 +69,7 @@ SHORT_LIVED_THREADS = {
     "service/maintenance.py": "a job run now while the scheduler is off: one run, then the thread ends",
 }
 LIFECYCLE = "service/lifecycle.py"
+TABLE_STATE = "sync/table_state.py"
 
 
 def layer_of(rel: str) -> int | None:
@@ -138,8 +144,28 @@ def size_and_import_trick_breaches(modules: dict[str, Module]) -> list[str]:
     return sorted(out)
 
 
+def table_state_breaches(modules: dict[str, Module]) -> list[str]:
+    """Assignments to a TableState field outside sync/table_state.py (through anything but `self`).
+
+    Without types, `x.failures = ...` cannot say which class x is: in a module that imports
+    TableState every field counts; elsewhere only the fields no other class of the package declares."""
+    home = next(m for m in modules.values() if m.rel == TABLE_STATE)
+    fields = class_fields(home.tree, "TableState")
+    shared = set().union(*(declared_attributes(m.tree) for m in modules.values() if m is not home)) & fields
+    out = []
+    for m in modules.values():
+        if m is home:
+            continue
+        holds_one = any(imp.target.endswith("table_state.TableState") for imp in m.imports)
+        watched = fields if holds_one else fields - shared
+        out += [f"{m.rel}:{line} assigns TableState.{t.attr}; only {TABLE_STATE} does (a transition)"
+                for t, line in attribute_assignments(m.tree)
+                if t.attr in watched and not (isinstance(t.value, ast.Name) and t.value.id == "self")]
+    return sorted(out)
+
+
 CHECKS = [third_party_breaches, layer_breaches, cycle_breaches, thread_and_signal_breaches,
-          size_and_import_trick_breaches]
+          size_and_import_trick_breaches, table_state_breaches]
 
 
 @pytest.fixture(scope="module")
@@ -197,6 +223,12 @@ PLANTED = [
      thread_and_signal_breaches, "sync/engine.py:3 starts a thread"),
     ("cli/kit.py", "import importlib\n", size_and_import_trick_breaches, "cli/kit.py:1 imports importlib"),
     ("logs.py", "\n" * (MAX_LINES + 1), size_and_import_trick_breaches, "logs.py: "),
+    ("sync/writer.py", "def boom(rt):\n    rt.state, rt.error = 'streaming', None\n", table_state_breaches,
+     "sync/writer.py:2 assigns TableState.state"),
+    ("sync/poller.py", "def boom(self):\n    self.table.failures += 1\n", table_state_breaches,
+     "sync/poller.py:2 assigns TableState.failures"),
+    ("service/metrics.py", "def boom(engine):\n    engine.tables['businesses'].resync_pending = True\n",
+     table_state_breaches, "service/metrics.py:2 assigns TableState.resync_pending"),
 ]
 
 
