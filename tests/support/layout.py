@@ -191,7 +191,8 @@ def declared_attributes(tree: ast.Module) -> set[str]:
     for c in ast.walk(tree):
         if isinstance(c, ast.ClassDef):
             out |= class_fields(ast.Module(body=[c], type_ignores=[]), c.name)
-            out |= {t.attr for t, _ in attribute_assignments(c) if isinstance(t.value, ast.Name) and t.value.id == "self"}
+            out |= {t.attr for t, _ in attribute_assignments(c)
+                    if isinstance(t.value, ast.Name) and t.value.id == "self"}
     return out
 
 

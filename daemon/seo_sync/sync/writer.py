@@ -291,7 +291,14 @@ class WriterThread(ServiceThread):
                 b = self.batches.get(timeout=timeout) if i == 0 and timeout > 0 else self.batches.get_nowait()
             except queue.Empty:
                 return
-            self.apply(b)
+            try:
+                self.apply(b)
+            finally:
+                self.batches.task_done()  # counted in flight until applied and accounted (Engine.join)
+
+    def drained(self) -> bool:
+        """No batch queued or being applied, and no repair read pending or unapplied."""
+        return self.batches.unfinished_tasks == 0 and self.repair_reader.drained()
 
     def apply(self, b: Batch) -> None:
         """Apply one batch, retrying a failed commit with backoff until it lands or the thread stops."""
