@@ -57,7 +57,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("service", ("service/",)),
     ("data path", ("sync/", "writes.py")),
     ("adapters", ("cache/", "aws/", "protection/", "control/")),
-    ("foundation", ("__init__.py", "errors.py", "config.py", "logs.py", "schema.py", "changes.py", "order.py", "codec/",
+    ("foundation", ("__init__.py", "errors.py", "config.py", "config_env.py", "logs.py", "schema.py", "changes.py",
+                    "order.py", "codec/",
                     "backoff.py", "threads.py")),
 ]
 # Same-layer imports that are still forbidden: the AWS adapter knows nothing of the cache.
