@@ -14,6 +14,7 @@ from seo_sync.cache.sql import Checkpoint
 from seo_sync.cache.writer import Cache
 from seo_sync.changes import Change
 from seo_sync.schema import TABLES, TableSpec
+from tests.support import changes
 
 BUSINESSES = TABLES["businesses"]
 KEYWORDS = TABLES["keywords"]
@@ -26,8 +27,7 @@ def biz(bid: str, name: str = "n", version: int = 1) -> codec.Item:
 
 def upsert(item: codec.Item, seq: int) -> Change:
     """A stream INSERT/MODIFY of a businesses item."""
-    return Change("upsert", "businesses", (item["business_id"]["S"],), str(seq), item,
-                  version=int(item["_version"]["N"]), event="MODIFY")
+    return changes.upsert("businesses", item, str(seq))
 
 
 def remove(bid: str, seq: int) -> Change:

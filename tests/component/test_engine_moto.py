@@ -97,6 +97,7 @@ def test_writes_during_full_sync_are_all_in_the_cache(env):
             stop_writes.set()
             w.join()
             wait_for(lambda: in_step(engine, ddb, BUSINESSES), 30, "cache == DynamoDB")
+            assert engine.join(30)  # the batch is counted after its commit
             whole = engine.snapshot()
             snap = whole["tables"]["businesses"]
     finally:

@@ -65,6 +65,7 @@ def test_throttling_storm(world, settings):
             world.put("seo_keywords", kw(i))
         wait_for(lambda: in_step(engine, world, KEYWORDS), 10, "keywords stream on")
         wait_for(lambda: in_step(engine, world, BUSINESSES), 20, "businesses after the storm")
+        assert engine.join(10)  # the batch is counted after its commit
         snap = engine.snapshot()["tables"]
     events = [e["event"] for e in logs if e.get("table") == "businesses"]
     assert events.count("stream_backoff") == 5 and events.count("stream_recovered") == 1
@@ -147,7 +148,8 @@ def test_malformed_records(world, settings):
         wait_for(lambda: in_step(engine, world, BUSINESSES), 10, "good records")
         # The letter that names its item is followed by a repair read of that key, which resolves it;
         # the one without a usable key stays unresolved. Both are kept in the table.
-        wait_for(lambda: engine.snapshot()["repairs"]["done"] >= 1, 10, "the repair read of b0001")
+        assert engine.join(10), "the batches and the repair read of b0001 drained"
+        assert engine.snapshot()["repairs"]["done"] >= 1
         wait_for(lambda: engine.snapshot()["tables"]["businesses"]["dead_letters"] == 1, 10, "dead letters")
         assert engine.submit(lambda c: c.conn.execute("SELECT count(*) FROM _sync_dead_letters").fetchone()[0]) == 2
         assert engine.submit(lambda c: c.dead_letter_count("businesses")) == 1
@@ -166,6 +168,7 @@ def test_hard_delete_ttl_delete_and_soft_delete(world, settings):
         world.delete("seo_businesses", ("b0001",), ttl=True)
         world.put("seo_businesses", biz(2, 2, _deleted=True))
         wait_for(lambda: engine.submit(lambda c: c.count("businesses")) == 0, 10, "deletes")
+        assert engine.join(10)  # the batch is counted after its commit
         snap = engine.snapshot()["tables"]["businesses"]
     assert snap["ttl_deletes"] == 1 and snap["records_applied"] == 6
     cache.close()

@@ -8,6 +8,8 @@
   two modules together).
 - Only service/lifecycle.py installs signal handlers or starts the daemon's long-lived threads.
 - A module stays within 400 lines; no importlib or __import__ hides an import.
+- A table's state (sync/table_state.py) changes only through its transitions: no other module
+  assigns a field of TableState.
 Each check returns the breaches it finds, so the last tests can show that each one catches a
 breach planted in a copy of the package.
 """
@@ -21,7 +23,10 @@ import pytest
 
 from tests.support.layout import (
     Module,
+    attribute_assignments,
+    class_fields,
     cycles,
+    declared_attributes,
     import_graph,
     internal_target,
     read_module,
@@ -52,7 +57,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("service", ("service/",)),
     ("data path", ("sync/", "writes.py")),
     ("adapters", ("cache/", "aws/", "protection/", "control/")),
-    ("foundation", ("__init__.py", "errors.py", "config.py", "logs.py", "schema.py", "changes.py", "order.py", "codec/",
+    ("foundation", ("__init__.py", "errors.py", "config.py", "config_env.py", "logs.py", "schema.py", "changes.py",
+                    "order.py", "codec/",
                     "backoff.py", "threads.py")),
 ]
 # Same-layer imports that are still forbidden: the AWS adapter knows nothing of the cache.
@@ -66,6 +72,7 @@ SHORT_LIVED_THREADS = {
                           "within 5 minutes) and hands every outcome, its error too, to the feed's next call",
 }
 LIFECYCLE = "service/lifecycle.py"
+TABLE_STATE = "sync/table_state.py"
 
 
 def layer_of(rel: str) -> int | None:
@@ -140,8 +147,28 @@ def size_and_import_trick_breaches(modules: dict[str, Module]) -> list[str]:
     return sorted(out)
 
 
+def table_state_breaches(modules: dict[str, Module]) -> list[str]:
+    """Assignments to a TableState field outside sync/table_state.py (through anything but `self`).
+
+    Without types, `x.failures = ...` cannot say which class x is: in a module that imports
+    TableState every field counts; elsewhere only the fields no other class of the package declares."""
+    home = next(m for m in modules.values() if m.rel == TABLE_STATE)
+    fields = class_fields(home.tree, "TableState")
+    shared = set().union(*(declared_attributes(m.tree) for m in modules.values() if m is not home)) & fields
+    out = []
+    for m in modules.values():
+        if m is home:
+            continue
+        holds_one = any(imp.target.endswith("table_state.TableState") for imp in m.imports)
+        watched = fields if holds_one else fields - shared
+        out += [f"{m.rel}:{line} assigns TableState.{t.attr}; only {TABLE_STATE} does (a transition)"
+                for t, line in attribute_assignments(m.tree)
+                if t.attr in watched and not (isinstance(t.value, ast.Name) and t.value.id == "self")]
+    return sorted(out)
+
+
 CHECKS = [third_party_breaches, layer_breaches, cycle_breaches, thread_and_signal_breaches,
-          size_and_import_trick_breaches]
+          size_and_import_trick_breaches, table_state_breaches]
 
 
 @pytest.fixture(scope="module")
@@ -199,6 +226,12 @@ PLANTED = [
      thread_and_signal_breaches, "sync/engine.py:3 starts a thread"),
     ("cli/kit.py", "import importlib\n", size_and_import_trick_breaches, "cli/kit.py:1 imports importlib"),
     ("logs.py", "\n" * (MAX_LINES + 1), size_and_import_trick_breaches, "logs.py: "),
+    ("sync/writer.py", "def boom(rt):\n    rt.state, rt.error = 'streaming', None\n", table_state_breaches,
+     "sync/writer.py:2 assigns TableState.state"),
+    ("sync/poller.py", "def boom(self):\n    self.table.failures += 1\n", table_state_breaches,
+     "sync/poller.py:2 assigns TableState.failures"),
+    ("service/metrics.py", "def boom(engine):\n    engine.tables['businesses'].resync_pending = True\n",
+     table_state_breaches, "service/metrics.py:2 assigns TableState.resync_pending"),
 ]
 
 

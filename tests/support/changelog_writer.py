@@ -19,6 +19,7 @@ from seo_sync.cache.sql import Checkpoint
 from seo_sync.cache.writer import Cache, Swap
 from seo_sync.changes import Change
 from seo_sync.schema import TABLES
+from tests.support import changes as test_changes
 
 BUSINESSES = TABLES["businesses"]
 KEYS = [f"k{i:02d}" for i in range(40)]
@@ -59,8 +60,7 @@ def step(cache: Cache, rng: random.Random, seq: int) -> int:
                 changes.append(Change("delete", "businesses", (bid,), str(seq), None, event="REMOVE", hard=True))
             else:
                 n = logged.get(bid, 0) + 1
-                changes.append(Change("upsert", "businesses", (bid,), str(seq), item(bid, n), version=n,
-                                      event="MODIFY"))
+                changes.append(test_changes.upsert("businesses", item(bid, n), str(seq)))
         cache.apply_batch(BUSINESSES, changes, Checkpoint("businesses", "arn:test", "shard-1",
                                                           sequence_number=str(seq)))
     elif choice < 0.9:  # a repair read, refresh or direct write: one key as the truth

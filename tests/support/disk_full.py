@@ -20,6 +20,7 @@ from seo_sync.cache.writer import Cache
 from seo_sync.changes import Change
 from seo_sync.errors import CacheError
 from seo_sync.schema import TABLES
+from tests.support import changes as test_changes
 
 # Deleted to make room again. It must leave room for more than the resumed batches: the WAL never
 # reaches its auto-checkpoint size (1000 pages, 4 MB) on so small a disk, so a checkpoint (the clean
@@ -48,9 +49,9 @@ def child(directory: str) -> None:
 
     def batch(n: int) -> tuple[list[Change], Checkpoint]:
         seq = str(n).zfill(22)
-        changes = [Change("upsert", spec.name, (f"b{n}-{i}",), seq,
-                          item={"business_id": {"S": f"b{n}-{i}"}, "name": {"S": f"{n}-{i}-" + "x" * ROW_BYTES},
-                                "_version": {"N": "1"}}, version=1, event="INSERT")
+        changes = [test_changes.upsert(spec.name, {"business_id": {"S": f"b{n}-{i}"},
+                                                   "name": {"S": f"{n}-{i}-" + "x" * ROW_BYTES},
+                                                   "_version": {"N": "1"}}, seq, event="INSERT")
                    for i in range(ROWS_PER_BATCH)]
         return changes, Checkpoint(spec.name, "arn:stream", "shard-0", sequence_number=seq)
 

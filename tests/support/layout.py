@@ -177,3 +177,35 @@ def thread_starts(module: Module, classes: set[str]) -> list[int]:
             if makes_threads(receiver) or ast.unparse(receiver) in holders:
                 starts.append(node.lineno)
     return starts
+
+
+def class_fields(tree: ast.Module, name: str) -> set[str]:
+    """The annotated fields of class `name` in `tree` (a dataclass's fields)."""
+    return {n.target.id for c in tree.body if isinstance(c, ast.ClassDef) and c.name == name
+            for n in c.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
+
+
+def declared_attributes(tree: ast.Module) -> set[str]:
+    """Every attribute a class of `tree` declares: its annotated fields and what its methods assign to self."""
+    out: set[str] = set()
+    for c in ast.walk(tree):
+        if isinstance(c, ast.ClassDef):
+            out |= class_fields(ast.Module(body=[c], type_ignores=[]), c.name)
+            out |= {t.attr for t, _ in attribute_assignments(c)
+                    if isinstance(t.value, ast.Name) and t.value.id == "self"}
+    return out
+
+
+def attribute_assignments(tree: ast.AST) -> Iterator[tuple[ast.Attribute, int]]:
+    """Every `x.attr = ...`, `x.attr += ...` and `x.attr: T = ...` target in `tree` (tuple targets unpacked)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AugAssign | ast.AnnAssign):
+            targets = [node.target]
+        else:
+            continue
+        for t in targets:
+            for e in t.elts if isinstance(t, ast.Tuple | ast.List) else [t]:
+                if isinstance(e, ast.Attribute):
+                    yield e, node.lineno

@@ -157,8 +157,8 @@ def _writer_main(db: Path, commands: Any, answers: Any) -> None:
     from seo_sync.cache.reader import Reader
     from seo_sync.cache.sql import Checkpoint
     from seo_sync.cache.writer import Cache
-    from seo_sync.changes import Change
     from seo_sync.schema import TABLES
+    from tests.support import changes
 
     lock = WriterLock(db).acquire()
     cache = Cache.open(db)
@@ -174,12 +174,10 @@ def _writer_main(db: Path, commands: Any, answers: Any) -> None:
         for i in range(written, written + n):
             seq = str(i + 1).zfill(22)
             biz = codec.item_from_python({"business_id": f"b{i}", "name": f"Business {i}", "_version": 1})
-            cache.apply_batch(businesses, [Change("upsert", "businesses", (f"b{i}",), seq, item=biz, version=1,
-                                                  event="INSERT")],
+            cache.apply_batch(businesses, [changes.upsert("businesses", biz, seq, event="INSERT")],
                               Checkpoint("businesses", "arn:b", "shard-0", sequence_number=seq))
-            kws = [Change("upsert", "keywords", (f"b{i}", f"k{j}#en"), seq,
-                          item=codec.item_from_python({"business_id": f"b{i}", "keyword_id": f"k{j}#en",
-                                                       "keyword": f"kw {j}"}), event="INSERT")
+            kws = [changes.upsert("keywords", codec.item_from_python({"business_id": f"b{i}", "keyword_id": f"k{j}#en",
+                                                                       "keyword": f"kw {j}"}), seq, event="INSERT")
                    for j in range(2)]
             cache.apply_batch(keywords, kws, Checkpoint("keywords", "arn:k", "shard-0", sequence_number=seq))
         written += n

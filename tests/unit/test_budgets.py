@@ -64,9 +64,9 @@ def test_resyncs_inside_the_interval_coalesce_into_one_at_its_end() -> None:
     rt = TableState(BUSINESSES)
     assert rt.queue_resync("first", gap=False, min_interval=60)
     assert rt.resync_starts_in() == 0.0  # nothing started before: at once
-    rt.resync_pending, rt.resync_running = False, True
+    assert rt.take_due_resync(time.monotonic()) == ("first", False)
     rt.resync_started()
-    rt.resync_running = False
+    rt.resync_finished()
     assert rt.queue_resync("again", gap=False, min_interval=60)
     assert 59 <= (rt.resync_starts_in() or 0) <= 60
     assert not any(rt.queue_resync("loop", gap=False, min_interval=60) for _ in range(74))

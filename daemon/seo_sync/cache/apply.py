@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from seo_sync import codec
@@ -55,45 +56,60 @@ def _same_state(cur: sqlite3.Cursor, st: Statements, c: Change, row: tuple[Any, 
     return held is not None and row is not None and tuple(held) == tuple(row)
 
 
+@dataclass
+class _Writes:
+    """What settling a batch decided to write, gathered so that each kind is written in one call."""
+
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    upserted_keys: list[tuple[str, str]] = field(default_factory=list)
+    deletes: list[tuple[Change, str]] = field(default_factory=list)
+    dead: list[DeadRow] = field(default_factory=list)
+    marks: list[tuple[Any, ...]] = field(default_factory=list)
+    unmark: list[tuple[str, str]] = field(default_factory=list)
+
+
 def apply_changes(cur: sqlite3.Cursor, spec: TableSpec, st: Statements, name: str, changes: list[Change],
                   *, shard_id: str, ordered: bool = True, read_floor: float | None = None,
                   floor: float | None = None) -> ApplyResult:
     """Apply a batch to table `name` (see the module docstring); the caller holds the transaction.
 
-    `read_floor`: a key with no mark counts as read from DynamoDB at that time (a shadow the Scan
-    filled, which read each row then or later). `floor` (a live table on an unordered feed): a
-    record of a key with no mark created before it is a doubt (order.py, case 3).
+    Three steps: choose the record that counts per key, settle each against the key's mark, write
+    what stands. `read_floor`: a key with no mark counts as read from DynamoDB at that time (a
+    shadow the Scan filled, which read each row then or later). `floor` (a live table on an
+    unordered feed): a record of a key with no mark created before it is a doubt (order.py, case 3).
+    Every Change is one `changes.to_change` made: an upsert carries its row.
     """
     res = ApplyResult(records=len(changes))
     now = time.time()
-    doubts: set[tuple[str, ...]] = set()
+    chosen, doubts = _choose(changes, ordered)
+    writes = _settle(cur, spec, st, name, chosen, doubts, res, shard_id=shard_id, ordered=ordered,
+                     read_floor=read_floor, floor=floor, now=now)
+    _write(cur, spec, st, name, writes, res, now)
+    return res
+
+
+def _choose(changes: list[Change], ordered: bool) -> tuple[list[Change], set[tuple[str, ...]]]:
+    """The record that counts for each key, and the keys whose order the records cannot tell."""
     if ordered:
-        chosen = collapse(changes)
-    else:
-        chosen, doubts = collapse_unordered(changes)
+        return collapse(changes), set()
+    return collapse_unordered(changes)
+
+
+def _settle(cur: sqlite3.Cursor, spec: TableSpec, st: Statements, name: str, chosen: list[Change],
+            doubts: set[tuple[str, ...]], res: ApplyResult, *, shard_id: str, ordered: bool,
+            read_floor: float | None, floor: float | None, now: float) -> _Writes:
+    """Each chosen record held to its key's mark (when the table has any): what is written, and in
+    `res` what is skipped and which keys DynamoDB is asked about again."""
     marked = not ordered or bool(cur.execute(ANY_MARK, (name,)).fetchone()[0])
-    rows: list[tuple[Any, ...]] = []
-    upserted_keys: list[tuple[str, str]] = []
-    deletes: list[tuple[Change, str]] = []
-    dead: list[DeadRow] = []
-    marks: list[tuple[Any, ...]] = []
-    unmark: list[tuple[str, str]] = []
+    w = _Writes()
     for c in chosen:
         if c.kind == "dead":
             kt = key_text(c.key) if c.key else None
-            dead.append((spec.name, shard_id, c.seq, c.reason, c.raw, now, kt))
+            w.dead.append((spec.name, shard_id, c.seq, c.reason, c.raw, now, kt))
             if c.key:
                 res.repair.append(c.key)
             continue
         kt = key_text(c.key)
-        row = c.row
-        if c.kind == "upsert" and row is None:  # a Change not made by to_change (tests, tools)
-            try:
-                row = codec.row_values(spec, c.item or {})
-            except codec.CodecError as e:
-                dead.append((spec.name, shard_id, c.seq, str(e.message), None, now, kt))
-                res.repair.append(c.key)
-                continue
         if c.key in doubts:  # whatever happens to this record below, DynamoDB settles the key
             res.repair.append(c.key)
         if marked:
@@ -101,7 +117,7 @@ def apply_changes(cur: sqlite3.Cursor, spec: TableSpec, st: Statements, name: st
             if mark is None and read_floor is not None:
                 held = cur.execute(st.select_key, _key_params(c.key)).fetchone() is not None
                 mark = Mark(None, read_floor, READ, held)
-            verdict = settle(c, mark, mark is not None and _same_state(cur, st, c, row), ordered=ordered,
+            verdict = settle(c, mark, mark is not None and _same_state(cur, st, c, c.row), ordered=ordered,
                              floor=floor)
             if verdict != "apply":
                 res.skipped_stale += 1
@@ -110,40 +126,46 @@ def apply_changes(cur: sqlite3.Cursor, spec: TableSpec, st: Statements, name: st
                 continue
             if not ordered:
                 m = mark_of(c)
-                marks.append((name, kt, m.version, m.at, m.origin, int(m.present)))
+                w.marks.append((name, kt, m.version, m.at, m.origin, int(m.present)))
             elif mark is not None:
-                unmark.append((name, kt))  # newer than the read: the feed's order holds from here on
+                w.unmark.append((name, kt))  # newer than the read: the feed's order holds from here on
         if c.kind == "upsert":
-            assert row is not None
-            rows.append(row)
-            upserted_keys.append((spec.name, kt))
+            assert c.row is not None, "an upsert Change is made by to_change, which builds its row"
+            w.rows.append(c.row)
+            w.upserted_keys.append((spec.name, kt))
         else:
             res.ttl_deletes += int(c.ttl)
-            deletes.append((c, kt))
-    if rows:
-        cur.executemany(st.upsert, rows)
-        res.upserted = len(rows)
+            w.deletes.append((c, kt))
+    return w
+
+
+def _write(cur: sqlite3.Cursor, spec: TableSpec, st: Statements, name: str, w: _Writes, res: ApplyResult,
+           now: float) -> None:
+    """Write what settling decided: rows, deletes and their tombstones, the change log, marks,
+    dead letters and the repair reads asked for."""
+    if w.rows:
+        cur.executemany(st.upsert, w.rows)
+        res.upserted = len(w.rows)
         # Most batches meet no tombstone at all: one probe spares one per row.
         if cur.execute(ANY_TOMBSTONE, (spec.name,)).fetchone()[0]:
-            cur.executemany(CLEAR_TOMBSTONE, upserted_keys)
+            cur.executemany(CLEAR_TOMBSTONE, w.upserted_keys)
     removed: list[str] = []
-    for c, kt in deletes:
+    for c, kt in w.deletes:
         if cur.execute(st.delete, _key_params(c.key)).rowcount > 0:
             removed.append(kt)
         res.deleted += 1
         cur.execute(UPSERT_TOMBSTONE, (spec.name, kt, c.version, int(c.hard), now))
     if name == spec.name:  # a live table: readers that watch learn of it in this same transaction
-        changelog.record(cur, spec.name, [kt for _, kt in upserted_keys], removed, now)
-    if unmark:
-        cur.executemany(DELETE_MARK, unmark)
-    if marks:
-        cur.executemany(UPSERT_MARK, marks)
-    if dead:
-        cur.executemany(INSERT_DEAD_LETTER, dead)
-        res.dead = len(dead)
+        changelog.record(cur, spec.name, [kt for _, kt in w.upserted_keys], removed, now)
+    if w.unmark:
+        cur.executemany(DELETE_MARK, w.unmark)
+    if w.marks:
+        cur.executemany(UPSERT_MARK, w.marks)
+    if w.dead:
+        cur.executemany(INSERT_DEAD_LETTER, w.dead)
+        res.dead = len(w.dead)
     if res.repair:
         cur.executemany(INSERT_REPAIR, [(spec.name, key_text(k), "stream", now) for k in res.repair])
-    return res
 
 
 KNOWN_KEY = ("SELECT EXISTS (SELECT 1 FROM _sync_tombstones WHERE table_name = ? AND key = ?) "

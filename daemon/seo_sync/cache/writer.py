@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import sqlite_utils
-import structlog
 
 from seo_sync import codec
 from seo_sync.cache import changelog, readiness, wal_files
@@ -38,12 +37,12 @@ from seo_sync.cache.sql import (
     key_text,
     q,
 )
+from seo_sync.cache.swap import record_full_sync, swap_in
 from seo_sync.changes import Change
 from seo_sync.errors import CacheBusy, CacheCorrupt, CacheError
 from seo_sync.order import READ_WINDOW
 from seo_sync.schema import TABLES, TableSpec
 
-log = structlog.get_logger()
 # How long a key's mark is kept (`expire_tombstones` drops older ones with the tombstones): the
 # daemon sets it from [maintenance] tombstone_ttl_hours.
 MARK_LIFETIME = 48 * 3600.0
@@ -303,34 +302,14 @@ class Cache:
         now = self.clock()
         with self.transaction():
             for s in swaps:
-                self._log_swap(s.spec, now)
-                self.conn.execute(f"DROP TABLE {q(s.spec.name)}")
-                self.conn.execute(f"ALTER TABLE {q(SHADOW_PREFIX + s.spec.name)} RENAME TO {q(s.spec.name)}")
-                # The shadow is the Scan plus the feed after it: the live table's marks say nothing about it.
-                self.conn.execute("DELETE FROM _sync_marks WHERE table_name = ?", (s.spec.name,))
-                self.conn.execute("UPDATE _sync_marks SET table_name = ? WHERE table_name = ?",
-                                  (s.spec.name, SHADOW_PREFIX + s.spec.name))
+                swap_in(self.conn, s.spec, now, self.change_diff_limit)
                 self.conn.execute("DELETE FROM _sync_checkpoints WHERE table_name = ?", (s.spec.name,))
                 self._write_checkpoints(s.checkpoints)
-                self.conn.execute(
-                    "INSERT OR REPLACE INTO _sync_tables (table_name, stream_arn, last_full_sync, full_sync_reason) "
-                    "VALUES (?, ?, ?, ?)", (s.spec.name, s.stream_arn, now, s.reason))
+                record_full_sync(self.conn, s.spec.name, s.stream_arn, s.reason, now)
             readiness.mark_complete_if_synced(self.conn, now)
         for s in swaps:
             self._stmts.pop(s.spec.name, None)
             self._swapped[s.spec.name] = now
-
-    def _log_swap(self, spec: TableSpec, now: float) -> None:
-        """Log what the swap of `spec` changes, in the swap's transaction: one `reload` when the table
-        was never published (a first boot), else the exact diff against the shadow."""
-        synced = self.conn.execute("SELECT last_full_sync FROM _sync_tables WHERE table_name = ?",
-                                   (spec.name,)).fetchone()
-        if synced is None or synced[0] is None:
-            changelog.record_reload(self.conn, spec.name, now)
-            return
-        diff = changelog.record_swap(self.conn, spec, SHADOW_PREFIX + spec.name, self.change_diff_limit, now)
-        log.info("swap_changes_logged", table=spec.name, upserts=diff.upserts, deletes=diff.deletes,
-                 reload=diff.reload, limit=self.change_diff_limit)
 
     def replace_business(self, business_id: str, items: dict[str, list[codec.Item]],
                          read_at: float | None = None) -> int:

@@ -20,7 +20,8 @@ from seo_sync import codec
 from seo_sync.aws.tables import Source
 from seo_sync.cache.reader import Reader
 from seo_sync.cli.kit import AppContext, pass_app, root
-from seo_sync.config import Settings, config_path_from
+from seo_sync.config import Settings
+from seo_sync.config_env import config_path_from
 from seo_sync.errors import (
     BadInput,
     CacheError,

@@ -34,6 +34,7 @@ from seo_sync.sync.writer import Job, WriterThread
 from seo_sync.threads import DeathReport, ServiceThread
 
 T = TypeVar("T")
+JOIN_POLL = 0.01  # seconds between two looks of `join` at the writer's queue and the repair reads
 QUEUE_BATCHES = 64  # batches in flight from the pollers to the writer (bounded: a slow disk slows reading)
 
 
@@ -178,6 +179,17 @@ class Engine:
             if name in out:
                 out[name] = max(out[name], now)
         return out
+
+    def join(self, timeout: float = 10.0) -> bool:
+        """Wait until the batches the pollers queued are applied and the repair reads are drained (none
+        pending, being sent, or answered and not applied); False if that did not happen in `timeout` s.
+        Records the pollers have not read yet are not waited for."""
+        deadline = time.monotonic() + timeout
+        while not self.writer.drained():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(JOIN_POLL)
+        return True
 
     def stop(self) -> None:
         """Ask every thread to finish the batch in hand, commit, and return."""

@@ -31,6 +31,7 @@ from seo_sync.cache.writer import Cache, Swap
 from seo_sync.changes import to_change
 from seo_sync.config import Settings
 from seo_sync.errors import CacheError, FullSyncAborted, SeoSyncError, StreamGone
+from seo_sync.schema import TableSpec
 from seo_sync.sync.fullsync import FullSync, FullSyncResult
 from seo_sync.sync.shards import ShardSet
 from seo_sync.sync.table_state import TableState
@@ -55,7 +56,7 @@ class WriterSide(Protocol):
 
     def run_jobs(self) -> None: ...
 
-    def _new_tailer(self, rt: TableState, shards: ShardSet) -> TableTailer: ...
+    def _new_tailer(self, spec: TableSpec, shards: ShardSet) -> Callable[[int], TableTailer]: ...
 
 
 class FirstBoot:
@@ -102,9 +103,7 @@ class FirstBoot:
 
     def _scan(self, rt: TableState) -> None:
         e, spec = self.writer, rt.spec
-        with rt.lock:
-            rt.generation += 1
-            rt.tailer, rt.state = None, "syncing"
+        rt.start_full_sync(drop_tailer=True)
         sync = FullSync(e.cache, e.source, spec, e.settings.fullsync, capture_stream=True, reason=REASON,
                         progress=lambda rows: self._between(), should_stop=self._stopping, use_checkpoints=False,
                         stream_settings=e.settings.stream, wall=e.clock)
@@ -113,7 +112,7 @@ class FirstBoot:
         except FullSyncAborted:
             return
         except (SeoSyncError, CacheError) as err:
-            rt.next_attempt = time.monotonic() + self._error(rt, err)
+            rt.retry_in(self._error(rt, err))
             return
         self.scanned[spec.name] = sync
 
@@ -125,13 +124,12 @@ class FirstBoot:
         except FullSyncAborted:
             return
         except (SeoSyncError, CacheError) as err:
-            rt.next_attempt = time.monotonic() + self._error(rt, err)
+            rt.retry_in(self._error(rt, err))
             return
         assert result.shards is not None
         self.built[spec.name] = result
         self.followers[spec.name] = TableTailer(e.source, spec, result.shards, e.settings.stream, rt.generation)
-        with rt.lock:
-            rt.state, rt.error, rt.failures = "syncing", None, 0
+        rt.shadow_built()
         log.info("first_boot_table_built", table=spec.name, rows=result.rows, waiting_for=[
             n for n in e.tables if n not in self.built])
 
@@ -152,8 +150,7 @@ class FirstBoot:
             except (StreamGone, SeoSyncError, CacheError) as err:
                 # The cursors may have moved past records the shadow did not take: build it again.
                 del self.followers[name], self.built[name]
-                rt.next_attempt = time.monotonic() + (0.0 if isinstance(err, StreamGone)
-                                                      else self._error(rt, err))
+                rt.retry_in(0.0 if isinstance(err, StreamGone) else self._error(rt, err))
                 log.warning("first_boot_table_rebuild", table=name, reason=str(err)[:300])
 
     def _publish(self, waiting: list[TableState]) -> bool:
@@ -173,11 +170,8 @@ class FirstBoot:
         for rt in waiting:
             result = self.built[rt.spec.name]
             assert result.shards is not None
-            with rt.lock:
-                rt.tailer = e._new_tailer(rt, result.shards)
-                rt.state, rt.error, rt.started, rt.failures = "streaming", None, True, 0
-                rt.rows, rt.stream_arn, rt.last_full_sync = e.cache.count(rt.spec.name), result.stream_arn, now
-                rt.idle, rt.last_created = True, None
+            rt.to_streaming(e._new_tailer(rt.spec, result.shards), stream_arn=result.stream_arn,
+                            rows=e.cache.count(rt.spec.name), last_full_sync=now)
         log.info("first_boot_published", tables={rt.spec.name: rt.rows for rt in waiting},
                  complete=e.cache.readiness().complete)
         return True

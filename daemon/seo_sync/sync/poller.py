@@ -63,11 +63,8 @@ class PollerThread(ServiceThread):
                 for b in tailer.step():
                     if not self._put(b):
                         return
-                with rt.lock:
-                    rt.idle = tailer.idle
-                    if rt.state == "error" and tailer.generation == rt.generation:
-                        log.info("table_recovered", table=rt.spec.name)
-                        rt.state, rt.error, rt.failures = "streaming", None, 0
+                if rt.polled(tailer):
+                    log.info("table_recovered", table=rt.spec.name)
                 tailer.wait(self.stop_event, MAX_WAIT)
             except StreamGone as e:
                 rt.mark_gap(tailer.generation, e.message)

@@ -168,13 +168,26 @@ class RepairReader:
         self.specs = specs
         self.repairs = repairs
         self._answers: deque[RepairAnswer] = deque()  # appended by one thread, popped by another: thread-safe
+        # Keys taken from the queue and not yet answered, or answers popped and not yet applied: with
+        # the queue and the answers, every repair read is counted somewhere until it is applied.
+        self._busy = 0
+        self._busy_lock = threading.Lock()
 
     def read(self, should_stop: Callable[[], bool] = lambda: False,
              ready: Callable[[str], bool] = lambda _table: True) -> tuple[int, SeoSyncError | None]:
         """The reads the rate allows now of the tables `ready` accepts: (how many were answered, the
         error that stopped them or None). A failed read puts its key and the rest of the turn's keys
         back for a later turn."""
-        taken = [t for t in self.repairs.take(ready) if t[0] in self.specs]
+        with self._busy_lock:
+            taken = [t for t in self.repairs.take(ready) if t[0] in self.specs]
+            self._busy += len(taken)
+        try:
+            return self._read(taken, should_stop)
+        finally:
+            with self._busy_lock:
+                self._busy -= len(taken)
+
+    def _read(self, taken: list[Key], should_stop: Callable[[], bool]) -> tuple[int, SeoSyncError | None]:
         for i, (table, reason, key) in enumerate(taken):
             if should_stop():
                 error = None
@@ -197,25 +210,39 @@ class RepairReader:
         """Answers read and not yet applied."""
         return len(self._answers)
 
+    def drained(self) -> bool:
+        """No repair read pending, being sent, or answered and not yet applied."""
+        with self._busy_lock:
+            return self._busy == 0 and not self._answers and self.repairs.pending() == 0
+
     def apply(self, cache: Cache, ready: Callable[[str], bool] = lambda _table: True) -> int:
         """Apply the answers read so far, on the writer thread (no network here); how many were applied.
         An answer for a table `ready` no longer accepts (its shadow is being built) waits as a key."""
         done = 0
         while self._answers:
-            a = self._answers.popleft()
-            if not ready(a.table):
-                self.repairs.add(a.table, a.key, a.reason)
-                continue
-            spec = self.specs[a.table]
-            before = cache.row(spec, a.key)
-            cache.apply_item(spec, a.key, a.item, read_at=a.read_at)
-            changed = cache.row(spec, a.key) != before
-            self.repairs.count_read(changed, a.table, a.key, in_flight=a.reason == SUSPECT and not changed)
-            done += 1
-            log.info("repair_read", table=a.table, key=list(a.key), reason=a.reason, changed=changed)
-            if a.reason == SUSPECT and changed:  # a real difference, not a record still on its way
-                log.warning("anti_entropy_difference_repaired", table=a.table, key=list(a.key))
+            with self._busy_lock:
+                a = self._answers.popleft()
+                self._busy += 1
+            try:
+                done += self._apply(cache, a, ready)
+            finally:
+                with self._busy_lock:
+                    self._busy -= 1
         return done
+
+    def _apply(self, cache: Cache, a: RepairAnswer, ready: Callable[[str], bool]) -> int:
+        if not ready(a.table):
+            self.repairs.add(a.table, a.key, a.reason)
+            return 0
+        spec = self.specs[a.table]
+        before = cache.row(spec, a.key)
+        cache.apply_item(spec, a.key, a.item, read_at=a.read_at)
+        changed = cache.row(spec, a.key) != before
+        self.repairs.count_read(changed, a.table, a.key, in_flight=a.reason == SUSPECT and not changed)
+        log.info("repair_read", table=a.table, key=list(a.key), reason=a.reason, changed=changed)
+        if a.reason == SUSPECT and changed:  # a real difference, not a record still on its way
+            log.warning("anti_entropy_difference_repaired", table=a.table, key=list(a.key))
+        return 1
 
 
 class RepairThread(ServiceThread):

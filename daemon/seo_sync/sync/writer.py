@@ -137,9 +137,9 @@ class WriterThread(ServiceThread):
 
     # -- tables: boot and full sync ----------------------------------------------------------------
 
-    def _new_tailer(self, rt: TableState, shards: ShardSet) -> TableTailer:
-        rt.generation += 1
-        return TableTailer(self.source, rt.spec, shards, self.settings.stream, rt.generation)
+    def _new_tailer(self, spec: TableSpec, shards: ShardSet) -> Callable[[int], TableTailer]:
+        """What makes the tailer of a table going live, given its new generation."""
+        return lambda generation: TableTailer(self.source, spec, shards, self.settings.stream, generation)
 
     def start_table(self, rt: TableState) -> None:
         """Boot one table: resume from valid checkpoints, else a full sync."""
@@ -149,24 +149,18 @@ class WriterThread(ServiceThread):
             arn = check_stream(info)
             problem, gap = resume_problem(self.cache, spec, arn, self.settings.stream, self.clock)
         except SeoSyncError as e:
-            rt.next_attempt = time.monotonic() + rt.record_error(e, "boot", self.settings.stream.max_backoff)
+            rt.retry_in(rt.record_error(e, "boot", self.settings.stream.max_backoff))
             return
         if problem is None:
             shards = ShardSet.from_checkpoints(self.source.streams, spec.name, arn, self.settings.stream,
                                                self.cache.checkpoints(spec.name), wall=self.clock)
             state = self.cache.table_state(spec.name)
-            with rt.lock:
-                rt.tailer = self._new_tailer(rt, shards)
-                rt.state, rt.error, rt.started, rt.failures = "streaming", None, True, 0
-                rt.stream_arn, rt.last_full_sync = arn, state.get("last_full_sync")
-                rt.rows = self.cache.count(spec.name)
+            rt.to_streaming(self._new_tailer(spec, shards), stream_arn=arn, rows=self.cache.count(spec.name),
+                            last_full_sync=state.get("last_full_sync"), fresh=False)
             log.info("table_resumed", table=spec.name, shards=len(shards.cursors))
             return
         if gap:
-            with rt.lock:
-                rt.gaps += 1
-                rt.last_gap_reason = problem
-            log.warning("gap_detected", table=spec.name, reason=problem)
+            rt.gap_at_boot(problem)
         self._full_sync(rt, problem, gap)
 
     def start_or_resync(self) -> None:
@@ -181,16 +175,15 @@ class WriterThread(ServiceThread):
                 if now >= rt.next_attempt:
                     self.start_table(rt)
                 continue
-            with rt.lock:
-                if rt.resync_pending and now >= rt.next_attempt:
-                    rt.resync_pending, rt.resync_running = False, True
-                    due.append((rt, rt.resync_reason, rt.resync_is_gap))
+            taken = rt.take_due_resync(now)
+            if taken is not None:
+                due.append((rt, *taken))
         if due:
             try:
                 self._full_syncs(due)
             finally:
                 for rt, _, _ in due:
-                    rt.resync_running = False
+                    rt.resync_finished()
 
     def _full_sync(self, rt: TableState, reason: str, gap: bool) -> None:
         self._full_syncs([(rt, reason, gap)])
@@ -216,11 +209,7 @@ class WriterThread(ServiceThread):
                           scanned: list[tuple[TableState, str, bool, FullSync]],
                           interleave: Callable[[int], None]) -> None:
         for rt, reason, gap in jobs:
-            with rt.lock:
-                if gap:  # the feed lost records: the live rows cannot be kept in step until the swap
-                    rt.generation += 1
-                    rt.tailer = None
-                rt.state = "syncing"
+            rt.start_full_sync(drop_tailer=gap)  # a gap: the feed lost records the live rows needed
             rt.resync_started()
             sync = FullSync(self.cache, self.source, rt.spec, self.settings.fullsync, capture_stream=True,
                             reason=reason, progress=interleave, should_stop=self.stop_event.is_set,
@@ -234,11 +223,8 @@ class WriterThread(ServiceThread):
             result = self._attempt(rt, reason, gap, sync.finish)
             if result is not None:
                 assert result.shards is not None
-                with rt.lock:
-                    rt.tailer = self._new_tailer(rt, result.shards)
-                    rt.state, rt.error, rt.started, rt.failures = "streaming", None, True, 0
-                    rt.rows, rt.stream_arn, rt.last_full_sync = result.rows, result.stream_arn, self.clock()
-                    rt.idle, rt.last_created = True, None
+                rt.to_streaming(self._new_tailer(rt.spec, result.shards), stream_arn=result.stream_arn,
+                                rows=result.rows, last_full_sync=self.clock())
             # Between two tables' swaps: the batches that queued meanwhile wait for one swap, not all of them.
             interleave(0)
 
@@ -248,13 +234,9 @@ class WriterThread(ServiceThread):
         try:
             return step()
         except FullSyncAborted:
-            with rt.lock:
-                rt.resync_pending, rt.resync_reason = True, reason
+            rt.resync_again(reason)
         except (SeoSyncError, CacheError) as e:
-            delay = rt.record_error(e, "full sync", self.settings.stream.max_backoff)
-            with rt.lock:
-                rt.resync_pending, rt.resync_reason, rt.resync_is_gap = True, reason, gap or rt.resync_is_gap
-                rt.next_attempt = time.monotonic() + delay
+            rt.resync_again(reason, gap, delay=rt.record_error(e, "full sync", self.settings.stream.max_backoff))
         return None
 
     # -- jobs and batches --------------------------------------------------------------------------
@@ -300,7 +282,7 @@ class WriterThread(ServiceThread):
         done = self.repair_reader.apply(self.cache, self.repairable)
         if done:
             for rt in self.tables.values():
-                rt.dirty = True
+                rt.mark_dirty()
         return done
 
     def _drain(self, timeout: float, limit: int) -> None:
@@ -309,7 +291,14 @@ class WriterThread(ServiceThread):
                 b = self.batches.get(timeout=timeout) if i == 0 and timeout > 0 else self.batches.get_nowait()
             except queue.Empty:
                 return
-            self.apply(b)
+            try:
+                self.apply(b)
+            finally:
+                self.batches.task_done()  # counted in flight until applied and accounted (Engine.join)
+
+    def drained(self) -> bool:
+        """No batch queued or being applied, and no repair read pending or unapplied."""
+        return self.batches.unfinished_tasks == 0 and self.repair_reader.drained()
 
     def apply(self, b: Batch) -> None:
         """Apply one batch, retrying a failed commit with backoff until it lands or the thread stops."""
@@ -345,16 +334,7 @@ class WriterThread(ServiceThread):
         self._account(rt, b, res)
 
     def _account(self, rt: TableState, b: Batch, res: ApplyResult) -> None:
-        with rt.lock:
-            rt.records_applied += res.records
-            rt.skipped_stale += res.skipped_stale
-            rt.dead_letters += res.dead
-            rt.ttl_deletes += res.ttl_deletes
-            if b.checkpoint.sequence_number:
-                rt.last_sequence = b.checkpoint.sequence_number
-            if b.last_created is not None:
-                rt.last_created = b.last_created
-            rt.dirty = rt.dirty or bool(b.records)
+        rt.batch_applied(res, b)
         if b.records:
             now = on_server_clock(getattr(self.source, "server_clock", None), self.clock())  # DynamoDB's clock
             lag_ms = None if b.last_created is None else round(max(0.0, now - b.last_created) * 1000)
@@ -372,10 +352,8 @@ class WriterThread(ServiceThread):
             return
         self._last_counts = now
         for rt in self.tables.values():
-            rt.dead_letters = self.cache.dead_letter_count(rt.spec.name)  # the table's: survives restarts
-            if rt.dirty:
-                rt.dirty = False
-                rt.rows = self.cache.count(rt.spec.name)
+            if rt.take_dirty(self.cache.dead_letter_count(rt.spec.name)):  # dead letters survive restarts
+                rt.counted(self.cache.count(rt.spec.name))
 
 
 def _oldest_change(b: Batch) -> float:
