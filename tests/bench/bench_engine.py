@@ -27,9 +27,9 @@ from pathlib import Path
 import structlog
 
 from seo_sync import codec
-from seo_sync.cache.sql import Checkpoint
 from seo_sync.cache.writer import Cache
 from seo_sync.changes import to_change
+from seo_sync.feed import Checkpoint
 from seo_sync.schema import BUSINESSES
 
 BATCH = 1000

@@ -6,7 +6,7 @@ from typing import Any
 
 from structlog.testing import capture_logs
 
-from seo_sync.cache.sql import Checkpoint
+from seo_sync.feed import Checkpoint
 from seo_sync.sync.shards import ShardSet
 from seo_sync.sync.writer import apply_batch
 from tests.component.test_tailer import STREAM, cache_items, drain, make_tailer, world_items

@@ -53,7 +53,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("data path", ("sync/", "writes.py")),
     ("adapters", ("cache/", "aws/", "protection/", "control/")),
     ("foundation", ("__init__.py", "errors.py", "config.py", "logs.py", "schema.py", "changes.py", "order.py", "codec/",
-                    "backoff.py", "threads.py")),
+                    "backoff.py", "threads.py", "feed.py")),
 ]
 # Same-layer imports that are still forbidden: the AWS adapter knows nothing of the cache.
 FORBIDDEN_SIDEWAYS = [("aws/", "cache/")]

@@ -16,12 +16,12 @@ import botocore.exceptions as bexc
 from seo_sync.aws import answers, raw_check
 from seo_sync.aws.answers import ServerClock, http_date
 from seo_sync.aws.session import CAUGHT, ErrorContext, client_config, make_session
-from seo_sync.aws.shapes import TableInfo
 from seo_sync.aws.streams import StreamReader, StreamsApi, member
 from seo_sync.backoff import backoff_delay
 from seo_sync.codec import Item
 from seo_sync.config import AwsSettings
 from seo_sync.errors import BadInput, SourceError, SourceThrottled, SourceUnavailable, VersionMismatch
+from seo_sync.feed import ChangeFeed, TableInfo
 from seo_sync.schema import TableSpec
 
 MIN_SCAN_PAGE = 10  # items: the floor of a byte-sized Scan page, so huge items still make progress
@@ -58,16 +58,17 @@ class Source:
     def __init__(self, aws: AwsSettings, prefix: str, *, dynamodb_client: Any = None,
                  streams_client: StreamsApi | None = None, wall: Callable[[], float] = time.time) -> None:
         self.prefix = prefix
-        session = None
-        if dynamodb_client is None or streams_client is None:
-            session = make_session(aws)
         cfg = client_config(aws)
         kwargs: dict[str, Any] = {"config": cfg}
         if aws.endpoint_url:
             kwargs["endpoint_url"] = aws.endpoint_url
         try:
-            self.ddb = dynamodb_client or session.client("dynamodb", **kwargs)  # type: ignore[union-attr]
-            raw_streams = streams_client or session.client("dynamodbstreams", **kwargs)  # type: ignore[union-attr]
+            if dynamodb_client is None or streams_client is None:
+                session = make_session(aws)  # raises no NoRegionError: only a client needs the region
+                dynamodb_client = dynamodb_client or session.client("dynamodb", **kwargs)
+                streams_client = streams_client or session.client("dynamodbstreams", **kwargs)
+            self.ddb = dynamodb_client
+            raw_streams = streams_client
         except bexc.NoRegionError:
             raise SourceUnavailable("no AWS region configured",
                                     hint="set AWS_REGION, or aws.region in the config, or --env-file") from None
@@ -76,7 +77,7 @@ class Source:
         self.server_clock = ServerClock(wall)  # `wall`: this host's clock (a test moves it)
         answers.install(self.ddb, self.server_clock)  # a cut-off answer is an error, never "absent" or "empty"
         raw_check.install_checked(self.ddb)  # Scan answers read by orjson, once checked against botocore
-        self.streams = StreamReader(raw_streams, self.ctx, self.server_clock)
+        self.streams: ChangeFeed = StreamReader(raw_streams, self.ctx, self.server_clock)
 
     @property
     def endpoint(self) -> str:
