@@ -19,7 +19,7 @@ from seo_sync.aws import answers
 from seo_sync.aws.kinesis import KinesisApi, KinesisFeed
 from seo_sync.aws.kinesis_efo import EfoApi, EfoFeed, ensure_consumer
 from seo_sync.aws.session import client_config, make_session
-from seo_sync.aws.tables import Source
+from seo_sync.aws.tables import DynamoDBApi, Source
 from seo_sync.config import Settings
 from seo_sync.errors import SourceError, SourceUnavailable
 from seo_sync.feed import TableInfo
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 class KinesisSource(Source):
     """DynamoDB for one table prefix, with each table's changes read from its Kinesis stream."""
 
-    def __init__(self, settings: Settings, *, dynamodb_client: Any = None, streams_client: Any = None,
+    def __init__(self, settings: Settings, *, dynamodb_client: DynamoDBApi | None = None, streams_client: Any = None,
                  kinesis_client: KinesisApi | None = None) -> None:
         super().__init__(settings.aws, settings.table_prefix, dynamodb_client=dynamodb_client,
                          streams_client=streams_client)

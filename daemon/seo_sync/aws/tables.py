@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import botocore.exceptions as bexc
 
@@ -43,6 +43,52 @@ def answer_date(resp: Any) -> float | None:
     return http_date(headers.get("date"))
 
 
+class DynamoDBApi(Protocol):
+    """The calls seo-sync makes on boto3's `dynamodb` client, in its keyword form."""
+
+    @property
+    def meta(self) -> Any:
+        """The client's endpoint_url and region_name (boto3's also carries the event hooks answers.py uses)."""
+
+    def describe_table(self, *, TableName: str) -> Any:
+        """DescribeTable."""
+
+    def create_table(self, *, TableName: str, KeySchema: list[dict[str, str]],
+                     AttributeDefinitions: list[dict[str, str]], BillingMode: str,
+                     StreamSpecification: dict[str, Any]) -> Any:
+        """CreateTable."""
+
+    def delete_table(self, *, TableName: str) -> Any:
+        """DeleteTable."""
+
+    def scan(self, *, TableName: str, ConsistentRead: bool = ..., Segment: int = ..., TotalSegments: int = ...,
+             Limit: int = ..., ExclusiveStartKey: dict[str, Any] = ...) -> Any:
+        """Scan: one page of one segment."""
+
+    def query(self, *, TableName: str, KeyConditionExpression: str, ConsistentRead: bool = ...,
+              ExpressionAttributeNames: dict[str, str] = ..., ExpressionAttributeValues: dict[str, Any] = ...,
+              ExclusiveStartKey: dict[str, Any] = ...) -> Any:
+        """Query: one page."""
+
+    def get_item(self, *, TableName: str, Key: dict[str, Any], ConsistentRead: bool = ...) -> Any:
+        """GetItem."""
+
+    def put_item(self, *, TableName: str, Item: dict[str, Any], ConditionExpression: str = ...,
+                 ExpressionAttributeNames: dict[str, str] = ..., ExpressionAttributeValues: dict[str, Any] = ...,
+                 ReturnValuesOnConditionCheckFailure: str = ...) -> Any:
+        """PutItem, conditional when a ConditionExpression is given."""
+
+    def batch_write_item(self, *, RequestItems: dict[str, Any]) -> Any:
+        """BatchWriteItem: up to 25 puts; the unprocessed ones come back."""
+
+    def describe_kinesis_streaming_destination(self, *, TableName: str) -> Any:
+        """DescribeKinesisStreamingDestination."""
+
+    def enable_kinesis_streaming_destination(self, *, TableName: str, StreamArn: str,
+                                             EnableKinesisStreamingConfiguration: dict[str, Any] = ...) -> Any:
+        """EnableKinesisStreamingDestination."""
+
+
 @dataclass(frozen=True)
 class ItemRead:
     """One consistent read of one key: the item (None when absent) and when DynamoDB answered, by its clock."""
@@ -55,7 +101,7 @@ class ItemRead:
 class Source:
     """DynamoDB for one table prefix: tables, scans, item reads and writes, and the stream reader."""
 
-    def __init__(self, aws: AwsSettings, prefix: str, *, dynamodb_client: Any = None,
+    def __init__(self, aws: AwsSettings, prefix: str, *, dynamodb_client: DynamoDBApi | None = None,
                  streams_client: StreamsApi | None = None, wall: Callable[[], float] = time.time) -> None:
         self.prefix = prefix
         cfg = client_config(aws)
@@ -67,7 +113,7 @@ class Source:
                 session = make_session(aws)  # raises no NoRegionError: only a client needs the region
                 dynamodb_client = dynamodb_client or session.client("dynamodb", **kwargs)
                 streams_client = streams_client or session.client("dynamodbstreams", **kwargs)
-            self.ddb = dynamodb_client
+            self.ddb: DynamoDBApi = dynamodb_client
             raw_streams = streams_client
         except bexc.NoRegionError:
             raise SourceUnavailable("no AWS region configured",
