@@ -11,7 +11,7 @@ returned are suspects the same way (an item the cache holds that DynamoDB may no
 
 The scheduler thread calls `step`; it only reads DynamoDB and posts work to the writer, never
 writing the cache itself. A Scan page older than the cache (it is eventually consistent) costs one
-repair read that finds nothing to change. Only whole pages are compared (source.py refuses a cut
+repair read that finds nothing to change. Only whole pages are compared (aws/tables.py refuses a cut
 one), and a burst of differences beyond BURST_DIFFERENCES is taken for a fault of the read.
 """
 
