@@ -11,7 +11,7 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
 from seo_sync.config import Settings
-from seo_sync.demo.embedded import FAKE_CREDENTIALS, EmbeddedDynamo
+from tests.support.moto_server import FAKE_CREDENTIALS, EmbeddedDynamo
 from tests.support.settings import make_settings
 
 # The default run (CI) is deterministic and never fails for speed on a loaded machine: property

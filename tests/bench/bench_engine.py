@@ -27,9 +27,9 @@ from pathlib import Path
 import structlog
 
 from seo_sync import codec
-from seo_sync.cache.sql import Checkpoint
 from seo_sync.cache.writer import Cache
 from seo_sync.changes import to_change
+from seo_sync.feed import Checkpoint
 from seo_sync.schema import BUSINESSES
 
 BATCH = 1000
@@ -89,8 +89,8 @@ def bench_raw(records: list[dict]) -> float:
 def bench_full_sync(items: int, runs: int) -> tuple[float, float]:
     """(median full sync seconds, median scan-only seconds) of one table against moto's server."""
     from seo_sync.aws.tables import Source
-    from seo_sync.demo.embedded import FAKE_CREDENTIALS, EmbeddedDynamo
     from seo_sync.sync.fullsync import full_sync_table
+    from tests.support.moto_server import FAKE_CREDENTIALS, EmbeddedDynamo
     from tests.support.settings import make_settings
 
     os.environ.update(FAKE_CREDENTIALS)

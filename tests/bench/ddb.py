@@ -23,9 +23,9 @@ from seo_sync.aws.tables import Source
 from seo_sync.cache.sql import q
 from seo_sync.codec import Item
 from seo_sync.config import AwsSettings
-from seo_sync.demo.embedded import FAKE_CREDENTIALS
 from seo_sync.schema import TABLES, TableSpec
 from tests.bench.common import ProgressLog
+from tests.support.moto_server import FAKE_CREDENTIALS
 
 REGION = "us-east-1"
 PREFIX = "seo_"

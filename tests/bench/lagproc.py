@@ -190,9 +190,9 @@ def reader(args: argparse.Namespace) -> None:
 
 def poller(args: argparse.Namespace) -> None:
     """The baseline: poll every shard once, apply what came, sleep --interval, repeat."""
-    from seo_sync.cache.sql import Checkpoint
     from seo_sync.cache.writer import Cache
     from seo_sync.changes import to_change
+    from seo_sync.feed import Checkpoint
     from seo_sync.schema import TABLES
     from tests.bench.ddb import source
 

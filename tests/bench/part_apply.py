@@ -21,10 +21,11 @@ from typing import Any
 
 from seo_sync import codec
 from seo_sync.cache import changelog
-from seo_sync.cache.sql import Checkpoint, q
+from seo_sync.cache.sql import q
 from seo_sync.cache.writer import Cache
 from seo_sync.changes import to_change
 from seo_sync.codec import Item
+from seo_sync.feed import Checkpoint
 from seo_sync.schema import TABLES, TableSpec
 from seo_sync.sync.tailer import Batch
 from seo_sync.sync.writer import apply_batch

@@ -20,12 +20,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from seo_sync.demo.relay import Relay
 from tests.bench import part_lag
 from tests.bench.daemonproc import DaemonProcess
 from tests.bench.ddb import PREFIX
 from tests.bench.motoproc import MotoProcess
 from tests.support.efo_front import EfoFront
+from tests.support.moto_server import Relay
 
 RELAY_INTERVAL = 0.05  # seconds between the relay's passes
 FIRST_MARK = 2_000_000  # this run's change numbers, apart from the other lag runs'

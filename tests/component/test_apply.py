@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from seo_sync.cache.reader import Reader
-from seo_sync.cache.sql import Checkpoint, key_text
+from seo_sync.cache.sql import key_text
 from seo_sync.changes import to_change
+from seo_sync.feed import Checkpoint
 from seo_sync.schema import BUSINESSES, KEYWORDS
 
 ARN = "arn:aws:dynamodb:us-east-1:1:table/seo_businesses/stream/x"

@@ -10,9 +10,9 @@ from pathlib import Path
 from seo_sync import codec
 from seo_sync.cache import changelog
 from seo_sync.cache.reader import Reader
-from seo_sync.cache.sql import Checkpoint
 from seo_sync.cache.writer import Cache
 from seo_sync.changes import Change
+from seo_sync.feed import Checkpoint
 from seo_sync.schema import TABLES, TableSpec
 from tests.support import changes
 

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 import pytest
 
 from seo_sync.cache.reader import Reader
-from seo_sync.cache.sql import Checkpoint
 from seo_sync.config import FullSyncSettings, StreamSettings
 from seo_sync.errors import FullSyncAborted, SeoSyncError
+from seo_sync.feed import Checkpoint
 from seo_sync.schema import BUSINESSES
 from seo_sync.sync import fullsync
 from seo_sync.sync.capture import Spill

@@ -15,9 +15,9 @@ from seo_sync.aws.kinesis_efo import EfoFeed
 from seo_sync.aws.kinesis_records import wrap
 from seo_sync.aws.session import ErrorContext
 from seo_sync.aws.tables import Source
-from seo_sync.cache.sql import Checkpoint
 from seo_sync.config import StreamSettings
 from seo_sync.errors import SourceError
+from seo_sync.feed import Checkpoint
 from seo_sync.schema import BUSINESSES
 from seo_sync.sync.poller import PollerThread
 from seo_sync.sync.shards import ShardSet

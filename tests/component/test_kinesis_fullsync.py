@@ -9,10 +9,10 @@ from typing import Any
 from seo_sync import codec
 from seo_sync.aws.kinesis import KinesisFeed
 from seo_sync.aws.session import ErrorContext
-from seo_sync.aws.shapes import TableInfo
 from seo_sync.cache.reader import Reader
 from seo_sync.cache.writer import Cache
 from seo_sync.config import FullSyncSettings, StreamSettings
+from seo_sync.feed import TableInfo
 from seo_sync.schema import BUSINESSES
 from seo_sync.sync.engine import Engine
 from seo_sync.sync.fullsync import full_sync_table

@@ -14,7 +14,7 @@ from seo_sync.errors import NotFound
 from seo_sync.protection import backups
 from seo_sync.protection.ledger import CONFIRM_TOKEN, Ledger
 from seo_sync.schema import KEYWORDS, TABLES
-from seo_sync.writes import ProfileStore
+from seo_sync.write_path.profiles import ProfileStore
 
 T0 = 1_790_000_000.0 + 60
 PARALLEL = 5

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from seo_sync import codec, writes
+from seo_sync import codec
 from seo_sync.aws.tables import Source
 from seo_sync.cache.lock import WriterLock
 from seo_sync.cache.reader import Reader
@@ -21,7 +21,8 @@ from seo_sync.errors import BadInput, ProtectionRefused, RateLimited, SourceUnav
 from seo_sync.protection import backups
 from seo_sync.protection.ledger import CONFIRM_TOKEN, Ledger
 from seo_sync.schema import BUSINESSES, KEYWORDS, QUESTIONNAIRES, TABLES
-from seo_sync.writes import ProfileStore
+from seo_sync.write_path import profiles
+from seo_sync.write_path.profiles import ProfileStore
 from tests.support.settings import make_settings
 from tests.support.strategies import attribute_values
 
@@ -105,7 +106,7 @@ def test_two_writers_racing_on_one_business_exactly_one_wins(settings, source):
     for round_no in range(5):
         stores = [ProfileStore(settings, Source(settings.aws, settings.table_prefix)) for _ in range(2)]
         outcomes = _race(stores, round_no + 1, f"round {round_no}")
-        wins = [o for o in outcomes if isinstance(o, writes.WriteResult)]
+        wins = [o for o in outcomes if isinstance(o, profiles.WriteResult)]
         losses = [o for o in outcomes if isinstance(o, VersionMismatch)]
         assert len(wins) == 1 and len(losses) == 1
         current = source.get_item(BUSINESSES, ("acme",))
@@ -261,7 +262,7 @@ def test_restore_puts_the_item_back_and_refuses_to_overwrite_a_live_change(store
     store.create(BUSINESSES, _sample(BUSINESSES))
     original = source.get_item(BUSINESSES, ("acme",))
     [deleted] = store.delete(BUSINESSES, ("acme",), confirm=CONFIRM_TOKEN)
-    restored = writes.restore_from_backup(deleted.backup, settings)
+    restored = profiles.restore_from_backup(deleted.backup, settings)
     now = source.get_item(BUSINESSES, ("acme",))
     assert restored.version == 3 and now["_version"] == {"N": "3"} and "_deleted" not in now
     assert {k: v for k, v in now.items() if k != "_version"} == {k: v for k, v in original.items() if k != "_version"}
@@ -293,7 +294,7 @@ def test_a_held_lock_without_a_daemon_keeps_the_write_and_says_the_stream_will_b
 def test_a_running_daemon_is_asked_to_refresh_through_its_socket(store, source, monkeypatch):
     """With a daemon answering, the write path sends `refresh <table> <key-json>` and never opens the cache."""
     sent = []
-    monkeypatch.setattr(writes, "request_json", lambda path, cmd, timeout=5.0: sent.append(cmd) or {"ok": True})
+    monkeypatch.setattr(profiles, "request_json", lambda path, cmd, timeout=5.0: sent.append(cmd) or {"ok": True})
     result = store.create(KEYWORDS, codec.item_from_python({"business_id": "acme", "keyword_id": "plumber#en"}))
     assert result.cache == "daemon"
     assert sent == ['refresh keywords ["acme", "plumber#en"]']

@@ -7,8 +7,8 @@ from typing import Any
 from structlog.testing import capture_logs
 
 from seo_sync.cache.reader import Reader
-from seo_sync.cache.sql import Checkpoint
 from seo_sync.config import StreamSettings
+from seo_sync.feed import Checkpoint
 from seo_sync.schema import BUSINESSES
 from seo_sync.sync.shards import ShardSet
 from seo_sync.sync.tailer import TableTailer

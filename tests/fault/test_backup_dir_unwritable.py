@@ -27,7 +27,7 @@ from seo_sync.cli.main import run
 from seo_sync.errors import BackupFailed, ExitCode
 from seo_sync.protection.ledger import CONFIRM_TOKEN, Ledger
 from seo_sync.schema import BUSINESSES
-from seo_sync.writes import ProfileStore
+from seo_sync.write_path.profiles import ProfileStore
 from tests.support.settings import make_settings
 
 pytestmark = pytest.mark.timeout(120)

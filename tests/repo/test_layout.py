@@ -55,11 +55,11 @@ THIRD_PARTY = {
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("entry points", ("cli/", "demo/", "__main__.py")),
     ("service", ("service/",)),
-    ("data path", ("sync/", "writes.py")),
+    ("data path", ("sync/", "write_path/")),
     ("adapters", ("cache/", "aws/", "protection/", "control/")),
     ("foundation", ("__init__.py", "errors.py", "config.py", "config_env.py", "logs.py", "schema.py", "changes.py",
                     "order.py", "codec/",
-                    "backoff.py", "threads.py")),
+                    "backoff.py", "threads.py", "feed.py")),
 ]
 # Same-layer imports that are still forbidden: the AWS adapter knows nothing of the cache.
 FORBIDDEN_SIDEWAYS = [("aws/", "cache/")]
@@ -84,7 +84,7 @@ def layer_of(rel: str) -> int | None:
 
 
 def unit_of(rel: str) -> str:
-    """The subpackage (`cache/`) or top-level module (`writes.py`) a path belongs to."""
+    """The subpackage (`cache/`) or top-level module (`feed.py`) a path belongs to."""
     head, sep, _ = rel.partition("/")
     return head + sep if sep else rel
 

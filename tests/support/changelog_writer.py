@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 
 from seo_sync import codec
-from seo_sync.cache.sql import Checkpoint
 from seo_sync.cache.writer import Cache, Swap
 from seo_sync.changes import Change
+from seo_sync.feed import Checkpoint
 from seo_sync.schema import TABLES
 from tests.support import changes as test_changes
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from seo_sync.cache.lock import WriterLock
 from seo_sync.cache.reader import Reader
-from seo_sync.cache.sql import Checkpoint
 from seo_sync.cache.writer import Cache
 from seo_sync.changes import Change
 from seo_sync.errors import CacheError
+from seo_sync.feed import Checkpoint
 from seo_sync.schema import TABLES
 from tests.support import changes as test_changes
 

@@ -37,8 +37,8 @@ from typing import Any
 import boto3
 import botocore.exceptions as bexc
 
-from seo_sync.demo.embedded import FAKE_CREDENTIALS
 from tests.support.eventstream_server import frame, kinesis_event, wire_record
+from tests.support.moto_server import FAKE_CREDENTIALS
 
 SUBSCRIBE = "Kinesis_20131202.SubscribeToShard"
 CONSUMER_CALLS = ("RegisterStreamConsumer", "DescribeStreamConsumer", "ListStreamConsumers",

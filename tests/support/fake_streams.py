@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from seo_sync.aws.streams import StreamsApi
+from seo_sync.aws.tables import DynamoDBApi
 
 ITERATOR_TTL = 900.0  # real iterators expire after 15 minutes
 RETENTION = 86400.0  # real streams keep records 24 hours
@@ -406,7 +407,7 @@ class FakeStreamsClient:
 
 
 class FakeDynamoDBClient:
-    """A tiny `dynamodb` client over a FakeWorld: DescribeTable, Scan, GetItem."""
+    """A tiny `dynamodb` client over a FakeWorld: DescribeTable, Scan, GetItem (the other calls refuse)."""
 
     def __init__(self, world: FakeWorld) -> None:
         self.w = world
@@ -462,6 +463,42 @@ class FakeDynamoDBClient:
             meta = {"HTTPStatusCode": 200, "HTTPHeaders": {"date": email.utils.formatdate(self.w.now, usegmt=True)}}
             return {"Item": item, "ResponseMetadata": meta} if item is not None else {"ResponseMetadata": meta}
 
+    # The rest of DynamoDBApi: the fake world changes its tables through FakeWorld's own methods,
+    # so a test that reaches one of these through the client is told so, not answered wrongly.
+
+    def _unscripted(self, op: str) -> AssertionError:
+        return AssertionError(f"{op} is not scripted in the fake world: change it through FakeWorld")
+
+    def create_table(self, *, TableName: str, KeySchema: list[dict[str, str]],
+                     AttributeDefinitions: list[dict[str, str]], BillingMode: str,
+                     StreamSpecification: dict[str, Any]) -> Any:
+        """Not scripted: FakeWorld.create_table makes a table."""
+        raise self._unscripted("CreateTable")
+
+    def delete_table(self, *, TableName: str) -> Any:
+        """Not scripted."""
+        raise self._unscripted("DeleteTable")
+
+    def query(self, *, TableName: str, KeyConditionExpression: str, **_: Any) -> Any:
+        """Not scripted."""
+        raise self._unscripted("Query")
+
+    def put_item(self, *, TableName: str, Item: dict[str, Any], **_: Any) -> Any:
+        """Not scripted: FakeWorld.put writes an item and its stream record."""
+        raise self._unscripted("PutItem")
+
+    def batch_write_item(self, *, RequestItems: dict[str, Any]) -> Any:
+        """Not scripted."""
+        raise self._unscripted("BatchWriteItem")
+
+    def describe_kinesis_streaming_destination(self, *, TableName: str) -> Any:
+        """Not scripted: the fake world has no Kinesis destination."""
+        raise self._unscripted("DescribeKinesisStreamingDestination")
+
+    def enable_kinesis_streaming_destination(self, *, TableName: str, StreamArn: str, **_: Any) -> Any:
+        """Not scripted."""
+        raise self._unscripted("EnableKinesisStreamingDestination")
+
 
 # -- helpers for tests that run on the fake world ---------------------------------------------------
 
@@ -496,3 +533,4 @@ if TYPE_CHECKING:
     # Declared against the interface of the real client it stands in for: mypy fails here when the
     # fake drifts from what StreamReader calls (the fake is in mypy's files).
     _fake_streams_client: StreamsApi = FakeStreamsClient(FakeWorld())
+    _fake_dynamodb_client: DynamoDBApi = FakeDynamoDBClient(FakeWorld())

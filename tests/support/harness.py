@@ -19,9 +19,9 @@ from seo_sync import codec
 from seo_sync.aws.tables import Source
 from seo_sync.cache.reader import Reader
 from seo_sync.control.client import request_json
-from seo_sync.demo.embedded import FAKE_CREDENTIALS
 from seo_sync.errors import DaemonUnavailable
 from seo_sync.schema import TABLES
+from tests.support.moto_server import FAKE_CREDENTIALS
 from tests.support.settings import make_settings
 from tests.support.waiting import wait_for
 

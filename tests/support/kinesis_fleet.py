@@ -20,9 +20,9 @@ from seo_sync import codec
 from seo_sync.aws.tables import Source
 from seo_sync.cache.reader import Reader
 from seo_sync.cli.inspect import table_hash
-from seo_sync.demo.relay import Relay
 from seo_sync.schema import TABLES
 from tests.support.harness import Daemon, wait_until
+from tests.support.moto_server import Relay
 
 
 @contextmanager

@@ -40,9 +40,9 @@ from typing import Any, NamedTuple
 import boto3
 
 from seo_sync.control.client import request_json
-from seo_sync.demo.embedded import FAKE_CREDENTIALS, EmbeddedDynamo
 from seo_sync.errors import SeoSyncError
 from seo_sync.schema import DEFAULT_PREFIX, TABLES
+from tests.support.moto_server import FAKE_CREDENTIALS, EmbeddedDynamo
 
 READY_TIMEOUT = 120.0  # seconds: a loaded CI machine runs the first full sync slowly
 RESYNC_TIMEOUT = 60.0  # seconds for a SIGHUP resync of every table

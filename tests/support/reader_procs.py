@@ -155,8 +155,8 @@ def _writer_main(db: Path, commands: Any, answers: Any) -> None:
     from seo_sync import codec
     from seo_sync.cache.lock import WriterLock
     from seo_sync.cache.reader import Reader
-    from seo_sync.cache.sql import Checkpoint
     from seo_sync.cache.writer import Cache
+    from seo_sync.feed import Checkpoint
     from seo_sync.schema import TABLES
     from tests.support import changes
 

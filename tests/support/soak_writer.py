@@ -10,6 +10,7 @@ import json
 import random
 import sys
 import time
+from typing import Any
 
 from seo_sync import codec
 from seo_sync.aws.tables import Source
@@ -46,8 +47,9 @@ def main(endpoint: str, seconds: float, rate: float, out: str) -> int:
                 version = live[(table, key)]
                 base = dict(zip(spec.key_names, key, strict=True))
                 if action == "hard_delete":
-                    source.ddb.delete_item(TableName=spec.dynamo_name(s.table_prefix),
-                                           Key=source.key_av(spec, key))
+                    # boto3's client: a hard delete is a call the daemon never makes, so not in DynamoDBApi.
+                    client: Any = source.ddb
+                    client.delete_item(TableName=spec.dynamo_name(s.table_prefix), Key=source.key_av(spec, key))
                     del live[(table, key)]
                 else:
                     extra = {"_deleted": True} if action == "soft_delete" else {}

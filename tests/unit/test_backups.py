@@ -249,3 +249,11 @@ def test_every_table_has_a_name_the_pattern_accepts():
     """The file-name pattern covers all five table names."""
     for spec in TABLES.values():
         assert backups.NAME_RE.fullmatch(backups.backup_name(spec, "acme", int(T0 * 1e6), "01234567"))
+
+
+@pytest.mark.parametrize("table", [["businesses"], {"name": "businesses"}, 7, None])
+def test_a_backup_naming_its_table_by_anything_but_a_string_is_bad_input(tmp_path: Path, table: object) -> None:
+    """A backup whose `table` is a list, object, number or null is refused as BadInput, never a TypeError."""
+    data = json.dumps({"format": backups.FORMAT, "table": table, "item": {}}).encode()
+    with pytest.raises(BadInput, match="unknown table"):
+        backups.parse_backup(tmp_path / "b.json", data)

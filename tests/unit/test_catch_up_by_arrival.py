@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from seo_sync.cache.sql import Checkpoint
+from seo_sync.feed import Checkpoint
 from seo_sync.sync.capture import Spill, catch_up_by_arrival
 from seo_sync.sync.shards import Cursor, Page
 

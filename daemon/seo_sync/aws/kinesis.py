@@ -1,6 +1,6 @@
 """Kinesis Data Streams for DynamoDB, polled: the second implementation of the change feed.
 
-`KinesisFeed` is what `sync/feed.py`'s `ChangeFeed` asks for, over any client shaped like
+`KinesisFeed` is what `seo_sync/feed.py`'s `ChangeFeed` asks for, over any client shaped like
 `KinesisApi` (boto3's `kinesis` client, or the fake in the tests that follows AWS where moto does
 not). The shard graph comes from ListShards (paged; a shard made by a merge names both parents and
 waits for both), positions are TRIM_HORIZON, LATEST, AT_TIMESTAMP or AFTER_SEQUENCE_NUMBER, and a
@@ -35,9 +35,9 @@ import structlog
 
 from seo_sync.aws.kinesis_records import unwrap
 from seo_sync.aws.session import CAUGHT, ErrorContext
-from seo_sync.aws.shapes import RecordsPage, ShardInfo, StreamInfo
 from seo_sync.aws.streams import member
 from seo_sync.errors import BadInput, IteratorExpired, SourceThrottled
+from seo_sync.feed import RecordsPage, ShardInfo, StreamInfo
 from seo_sync.schema import TABLES
 
 log = structlog.get_logger()

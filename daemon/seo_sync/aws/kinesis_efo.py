@@ -38,8 +38,8 @@ import structlog
 from seo_sync.aws.kinesis import FetchedPage, KinesisApi, KinesisFeed, after_seq, parse_position
 from seo_sync.aws.kinesis_records import unwrap
 from seo_sync.aws.session import CAUGHT, ErrorContext
-from seo_sync.aws.shapes import RecordsPage
 from seo_sync.errors import SourceError, SourceThrottled
+from seo_sync.feed import RecordsPage
 
 log = structlog.get_logger()
 SUBSCRIPTION_SECONDS = 300.0  # AWS ends a subscription after 5 minutes

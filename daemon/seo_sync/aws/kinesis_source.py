@@ -11,7 +11,7 @@ checked against the table's streaming destination (it must be ACTIVE and point a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import botocore.exceptions as bexc
 
@@ -19,17 +19,27 @@ from seo_sync.aws import answers
 from seo_sync.aws.kinesis import KinesisApi, KinesisFeed
 from seo_sync.aws.kinesis_efo import EfoApi, EfoFeed, ensure_consumer
 from seo_sync.aws.session import client_config, make_session
-from seo_sync.aws.shapes import TableInfo
-from seo_sync.aws.tables import Source
+from seo_sync.aws.tables import DynamoDBApi, Source
 from seo_sync.config import Settings
 from seo_sync.errors import SourceError, SourceUnavailable
+from seo_sync.feed import TableInfo
 from seo_sync.schema import TableSpec
+
+if TYPE_CHECKING:
+    # Every change feed, declared against the protocol the engine reads it through: mypy checks each
+    # one here, whichever a `Source` holds at run time.
+    from seo_sync.aws.streams import StreamReader
+    from seo_sync.feed import ChangeFeed
+
+    _streams: ChangeFeed = cast(StreamReader, None)
+    _kinesis: ChangeFeed = cast(KinesisFeed, None)
+    _efo: ChangeFeed = cast(EfoFeed, None)
 
 
 class KinesisSource(Source):
     """DynamoDB for one table prefix, with each table's changes read from its Kinesis stream."""
 
-    def __init__(self, settings: Settings, *, dynamodb_client: Any = None, streams_client: Any = None,
+    def __init__(self, settings: Settings, *, dynamodb_client: DynamoDBApi | None = None, streams_client: Any = None,
                  kinesis_client: KinesisApi | None = None) -> None:
         super().__init__(settings.aws, settings.table_prefix, dynamodb_client=dynamodb_client,
                          streams_client=streams_client)
@@ -48,12 +58,13 @@ class KinesisSource(Source):
         interval = 1.0 / settings.kinesis.polls_per_second
         if settings.kinesis.mode == "efo":
             name = settings.kinesis.consumer()
-            efo_client: EfoApi = kinesis_client  # type: ignore[assignment]  # boto3's client has both
-            self.streams = EfoFeed(efo_client, self.ctx, settings.table_prefix,  # type: ignore[assignment]
+            # boto3's kinesis client answers both APIs; a client passed in for this mode must be an EfoApi.
+            efo_client = cast(EfoApi, kinesis_client)
+            self.streams = EfoFeed(efo_client, self.ctx, settings.table_prefix,
                                    lambda arn: ensure_consumer(efo_client, self.ctx, arn, name), min_interval=interval,
                                    max_lateness=settings.kinesis.max_lateness)
         else:
-            self.streams = KinesisFeed(kinesis_client, self.ctx, settings.table_prefix,  # type: ignore[assignment]
+            self.streams = KinesisFeed(kinesis_client, self.ctx, settings.table_prefix,
                                        min_interval=interval, max_lateness=settings.kinesis.max_lateness)
 
     def describe_table(self, spec: TableSpec) -> TableInfo:

@@ -1,7 +1,7 @@
 """DynamoDB Streams: the shard list, shard iterators and record pages, through boto3's client.
 
 `StreamReader` is the DynamoDB Streams implementation of the change feed the sync engine reads
-(`sync/feed.py`). It takes any client shaped like `StreamsApi` (boto3's `dynamodbstreams` client, or
+(`seo_sync/feed.py`). It takes any client shaped like `StreamsApi` (boto3's `dynamodbstreams` client, or
 the fake in the tests that scripts what moto cannot: splits, trimming, expiry, throttling).
 """
 
@@ -12,8 +12,8 @@ from typing import Any, Protocol
 
 from seo_sync.aws import answers, raw_check
 from seo_sync.aws.session import CAUGHT, ErrorContext
-from seo_sync.aws.shapes import RecordsPage, ShardInfo, StreamInfo
 from seo_sync.errors import IncompleteAnswer
+from seo_sync.feed import RecordsPage, ShardInfo, StreamInfo
 
 DESCRIBE_STREAM_PAGE = 100  # shards a DescribeStream page holds at most
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import botocore.exceptions as bexc
 
 from seo_sync.aws import answers, raw_check
 from seo_sync.aws.answers import ServerClock, http_date
 from seo_sync.aws.session import CAUGHT, ErrorContext, client_config, make_session
-from seo_sync.aws.shapes import TableInfo
 from seo_sync.aws.streams import StreamReader, StreamsApi, member
 from seo_sync.backoff import backoff_delay
 from seo_sync.codec import Item
@@ -29,6 +28,7 @@ from seo_sync.errors import (
     SourceUnavailable,
     VersionMismatch,
 )
+from seo_sync.feed import ChangeFeed, TableInfo
 from seo_sync.logs import mask_url
 from seo_sync.schema import TableSpec
 
@@ -52,6 +52,52 @@ def answer_date(resp: Any) -> float | None:
     return http_date(headers.get("date"))
 
 
+class DynamoDBApi(Protocol):
+    """The calls seo-sync makes on boto3's `dynamodb` client, in its keyword form."""
+
+    @property
+    def meta(self) -> Any:
+        """The client's endpoint_url and region_name (boto3's also carries the event hooks answers.py uses)."""
+
+    def describe_table(self, *, TableName: str) -> Any:
+        """DescribeTable."""
+
+    def create_table(self, *, TableName: str, KeySchema: list[dict[str, str]],
+                     AttributeDefinitions: list[dict[str, str]], BillingMode: str,
+                     StreamSpecification: dict[str, Any]) -> Any:
+        """CreateTable."""
+
+    def delete_table(self, *, TableName: str) -> Any:
+        """DeleteTable."""
+
+    def scan(self, *, TableName: str, ConsistentRead: bool = ..., Segment: int = ..., TotalSegments: int = ...,
+             Limit: int = ..., ExclusiveStartKey: dict[str, Any] = ...) -> Any:
+        """Scan: one page of one segment."""
+
+    def query(self, *, TableName: str, KeyConditionExpression: str, ConsistentRead: bool = ...,
+              ExpressionAttributeNames: dict[str, str] = ..., ExpressionAttributeValues: dict[str, Any] = ...,
+              ExclusiveStartKey: dict[str, Any] = ...) -> Any:
+        """Query: one page."""
+
+    def get_item(self, *, TableName: str, Key: dict[str, Any], ConsistentRead: bool = ...) -> Any:
+        """GetItem."""
+
+    def put_item(self, *, TableName: str, Item: dict[str, Any], ConditionExpression: str = ...,
+                 ExpressionAttributeNames: dict[str, str] = ..., ExpressionAttributeValues: dict[str, Any] = ...,
+                 ReturnValuesOnConditionCheckFailure: str = ...) -> Any:
+        """PutItem, conditional when a ConditionExpression is given."""
+
+    def batch_write_item(self, *, RequestItems: dict[str, Any]) -> Any:
+        """BatchWriteItem: up to 25 puts; the unprocessed ones come back."""
+
+    def describe_kinesis_streaming_destination(self, *, TableName: str) -> Any:
+        """DescribeKinesisStreamingDestination."""
+
+    def enable_kinesis_streaming_destination(self, *, TableName: str, StreamArn: str,
+                                             EnableKinesisStreamingConfiguration: dict[str, Any] = ...) -> Any:
+        """EnableKinesisStreamingDestination."""
+
+
 @dataclass(frozen=True)
 class ItemRead:
     """One consistent read of one key: the item (None when absent) and when DynamoDB answered, by its clock."""
@@ -64,20 +110,21 @@ class ItemRead:
 class Source:
     """DynamoDB for one table prefix: tables, scans, item reads and writes, and the stream reader."""
 
-    def __init__(self, aws: AwsSettings, prefix: str, *, dynamodb_client: Any = None,
+    def __init__(self, aws: AwsSettings, prefix: str, *, dynamodb_client: DynamoDBApi | None = None,
                  streams_client: StreamsApi | None = None, wall: Callable[[], float] = time.time) -> None:
         self.prefix = prefix
         self.attempts = aws.max_attempts
-        session = None
-        if dynamodb_client is None or streams_client is None:
-            session = make_session(aws)
         cfg = client_config(aws)
         kwargs: dict[str, Any] = {"config": cfg}
         if aws.endpoint_url:
             kwargs["endpoint_url"] = aws.endpoint_url
         try:
-            self.ddb = dynamodb_client or session.client("dynamodb", **kwargs)  # type: ignore[union-attr]
-            raw_streams = streams_client or session.client("dynamodbstreams", **kwargs)  # type: ignore[union-attr]
+            if dynamodb_client is None or streams_client is None:
+                session = make_session(aws)  # raises no NoRegionError: only a client needs the region
+                dynamodb_client = dynamodb_client or session.client("dynamodb", **kwargs)
+                streams_client = streams_client or session.client("dynamodbstreams", **kwargs)
+            self.ddb: DynamoDBApi = dynamodb_client
+            raw_streams = streams_client
         except bexc.NoRegionError:
             raise SourceUnavailable("no AWS region configured",
                                     hint="set AWS_REGION, or aws.region in the config, or --env-file") from None
@@ -86,7 +133,7 @@ class Source:
         self.server_clock = ServerClock(wall)  # `wall`: this host's clock (a test moves it)
         answers.install(self.ddb, self.server_clock)  # a cut-off answer is an error, never "absent" or "empty"
         raw_check.install_checked(self.ddb)  # Scan answers read by orjson, once checked against botocore
-        self.streams = StreamReader(raw_streams, self.ctx, self.server_clock)
+        self.streams: ChangeFeed = StreamReader(raw_streams, self.ctx, self.server_clock)
 
     @property
     def endpoint(self) -> str:

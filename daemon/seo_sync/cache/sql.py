@@ -8,7 +8,6 @@ value is bound: hence the S608 (SQL built from strings) exemptions below.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring as _json_str  # json.dumps's C string encoder
 
@@ -51,20 +50,6 @@ DELETE_MARK = "DELETE FROM _sync_marks WHERE table_name = ? AND key = ?"
 def q(identifier: str) -> str:
     """Quote an identifier that comes from schema.py (never from data)."""
     return '"' + identifier.replace('"', '""') + '"'
-
-
-@dataclass
-class Checkpoint:
-    """Where one shard has been read to, committed with the rows it produced."""
-
-    table: str
-    stream_arn: str
-    shard_id: str
-    parent_shard_id: str | None = None
-    sequence_number: str | None = None  # last applied; None = "at LATEST as of latest_as_of"
-    closed: bool = False  # read to its end
-    latest_as_of: float | None = None
-    updated_at: float = field(default_factory=time.time)
 
 
 @dataclass

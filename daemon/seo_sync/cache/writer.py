@@ -31,7 +31,6 @@ from seo_sync.cache.sql import (
     RESOLVE_DEAD_LETTERS,
     SHADOW_PREFIX,
     ApplyResult,
-    Checkpoint,
     Statements,
     data_table_ddl,
     key_text,
@@ -40,6 +39,7 @@ from seo_sync.cache.sql import (
 from seo_sync.cache.swap import record_full_sync, swap_in
 from seo_sync.changes import Change
 from seo_sync.errors import CacheBusy, CacheCorrupt, CacheError
+from seo_sync.feed import Checkpoint
 from seo_sync.order import READ_WINDOW
 from seo_sync.schema import TABLES, TableSpec
 

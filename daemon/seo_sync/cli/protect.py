@@ -20,7 +20,7 @@ from seo_sync.errors import BadInput, CodecError, NotFound, SeoSyncError, Source
 from seo_sync.protection import backups
 from seo_sync.protection.jobs import prune_backups
 from seo_sync.protection.ledger import CONFIRM_TOKEN, Ledger
-from seo_sync.writes import CASCADE_TABLES, ProfileStore, WriteResult
+from seo_sync.write_path.profiles import CASCADE_TABLES, ProfileStore, WriteResult
 
 log = structlog.get_logger()
 MAX_INPUT_BYTES = 4 * 1024 * 1024

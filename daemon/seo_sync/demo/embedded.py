@@ -55,6 +55,7 @@ def _serialized(method: Callable[..., Any]) -> Callable[..., Any]:
         with _moto_write_lock:
             return method(*args, **kwargs)
 
+    # A marker on the function object, so patching twice is a no-op; mypy models no attributes on functions.
     wrapper.seo_sync_serialized = True  # type: ignore[attr-defined]
     return wrapper
 

@@ -217,7 +217,8 @@ def parse_backup(path: Path, data: bytes) -> Backup:
         raise BadInput(f"{path} is not a backup file (not JSON: {e})") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise BadInput(f"{path} is not a seo-sync backup file (format {FORMAT} expected)")
-    spec = TABLES.get(doc.get("table"))  # type: ignore[arg-type]
+    name = doc.get("table")
+    spec = TABLES.get(name) if isinstance(name, str) else None  # any JSON value: a list would not even hash
     if spec is None:
         raise BadInput(f"{path}: unknown table {doc.get('table')!r:.40}")
     try:

@@ -17,7 +17,6 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import suppress
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -29,16 +28,18 @@ from seo_sync.aws.reachability import NETWORK
 from seo_sync.aws.tables import Source
 from seo_sync.cache import wal_files
 from seo_sync.cache.lock import WriterLock
+from seo_sync.cache.quarantine import open_or_set_aside
 from seo_sync.cache.reader import Reader
 from seo_sync.cache.writer import Cache
 from seo_sync.config import Settings
 from seo_sync.control.peers import resolve_group
 from seo_sync.control.server import ControlServer, ControlThread
-from seo_sync.errors import BadInput, CacheCorrupt, ExitCode, HaltServer, SeoSyncError
+from seo_sync.errors import BadInput, ExitCode, HaltServer, SeoSyncError
 from seo_sync.logs import dump_thread_stacks
 from seo_sync.protection import jobs
 from seo_sync.schema import TABLES, table
 from seo_sync.service.budgets import CommandBudgets
+from seo_sync.service.faults import DebugFaults
 from seo_sync.service.maintenance import Maintenance
 from seo_sync.service.metrics import render_metrics
 from seo_sync.service.reasons import LargeWal, health_reasons, repair_reason
@@ -58,13 +59,15 @@ class Service:
 
     def __init__(self, settings: Settings, *, notifier: Notifier | None = None,
                  source_factory: Callable[[Settings], Source] | None = None,
-                 env: dict[str, str] | None = None, reload_settings: Callable[[], Settings] | None = None) -> None:
+                 env: dict[str, str] | None = None, reload_settings: Callable[[], Settings] | None = None,
+                 faults: DebugFaults | None = None) -> None:
         env = dict(os.environ) if env is None else env
         self.settings = settings
         self.reload_settings = reload_settings  # SIGHUP reads the configuration again through this
         self.notifier = notifier or Notifier(env)
         self.source_factory = source_factory or make_source
-        self.fault_injection = settings.service.debug_commands  # test-only: debug-hang, -wedge-writer, -repair
+        # The tests' fault seam (service/faults.py): only when the configuration turns its commands on.
+        self.faults = faults or (DebugFaults() if settings.service.debug_commands else None)
         self.events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()  # reentrant: signal-safe
         self.state = "starting"
         self.started_at = time.time()
@@ -79,7 +82,6 @@ class Service:
         self.control: ControlServer | None = None
         self.maintenance: Maintenance | None = None
         self._last_status = ""
-        self._hang_main_until = 0.0
         self._hup_pending = False
         self.large_wal = LargeWal(settings.cache_path)
         self.budgets = CommandBudgets(settings.control)
@@ -113,11 +115,12 @@ class Service:
     def _boot(self) -> None:
         s = self.settings
         log.info("starting", version=__version__, data_dir=str(s.data_dir), prefix=s.table_prefix)
-        self.cache = self._open_cache()
+        self.cache = open_or_set_aside(s.cache_path, s.service.busy_timeout_ms,
+                                       s.maintenance.change_log_diff_limit)
         self.had_complete_cache = self._cache_is_complete()
         self.engine = Engine(s, self.source_factory(s), self.cache, on_thread_death=self._report_thread_death)
         self.control = ControlServer(
-            s.socket_path, self.handle_command, allowed_uids={0, os.getuid()},
+            s.socket_path, self.answer_command, allowed_uids={0, os.getuid()},
             allowed_gid=resolve_group(s.service.socket_group), timeout=s.service.socket_timeout,
             max_clients=s.service.socket_max_clients)
         self.control.bind()
@@ -132,16 +135,6 @@ class Service:
         self.maintenance = Maintenance(s.maintenance, self._maintenance_jobs(), intervals=ticks)
         self.maintenance.start()
         self._set_state("syncing")
-
-    def _open_cache(self) -> Cache:
-        path = self.settings.cache_path
-        diff_limit = self.settings.maintenance.change_log_diff_limit
-        try:
-            return Cache.open(path, self.settings.service.busy_timeout_ms, change_diff_limit=diff_limit)
-        except CacheCorrupt as e:
-            quarantine = _quarantine(path)
-            log.error("cache_corrupt", error=e.message, moved_to=str(quarantine))
-            return Cache.open(path, self.settings.service.busy_timeout_ms, change_diff_limit=diff_limit)
 
     def _cache_is_complete(self) -> bool:
         assert self.cache is not None
@@ -181,7 +174,8 @@ class Service:
             handler = getattr(self, f"handle_{kind}", None)
             if handler is not None:
                 handler(payload)
-            self._hang_if_asked()
+            if self.faults is not None:
+                self.faults.hold_main_loop()
             self._check_boot()
             self._update_state()
             self._watchdog()
@@ -287,15 +281,13 @@ class Service:
             self._watchdog_warned = True
             log.error("watchdog_withheld", stalled=stale)
 
-    def _hang_if_asked(self) -> None:
-        while time.monotonic() < self._hang_main_until:  # test-only: simulate a hung main loop
-            time.sleep(0.05)
-
     # -- control socket -------------------------------------------------------------------------
 
-    def handle_command(self, command: str, args: list[str]) -> str:
-        """Answer one status-socket request (runs on a control-socket thread)."""
+    def answer_command(self, command: str, args: list[str]) -> str:
+        """Answer one status-socket request (runs on a control-socket thread, not the main loop)."""
         assert self.engine is not None
+        if self.faults is not None and (answer := self.faults.answer(self.engine, command, args)) is not None:
+            return answer
         if command == "status":
             return json.dumps(self.status(), default=str)
         if command == "health":
@@ -320,16 +312,6 @@ class Service:
             return json.dumps({"ok": True, **self.engine.refresh_business(business_id)}, default=str)
         if command == "metrics":
             return render_metrics(self.status())
-        if self.fault_injection and command == "debug-hang" and args:
-            self._hang_main_until = time.monotonic() + float(args[0])
-            return json.dumps({"ok": True})
-        if self.fault_injection and command == "debug-repair" and len(args) == 2:  # queue repair reads of N keys
-            spec, keys = table(args[0]), self.engine.submit(lambda c: c.keys(table(args[0]))[:int(args[1])])
-            return json.dumps({"ok": True, "queued": sum(self.engine.repairs.add(spec.name, k, "debug") for k in keys)})
-        if self.fault_injection and command == "debug-wedge-writer" and args:
-            seconds = float(args[0])
-            self.engine.submit(lambda _cache: time.sleep(seconds), timeout=seconds + 10)
-            return json.dumps({"ok": True})
         raise BadInput(f"unknown command {command[:40]!r}",
                        hint="one of: status, health, resync [table], refresh <table> <key-json>, "
                             "refresh-business <business-id>, metrics")
@@ -413,12 +395,3 @@ def _business_arg(text: str) -> str:
         raise BadInput("usage: refresh-business <business-id as a JSON string>", hint='e.g. refresh-business "b1"')
     return value
 
-
-def _quarantine(path: Path) -> Path:
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    target = path.with_name(f"{path.name}.corrupt-{stamp}")
-    for suffix in ("", "-wal", "-shm"):
-        src = Path(str(path) + suffix)
-        if src.exists():
-            os.replace(src, Path(str(target) + suffix))
-    return target

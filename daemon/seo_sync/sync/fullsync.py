@@ -28,11 +28,11 @@ import structlog
 
 from seo_sync.aws.tables import Source
 from seo_sync.cache.scanned import ScannedPage, scanned_page
-from seo_sync.cache.sql import Checkpoint
 from seo_sync.cache.writer import Cache
 from seo_sync.changes import to_change
 from seo_sync.config import FullSyncSettings, StreamSettings
 from seo_sync.errors import FullSyncAborted
+from seo_sync.feed import Checkpoint
 from seo_sync.schema import TableSpec
 from seo_sync.sync.capture import CaptureThread, Spill, catch_up, catch_up_by_arrival
 from seo_sync.sync.shards import ShardSet, check_stream

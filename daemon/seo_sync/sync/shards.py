@@ -22,9 +22,7 @@ from typing import Any
 
 import structlog
 
-from seo_sync.aws.shapes import StreamInfo, TableInfo
 from seo_sync.backoff import backoff_delay
-from seo_sync.cache.sql import Checkpoint
 from seo_sync.config import StreamSettings
 from seo_sync.errors import (
     BadInput,
@@ -35,7 +33,7 @@ from seo_sync.errors import (
     StreamGone,
     TableMissing,
 )
-from seo_sync.sync.feed import ChangeFeed
+from seo_sync.feed import ChangeFeed, Checkpoint, StreamInfo, TableInfo
 
 log = structlog.get_logger()
 BACKOFF_BASE = 0.5

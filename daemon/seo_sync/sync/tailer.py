@@ -17,10 +17,10 @@ from typing import Any
 import structlog
 
 from seo_sync.aws.tables import Source
-from seo_sync.cache.sql import Checkpoint
 from seo_sync.changes import created_at_of
 from seo_sync.config import StreamSettings
 from seo_sync.errors import StreamGone
+from seo_sync.feed import Checkpoint
 from seo_sync.schema import TableSpec
 from seo_sync.sync.shards import IDLE_TOUCH_SECONDS, Cursor, ShardSet, check_stream
 
