@@ -198,7 +198,7 @@ def test_resync_requests_are_coalesced(world, settings):
         progress = engine.progress()
     syncs = [e for e in logs if e["event"] == "full_sync_started" and e["table"] == "businesses"]
     assert len(syncs) == 3  # boot, the coalesced storm, the later request
-    assert set(progress) == {"writer", "poller-businesses", "poller-keywords"}
+    assert set(progress) == {"writer", "repair-reads", "poller-businesses", "poller-keywords"}
     cache.close()
 
 

@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from seo_sync.errors import CacheBusy, CacheCorrupt, CacheError
+
 Connection = sqlite3.Connection
 SqliteError = sqlite3.Error
 ErrorMap = Callable[[sqlite3.Error, str], Exception]
@@ -105,3 +107,20 @@ def atomic(conn: sqlite3.Connection, errors: ErrorMap) -> Iterator[sqlite3.Conne
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise errors(e, "commit") from None
+
+
+def as_cache_error(e: sqlite3.Error, phase: str) -> CacheError:
+    """What an SQLite error on the cache means for the operator."""
+    text = str(e)
+    if phase == "begin" and ("locked" in text or "busy" in text):
+        return CacheBusy(f"the cache is locked by another connection: {text}",
+                         hint="another process holds a write transaction; retrying")
+    if "full" in text:
+        return CacheError(f"the cache disk is full: {text}", hint="free space; the batch was rolled back")
+    if "locked" in text or "busy" in text:
+        return CacheBusy(f"the cache is locked: {text}")
+    if "malformed" in text or "not a database" in text:
+        return CacheCorrupt(f"the cache is corrupt: {text}")
+    return CacheError(f"cache write failed: {text}")
+
+

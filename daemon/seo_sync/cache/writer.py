@@ -20,7 +20,7 @@ import sqlite_utils
 from seo_sync import codec
 from seo_sync.cache import changelog, readiness, wal_files
 from seo_sync.cache.apply import apply_changes, apply_truth, knows_key
-from seo_sync.cache.connect import atomic, private_dir, private_files
+from seo_sync.cache.connect import as_cache_error, atomic, private_dir, private_files
 from seo_sync.cache.migrations import SCHEMA_VERSION, stored_version, upgrade
 from seo_sync.cache.reader import Reader
 from seo_sync.cache.scanned import ScannedPage, scanned_page
@@ -148,7 +148,7 @@ class Cache:
 
         Every commit also moves the readiness marker's last_commit_at, in the same transaction.
         """
-        with atomic(self.conn, _as_cache_error) as conn:
+        with atomic(self.conn, as_cache_error) as conn:
             yield conn
             readiness.stamp(conn, time.time())
 
@@ -344,7 +344,7 @@ class Cache:
         try:
             self.conn.executescript("PRAGMA incremental_vacuum;")
         except sqlite3.Error as e:
-            raise _as_cache_error(e, "commit") from None
+            raise as_cache_error(e, "commit") from None
         return dropped
 
     def trim_changes(self, older_than: float, max_rows: int) -> int:
@@ -384,20 +384,3 @@ class Cache:
     def dead_letter_count(self, table: str | None = None) -> int:
         """Dead letters recorded (for one table, or all)."""
         return Reader(self.conn).dead_letter_count(table)
-
-
-def _as_cache_error(e: sqlite3.Error, phase: str) -> CacheError:
-    """What an SQLite error on the cache means for the operator."""
-    text = str(e)
-    if phase == "begin" and ("locked" in text or "busy" in text):
-        return CacheBusy(f"the cache is locked by another connection: {text}",
-                         hint="another process holds a write transaction; retrying")
-    if "full" in text:
-        return CacheError(f"the cache disk is full: {text}", hint="free space; the batch was rolled back")
-    if "locked" in text or "busy" in text:
-        return CacheBusy(f"the cache is locked: {text}")
-    if "malformed" in text or "not a database" in text:
-        return CacheCorrupt(f"the cache is corrupt: {text}")
-    return CacheError(f"cache write failed: {text}")
-
-
