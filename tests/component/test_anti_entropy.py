@@ -3,21 +3,16 @@ a difference that is only the feed's lag does not, and the repair reads leave th
 
 from __future__ import annotations
 
-from typing import Any
-
 from seo_sync import codec
-from seo_sync.cache.reader import Reader
 from seo_sync.schema import BUSINESSES
 from seo_sync.sync.anti_entropy import SETTLE_SECONDS
 from seo_sync.sync.repair import RepairQueue, run_repairs
 from tests.support.fake_streams import fake_source
+from tests.support.items import cache_items
 from tests.support.rolling_verify import Clock, run_pass, verifier, world_with
 
 TABLE = "seo_businesses"
 
-
-def cache_items(cache) -> dict[str, Any]:
-    return {it["business_id"]["S"]: it for it in Reader(cache.conn).items(BUSINESSES)}
 
 
 def test_a_hand_edit_and_a_lost_row_are_found_and_repaired(cache):

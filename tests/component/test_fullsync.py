@@ -19,6 +19,7 @@ from seo_sync.sync.fullsync import full_sync_table
 from seo_sync.sync.tailer import TableTailer
 from seo_sync.sync.writer import apply_batch
 from tests.support.fake_streams import fake_source, put
+from tests.support.items import cache_items, world_items
 from tests.support.waiting import wait_for
 
 TABLE = "seo_businesses"
@@ -26,12 +27,6 @@ FS = FullSyncSettings(scan_segments=3, batch_size=20, spill_threshold=100)
 STREAM = StreamSettings(idle_poll_interval=0.05)
 
 
-def cache_items(cache):
-    return {it["business_id"]["S"]: it for it in Reader(cache.conn).items(BUSINESSES)}
-
-
-def world_items(world):
-    return {k[0]: v for k, v in world.tables[TABLE].items.items()}
 
 
 def sync(cache, world, **kw):

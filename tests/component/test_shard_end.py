@@ -6,7 +6,6 @@ from typing import Any
 
 from structlog.testing import capture_logs
 
-from seo_sync.cache.reader import Reader
 from seo_sync.config import StreamSettings
 from seo_sync.feed import Checkpoint
 from seo_sync.schema import BUSINESSES
@@ -14,6 +13,7 @@ from seo_sync.sync.shards import ShardSet
 from seo_sync.sync.tailer import TableTailer
 from seo_sync.sync.writer import apply_batch
 from tests.support.fake_streams import fake_source, put
+from tests.support.items import cache_items, world_items
 
 TABLE = "seo_businesses"
 STREAM = StreamSettings(idle_poll_interval=1.0, max_polls_per_second=4.0, get_records_limit=50, max_backoff=30.0)
@@ -42,12 +42,6 @@ def drain(world, tailer, cache, rounds=200):
     raise AssertionError("stream did not drain")
 
 
-def cache_items(cache):
-    return {it["business_id"]["S"]: it for it in Reader(cache.conn).items(BUSINESSES)}
-
-
-def world_items(world):
-    return {k[0]: v for k, v in world.tables[TABLE].items.items()}
 
 
 def cut_next_iterator(source: Any, times: int) -> list[int]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from structlog.testing import capture_logs
 
-from seo_sync.cache.reader import Reader
 from seo_sync.config import StreamSettings
 from seo_sync.errors import StreamGone
 from seo_sync.schema import BUSINESSES
@@ -13,6 +12,7 @@ from seo_sync.sync.shards import ACTIVE_WINDOW, ShardSet
 from seo_sync.sync.tailer import TableTailer
 from seo_sync.sync.writer import apply_batch
 from tests.support.fake_streams import fake_source, put
+from tests.support.items import cache_items, world_items
 
 TABLE = "seo_businesses"
 STREAM = StreamSettings(idle_poll_interval=1.0, max_polls_per_second=4.0, get_records_limit=50, max_backoff=30.0)
@@ -47,12 +47,6 @@ def drain(world, tailer, cache, order=None, rounds=200):
     raise AssertionError("stream did not drain")
 
 
-def cache_items(cache):
-    return {it["business_id"]["S"]: it for it in Reader(cache.conn).items(BUSINESSES)}
-
-
-def world_items(world):
-    return {k[0]: v for k, v in world.tables[TABLE].items.items()}
 
 
 def test_more_than_100_shards(world, cache):
