@@ -85,7 +85,8 @@ export class DaemonFixture {
   static async start(seed: Seed = {}, options: FixtureOptions = {}): Promise<DaemonFixture> {
     const seedFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "seed-")), "seed.json");
     fs.writeFileSync(seedFile, JSON.stringify(seed));
-    const args = [path.join(repoRoot(), "tests", "support", "node_fixture.py"), "--seed", seedFile];
+    // Run as a module from the repository root, so that it imports tests.support like the Python tests do.
+    const args = ["-m", "tests.support.node_fixture", "--seed", seedFile];
     if (options.serviceUser !== undefined) {
       args.push("--service-uid", String(options.serviceUser.uid), "--service-gid", String(options.serviceUser.gid));
     }
