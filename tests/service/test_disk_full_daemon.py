@@ -22,6 +22,17 @@ from tests.support.disk_full import unshare_works
 from tests.support.harness import Daemon, wait_until
 
 
+def _daemon_on_tmpfs(dynamo_endpoint: str, tmp_path: Path, **options: float) -> tuple[Daemon, Path]:
+    """A daemon whose data dir is an 8 MB tmpfs of its own mount namespace (not started yet)."""
+    why = unshare_works()
+    if why:
+        pytest.fail(f"needs unshare with a tmpfs mount: {why}")
+    data_dir = tmp_path / "tmpfs"
+    data_dir.mkdir()
+    mount = ("unshare", "-m", "sh", "-c", f"mount -t tmpfs -o size=8m tmpfs {data_dir} && exec \"$@\"", "sh")
+    return Daemon(dynamo_endpoint, data_dir, prefix=mount, **options), data_dir
+
+
 def _fill(path: Path) -> int:
     written = 0
     with open(path, "wb") as fh:
@@ -46,13 +57,7 @@ def _query(pid: int, db: Path, sql: str) -> str:
 
 def test_disk_full_rolls_back_backs_off_and_resumes(seeded, dynamo_endpoint, tmp_path):
     """With the cache disk full writes wait (no crash, watchdog on); after freeing space they all land."""
-    why = unshare_works()
-    if why:
-        pytest.fail(f"needs unshare with a tmpfs mount: {why}")
-    data_dir = tmp_path / "tmpfs"
-    data_dir.mkdir()
-    mount = ("unshare", "-m", "sh", "-c", f"mount -t tmpfs -o size=8m tmpfs {data_dir} && exec \"$@\"", "sh")
-    d = Daemon(dynamo_endpoint, data_dir, prefix=mount, watchdog_sec=3.0)
+    d, data_dir = _daemon_on_tmpfs(dynamo_endpoint, tmp_path, watchdog_sec=3.0)
     try:
         d.wait_ready()
         inside = Path(f"/proc/{d.pid}/root") / str(data_dir).lstrip("/")
@@ -90,13 +95,7 @@ def test_disk_full_rolls_back_backs_off_and_resumes(seeded, dynamo_endpoint, tmp
 
 def test_health_tells_the_truth_while_the_disk_is_full(seeded, dynamo_endpoint, tmp_path):
     """Changes that cannot be committed: health not ok naming the cause, lag grows, refresh says why; then ok."""
-    why = unshare_works()
-    if why:
-        pytest.fail(f"needs unshare with a tmpfs mount: {why}")
-    data_dir = tmp_path / "tmpfs"
-    data_dir.mkdir()
-    mount = ("unshare", "-m", "sh", "-c", f"mount -t tmpfs -o size=8m tmpfs {data_dir} && exec \"$@\"", "sh")
-    d = Daemon(dynamo_endpoint, data_dir, prefix=mount)
+    d, data_dir = _daemon_on_tmpfs(dynamo_endpoint, tmp_path)
     try:
         d.wait_ready()
         inside = Path(f"/proc/{d.pid}/root") / str(data_dir).lstrip("/")
