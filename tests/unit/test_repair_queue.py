@@ -55,3 +55,30 @@ def test_a_table_not_ready_keeps_its_keys_and_the_oldest_wait_is_told() -> None:
     q.add("businesses", ("c",), SUSPECT, since=100.0)
     assert [k for _, _, k in q.take(lambda table: table == "keywords")] == [("b", "k#en")]
     assert q.pending() == 2 and q.oldest_age() == 100.0 and q.status()["oldest_seconds"] == 100.0
+
+
+def test_a_recorded_doubt_is_not_queued_again_while_its_read_is_in_flight() -> None:
+    """The writer reloads the recorded doubts every second; a key taken for a read and not yet applied
+    stays counted once, while a new doubt the feed finds meanwhile is queued for another read."""
+    q = RepairQueue(rate=10.0, burst=10)
+    q.add("businesses", ("b1",), "dead letter", recorded=True)
+    q.add("businesses", ("b2",), "dead letter", recorded=True)
+    assert len(q.take()) == 2
+    assert q.add("businesses", ("b1",), "dead letter", recorded=True) is False
+    assert q.add("businesses", ("b2",), "stream") is True
+    assert q.pending() == 1 and q.status()["by_reason"] == {"dead letter": 2, "stream": 1}
+    q.count_read(changed=True, table="businesses", key=("b1",))
+    assert q.add("businesses", ("b1",), "dead letter", recorded=True) is True
+
+
+def test_an_answer_held_back_is_queued_again_without_counting_it_twice() -> None:
+    """A read put back (DynamoDB away) or an answer whose table is being rebuilt waits for a later read;
+    neither is a new doubt, and once back in the queue a reload does not add it again."""
+    q = RepairQueue(rate=10.0, burst=10)
+    q.add("businesses", ("b1",), "stream")
+    q.add("businesses", ("b2",), "stream")
+    q.take()
+    q.put_back("businesses", ("b1",), "stream")
+    q.requeue("businesses", ("b2",), "stream")
+    assert q.pending() == 2 and q.status()["queued"] == 2
+    assert q.add("businesses", ("b1",), "stream", recorded=True) is False

@@ -69,14 +69,20 @@ class RepairQueue:
         self.wall: Callable[[], float] = time.time
         self._pending: dict[tuple[str, tuple[str, ...]], str] = {}
         self._since: dict[tuple[str, tuple[str, ...]], float] = {}  # epoch seconds each key was first queued
+        # Keys taken for a read whose answer is not applied yet: the answer resolves every doubt the
+        # cache recorded for the key, so reloading those records meanwhile must not queue it twice.
+        self._in_flight: set[tuple[str, tuple[str, ...]]] = set()
         self._tokens = float(self.burst)
         self._refilled = clock()
         self._lock = threading.Lock()
 
-    def add(self, table: str, key: tuple[str, ...], reason: str, since: float | None = None) -> bool:
-        """Queue one key (False if it was already queued); `since`: when it was found (default now)."""
+    def add(self, table: str, key: tuple[str, ...], reason: str, since: float | None = None,
+            recorded: bool = False) -> bool:
+        """Queue one key (False if it was already queued); `since`: when it was found (default now).
+        `recorded`: the doubt comes from the cache's own record of it, which a read in flight for the
+        key resolves when applied; such a key is not queued again (a new doubt found by the feed is)."""
         with self._lock:
-            if (table, key) in self._pending:
+            if (table, key) in self._pending or (recorded and (table, key) in self._in_flight):
                 return False
             self._pending[(table, key)] = reason
             self._since.setdefault((table, key), self.wall() if since is None else since)
@@ -87,12 +93,21 @@ class RepairQueue:
     def put_back(self, table: str, key: tuple[str, ...], reason: str) -> None:
         """A read that failed: the key waits for a later turn (counted once, as failed)."""
         with self._lock:
+            self._in_flight.discard((table, key))
             self._pending.setdefault((table, key), reason)
             self.counts.failed += 1
+
+    def requeue(self, table: str, key: tuple[str, ...], reason: str) -> None:
+        """An answer that could not be applied yet (its table is being rebuilt): the key waits for a
+        later read, keeping its age, counted once as when it was first queued."""
+        with self._lock:
+            self._in_flight.discard((table, key))
+            self._pending.setdefault((table, key), reason)
 
     def count_read(self, changed: bool, table: str = "", key: tuple[str, ...] = (), in_flight: bool = False) -> None:
         """One repair read applied (for `table`, `key`; `in_flight`: a suspect the feed had already put right)."""
         with self._lock:
+            self._in_flight.discard((table, key))
             if (table, key) not in self._pending:
                 self._since.pop((table, key), None)
             self.counts.done += 1
@@ -127,6 +142,7 @@ class RepairQueue:
             self._tokens -= len(taken)
             for k, _ in taken:
                 del self._pending[k]
+                self._in_flight.add(k)
         return [(table, reason, key) for (table, key), reason in taken]
 
     def oldest_age(self) -> float:
@@ -232,7 +248,7 @@ class RepairReader:
 
     def _apply(self, cache: Cache, a: RepairAnswer, ready: Callable[[str], bool]) -> int:
         if not ready(a.table):
-            self.repairs.add(a.table, a.key, a.reason)
+            self.repairs.requeue(a.table, a.key, a.reason)
             return 0
         spec = self.specs[a.table]
         before = cache.row(spec, a.key)

@@ -261,7 +261,7 @@ class WriterThread(ServiceThread):
         self._last_repair_load = time.monotonic()
         for table, key, reason, since in self.cache.pending_repairs():
             if table in self.tables:
-                self.repairs.add(table, key, reason, since)
+                self.repairs.add(table, key, reason, since, recorded=True)
 
     def reload_repairs(self) -> None:
         """Load `_sync_repairs` again when RELOAD_REPAIRS_EVERY has passed: whatever wrote a doubt
