@@ -33,6 +33,12 @@ for _k in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "SEO_
     os.environ.pop(_k, None)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests marked slow run first: spread over the cores (`make test` uses pytest-xdist), a
+    minute-long test taken last would leave the other workers idle while it finishes."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[EmbeddedDynamo]:
     """One moto HTTP server for the whole run (reset per test by `dynamo_endpoint`)."""

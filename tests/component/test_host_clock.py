@@ -61,6 +61,7 @@ def test_a_write_right_after_a_refresh_is_applied_whatever_the_host_clock(env, a
         assert engine.snapshot()["tables"]["businesses"]["skipped_stale"] == 0
 
 
+@pytest.mark.slow
 def test_lag_is_not_zero_when_the_host_clock_is_behind(tmp_path, dynamo_endpoint):
     """With the daemon's clock 30 s behind, a write that waited for the next poll shows seconds of lag, not 0."""
     settings = make_settings(tmp_path / "data", dynamo_endpoint, stream={"idle_poll_interval": 6.0})

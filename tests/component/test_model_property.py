@@ -17,6 +17,7 @@ import sqlite3
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import Phase
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -294,7 +295,7 @@ class EngineModel(RuleBasedStateMachine):
 # ~15 s; a deeper local run (400 examples x 50 steps) passed in ~3 minutes.
 EngineModel.TestCase.settings = hsettings(max_examples=80, stateful_step_count=40, deadline=None,
                                           phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink])
-TestEngineModel = EngineModel.TestCase
+TestEngineModel = pytest.mark.slow(EngineModel.TestCase)
 
 
 def test_sqlite_rolls_back_uncommitted_work_on_close(tmp_path):

@@ -178,12 +178,14 @@ def run_fault(dynamo_endpoint: str, tmp_path: Path, restart: bool) -> None:
                 d.close()
 
 
+@pytest.mark.slow
 def test_cut_answers_lose_and_remove_nothing(dynamo_endpoint, tmp_path):
     """20 % of GetRecords, GetItem and Scan answers cut for a while: the cache converges, no shard finished,
     no live row removed, no refresh answers "absent", without a restart or SIGHUP."""
     run_fault(dynamo_endpoint, tmp_path, restart=False)
 
 
+@pytest.mark.slow
 def test_cut_answers_with_a_restart_during_the_fault(dynamo_endpoint, tmp_path):
     """The same, with the daemon stopped and started again (booting through the cuts) in the middle."""
     run_fault(dynamo_endpoint, tmp_path, restart=True)

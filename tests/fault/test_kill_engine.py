@@ -190,6 +190,7 @@ def preload(source: Source, n: int) -> None:
                                      "_version": {"N": "1"}} for i in range(n)])
 
 
+@pytest.mark.slow
 def test_kill_9_mid_batch(setup):
     """60 kill -9s at random points (boot, full sync, mid-batch) under live writes: every restart finds an
     intact cache equal to the stream up to its checkpoint, no _version regressed; at the end cache == DynamoDB.

@@ -72,6 +72,7 @@ def _verify(endpoint: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(SOAK_SECONDS + 300)
 def test_fault_soak_cache_equals_dynamodb_and_never_regresses(dynamo_endpoint, tmp_path):
     """Faults, HUPs, TERM and kill -9 restarts while a writer writes: verify identical, no regression."""

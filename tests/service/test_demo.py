@@ -7,11 +7,14 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from seo_sync.cache.reader import Reader
 from seo_sync.schema import TABLES
 from tests.support.harness import REPO
 
 
+@pytest.mark.slow
 def test_demo_runs_the_daemon_with_a_simulated_writer_and_stops_cleanly(tmp_path):
     """The demo boots the daemon, the writer's edits stream into the cache, and the daemon exits 0 at the end."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SEO_SYNC_", "AWS_"))}

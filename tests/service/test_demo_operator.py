@@ -130,6 +130,7 @@ def test_ctrl_c_in_a_terminal_ends_with_exit_0_and_the_summary(tmp_path: Path, m
         assert "daemon exit code 0" in text, text[-3000:]
 
 
+@pytest.mark.slow
 def test_a_second_shell_reaches_the_demo_with_only_what_it_printed(tmp_path: Path) -> None:
     """status, list-businesses and verify succeed from another process given only the demo's export lines."""
     proc = _start_demo(tmp_path / "d", stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -55,6 +55,7 @@ def _query(pid: int, db: Path, sql: str) -> str:
     return out.stdout.strip()
 
 
+@pytest.mark.slow
 def test_disk_full_rolls_back_backs_off_and_resumes(seeded, dynamo_endpoint, tmp_path):
     """With the cache disk full writes wait (no crash, watchdog on); after freeing space they all land."""
     d, data_dir = _daemon_on_tmpfs(dynamo_endpoint, tmp_path, watchdog_sec=3.0)

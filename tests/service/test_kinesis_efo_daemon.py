@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from seo_sync import codec
 from seo_sync.schema import TABLES
 from tests.support.efo_front import EfoFront
@@ -14,6 +16,7 @@ from tests.support.kinesis_fleet import cache_hashes, dynamo_hashes, kinesis_env
 LIFETIME = 6.0  # seconds a subscription lasts here (AWS: 300), so the test sees it renewed
 
 
+@pytest.mark.slow
 def test_a_daemon_reading_by_enhanced_fan_out_converges_across_renewals(seeded, start_daemon, tmp_path,
                                                                          dynamo_endpoint):
     """Writes made while the daemon runs reach its cache through pushed events, and the subscription

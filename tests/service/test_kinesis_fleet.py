@@ -8,6 +8,8 @@ import signal
 import threading
 import time
 
+import pytest
+
 from seo_sync import codec
 from seo_sync.schema import TABLES
 from tests.support.efo_front import MAX_CONSUMERS, EfoFront
@@ -151,6 +153,7 @@ def run_fleet(seeded, start_daemon, tmp_path, dynamo_endpoint, *, fleet: int = F
         return {**front.stats(), **figures}
 
 
+@pytest.mark.slow
 def test_a_polling_fleet_converges_through_shuffled_and_repeated_records(seeded, start_daemon, tmp_path,
                                                                          dynamo_endpoint):
     """Five daemons polling one Kinesis stream under a writer that resets versions, deletes and re-creates,
@@ -160,6 +163,7 @@ def test_a_polling_fleet_converges_through_shuffled_and_repeated_records(seeded,
               max_delay=5.0, seed=7)
 
 
+@pytest.mark.slow
 def test_twenty_daemons_by_enhanced_fan_out_converge(seeded, start_daemon, tmp_path, dynamo_endpoint):
     """Twenty consumers (AWS's most a stream), each a real daemon with pushed subscriptions that end and
     are renewed, each killed -9 and restarted as the same consumer, and sent SIGHUP, under the same writer,

@@ -7,6 +7,8 @@ import signal
 import sqlite3
 import time
 
+import pytest
+
 from seo_sync import codec
 from seo_sync.schema import TABLES
 from tests.support.harness import cache_counts, wait_until
@@ -19,6 +21,7 @@ def _wal(d) -> int:
     return (d.data_dir / "cache.db-wal").stat().st_size
 
 
+@pytest.mark.slow
 def test_wal_grown_under_a_long_reader_is_cut_back_within_a_minute_and_warned_about(seeded, start_daemon):
     """A read transaction held across a full resync: the WAL passes 4 MB and health says why; a minute
     after the reader ends the WAL is under 4 MB again."""

@@ -36,6 +36,7 @@ def _writes(seeded, stop: threading.Event, written: list[str]) -> None:
         stop.wait(0.2)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("mode", "seconds"), [("blackhole", OUTAGE), ("reset", OUTAGE / 2)])
 def test_an_outage_keeps_the_watchdog_fed_says_unreachable_and_converges(seeded, dynamo_endpoint, tmp_path,
                                                                           mode, seconds):

@@ -46,6 +46,7 @@ def _resynced(daemon: Daemon, before: dict[str, float | None]) -> bool:
                for n, t in tables.items())
 
 
+@pytest.mark.slow
 def test_group_readers_see_no_error_through_daemon_starts_resyncs_stops_and_kills(seeded, start_daemon, db,
                                                                                 tmp_path):
     """Four starts of the real daemon, each with a resync of every table, two stops and two SIGKILLs:

@@ -4,6 +4,8 @@ and it recovers without a restart."""
 
 from __future__ import annotations
 
+import pytest
+
 from seo_sync import codec
 from seo_sync.schema import TABLES
 from tests.support.harness import Daemon, cache_counts, wait_until
@@ -36,6 +38,7 @@ def test_access_denied_on_one_table_is_reported_and_the_others_keep_streaming(se
             d.close()
 
 
+@pytest.mark.slow
 def test_expired_credentials_that_come_back_need_no_restart(seeded, dynamo_endpoint, tmp_path):
     """ExpiredTokenException on every call for a while: errors in status, no crash; streaming resumes after."""
     with FaultProxy(dynamo_endpoint) as proxy:
@@ -53,6 +56,7 @@ def test_expired_credentials_that_come_back_need_no_restart(seeded, dynamo_endpo
             d.close()
 
 
+@pytest.mark.slow
 def test_deleted_table_is_an_error_and_a_recreated_one_is_resynced(seeded, start_daemon):
     """Deleting seo_service_areas marks that table in error; re-creating it (new stream ARN) resyncs it alone."""
     # A deleted table is noticed at the next DescribeTable: every 2 s here instead of every 30 s.
