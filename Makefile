@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint bench soak tools screenshot clean node-test node-types node-bench
+.PHONY: demo test python-test check lint bench soak tools screenshot clean node-test node-types node-bench
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,20 +22,28 @@ tools:
 demo: $(STAMP)
 	$(BIN)/seo-sync demo $(DEMO_ARGS)
 
+# Lint and types, the first step of both lanes.
+lint: $(STAMP)
+	$(BIN)/ruff check daemon tests examples
+	$(BIN)/bandit -q -c pyproject.toml -r daemon
+	$(BIN)/mypy
+
 # The fast lane, for every change: lint, types, and the two tiers that start no daemon process
 # (pure unit tests; component tests on temp files, moto and fakes), spread over the cores.
-check: $(STAMP)
-	$(BIN)/ruff check daemon tests examples
-	$(BIN)/bandit -q -c pyproject.toml -r daemon
-	$(BIN)/mypy
+check: lint
 	$(BIN)/python -m pytest -n 4 tests/unit tests/component
 
-test: $(STAMP) tools
-	$(BIN)/ruff check daemon tests examples
-	$(BIN)/bandit -q -c pyproject.toml -r daemon
-	$(BIN)/mypy
-	$(BIN)/python -m pytest
-	$(MAKE) node-test
+# Everything CI runs, in two steps of two jobs side by side (each job's output printed whole when it
+# ends): the venv with lint and types beside `npm ci`, then every Python tier beside the Node
+# reader's tests. Most tests wait on daemons, sockets and timers more than they compute, so four
+# pytest workers share the 2 cores; the slow tests go first (tests/conftest.py) and are handed out
+# two at a time, so no worker is left with the minute-long ones at the end.
+test: tools
+	$(MAKE) -j2 --output-sync=target lint $(NODE_STAMP)
+	$(MAKE) -j2 --output-sync=target python-test node-test
+
+python-test: $(STAMP)
+	$(BIN)/python -m pytest -n 4 --maxschedchunk 2
 
 # The generation server's reader (clients/node): dependencies from its lock file, compiled, and
 # tested against a real daemon that node_fixture.py starts with this venv's python.
