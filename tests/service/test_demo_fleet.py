@@ -21,7 +21,7 @@ def test_the_fleet_demo_runs_two_hosts_that_end_identical_to_dynamodb(tmp_path):
                           capture_output=True, text=True, timeout=180)
     assert proc.stdout.strip(), proc.stderr[-3000:]
     summary = json.loads(proc.stdout)
-    assert proc.returncode == 0, (summary, proc.stderr[-3000:])
+    assert proc.returncode == 0, json.dumps(summary) + proc.stderr[-3000:]
     assert summary["hosts"] == 2 and summary["exit_codes"] == [0, 0]
     assert summary["writer_changes"] >= 1 and summary["relayed"] > 0
     assert summary["identical_to_dynamodb"] == [True, True]
