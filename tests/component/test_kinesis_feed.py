@@ -284,6 +284,38 @@ def test_no_table_of_a_shared_stream_starves_under_steady_writes():
     assert kin.throttled == 0
 
 
+def test_a_table_at_the_tip_gets_its_turn_while_other_tables_wait_at_positions_in_time():
+    """A quiet stream, four tables at positions in time that no page of another table can serve (a full
+    sync's capture), each asking once a second, and one table at the tip asking four times a second:
+    the shard's one call a second goes to each position in turn, so the table at the tip learns it is
+    at the tip within a few seconds instead of waiting behind the others for as long as they ask."""
+    kin = FakeKinesis()
+    arn = kin.create_stream("seo-changes")
+    shard = "shardId-000000000000"
+    for i in range(3):
+        put(kin, arn, i)
+    feed = feed_over(kin)
+    first = feed.get_records(feed.shard_iterator(arn, shard, "TRIM_HORIZON", None, "businesses"), 100, "businesses")
+    at_tip = first.next_iterator
+    assert at_tip is not None and len(first.records) == 3
+    kin.advance(1.0)
+    others = {name: feed.shard_iterator(arn, shard, "AT_TIMESTAMP", repr(kin.clock()), name)
+              for name in ("questionnaires", "keywords", "service_areas", "prompt_templates")}
+    answered = None
+    for tick in range(80):  # 20 s in quarters
+        if tick % 4 == 0:
+            for name, position in others.items():
+                others[name] = feed.get_records(position, 100, name).next_iterator or position
+        page = feed.get_records(at_tip, 100, "businesses")
+        at_tip = page.next_iterator or at_tip
+        if page.behind_ms == 0:
+            answered = tick * 0.25
+            break
+        kin.advance(0.25)
+    assert answered is not None and answered <= 6.0, f"the table at the tip got no answer in {tick * 0.25} s"
+    assert kin.throttled == 0
+
+
 def test_a_quiet_table_of_a_shared_stream_gets_a_position_it_can_resume_from(cache):
     """A table with no records of its own moves with the stream: its cursor takes the sequence number
     the other tables' records were read to, and the tailer commits that first position at once, so

@@ -114,8 +114,8 @@ class KinesisFeed:
         self._last_call: dict[tuple[str, str], float] = {}
         self._pages: dict[tuple[str, str], list[FetchedPage]] = {}
         self._tips: dict[tuple[str, str], tuple[int, float]] = {}  # last sequence number at the tip, and when
-        # Positions told "too soon" lately, with their iterators and when: the next call starts at the earliest.
-        self._waiting: dict[tuple[str, str], dict[str, tuple[str, float]]] = {}
+        # Positions that asked and got nothing yet: their iterators, since when they wait, when they last asked.
+        self._waiting: dict[tuple[str, str], dict[str, tuple[str, float, float]]] = {}
 
     # -- errors ---------------------------------------------------------------------------------
 
@@ -191,20 +191,23 @@ class KinesisFeed:
             if page is not None:
                 self.pages_shared += 1
             elif self.clock() - self._last_call.get((arn, shard_id), -1e18) < self.min_interval:
-                self._waiting.setdefault((arn, shard_id), {})[key] = (real, self.clock())
+                self._wait(arn, shard_id, key, real)
                 return RecordsPage([], iterator)  # too soon for this shard: the same position, asked again later
             else:
-                from_key, from_real = self._earliest_waiting(arn, shard_id, key, real)
+                from_key, from_real = self._next_call(arn, shard_id, key, real)
                 try:
                     fetched = self._fetch(arn, shard_id, from_key, from_real, limit, table)
                 except (IteratorExpired, BadInput):
                     if from_key == key:
                         raise
                     # Another table's position failed: that table meets the error when it asks itself.
+                    self._wait(arn, shard_id, key, real)
                     return RecordsPage([], iterator)
                 page, start = (fetched, 0) if from_key == key else self._shared_page(arn, shard_id, key)
-                if page is None:  # ahead of where the page ends: nothing for it before the next call
+                if page is None:  # the call served a position this page does not reach: the next one may
+                    self._wait(arn, shard_id, key, real)
                     return RecordsPage([], iterator)
+            self._waiting.get((arn, shard_id), {}).pop(key, None)
         records = page.records[start:]
         want = None if table is None else (TABLES[table].dynamo_name(self.prefix) if table in TABLES else table)
         mine = [r for name, r in records if want is None or name is None or name == want]
@@ -226,25 +229,33 @@ class KinesisFeed:
         with self._lock:
             return self._shard_locks.setdefault((arn, shard_id), threading.Lock())
 
-    def _earliest_waiting(self, arn: str, shard_id: str, key: str, real: str) -> tuple[str, str]:
-        """Where the next call should start: a first position (LATEST, TRIM_HORIZON) told "too soon"
-        lately goes first, since no other page can serve it; else the earliest such position before
-        `key`, since one call from there serves it and every table ahead of it; else `key`."""
+    def _wait(self, arn: str, shard_id: str, key: str, real: str) -> None:
+        """Note a position that asked and got nothing: since when it has waited, and when it last asked."""
+        now = self.clock()
+        waiting = self._waiting.setdefault((arn, shard_id), {})
+        since = waiting[key][1] if key in waiting else now
+        waiting[key] = (real, since, now)
+
+    def _next_call(self, arn: str, shard_id: str, key: str, real: str) -> tuple[str, str]:
+        """Where the shard's next call starts: at the position that has waited longest, the asking one
+        included, so that every table's position is read in turn, however often the others ask. A
+        sequence number is read from the earliest one waiting at or before it, since that page serves
+        every table between them too. Positions nobody asked for lately (their table moved on) are dropped."""
         now = self.clock()
         waiting = {k: v for k, v in self._waiting.get((arn, shard_id), {}).items()
-                   if now - v[1] < 2 * self.min_interval and k != key}
+                   if now - v[2] < 2 * self.min_interval or k == key}
         self._waiting[(arn, shard_id)] = waiting
-        firsts = sorted((v[1], k) for k, v in waiting.items() if after_seq(k) is None)
-        if firsts and after_seq(key) is not None:
-            first = firsts[0][1]
-            return first, waiting.pop(first)[0]
-        mine = after_seq(key)
-        earlier = [k for k in waiting if after_seq(k) is not None and mine is not None
-                   and (after_seq(k) or 0) < mine]
-        if not earlier:
-            return key, real
-        first = min(earlier, key=lambda k: after_seq(k) or 0)
-        return first, waiting.pop(first)[0]
+        since = {k: v[1] for k, v in waiting.items()}
+        since.setdefault(key, now)
+        reals = {k: v[0] for k, v in waiting.items()}
+        reals[key] = real
+        chosen = min(since, key=lambda k: since[k])
+        seq = after_seq(chosen)
+        if seq is not None:
+            earlier = {k: n for k in since if (n := after_seq(k)) is not None and n <= seq}
+            chosen = min(earlier, key=lambda k: earlier[k])
+        waiting.pop(chosen, None)
+        return chosen, reals[chosen]
 
     def _shared_page(self, arn: str, shard_id: str, key: str) -> tuple[FetchedPage | None, int]:
         """A page fetched a moment ago that covers `key`, and the index of the first record after it."""
