@@ -34,7 +34,8 @@ DEFAULT_PORT = 8000  # fixed, so the export lines a newcomer copied keep working
                    "your own, until Ctrl-C or --seconds.")
 @click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True,
               help="Loopback port of the embedded DynamoDB (0: any free port).")
-@click.option("--seconds", type=float, default=None, help="Stop after this long (default: run until Ctrl-C).")
+@click.option("--seconds", type=float, default=None,
+              help="Stop after this long (default: run until Ctrl-C); with --fleet, counted once every host is ready.")
 @click.option("--fleet", type=click.IntRange(1, 5), default=None,
               help="N daemons reading one Kinesis stream (polling), fed by a relay playing DynamoDB's part.")
 @click.option("--no-writer", is_flag=True,

@@ -35,6 +35,7 @@ from seo_sync.schema import TABLES
 WRITE_EVERY = 0.5  # seconds between the simulated writer's changes
 REFRESH_EVERY = 0.25
 SETTLE_TIMEOUT = 30.0  # seconds the hosts get, at the end, to apply the last changes
+BOOT_LIMIT = 90.0  # seconds a timed run waits for every host to be ready before it ends without writing
 
 
 def _host_dir(settings: Settings, i: int) -> Path:
@@ -97,6 +98,14 @@ def fleet_table(statuses: list[dict[str, Any] | None], relayed: int, edits: int,
     return t
 
 
+def _timed_out(seconds: float | None, started: float, ready_at: float | None) -> bool:
+    """Whether a timed run is over: `seconds` after every host was ready, or BOOT_LIMIT without that."""
+    if seconds is None:
+        return False
+    now = time.monotonic()
+    return now - ready_at >= seconds if ready_at is not None else now - started >= BOOT_LIMIT
+
+
 def run_fleet_demo(settings: Settings, endpoint: str, console: Console, hosts: int,
                    seconds: float | None = None) -> dict[str, Any]:
     """Load the sample data, run `hosts` daemons on one stream fed by the relay, write and watch; a summary."""
@@ -110,17 +119,19 @@ def run_fleet_demo(settings: Settings, endpoint: str, console: Console, hosts: i
     procs = [start_host(settings, endpoint, i, arn) for i in range(hosts)]
     writer = SimulatedWriter(source)
     started = time.monotonic()
+    ready_at: float | None = None  # `seconds` counts from when every host is ready: booting is not the run
     next_write = started
     statuses: list[dict[str, Any] | None] = [None] * hosts
     try:
         with Live(fleet_table(statuses, 0, 0, 0), console=console, refresh_per_second=4,
                   transient=not console.is_terminal) as live:
-            while seconds is None or time.monotonic() - started < seconds:
+            while not _timed_out(seconds, started, ready_at):
                 relay.step()
                 statuses = [_status(settings, i) for i in range(hosts)]
-                ready = all(st and st.get("ready") for st in statuses)
-                if ready and time.monotonic() >= next_write and (seconds is None or
-                                                                 time.monotonic() - started < seconds - 3):
+                if ready_at is None and all(st and st.get("ready") for st in statuses):
+                    ready_at = time.monotonic()
+                if ready_at is not None and time.monotonic() >= next_write and (
+                        seconds is None or time.monotonic() - ready_at < seconds - 3):
                     writer.step()
                     next_write = time.monotonic() + WRITE_EVERY
                 live.update(fleet_table(statuses, relay.relayed, writer.stats.edits, time.monotonic() - started))
