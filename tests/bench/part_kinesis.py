@@ -8,7 +8,8 @@ published; measured by AWS users at a few hundred ms). In polling mode the daemo
 at most once a second (`[kinesis] polls_per_second = 1`, what five hosts can share), which bounds
 its lag from below. Enhanced fan-out is pushed instead: moto has no SubscribeToShard, so the EFO
 run goes through `tests/support/efo_front.py`, which tails moto's shard every `front_tail` seconds
-(the bench's plan: 10 ms) and pushes each record to the subscription as an event-stream frame.
+(the bench's plan: 10 ms), and at once when the relay's PutRecords pass through it (the relay puts
+through the front), and pushes each record to the subscription as an event-stream frame.
 That tail is a hop AWS does not have (AWS quotes about 70 ms from put to push), so the EFO figures
 are those of the fake, not of AWS: they show the daemon's side of the push path (wake, decode,
 unwrap, apply), not the service's latency.
@@ -47,7 +48,13 @@ def measure_kinesis(moto: MotoProcess, work: Path, *, rate: float, seconds: floa
     read at boot, and a lower version is refused as older (on Kinesis, version order is the order).
     Each run has a stream of its own, so the second does not start behind the first's records.
     """
-    relay = Relay(moto.endpoint, PREFIX, stream_name="seo-changes-efo" if efo else "seo-changes")
+    # Subscriptions last AWS's 5 minutes; the front reads moto's shard every `front_tail` seconds, and
+    # at once when the relay's PutRecords pass through it.
+    front = EfoFront(moto.endpoint, poll=front_tail) if efo else None
+    if front is not None:
+        front.__enter__()
+    relay = Relay(moto.endpoint, PREFIX, stream_name="seo-changes-efo" if efo else "seo-changes",
+                  kinesis_endpoint=front.endpoint if front is not None else None)
     arn = relay.ensure_stream()
     relay.step()  # everything loaded so far, before the daemon takes its positions
     stop = threading.Event()
@@ -55,10 +62,7 @@ def measure_kinesis(moto: MotoProcess, work: Path, *, rate: float, seconds: floa
     thread.start()
     env = {"SEO_SYNC_SOURCE__KIND": "kinesis", "SEO_SYNC_KINESIS__MODE": "polling",
            "SEO_SYNC_KINESIS__STREAM_ARN": arn, "SEO_SYNC_KINESIS__CHECK_DESTINATION": "0"}
-    # Subscriptions last AWS's 5 minutes; the front reads moto's shard every `front_tail` seconds.
-    front = EfoFront(moto.endpoint, poll=front_tail) if efo else None
     if front is not None:
-        front.__enter__()
         env.update({"SEO_SYNC_KINESIS__MODE": "efo", "SEO_SYNC_KINESIS__CONSUMER_NAME": EFO_CONSUMER})
     daemon = DaemonProcess(work / ("kinesis-efo-daemon" if efo else "kinesis-daemon"),
                            front.endpoint if front is not None else moto.endpoint, env=env).start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -11,6 +12,7 @@ import pytest
 from botocore.config import Config
 
 from tests.support.efo_front import MAX_CONSUMERS, EfoFront
+from tests.support.harness import wait_until
 
 
 @pytest.fixture
@@ -61,6 +63,33 @@ def test_records_are_pushed_from_each_starting_position_until_the_subscription_e
     assert [r for e in when + latest for r in e["Records"]] == []
     assert latest[-1]["ContinuationSequenceNumber"] == seqs[-1]
     assert front.stats()["ended"] == 5
+
+
+def test_a_record_put_through_the_front_is_pushed_without_waiting_for_the_tails_tick(dynamo_endpoint):
+    """The front's own tail reads moto every 30 s here; a record put through the front reaches the
+    subscriber long before that, as AWS pushes a record when it arrives."""
+    with EfoFront(dynamo_endpoint, lifetime=20.0, idle_event=0.3, poll=30.0) as front:
+        kinesis = _client(front.endpoint)
+        arn = _stream(kinesis)
+        shard = kinesis.list_shards(StreamARN=arn)["Shards"][0]["ShardId"]
+        consumer = kinesis.register_stream_consumer(StreamARN=arn, ConsumerName="c")["Consumer"]["ConsumerARN"]
+        pushed: list[dict] = []
+        arrived = threading.Event()
+
+        def subscribe() -> None:
+            resp = kinesis.subscribe_to_shard(ConsumerARN=consumer, ShardId=shard, StartingPosition={"Type": "LATEST"})
+            for e in resp["EventStream"]:
+                records = e.get("SubscribeToShardEvent", {}).get("Records", [])
+                if records:
+                    pushed.extend(records)
+                    arrived.set()
+                    return
+
+        threading.Thread(target=subscribe, name="test-subscriber", daemon=True).start()
+        wait_until(lambda: front.stats()["active"] == 1, what="the subscription open")
+        kinesis.put_record(StreamARN=arn, Data=b"now", PartitionKey="p")
+        assert arrived.wait(15.0), "the record waited for the tail's own tick"
+        assert [r["Data"] for r in pushed] == [b"now"]
 
 
 def test_a_resubscription_within_5_seconds_is_refused(front):

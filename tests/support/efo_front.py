@@ -19,8 +19,10 @@ daemon takes as its AWS endpoint. It forwards every request to moto unchanged, e
   one every `idle_event` seconds, so a reader with a short read timeout stays connected.
 
 One reader thread a shard tails moto with GetRecords every `poll` seconds into a list held in
-memory; every subscription of that shard pushes from its own index in that list and sleeps on the
-shard's Condition between records, so twenty subscribers cost one poller, not twenty.
+memory, and at once when records are put through the front (a relay or writer that puts to the
+front's endpoint), since AWS pushes a record as it arrives, not on a timer of its own. Every
+subscription of that shard pushes from its own index in that list and sleeps on the shard's
+Condition between records, so twenty subscribers cost one poller, not twenty.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ CONSUMER_CALLS = ("RegisterStreamConsumer", "DescribeStreamConsumer", "ListStrea
 MAX_CONSUMERS = 20  # registered consumers a stream (AWS; 50 in On-demand Advantage)
 RESUBSCRIBE_SECONDS = 5.0  # AWS refuses a subscription of the same consumer and shard sooner than this
 EVENT_RECORDS = 500  # records one pushed event carries at most
+PUTS = ("PutRecord", "PutRecords")  # a writer putting through the front wakes the shards' readers
 CLOSED_CHECK = 1.0  # seconds between looks at the listing for whether an idle shard was closed
 
 
@@ -69,6 +72,7 @@ class Tail:
     closed: bool = False
     children: list[dict[str, Any]] = field(default_factory=list)
     caught_up: threading.Event = field(default_factory=threading.Event)  # read to moto's tip once
+    wake: threading.Event = field(default_factory=threading.Event)  # a put passed through: read now
     cond: threading.Condition = field(default_factory=threading.Condition)
 
     def index(self, position: dict[str, Any]) -> tuple[int, int]:
@@ -143,6 +147,9 @@ class EfoFront:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers, body and each event go out as separate writes: without TCP_NODELAY the second
+            # small write of an answer waits for the peer's delayed ACK (tens of ms on loopback).
+            disable_nagle_algorithm = True
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
@@ -155,6 +162,8 @@ class EfoFront:
                         self.answer(200, front.consumer_call(action, json.loads(body or b"{}")))
                     else:
                         self.forward(body)
+                        if action in PUTS:
+                            front.wake_tails()
                 except ApiError as e:
                     self.answer(400, {"__type": e.code, "message": str(e)})
                 except (BrokenPipeError, ConnectionResetError):
@@ -321,12 +330,21 @@ class EfoFront:
         handler.wfile.write(b"0\r\n\r\n")
         handler.wfile.flush()
 
+    def wake_tails(self) -> None:
+        """Records were put through the front: every shard's reader reads moto now instead of at its
+        next tick, as AWS pushes a record when it arrives rather than on a timer of its own."""
+        with self.lock:
+            tails = list(self.tails.values())
+        for tail in tails:
+            tail.wake.set()
+
     def _tail(self, stream_arn: str, shard_id: str) -> Tail:
         """The shard's tail, its reader thread started on first use."""
         with self.lock:
             tail = self.tails.get((stream_arn, shard_id))
             if tail is None:
                 tail = self.tails[(stream_arn, shard_id)] = Tail(stream_arn, shard_id)
+                tail.wake.set()  # the first read comes at once, not a tick later
                 threading.Thread(target=self._read, args=(tail,), name=f"efo-tail-{shard_id}", daemon=True).start()
         return tail
 
@@ -334,7 +352,9 @@ class EfoFront:
         """Tail the shard on moto with GetRecords into memory, waking every subscription on new records."""
         iterator: str | None = None
         listed = 0.0
-        while not self.stop.wait(self.poll):
+        while not self.stop.is_set():
+            tail.wake.wait(self.poll)
+            tail.wake.clear()
             try:
                 if iterator is None:
                     kw: dict[str, Any] = {"StreamARN": tail.stream_arn, "ShardId": tail.shard_id}

@@ -40,13 +40,14 @@ class Relay:
 
     def __init__(self, endpoint: str, prefix: str, stream_name: str = "seo-changes", *, shards: int = 1,
                  shuffle: bool = False, duplicate: float = 0.0, late: float = 0.0, max_delay: float = 0.0,
-                 seed: int | None = None, region: str = "us-east-1") -> None:
+                 seed: int | None = None, region: str = "us-east-1", kinesis_endpoint: str | None = None) -> None:
         kw: dict[str, Any] = {"endpoint_url": endpoint, "region_name": region,  # moto takes any credentials
                               "aws_access_key_id": FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
                               "aws_secret_access_key": FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]}
         self.ddb = boto3.client("dynamodb", **kw)
         self.streams = boto3.client("dynamodbstreams", **kw)
-        self.kinesis = boto3.client("kinesis", **kw)
+        # The stream may be reached another way than the tables (through a front that adds what moto lacks).
+        self.kinesis = boto3.client("kinesis", **{**kw, "endpoint_url": kinesis_endpoint or endpoint})
         self.prefix = prefix
         self.region = region
         self.stream_name = stream_name
