@@ -34,7 +34,11 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
+
+# Where a position starts in a shard. The two sequence-number kinds take the sequence number, and
+# AT_TIMESTAMP a moment in epoch seconds; DynamoDB Streams offers every kind but AT_TIMESTAMP.
+StartKind = Literal["TRIM_HORIZON", "LATEST", "AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER", "AT_TIMESTAMP"]
 
 
 @dataclass
@@ -121,10 +125,10 @@ class ChangeFeed(Protocol):
     def describe_stream(self, arn: str, table: str | None = None) -> StreamInfo:
         """Every shard of the feed with its parent and sequence range (all pages)."""
 
-    def shard_iterator(self, arn: str, shard_id: str, kind: str, seq: str | None = None,
-                       table: str | None = None) -> str:
-        """A position in one shard: TRIM_HORIZON, LATEST, or AT_/AFTER_SEQUENCE_NUMBER with `seq`
-        (a feed that offers AT_TIMESTAMP takes epoch seconds in `seq`)."""
+    def shard_iterator(self, arn: str, shard_id: str, kind: StartKind, seq: str | None = None,
+                       table: str | None = None, at: float | None = None) -> str:
+        """A position in one shard: TRIM_HORIZON, LATEST, AT_/AFTER_SEQUENCE_NUMBER with the sequence
+        number `seq`, or AT_TIMESTAMP with `at` in epoch seconds (BadInput from a feed without it)."""
 
     def get_records(self, iterator: str, limit: int = 1000, table: str | None = None) -> RecordsPage:
         """One page of records from a position, and the next position (None at a closed shard's end)."""

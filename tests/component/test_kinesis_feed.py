@@ -299,7 +299,7 @@ def test_a_table_at_the_tip_gets_its_turn_while_other_tables_wait_at_positions_i
     at_tip = first.next_iterator
     assert at_tip is not None and len(first.records) == 3
     kin.advance(1.0)
-    others = {name: feed.shard_iterator(arn, shard, "AT_TIMESTAMP", repr(kin.clock()), name)
+    others = {name: feed.shard_iterator(arn, shard, "AT_TIMESTAMP", None, name, at=kin.clock())
               for name in ("questionnaires", "keywords", "service_areas", "prompt_templates")}
     answered = None
     for tick in range(80):  # 20 s in quarters

@@ -6,7 +6,7 @@ import pytest
 
 from seo_sync import codec
 from seo_sync.aws.tables import Source
-from seo_sync.errors import SourceUnavailable, TableMissing, VersionMismatch
+from seo_sync.errors import BadInput, SourceUnavailable, TableMissing, VersionMismatch
 from seo_sync.schema import TABLES
 from tests.support.settings import make_settings
 
@@ -98,3 +98,13 @@ def test_stream_reader_sees_inserts_in_order(source):
     it = source.streams.shard_iterator(arn, info.shards[0].shard_id, "TRIM_HORIZON")
     page = source.streams.get_records(it)
     assert [r["eventName"] for r in page.records] == ["INSERT"]
+
+
+def test_stream_reader_refuses_a_position_in_time(source):
+    """DynamoDB Streams has no AT_TIMESTAMP: asking for one is refused as bad input naming the kind."""
+    spec = TABLES["businesses"]
+    source.create_table(spec)
+    arn = source.describe_table(spec).stream_arn
+    shard = source.streams.describe_stream(arn).shards[0].shard_id
+    with pytest.raises(BadInput, match="AT_TIMESTAMP"):
+        source.streams.shard_iterator(arn, shard, "AT_TIMESTAMP", None, "businesses", at=1.0)

@@ -37,7 +37,7 @@ from seo_sync.aws.kinesis_records import unwrap
 from seo_sync.aws.session import CAUGHT, ErrorContext
 from seo_sync.aws.streams import member
 from seo_sync.errors import BadInput, IteratorExpired, SourceThrottled
-from seo_sync.feed import RecordsPage, ShardInfo, StreamInfo
+from seo_sync.feed import RecordsPage, ShardInfo, StartKind, StreamInfo
 from seo_sync.schema import TABLES
 
 log = structlog.get_logger()
@@ -156,16 +156,16 @@ class KinesisFeed:
 
     # -- positions ------------------------------------------------------------------------------
 
-    def shard_iterator(self, arn: str, shard_id: str, kind: str, seq: str | None = None,
-                       table: str | None = None) -> str:
-        """A position: TRIM_HORIZON, LATEST, AT_/AFTER_SEQUENCE_NUMBER with `seq`, or AT_TIMESTAMP with
-        `seq` holding epoch seconds."""
+    def shard_iterator(self, arn: str, shard_id: str, kind: StartKind, seq: str | None = None,
+                       table: str | None = None, at: float | None = None) -> str:
+        """A position: TRIM_HORIZON, LATEST, AT_/AFTER_SEQUENCE_NUMBER with the sequence number `seq`,
+        or AT_TIMESTAMP with `at` in epoch seconds."""
         kwargs: dict[str, Any] = {"StreamARN": arn, "ShardId": shard_id, "ShardIteratorType": kind}
         if kind == "AT_TIMESTAMP":
-            if seq is None:
-                raise BadInput("AT_TIMESTAMP needs a time", hint="pass epoch seconds as the position")
-            kwargs["Timestamp"] = datetime.fromtimestamp(float(seq), UTC)
-            key = f"at:{seq}:{self.clock()}"
+            if at is None:
+                raise BadInput("AT_TIMESTAMP needs a time", hint="pass epoch seconds as `at`")
+            kwargs["Timestamp"] = datetime.fromtimestamp(at, UTC)
+            key = f"at:{at!r}:{self.clock()}"
         elif seq is not None:
             kwargs["StartingSequenceNumber"] = seq
             key = f"after:{seq}" if kind == "AFTER_SEQUENCE_NUMBER" else f"at:{seq}"

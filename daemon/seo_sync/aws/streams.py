@@ -12,8 +12,8 @@ from typing import Any, Protocol
 
 from seo_sync.aws import answers, raw_check
 from seo_sync.aws.session import CAUGHT, ErrorContext
-from seo_sync.errors import IncompleteAnswer
-from seo_sync.feed import RecordsPage, ShardInfo, StreamInfo
+from seo_sync.errors import BadInput, IncompleteAnswer
+from seo_sync.feed import RecordsPage, ShardInfo, StartKind, StreamInfo
 
 DESCRIBE_STREAM_PAGE = 100  # shards a DescribeStream page holds at most
 
@@ -78,9 +78,16 @@ class StreamReader:
             if not start:
                 return StreamInfo(arn, status, view, shards)
 
-    def shard_iterator(self, arn: str, shard_id: str, kind: str, seq: str | None = None,
-                       table: str | None = None) -> str:
-        """A shard iterator: TRIM_HORIZON, LATEST, AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER."""
+    def shard_iterator(self, arn: str, shard_id: str, kind: StartKind, seq: str | None = None,
+                       table: str | None = None, at: float | None = None) -> str:
+        """A shard iterator: TRIM_HORIZON, LATEST, AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER.
+
+        DynamoDB Streams has no position in time: AT_TIMESTAMP is refused as AWS refuses a kind it
+        does not know, without asking it."""
+        if kind == "AT_TIMESTAMP":
+            raise BadInput(f"GetShardIterator on {table or 'DynamoDB'} at {self.ctx.endpoint} ({self.ctx.region}): "
+                           "rejected: DynamoDB Streams has no AT_TIMESTAMP position",
+                           hint="position a DynamoDB stream at TRIM_HORIZON, LATEST or a sequence number")
         kwargs: dict[str, Any] = {"StreamArn": arn, "ShardId": shard_id, "ShardIteratorType": kind}
         if seq is not None:
             kwargs["SequenceNumber"] = seq

@@ -18,7 +18,7 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 
@@ -47,6 +47,11 @@ DESCRIBE_INTERVAL_CHILDREN = 1.0  # seconds between DescribeStream calls while c
 IDLE_TOUCH_SECONDS = 600.0  # refresh an idle shard's checkpoint time this often (age-based gap check)
 
 
+# Where a cursor without an iterator takes one: AFTER its seq, TRIM_HORIZON, LATEST, AT_TIMESTAMP its
+# start_time, or nowhere (LOST: a checkpoint of a LATEST position that delivered no record, a gap).
+CursorStart = Literal["AFTER", "TRIM_HORIZON", "LATEST", "AT_TIMESTAMP", "LOST"]
+
+
 @dataclass
 class Cursor:
     """Where one shard is being read."""
@@ -54,9 +59,8 @@ class Cursor:
     shard_id: str
     parent_id: str | None
     seq: str | None = None  # last sequence number read (and handed on to be applied)
-    # Without an iterator: AFTER seq, TRIM_HORIZON, or (only when positions are taken) LATEST or
-    # AT_TIMESTAMP `start_time`.
-    start: str = "AFTER"
+    # LATEST and AT_TIMESTAMP only when positions are taken, LOST only from a checkpoint.
+    start: CursorStart = "AFTER"
     iterator: str | None = None
     closed: bool = False  # DescribeStream gave it an ending sequence number
     finished: bool = False  # read to its end
@@ -126,12 +130,8 @@ class ShardSet:
         read (TRIM_HORIZON, confirmed as of its updated_at). A LATEST position without a record is lost."""
         ss = cls(feed, table, arn, settings, **kw)
         for cp in checkpoints:
-            if cp.sequence_number:
-                start = "AFTER"
-            elif not cp.closed and cp.latest_as_of is None:
-                start = "TRIM_HORIZON"
-            else:
-                start = "LOST"
+            start: CursorStart = ("AFTER" if cp.sequence_number else
+                                  "TRIM_HORIZON" if not cp.closed and cp.latest_as_of is None else "LOST")
             ss.cursors[cp.shard_id] = Cursor(cp.shard_id, cp.parent_shard_id, cp.sequence_number, start,
                                              closed=cp.closed, finished=cp.closed, latest_as_of=cp.latest_as_of,
                                              confirmed_at=cp.updated_at if start == "TRIM_HORIZON" else None)
@@ -301,10 +301,10 @@ class ShardSet:
             if unread > UNREAD_SAFETY * self.settings.checkpoint_max_age_hours * 3600:
                 raise StreamGone(f"shard {c.shard_id} was listed {unread / 3600:.1f} h ago and never read",
                                  hint="its oldest records may be trimmed; a full sync repairs it")
-        if c.start in ("TRIM_HORIZON", "LATEST"):
+        if c.start == "TRIM_HORIZON" or c.start == "LATEST":
             return self.feed.shard_iterator(self.arn, c.shard_id, c.start, None, self.table)
         if c.start == "AT_TIMESTAMP" and c.start_time is not None:
-            return self.feed.shard_iterator(self.arn, c.shard_id, c.start, repr(c.start_time), self.table)
+            return self.feed.shard_iterator(self.arn, c.shard_id, c.start, None, self.table, at=c.start_time)
         raise StreamGone(f"shard {c.shard_id} lost its LATEST position before delivering a record",
                          hint="a full sync takes new positions")
 
