@@ -8,12 +8,11 @@ from typing import Any
 import pytest
 
 from seo_sync import codec
-from seo_sync.cache.reader import Reader
 from seo_sync.cache.writer import Cache
-from seo_sync.schema import BUSINESSES
 from seo_sync.sync.engine import Engine
 from tests.support.engine_threads import EngineThreads
 from tests.support.fake_streams import FakeWorld, create_tables, fake_source
+from tests.support.items import in_step, numbered_biz
 from tests.support.settings import make_settings
 from tests.support.waiting import wait_for
 
@@ -38,23 +37,12 @@ class ScanGate:
         world.dynamodb.scan = held_scan  # type: ignore[method-assign]
 
 
-def biz(i: int, version: int = 1) -> dict[str, Any]:
-    return codec.item_from_python({"business_id": f"b{i:04d}", "name": f"n{version}", "_version": version})
-
-
-def in_step(engine: Engine, world: FakeWorld) -> bool:
-    items = engine.submit(lambda c: list(Reader(c.conn).items(BUSINESSES)))
-    got = {(it["business_id"]["S"],): it for it in items}
-    want = {k: v for k, v in world.tables[TABLE].items.items() if not codec.is_deleted(v)}
-    return got == want
-
-
 def test_live_rows_follow_the_stream_while_their_table_is_rebuilt(tmp_path):
     """Writes made while the table's resync is held in its Scan reach the live table before the swap."""
     world = FakeWorld()
     create_tables(world, ["businesses"])
     for i in range(5):
-        world.put(TABLE, biz(i))
+        world.put(TABLE, numbered_biz(i))
     settings = make_settings(tmp_path / "data", None, stream={"idle_poll_interval": 0.05})
     engine = Engine(settings, fake_source(world), Cache.open(settings.cache_path), clock=world.clock,
                     tables=["businesses"])
@@ -65,8 +53,8 @@ def test_live_rows_follow_the_stream_while_their_table_is_rebuilt(tmp_path):
         gate = ScanGate(world, TABLE)
         assert engine.request_resync("businesses", reason="test")
         assert gate.entered.wait(20), "the resync never reached its Scan"
-        world.put(TABLE, biz(100))
-        world.put(TABLE, biz(1, version=2))
+        world.put(TABLE, numbered_biz(100))
+        world.put(TABLE, numbered_biz(1, version=2))
         world.delete(TABLE, ("b0002",))
         wait_for(lambda: in_step(engine, world), timeout=20, what="live rows in step during the resync")
         assert engine.snapshot()["tables"]["businesses"]["state"] == "syncing"
@@ -74,7 +62,7 @@ def test_live_rows_follow_the_stream_while_their_table_is_rebuilt(tmp_path):
         gate.release.set()
         wait_for(lambda: engine.snapshot()["tables"]["businesses"]["last_full_sync"] != first_sync,
                  timeout=30, what="the resync's swap")
-        world.put(TABLE, biz(101))
+        world.put(TABLE, numbered_biz(101))
         wait_for(lambda: in_step(engine, world), timeout=20, what="streaming after the swap")
 
 
@@ -83,7 +71,7 @@ def test_batches_queued_during_one_swap_are_applied_before_the_next_tables_swap(
     queues during the first swap is applied before the second table's catch-up and swap, not after."""
     world = FakeWorld()
     create_tables(world, ["businesses", "questionnaires", "keywords"])
-    world.put(TABLE, biz(0))
+    world.put(TABLE, numbered_biz(0))
     settings = make_settings(tmp_path / "data", None, stream={"idle_poll_interval": 0.05})
     cache = Cache.open(settings.cache_path)
     engine = Engine(settings, fake_source(world), cache, clock=world.clock,
