@@ -48,7 +48,8 @@ def test_live_rows_follow_the_stream_while_their_table_is_rebuilt(tmp_path):
                     tables=["businesses"])
     with EngineThreads(engine):
         assert engine.boot_synced.wait(10)
-        wait_for(lambda: in_step(engine, world), what="the boot sync")
+        assert engine.join(10)  # the boot published its Scan; the repair reads and batches it left are applied
+        assert in_step(engine, world)
         first_sync = engine.snapshot()["tables"]["businesses"]["last_full_sync"]
         gate = ScanGate(world, TABLE)
         assert engine.request_resync("businesses", reason="test")
@@ -79,13 +80,18 @@ def test_batches_queued_during_one_swap_are_applied_before_the_next_tables_swap(
     order: list[str] = []
     real_publish, real_apply = cache.publish, cache.apply_batch
 
+    def keyword_queued() -> bool:
+        """The keyword's record is read: its batch waits for the writer, which is busy swapping."""
+        with engine.writer.batches.mutex:
+            return any(b.table == "keywords" and b.records for b in engine.writer.batches.queue)
+
     def publish(swaps: Any) -> None:
         real_publish(swaps)
         order.append("swap " + ",".join(s.spec.name for s in swaps))
         if len(order) == 1:  # the first table's swap: a keyword is written and its batch queues meanwhile
             world.put("seo_keywords", codec.item_from_python({"business_id": "b0000", "keyword_id": "k1",
                                                               "_version": 1}))
-            wait_for(lambda: engine.writer.batches.qsize() > 0, timeout=20, what="the keyword's batch queued")
+            wait_for(keyword_queued, timeout=20, what="the keyword's batch queued")
 
     def apply_batch(spec: Any, changes: Any, *args: Any, **kwargs: Any) -> Any:
         if changes:
@@ -110,5 +116,6 @@ def test_batches_queued_during_one_swap_are_applied_before_the_next_tables_swap(
         engine.request_resync("questionnaires", reason="test")
         release.set()
         wait_for(lambda: len([o for o in order if o.startswith("swap")]) == 2, timeout=30, what="both swaps")
-        wait_for(lambda: "apply keywords" in order, timeout=20, what="the keyword applied")
+        assert engine.join(20)  # the keyword's batch was queued during the first swap
+        assert "apply keywords" in order, order
     assert order.index("apply keywords") < order.index("swap questionnaires"), order
