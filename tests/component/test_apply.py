@@ -15,15 +15,9 @@ from seo_sync.cache.sql import key_text
 from seo_sync.changes import to_change
 from seo_sync.feed import Checkpoint
 from seo_sync.schema import BUSINESSES, KEYWORDS
+from tests.support.items import biz
 
 ARN = "arn:aws:dynamodb:us-east-1:1:table/seo_businesses/stream/x"
-
-
-def biz(bid: str, version: int | None, name: str = "n", **attrs) -> dict:
-    out = {"business_id": {"S": bid}, "name": {"S": name}, **attrs}
-    if version is not None:
-        out["_version"] = {"N": str(version)}
-    return out
 
 
 def record(event: str, bid: str, new: dict | None = None, old: dict | None = None, seq: int = 100,
@@ -92,11 +86,11 @@ def test_item_recreated_after_hard_delete_comes_back(cache):
 def test_soft_delete_then_reset_or_undelete_brings_the_item_back(cache):
     """Soft-deleted at v2, put back at v1 (a reset) or un-deleted without a bump: the item is live again."""
     apply(cache, [record("INSERT", "b1", biz("b1", 1))])
-    apply(cache, [record("MODIFY", "b1", biz("b1", 2, _deleted={"BOOL": True}))])
+    apply(cache, [record("MODIFY", "b1", biz("b1", 2, deleted=True))])
     assert get(cache, "b1") is None
     apply(cache, [record("MODIFY", "b1", biz("b1", 1, "reset"))])
     assert get(cache, "b1")["name"] == {"S": "reset"}
-    apply(cache, [record("MODIFY", "b1", biz("b1", 1, "reset", _deleted={"BOOL": True}))])
+    apply(cache, [record("MODIFY", "b1", biz("b1", 1, "reset", deleted=True))])
     apply(cache, [record("MODIFY", "b1", biz("b1", 1, "undeleted"))])
     assert get(cache, "b1")["name"] == {"S": "undeleted"}
 

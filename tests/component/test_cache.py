@@ -14,18 +14,9 @@ from seo_sync.cache.reader import Reader
 from seo_sync.cache.writer import Cache
 from seo_sync.errors import CacheError, ExitCode, LockHeld
 from seo_sync.schema import TABLES
+from tests.support.items import biz
 
 BUSINESSES = TABLES["businesses"]
-
-
-def biz(bid: str, version: int | None = None, deleted: bool = False, **attrs: str) -> codec.Item:
-    """A businesses item."""
-    item: codec.Item = {"business_id": {"S": bid}, **{k: {"S": v} for k, v in attrs.items()}}
-    if version is not None:
-        item["_version"] = {"N": str(version)}
-    if deleted:
-        item["_deleted"] = {"BOOL": True}
-    return item
 
 
 def fill(cache: Cache, items: list[codec.Item]) -> None:

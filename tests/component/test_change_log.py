@@ -15,14 +15,10 @@ from seo_sync.changes import Change
 from seo_sync.feed import Checkpoint
 from seo_sync.schema import TABLES, TableSpec
 from tests.support import changes
+from tests.support.items import biz
 
 BUSINESSES = TABLES["businesses"]
 KEYWORDS = TABLES["keywords"]
-
-
-def biz(bid: str, name: str = "n", version: int = 1) -> codec.Item:
-    """A businesses item."""
-    return {"business_id": {"S": bid}, "name": {"S": name}, "_version": {"N": str(version)}}
 
 
 def upsert(item: codec.Item, seq: int) -> Change:

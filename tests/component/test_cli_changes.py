@@ -12,19 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from seo_sync import codec
 from seo_sync.cache.writer import Cache, Swap
 from seo_sync.cli.main import run
 from seo_sync.schema import TABLES
+from tests.support.items import biz
 
 ROOT = str(Path(__file__).resolve().parents[2])
 BUSINESSES = TABLES["businesses"]
 pytestmark = pytest.mark.timeout(120)
-
-
-def biz(bid: str) -> codec.Item:
-    """A businesses item."""
-    return {"business_id": {"S": bid}, "name": {"S": bid}}
 
 
 @pytest.fixture

@@ -31,7 +31,10 @@ def loaded(cli, boto) -> dict[str, list[dict]]:
 
 
 def cache_items(data_dir: Path) -> dict[str, dict[tuple, dict]]:
-    """Every item the cache holds, per table, by key."""
+    """Every item the cache holds, per table, by key.
+
+    Read from the file with a read-only Reader of its own: the CLI process that wrote it has exited,
+    so there is no Cache or engine to ask, which the helpers of tests/support/items.py read through."""
     reader = Reader.open(data_dir / "cache.db")
     try:
         return {s.name: {tuple(it[k]["S"] for k in s.key_names): it for it in reader.items(s)} for s in TABLES.values()}

@@ -15,6 +15,7 @@ from seo_sync.cache.writer import Cache
 from seo_sync.schema import BUSINESSES, KEYWORDS
 from seo_sync.sync.engine import Engine
 from tests.support.engine_threads import EngineThreads
+from tests.support.items import engine_items, numbered_biz, numbered_id
 from tests.support.settings import make_settings
 from tests.support.waiting import wait_for
 
@@ -31,10 +32,6 @@ def env(tmp_path, dynamo_endpoint, monkeypatch):
     cache.close()
 
 
-def biz(i: int, version: int, name: str = "n") -> dict:
-    return {"business_id": {"S": f"b{i:05d}"}, "name": {"S": name}, "_version": {"N": str(version)}}
-
-
 def dynamo_items(ddb, table: str) -> dict:
     out, kwargs = {}, {"TableName": table, "ConsistentRead": True}
     while True:
@@ -46,20 +43,16 @@ def dynamo_items(ddb, table: str) -> dict:
         kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
 
-def cache_items(engine, spec) -> dict:
-    items = engine.submit(lambda c: list(Reader(c.conn).items(spec)))
-    return {tuple(it[k]["S"] for k in spec.key_names): it for it in items}
-
-
 def in_step(engine, ddb, spec) -> bool:
-    return cache_items(engine, spec) == dynamo_items(ddb, spec.dynamo_name())
+    """The cache against moto's table read by a consistent Scan (the fake world's in_step has no DynamoDB to read)."""
+    return engine_items(engine, spec) == dynamo_items(ddb, spec.dynamo_name())
 
 
 def test_writes_during_full_sync_are_all_in_the_cache(env):
     """Plain boto3 puts, updates and deletes during the boot full sync all end up in the cache, none regressed."""
     settings, source, ddb, cache = env
     source.create_table(BUSINESSES)
-    source.batch_write(BUSINESSES, [biz(i, 1) for i in range(600)])
+    source.batch_write(BUSINESSES, [numbered_biz(i, 1) for i in range(600)])
     engine = Engine(settings, source, cache, tables=["businesses"])
     stop_writes = threading.Event()
     written = {"n": 0}
@@ -68,11 +61,11 @@ def test_writes_during_full_sync_are_all_in_the_cache(env):
         n = 0
         while not stop_writes.is_set() and n < 2000:
             n += 1
-            ddb.put_item(TableName="seo_businesses", Item=biz(n % 600, 1 + n, "during"))
+            ddb.put_item(TableName="seo_businesses", Item=numbered_biz(n % 600, 1 + n, "during"))
             if n % 5 == 0:
-                ddb.delete_item(TableName="seo_businesses", Key={"business_id": {"S": f"b{(n * 13) % 600:05d}"}})
+                ddb.delete_item(TableName="seo_businesses", Key={"business_id": {"S": numbered_id((n * 13) % 600)}})
             if n % 7 == 0:
-                ddb.put_item(TableName="seo_businesses", Item=biz(5000 + n, 1, "new"))
+                ddb.put_item(TableName="seo_businesses", Item=numbered_biz(5000 + n, 1, "new"))
             written["n"] = n
 
     # Each Scan page waits for ten more writes, so the writes overlap the Scan however fast the
@@ -118,14 +111,14 @@ def test_table_recreated_is_detected_and_resynced_and_records_continue(env):
     settings, source, ddb, cache = env
     source.create_table(BUSINESSES)
     source.create_table(KEYWORDS)
-    source.batch_write(BUSINESSES, [biz(i, 1) for i in range(50)])
+    source.batch_write(BUSINESSES, [numbered_biz(i, 1) for i in range(50)])
     engine = Engine(settings, source, cache, tables=["businesses", "keywords"])
     with EngineThreads(engine):
         assert engine.boot_synced.wait(60)
         old_arn = engine.snapshot()["tables"]["businesses"]["stream_arn"]
         source.delete_table(BUSINESSES)
         source.create_table(BUSINESSES)
-        source.batch_write(BUSINESSES, [biz(i, 7, "second life") for i in range(10)])
+        source.batch_write(BUSINESSES, [numbered_biz(i, 7, "second life") for i in range(10)])
         kw = {"business_id": {"S": "b1"}, "keyword_id": {"S": "k#en"}, "keyword": {"S": "during"}}
         ddb.put_item(TableName="seo_keywords", Item=kw)
         wait_for(lambda: engine.snapshot()["tables"]["businesses"]["gaps"] >= 1, 30, "gap detected")
@@ -139,8 +132,8 @@ def test_table_recreated_is_detected_and_resynced_and_records_continue(env):
         wait_for(lambda: in_step(engine, ddb, KEYWORDS), 20, "keywords streamed")
         # records after the resync continue from the right place
         for i in range(10, 30):
-            ddb.put_item(TableName="seo_businesses", Item=biz(i, 8, "after"))
-        ddb.put_item(TableName="seo_businesses", Item=biz(0, 9, "updated after"))
+            ddb.put_item(TableName="seo_businesses", Item=numbered_biz(i, 8, "after"))
+        ddb.put_item(TableName="seo_businesses", Item=numbered_biz(0, 9, "updated after"))
         wait_for(lambda: in_step(engine, ddb, BUSINESSES), 30, "records after resync")
         assert engine.snapshot()["tables"]["businesses"]["gaps"] == snap["businesses"]["gaps"]
 
@@ -155,7 +148,7 @@ def test_table_deleted_or_access_denied(env):
         wait_for(lambda: engine.snapshot()["tables"]["keywords"]["state"] == "error", 30, "error state")
         assert "seo_keywords" in engine.snapshot()["tables"]["keywords"]["error"]
         assert not engine.boot_synced.is_set()
-        ddb.put_item(TableName="seo_businesses", Item=biz(1, 1))
+        ddb.put_item(TableName="seo_businesses", Item=numbered_biz(1, 1))
         assert engine.submit(lambda c: c.count("businesses")) == 0
         source.create_table(KEYWORDS)
         assert engine.boot_synced.wait(30)
@@ -170,10 +163,10 @@ def test_refresh_reads_consistently_and_applies_on_the_writer(env):
     engine = Engine(settings, source, cache, tables=["businesses"])
     with EngineThreads(engine):
         assert engine.boot_synced.wait(30)
-        ddb.put_item(TableName="seo_businesses", Item=biz(3, 4, "fresh"))
-        out = engine.refresh("businesses", ("b00003",))
-        assert out == {"table": "businesses", "key": ["b00003"], "present": True, "version": 4}
-        got = engine.submit(lambda c: Reader(c.conn).get(BUSINESSES, ("b00003",)))
-        assert got == biz(3, 4, "fresh")
+        ddb.put_item(TableName="seo_businesses", Item=numbered_biz(3, 4, "fresh"))
+        out = engine.refresh("businesses", ("b0003",))
+        assert out == {"table": "businesses", "key": ["b0003"], "present": True, "version": 4}
+        got = engine.submit(lambda c: Reader(c.conn).get(BUSINESSES, ("b0003",)))
+        assert got == numbered_biz(3, 4, "fresh")
         assert engine.refresh("businesses", ("nope",))["present"] is False
     assert codec.version_of(got) == 4

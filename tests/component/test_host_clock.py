@@ -52,8 +52,9 @@ def test_a_write_right_after_a_refresh_is_applied_whatever_the_host_clock(env, a
     engine = Engine(settings, Source(settings.aws, settings.table_prefix, wall=host), cache, clock=host,
                     tables=["businesses"])
     with EngineThreads(engine):
-        assert engine.boot_synced.wait(30)
-        wait_for(lambda: cached_name(engine) == "before", 20, "the first version in the cache")
+        assert engine.boot_synced.wait(30)  # the boot's Scan, which read the first version, is published
+        assert engine.join(20)
+        assert cached_name(engine) == "before"
         for version in range(2, 5):
             assert engine.refresh("businesses", ("b1",))["present"]
             source.put_item(BUSINESSES, item(f"after{version}", version))

@@ -15,19 +15,15 @@ from seo_sync.sync.tailer import TableTailer
 from seo_sync.sync.writer import apply_batch
 from tests.support.fake_kinesis import FakeKinesis
 from tests.support.fake_streams import FakeWorld, create_tables
+from tests.support.items import numbered_biz
 
 STREAM = StreamSettings(idle_poll_interval=1.0, max_polls_per_second=4.0, get_records_limit=50, max_backoff=30.0)
 CTX = ErrorContext("http://kinesis.fake", "us-east-1")
 
 
-def business(i: int, version: int = 1) -> dict:
-    """Business b{i:04d} at `version`, as an AttributeValue item."""
-    return codec.item_from_python({"business_id": f"b{i:04d}", "name": f"n{version}", "_version": version})
-
-
 def put(kin: FakeKinesis, arn: str, i: int, version: int = 1, table: str = "seo_businesses") -> None:
     """DynamoDB writing business b{i:04d} at `version` into the stream."""
-    item = business(i, version)
+    item = numbered_biz(i, version)
     kin.put_change(arn, table, "MODIFY" if version > 1 else "INSERT", {"business_id": item["business_id"]},
                    item, None, kin.clock())
 
@@ -220,7 +216,7 @@ def test_tailer_batches_say_they_have_no_per_item_order(cache):
     ss = ShardSet(feed, "businesses", arn, STREAM, clock=world.clock, wall=world.clock)
     tailer = TableTailer(source, BUSINESSES, ss, STREAM, generation=1, clock=world.clock)
     for i in range(5):
-        world.put("seo_businesses", business(i))
+        world.put("seo_businesses", numbered_biz(i))
     kin.forward_world(world, {"seo_businesses": arn})
     batches = []
     for _ in range(4):

@@ -13,13 +13,9 @@ from seo_sync.cache.scanned import scanned_page
 from seo_sync.cache.writer import SHADOW_PREFIX, Cache
 from seo_sync.schema import TABLES
 from seo_sync.sync.fullsync import _Scan
+from tests.support.items import biz
 
 BUSINESSES = TABLES["businesses"]
-
-
-def biz(bid: str, **extra: codec.AttributeValue) -> codec.Item:
-    """A businesses item."""
-    return {"business_id": {"S": bid}, "name": {"S": f"Business {bid}"}, **extra}
 
 
 class PagedSource:
@@ -38,7 +34,7 @@ class PagedSource:
 
 def test_scanned_page_skips_deleted_and_dead_letters_the_unstorable() -> None:
     """A page converts to rows of the storable items; a soft-deleted item is skipped, a keyless one is a dead letter."""
-    page = scanned_page(BUSINESSES, [biz("a"), biz("b", _deleted={"BOOL": True}), {"name": {"S": "no key"}}])
+    page = scanned_page(BUSINESSES, [biz("a"), biz("b", deleted=True), {"name": {"S": "no key"}}])
     assert len(page.rows) == 1 and page.rows[0][BUSINESSES.column_names.index("business_id")] == "a"
     ((table, kind, _, reason, record, _, key),) = page.dead
     assert (table, kind) == ("businesses", "scan") and "no key" in record and reason and key is None

@@ -7,13 +7,13 @@ from __future__ import annotations
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
 
 from seo_sync import codec
 from seo_sync.cache.reader import Reader
 from seo_sync.control.client import request
 from seo_sync.schema import TABLES
 from tests.support.harness import Daemon, wait_until
+from tests.support.items import biz
 
 BUSINESSES = TABLES["businesses"]
 
@@ -25,13 +25,6 @@ def cached(data_dir: Path, key: str) -> codec.Item | None:
         return reader.get(BUSINESSES, (key,))
     finally:
         reader.close()
-
-
-def biz(bid: str, version: int, name: str, deleted: bool = False) -> dict[str, Any]:
-    item = {"business_id": {"S": bid}, "name": {"S": name}, "_version": {"N": str(version)}}
-    if deleted:
-        item["_deleted"] = {"BOOL": True}
-    return item
 
 
 def named(d: Daemon, bid: str, name: str) -> bool:
