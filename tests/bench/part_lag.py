@@ -221,7 +221,8 @@ def lag_part(daemon_raw: dict[str, Any] | None, poller_raw: dict[str, Any] | Non
             "The Kinesis runs (one stream each, filled by the relay from moto's DynamoDB Streams every 50 ms) are "
             "measured after 5 s of the same writer, not counted: a Kinesis host streams a few seconds after READY. "
             f"The EFO run reads through tests/support/efo_front.py, which tails moto's shard every "
-            f"{front_tail * 1000:g} ms and pushes what it reads: a fake of the push, with a hop AWS does not have. "
+            f"{front_tail * 1000:g} ms, and at once when the relay's PutRecords pass through it, and pushes what it "
+            "reads: a fake of the push, with a hop AWS does not have. "
             "The daemon's own GetRecords and subscription figures are in its status: see the EFO run's note.")
     part.raw = runs
     if daemon_raw is not None and "change_log" in daemon_raw:
