@@ -7,9 +7,10 @@ from seo_sync import codec
 from seo_sync.schema import BUSINESSES
 from seo_sync.sync.anti_entropy import SETTLE_SECONDS
 from seo_sync.sync.repair import RepairQueue, run_repairs
+from tests.support.clock import ManualClock
 from tests.support.fake_streams import fake_source
 from tests.support.items import cache_items
-from tests.support.rolling_verify import Clock, run_pass, verifier, world_with
+from tests.support.rolling_verify import run_pass, verifier, world_with
 
 TABLE = "seo_businesses"
 
@@ -24,7 +25,7 @@ def test_a_hand_edit_and_a_lost_row_are_found_and_repaired(cache):
     cache.conn.execute("DELETE FROM businesses WHERE business_id = 'b0007'")
     extra = {"business_id": {"S": "zz-only-in-cache"}, "name": {"S": "ghost"}}
     cache.apply_item(BUSINESSES, ("zz-only-in-cache",), extra)
-    clock, repairs = Clock(), RepairQueue(1000, 1000)
+    clock, repairs = ManualClock(100.0), RepairQueue(1000, 1000)
     v = verifier(cache, world, clock, repairs)
     run_pass(v, clock, 4 + int(SETTLE_SECONDS) + 2)  # 10 items at 4 a page, the end, then the settling
     assert repairs.status()["by_reason"] == {"anti-entropy": 3}
@@ -43,7 +44,7 @@ def test_a_difference_the_feed_catches_up_with_is_not_repaired(cache):
         cache.apply_item(BUSINESSES, key, item)
     newer = codec.item_from_python({"business_id": "b0001", "name": "renamed", "_version": 2})
     world.put(TABLE, newer)
-    clock, repairs = Clock(), RepairQueue(1000, 1000)
+    clock, repairs = ManualClock(100.0), RepairQueue(1000, 1000)
     v = verifier(cache, world, clock, repairs)
     v.step()  # the first page holds all three items: b0001 differs
     cache.apply_item(BUSINESSES, ("b0001",), newer)  # the stream's record arrives
@@ -54,7 +55,7 @@ def test_a_difference_the_feed_catches_up_with_is_not_repaired(cache):
 def test_a_table_not_streaming_is_not_verified(cache):
     """While a table boots or resyncs its rows are a full sync's business: no Scan, no suspects."""
     world = world_with(3)
-    clock, repairs = Clock(), RepairQueue(1000, 1000)
+    clock, repairs = ManualClock(100.0), RepairQueue(1000, 1000)
     v = verifier(cache, world, clock, repairs)
     v.is_ready = lambda _name: False
     run_pass(v, clock, 8)

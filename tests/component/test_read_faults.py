@@ -10,8 +10,9 @@ from structlog.testing import capture_logs
 from seo_sync.schema import BUSINESSES
 from seo_sync.sync.anti_entropy import BURST_DIFFERENCES, SETTLE_SECONDS
 from seo_sync.sync.repair import RepairQueue, run_repairs
+from tests.support.clock import ManualClock
 from tests.support.fake_streams import fake_source
-from tests.support.rolling_verify import Clock, run_pass, verifier, world_with
+from tests.support.rolling_verify import run_pass, verifier, world_with
 
 TABLE = "seo_businesses"
 
@@ -60,7 +61,7 @@ def test_a_cut_scan_page_is_not_an_empty_table(cache):
     """A Scan answer cut to `{}` is an error that restarts the pass, never "the table ended here": no suspects."""
     world = world_with(20)
     in_cache(cache, world)
-    clock, repairs = Clock(), RepairQueue(1000, 1000)
+    clock, repairs = ManualClock(100.0), RepairQueue(1000, 1000)
     v = verifier(cache, world, clock, repairs)
     v.source.ddb.scan = lambda **_: {}
     with capture_logs() as logs:
@@ -74,7 +75,7 @@ def test_a_burst_of_differences_is_a_fault_of_the_read(cache):
     """A page whose every item differs from the cache (more than the burst limit) queues no repair read."""
     world = world_with(BURST_DIFFERENCES + 20)
     in_cache(cache, world)
-    clock, repairs = Clock(), RepairQueue(1000, 1000)
+    clock, repairs = ManualClock(100.0), RepairQueue(1000, 1000)
     v = verifier(cache, world, clock, repairs)
     v.page_limit = BURST_DIFFERENCES + 20
     real = v.source.ddb.scan

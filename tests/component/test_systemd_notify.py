@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from seo_sync.service.systemd import Notifier, ProgressMonitor, socket_address
+from tests.support.clock import ManualClock
 
 
 @pytest.fixture
@@ -125,20 +126,10 @@ def test_socket_address(value: str | None, expected: str | None) -> None:
     assert socket_address(value) == expected
 
 
-class FakeClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        """The current fake time."""
-        return self.now
-
 
 def test_progress_monitor_flags_a_silent_worker() -> None:
     """A worker that stops beating for longer than max_age is reported stale; the others are not."""
-    clock = FakeClock()
+    clock = ManualClock(1000.0)
     mon = ProgressMonitor(max_age=30, clock=clock)
     mon.register("writer")
     mon.register("poller-keywords")
@@ -157,7 +148,7 @@ def test_progress_monitor_flags_a_silent_worker() -> None:
 def test_watchdog_pings_stop_when_the_writer_is_wedged(notify_sock: tuple[socket.socket, str]) -> None:
     """A hung main loop, at unit level: a main loop that pings only while workers are fresh goes silent."""
     sock, path = notify_sock
-    clock = FakeClock()
+    clock = ManualClock(1000.0)
     notifier = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "60000000"})
     interval = notifier.watchdog_interval()
     assert interval == 60.0

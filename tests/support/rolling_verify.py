@@ -7,17 +7,8 @@ from seo_sync.config import VerifySettings
 from seo_sync.schema import BUSINESSES
 from seo_sync.sync.anti_entropy import RollingVerify
 from seo_sync.sync.repair import RepairQueue
+from tests.support.clock import ManualClock
 from tests.support.fake_streams import FakeWorld, create_tables, fake_source, put
-
-
-class Clock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def world_with(n: int) -> FakeWorld:
@@ -28,14 +19,14 @@ def world_with(n: int) -> FakeWorld:
     return world
 
 
-def verifier(cache, world: FakeWorld, clock: Clock, repairs: RepairQueue) -> RollingVerify:
+def verifier(cache, world: FakeWorld, clock: ManualClock, repairs: RepairQueue) -> RollingVerify:
     settings = VerifySettings(anti_entropy_period_hours=1.0, anti_entropy_items_per_second=4,
                               anti_entropy_tick_seconds=1.0)
     return RollingVerify(fake_source(world), {"businesses": BUSINESSES}, settings, lambda fn: fn(cache), repairs,
                          clock=clock)
 
 
-def run_pass(v: RollingVerify, clock: Clock, ticks: int) -> None:
+def run_pass(v: RollingVerify, clock: ManualClock, ticks: int) -> None:
     for _ in range(ticks):
         v.step()
         clock.now += 1.0

@@ -11,21 +11,12 @@ from seo_sync.control.budget import FairBucket
 from seo_sync.errors import ConfigError
 from seo_sync.schema import BUSINESSES
 from seo_sync.sync.table_state import TableState
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import ManualClock
 
 
 def test_bucket_serves_its_burst_then_refuses_with_the_wait() -> None:
     """A lone peer gets the burst at once; the next request is refused with the seconds until a token."""
-    clock = Clock()
+    clock = ManualClock(1000.0)
     bucket = FairBucket(rate=20, burst=100, clock=clock)
     assert all(bucket.take(7) == 0.0 for _ in range(100))
     wait = bucket.take(7)
@@ -37,7 +28,7 @@ def test_bucket_serves_its_burst_then_refuses_with_the_wait() -> None:
 
 def test_one_flooding_peer_cannot_use_up_another_peers_share() -> None:
     """While uid 1000 loops, uid 0 still gets its half of the rate."""
-    clock = Clock()
+    clock = ManualClock(1000.0)
     bucket = FairBucket(rate=20, burst=100, clock=clock)
     served = {1000: 0, 0: 0}
     for _ in range(1000):  # 10 s in steps of 10 ms; the flooder asks 10 times a step, the other once
@@ -50,7 +41,7 @@ def test_one_flooding_peer_cannot_use_up_another_peers_share() -> None:
 
 def test_the_total_stays_within_the_rate_whatever_the_number_of_peers() -> None:
     """Forty peers looping for 15 s get no more than the rate times the time plus the burst."""
-    clock = Clock()
+    clock = ManualClock(1000.0)
     bucket = FairBucket(rate=20, burst=100, clock=clock)
     served = 0
     for _ in range(1500):

@@ -10,22 +10,13 @@ from seo_sync.aws.reachability import NETWORK, UNREACHABLE_AFTER, Reachability
 from seo_sync.aws.tables import Source
 from seo_sync.errors import SeoSyncError
 from seo_sync.schema import TABLES
+from tests.support.clock import ManualClock
 from tests.support.settings import make_settings
-
-
-class Clock:
-    """A hand-moved monotonic clock."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_a_thread_inside_a_call_counts_as_alive_until_the_call_bound():
     """A call in flight marks its thread alive; past the call's bound it no longer does; its end removes it."""
-    clock = Clock()
+    clock = ManualClock(100.0)
     r = Reachability(clock)
     r.call_bound = 30.0
     r.call_started()
@@ -40,7 +31,7 @@ def test_a_thread_inside_a_call_counts_as_alive_until_the_call_bound():
 
 def test_attempts_without_an_answer_make_dynamodb_unreachable_and_an_answer_clears_it():
     """Attempts unanswered for UNREACHABLE_AFTER seconds give a reason; any HTTP answer clears it."""
-    clock = Clock()
+    clock = ManualClock(100.0)
     r = Reachability(clock)
     r.attempt_started()
     r.attempt_ended(response_dict=None)

@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 from seo_sync.sync.repair import SUSPECT, RepairQueue
-
-
-class Clock:
-    """A monotonic clock moved by hand."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import ManualClock
 
 
 def test_reads_are_rate_limited_after_the_burst() -> None:
     """Burst 3 at 2 a second: 3 at once, then 2 per second of clock, never more."""
-    clock = Clock()
+    clock = ManualClock()
     q = RepairQueue(rate=2.0, burst=3, clock=clock)
     for i in range(10):
         q.add("businesses", (f"b{i}",), "stream")
