@@ -16,7 +16,10 @@ served to the others: a page covers a contiguous range of sequence numbers, so a
 anywhere inside it gets the rest of it. For the same reason a LATEST position is taken, when the
 shard was read to its tip a moment ago, as "after the last record read there": never later than
 LATEST (at most a few records are read twice, which the apply path takes in its stride), and the
-same position for every table, so they share from their first page.
+same position for every table, so they share from their first page. The one call goes to the
+position that has waited longest, read from the earliest sequence number waiting at or before it:
+otherwise positions no shared page can serve (a capture's position in time) would take every call
+while a table at the tip waited.
 
 Records of this feed have no per-item order (AWS: they "might appear in a different sequence than
 the item changes occurred" and "might also appear more than once"): `per_item_order` is False.
