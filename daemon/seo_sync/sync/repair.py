@@ -92,9 +92,8 @@ class RepairQueue:
 
     def put_back(self, table: str, key: tuple[str, ...], reason: str) -> None:
         """A read that failed: the key waits for a later turn (counted once, as failed)."""
+        self.requeue(table, key, reason)
         with self._lock:
-            self._in_flight.discard((table, key))
-            self._pending.setdefault((table, key), reason)
             self.counts.failed += 1
 
     def requeue(self, table: str, key: tuple[str, ...], reason: str) -> None:
