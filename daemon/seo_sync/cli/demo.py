@@ -51,7 +51,7 @@ def demo(app: AppContext, no_daemon: bool, serve: bool, port: int, seconds: floa
     if serve and not no_daemon:
         raise UsageError("--serve keeps the DynamoDB running for a daemon of your own", hint="add --no-daemon")
     try:
-        from seo_sync.demo.embedded import EmbeddedDynamo, embedded_settings, run_demo_sync
+        from seo_sync.demo.embedded import EmbeddedDynamo, embedded_settings
         from seo_sync.demo.environment import check_port_free
     except ModuleNotFoundError as e:
         raise UsageError(f"the demo needs moto ({e.name} is missing)", hint="pip install 'seo-sync[demo]'") from None
@@ -60,53 +60,72 @@ def demo(app: AppContext, no_daemon: bool, serve: bool, port: int, seconds: floa
     try:
         s = embedded_settings(app.settings(), server.endpoint)
         if fleet is not None:
-            from seo_sync.demo.fleet import run_fleet_demo
-
-            result = run_fleet_demo(s, server.endpoint, app.err_console, fleet, seconds)
-            app.emit(result, lambda: click.echo(f"hosts identical to DynamoDB: {result['identical_to_dynamodb']}; "
-                                                f"data: {', '.join(result['data_dirs'])}"))
-            return ExitCode.OK if all(result["identical_to_dynamodb"]) else ExitCode.DIFFERENT
+            return _fleet_demo(app, s, server.endpoint, fleet, seconds)
         if not no_daemon:
-            from seo_sync.demo.live import run_live_demo
-            from seo_sync.demo.view import DemoView
-
-            # The view goes where the output goes (stdout: `make demo | tee demo.txt` records it), or
-            # to stderr when stdout is for the --json summary alone.
-            view = DemoView(app.err_console) if app.json_output else DemoView(Console(), fallback=app.err_console)
-            _show_second_shell(view.say, s, server.endpoint)
-            summary = run_live_demo(s, server.endpoint, view, seconds, writer=not no_writer)
-            _emit_even_without_stdout(app, summary, lambda: _live_summary(app, summary))
-            stopped_well = summary["daemon_exit_code"] in (0, None)  # None: Ctrl-C came before it started
-            return ExitCode.OK if stopped_well else ExitCode.FAILURE
-        source = Source(s.aws, s.table_prefix)
-        report: Callable[[dict[str, Any]], None] | None = None
-        with Bars(app) as bars:
-            summary = run_demo_sync(s, source, progress=bars.add)
-
-        def human(summary: dict[str, Any]) -> None:
-            app.table(f"demo: {summary['businesses']} businesses from the sample data, synced in "
-                      f"{summary['seconds']} s", ["table", "items loaded", "rows in cache"],
-                      ((n, summary["loaded"].get(n, 0), summary["rows"].get(n, 0)) for n in TABLES))
-            click.echo(f"cache: {summary['cache']}\nnext:  {command_name()} --data-dir {s.data_dir} list-businesses")
-
-        if serve:
-            from seo_sync.demo.serve import serve_until_stopped
-
-            human_out = app.err_console if app.json_output else Console()
-            if not app.json_output:
-                human(summary)  # what is loaded and synced, before the wait
-                report = _served_line
-            # Whole lines (soft_wrap): an export line cut in two would not paste into a shell.
-            def say(line: str) -> None:
-                human_out.print(line, markup=False, highlight=False, soft_wrap=True)
-
-            _show_second_shell(say, s, server.endpoint)
-            summary["served"] = serve_until_stopped(source, seconds, writer=not no_writer, say=say)
+            return _live_demo(app, s, server.endpoint, seconds, writer=not no_writer)
+        summary, show = _sync_demo(app, s, server.endpoint, serve, seconds, writer=not no_writer)
     finally:
         server.stop()
-
-    app.emit(summary, lambda: (human if report is None else report)(summary))
+    app.emit(summary, show)
     return ExitCode.OK
+
+
+def _fleet_demo(app: AppContext, s: Settings, endpoint: str, hosts: int, seconds: float | None) -> int:
+    """`--fleet N`: N daemons on one Kinesis stream; DIFFERENT unless every cache equals DynamoDB."""
+    from seo_sync.demo.fleet import run_fleet_demo
+
+    result = run_fleet_demo(s, endpoint, app.err_console, hosts, seconds)
+    app.emit(result, lambda: click.echo(f"hosts identical to DynamoDB: {result['identical_to_dynamodb']}; "
+                                        f"data: {', '.join(result['data_dirs'])}"))
+    return ExitCode.OK if all(result["identical_to_dynamodb"]) else ExitCode.DIFFERENT
+
+
+def _live_demo(app: AppContext, s: Settings, endpoint: str, seconds: float | None, writer: bool) -> int:
+    """The default: the daemon streaming the writer's edits, shown live; FAILURE if it stopped badly."""
+    from seo_sync.demo.live import run_live_demo
+    from seo_sync.demo.view import DemoView
+
+    # The view goes where the output goes (stdout: `make demo | tee demo.txt` records it), or
+    # to stderr when stdout is for the --json summary alone.
+    view = DemoView(app.err_console) if app.json_output else DemoView(Console(), fallback=app.err_console)
+    _show_second_shell(view.say, s, endpoint)
+    summary = run_live_demo(s, endpoint, view, seconds, writer=writer)
+    _emit_even_without_stdout(app, summary, lambda: _live_summary(app, summary))
+    stopped_well = summary["daemon_exit_code"] in (0, None)  # None: Ctrl-C came before it started
+    return ExitCode.OK if stopped_well else ExitCode.FAILURE
+
+
+def _sync_demo(app: AppContext, s: Settings, endpoint: str, serve: bool, seconds: float | None,
+               writer: bool) -> tuple[dict[str, Any], Callable[[], None]]:
+    """`--no-daemon`: load the sample data and sync it once (with `--serve`, then keep DynamoDB up);
+    the summary and how to show it."""
+    from seo_sync.demo.embedded import run_demo_sync
+
+    source = Source(s.aws, s.table_prefix)
+    with Bars(app) as bars:
+        summary = run_demo_sync(s, source, progress=bars.add)
+
+    def human() -> None:
+        app.table(f"demo: {summary['businesses']} businesses from the sample data, synced in "
+                  f"{summary['seconds']} s", ["table", "items loaded", "rows in cache"],
+                  ((n, summary["loaded"].get(n, 0), summary["rows"].get(n, 0)) for n in TABLES))
+        click.echo(f"cache: {summary['cache']}\nnext:  {command_name()} --data-dir {s.data_dir} list-businesses")
+
+    if not serve:
+        return summary, human
+    from seo_sync.demo.serve import serve_until_stopped
+
+    human_out = app.err_console if app.json_output else Console()
+    if not app.json_output:
+        human()  # what is loaded and synced, before the wait
+
+    # Whole lines (soft_wrap): an export line cut in two would not paste into a shell.
+    def say(line: str) -> None:
+        human_out.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    _show_second_shell(say, s, endpoint)
+    summary["served"] = serve_until_stopped(source, seconds, writer=writer, say=say)
+    return summary, lambda: _served_line(summary)
 
 
 def _served_line(summary: dict[str, Any]) -> None:

@@ -33,7 +33,7 @@ from seo_sync.errors import (
     StreamGone,
     TableMissing,
 )
-from seo_sync.feed import ChangeFeed, Checkpoint, StreamInfo, TableInfo
+from seo_sync.feed import ChangeFeed, Checkpoint, RecordsPage, StreamInfo, TableInfo
 
 log = structlog.get_logger()
 BACKOFF_BASE = 0.5
@@ -312,38 +312,8 @@ class ShardSet:
         """One GetRecords on `c`; None when throttled (backing off) or the iterator was renewed."""
         now = self.clock() if now is None else now
         c.last_polled = now
-        try:
-            if c.iterator is None:
-                c.iterator = self._acquire(c)
-                if c.start == "LATEST" and c.latest_as_of is None:
-                    c.latest_as_of = self.wall()
-            page = self.feed.get_records(c.iterator, self.settings.get_records_limit, self.table)
-        except IteratorExpired:
-            c.iterator = None
-            if c.seq is None and c.start == "AT_TIMESTAMP":
-                # A position in time stays where it was: the same one is taken again.
-                log.info("iterator_expired", table=self.table, shard=c.shard_id, at=c.start_time)
-                c.next_due = now
-                return None
-            if c.seq is None:
-                # No sequence number to resume after: LATEST would skip records, and TRIM_HORIZON
-                # might silently skip records trimmed while the iterator sat expired.
-                raise StreamGone(f"iterator of shard {c.shard_id} expired at {c.start} before any record",
-                                 hint="a full sync takes new positions") from None
-            log.info("iterator_expired", table=self.table, shard=c.shard_id, after=c.seq)
-            c.next_due = now
-            return None
-        except TableMissing:
-            raise StreamGone(f"shard {c.shard_id} of {self.arn} no longer exists") from None
-        except BadInput as e:
-            # The stream rejected our position (e.g. a sequence number from a re-created table).
-            raise StreamGone(f"shard {c.shard_id}: position rejected ({e.message[:160]})") from None
-        except (SourceThrottled, SourceUnavailable) as e:
-            c.failures += 1
-            delay = backoff_delay(c.failures, base=BACKOFF_BASE, cap=self.settings.max_backoff, rng=self.rng)
-            c.next_due = now + delay
-            log.warning("stream_backoff", table=self.table, shard=c.shard_id, attempt=c.failures,
-                        delay=round(delay, 3), error=str(e.message)[:160])
+        page = self._read(c, now)
+        if page is None:
             return None
         if c.failures:
             log.info("stream_recovered", table=self.table, shard=c.shard_id, after_attempts=c.failures)
@@ -363,14 +333,10 @@ class ShardSet:
         finished_now = page.next_iterator is None
         if finished_now and not self.end_confirmed(c):
             # GetRecords alone said "end" of a shard DynamoDB lists open: a fault, not an end.
-            finished_now = False
             if c.seq is None and c.start == "LATEST":
                 raise StreamGone(f"shard {c.shard_id} lost its LATEST position to an answer without an iterator",
                                  hint="a full sync takes new positions")
-            c.failures += 1
-            delay = backoff_delay(c.failures, base=BACKOFF_BASE, cap=self.settings.max_backoff, rng=self.rng)
-            log.warning("shard_end_unconfirmed", table=self.table, shard=c.shard_id, seq=c.seq, delay=round(delay, 3))
-            c.next_due = now + delay
+            self._back_off(c, now, "shard_end_unconfirmed", seq=c.seq)
             return Page(c.shard_id, records, c.checkpoint(self.table, self.arn, self.wall()), False, None, page.age)
         if finished_now:
             c.finished = c.closed = True
@@ -382,6 +348,42 @@ class ShardSet:
             c.next_due = now + self.settings.idle_poll_interval
         return Page(c.shard_id, records, c.checkpoint(self.table, self.arn, self.wall()), finished_now,
                     page.behind_ms, page.age)
+
+    def _read(self, c: Cursor, now: float) -> RecordsPage | None:
+        """The feed's answer for `c` (taking an iterator first if it has none); None when the call
+        failed in a way the next turn mends: an expired iterator, throttling, an outage."""
+        try:
+            if c.iterator is None:
+                c.iterator = self._acquire(c)
+                if c.start == "LATEST" and c.latest_as_of is None:
+                    c.latest_as_of = self.wall()
+            return self.feed.get_records(c.iterator, self.settings.get_records_limit, self.table)
+        except IteratorExpired:
+            c.iterator = None
+            if c.seq is None and c.start != "AT_TIMESTAMP":
+                # No sequence number to resume after: LATEST would skip records, and TRIM_HORIZON
+                # might silently skip records trimmed while the iterator sat expired.
+                raise StreamGone(f"iterator of shard {c.shard_id} expired at {c.start} before any record",
+                                 hint="a full sync takes new positions") from None
+            # Resumed after its sequence number, or a position in time taken again where it was.
+            log.info("iterator_expired", table=self.table, shard=c.shard_id, after=c.seq, at=c.start_time)
+            c.next_due = now
+            return None
+        except TableMissing:
+            raise StreamGone(f"shard {c.shard_id} of {self.arn} no longer exists") from None
+        except BadInput as e:
+            # The stream rejected our position (e.g. a sequence number from a re-created table).
+            raise StreamGone(f"shard {c.shard_id}: position rejected ({e.message[:160]})") from None
+        except (SourceThrottled, SourceUnavailable) as e:
+            self._back_off(c, now, "stream_backoff", attempt=c.failures + 1, error=str(e.message)[:160])
+            return None
+
+    def _back_off(self, c: Cursor, now: float, event: str, **fields: object) -> None:
+        """Count a failed turn of `c` and put its next one off, exponentially with jitter; logged as `event`."""
+        c.failures += 1
+        delay = backoff_delay(c.failures, base=BACKOFF_BASE, cap=self.settings.max_backoff, rng=self.rng)
+        c.next_due = now + delay
+        log.warning(event, table=self.table, shard=c.shard_id, delay=round(delay, 3), **fields)
 
 
 GOOD_VIEW_TYPES = ("NEW_AND_OLD_IMAGES", "NEW_IMAGE")
