@@ -46,8 +46,8 @@ def keep_only_fds(*keep: int) -> None:
     Each one is pointed at /dev/null rather than closed. Python objects inherited from the parent
     still hold their numbers: under pytest's fd capture `sys.stdout` and `sys.stderr` write to
     descriptors above 2, and the logger writes through them. Were those numbers free, SQLite would
-    open `-shm` or `-wal` on them and a log line would land in the WAL index (seen: a clean stop
-    that lost every commit since the last checkpoint).
+    open `-shm` or `-wal` on them, a log line would land in the WAL index, and a clean stop would
+    lose every commit since the last checkpoint.
     """
     wanted = {0, 1, 2, *keep}
     inherited = [int(name) for name in os.listdir("/proc/self/fd")]
