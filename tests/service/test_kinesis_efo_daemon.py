@@ -32,11 +32,22 @@ def test_a_daemon_reading_by_enhanced_fan_out_converges_across_renewals(seeded, 
                 seeded.put_item(biz, codec.item_from_python({"business_id": f"biz-{r:03d}", "name": f"v{r}",
                                                              "_version": 5}))
 
+        def starts() -> list[int]:
+            """Where each subscription the daemon opened began, in order, from its log."""
+            return [int(json.loads(line)["after"]) for line in daemon.log().splitlines()
+                    if '"kinesis_subscribed"' in line]
+
         write(0, 3)
         # The feed takes a first position (LATEST) to a sequence number by polling; it subscribes from there.
-        wait_until(lambda: front.stats()["subscriptions"] >= 1, timeout=30, what="a first subscription")
-        write(3, 10)  # pushed over the first subscription
-        wait_until(lambda: daemon.status()["feed"]["renewals"] >= 1, timeout=4 * LIFETIME, what="a renewal")
+        wait_until(lambda: starts(), timeout=30, what="a first subscription")
+        first = starts()[0]
+        write(3, 10)
+        # The relay forwards the ten in its own time, over the first subscription or a later one; once
+        # they were pushed, the next renewal must begin after them, not where the first one began.
+        wait_until(lambda: front.stats()["pushed"] >= 10, timeout=60, what="the ten writes pushed")
+        wait_until(lambda: any(s > first for s in starts()[1:]), timeout=60,
+                   what="a renewal from beyond the first subscription's start")
+        assert daemon.status()["feed"]["renewals"] >= 1
         write(13, 1)
         truth = dynamo_hashes(seeded)
         wait_until(lambda: cache_hashes(daemon.data_dir) == truth, timeout=30, what="the cache converged")
@@ -44,5 +55,4 @@ def test_a_daemon_reading_by_enhanced_fan_out_converges_across_renewals(seeded, 
         assert feed["mode"] == "efo" and feed["subscriptions"] >= 1
         stats = front.stats()
         assert stats["subscriptions"] >= 2 and stats["pushed"] >= 11 and stats["consumers"] == 1
-        starts = [json.loads(line)["after"] for line in daemon.log().splitlines() if '"kinesis_subscribed"' in line]
-        assert len(starts) >= 2 and int(starts[1]) > int(starts[0])  # renewed from where the first one stood
+        assert starts() == sorted(starts())  # a renewal never goes back before where the last one stood
