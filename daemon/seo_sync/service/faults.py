@@ -15,10 +15,14 @@ import json
 import time
 from typing import TYPE_CHECKING
 
+import structlog
+
 from seo_sync.schema import table
 
 if TYPE_CHECKING:
     from seo_sync.sync.engine import Engine
+
+log = structlog.get_logger("seo_sync.service")
 
 
 class DebugFaults:
@@ -42,6 +46,10 @@ class DebugFaults:
         return None
 
     def hold_main_loop(self) -> None:
-        """Called by the main loop once a turn: hangs it while `debug-hang` asked for (a hung main loop)."""
+        """Called by the main loop once a turn: hangs it while `debug-hang` asked for (a hung main loop).
+        Says so once as it begins, so a test knows from when no watchdog ping can go out."""
+        left = self._hang_main_until - time.monotonic()
+        if left > 0:
+            log.warning("main_loop_held", seconds=round(left, 3))
         while time.monotonic() < self._hang_main_until:
             time.sleep(0.05)
