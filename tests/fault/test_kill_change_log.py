@@ -51,10 +51,11 @@ def test_kill_9_never_parts_a_row_from_its_log_entry(tmp_path):
         proc = subprocess.Popen([sys.executable, "-m", "tests.support.changelog_writer", str(path)], cwd=ROOT,
                                 stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": ROOT})
         assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "ready"
+        assert "ready" in (line.strip() for line in proc.stdout), "the writer ended before its first write"
         # Kill at a random moment of its writing: wait on an event nobody sets, for a random while.
         threading.Event().wait(rng.uniform(0.05, 0.4))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         sizes.append(check(path))
-    assert sizes[-1] > sizes[0] > 5, f"the writer made no progress between kills: {sizes}"
+    # Each run commits at least one write before "ready", however slow the machine: the log grows.
+    assert sizes == sorted(sizes) and sizes[-1] >= sizes[0] + KILLS - 1, f"a run wrote nothing: {sizes}"

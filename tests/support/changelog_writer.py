@@ -2,7 +2,8 @@
 
 Each write of a key gives its row `_version` = the number of `upsert` entries the log will then hold
 for that key, so a checker can tell, after any kill, whether a row was committed without its log
-entry or an entry without its row. Prints "ready" once the cache is open and booted.
+entry or an entry without its row. Prints "ready" once the cache is open and booted and its first
+write is committed, so a kill after it always falls while the process writes.
 
     python -m tests.support.changelog_writer CACHE_PATH
 """
@@ -85,9 +86,9 @@ def main() -> None:
     """Write until killed."""
     cache = Cache.open(Path(sys.argv[1]), change_diff_limit=1000)
     boot(cache)
-    print("ready", flush=True)
     rng = random.Random(os.getpid())
-    seq = 10**20
+    seq = step(cache, rng, 10**20)
+    print("ready", flush=True)
     while True:
         seq = step(cache, rng, seq)
 
