@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +32,14 @@ for _k, _v in FAKE_CREDENTIALS.items():
 os.environ["AWS_ACCOUNT_ID_ENDPOINT_MODE"] = "disabled"
 for _k in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "SEO_SYNC_CONFIG"):
     os.environ.pop(_k, None)
+
+# The tests press Ctrl-C the way a terminal does: SIGINT to a process in the foreground. A shell
+# without job control that starts the run in the background (`make test &` in a script) sets SIGINT
+# to "ignore", every child inherits that across exec, and Python then installs no KeyboardInterrupt
+# at all. A handler, unlike an ignore, is reset to the default at exec: with one here, every process
+# the tests start gets SIGINT as it would from a terminal, however the run itself was started.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
