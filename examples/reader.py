@@ -10,9 +10,10 @@ The contract (docs/reader-contract.md):
   published yet;
 - hold one read transaction (BEGIN … COMMIT) around every read that takes more than one statement,
   so it sees one consistent state; keep it short, a long one stops the WAL from being recycled;
-- wait on a busy database (busy_timeout) and retry the whole read a few times on SQLITE_BUSY and
-  SQLITE_READONLY_RECOVERY only: the daemon keeps the cache in WAL mode with its -wal/-shm files in
-  place through start, stop, kill and resync, so no other error is part of its life cycle;
+- wait on a busy database (busy_timeout) and retry the whole read a few times on SQLITE_BUSY,
+  SQLITE_READONLY_RECOVERY and SQLITE_READONLY_CANTINIT only: the daemon keeps the cache in WAL mode
+  with its -wal/-shm files in place through start, stop, kill and resync, so no other error is part
+  of its life cycle;
 - rows deleted or soft-deleted in DynamoDB are simply absent; tables starting ``_sync_`` are the
   daemon's bookkeeping and ``_shadow_`` ones a full sync in progress (never read them); maps, lists,
   sets and unknown attributes (``_extra``) are JSON text, ``_types`` says which arrays were sets;
@@ -51,9 +52,12 @@ CHILD_ROWS_SQL = {
 READINESS_SQL = "SELECT complete, completed_at, last_commit_at FROM _sync_readiness WHERE id = 1"
 JSON_COLUMNS = {"data", "required_variables", "optional_variables", "_extra", "_types"}
 _BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
-# The shared WAL index needs rebuilding and only a writer may do it: for a moment while the daemon
-# starts, or until it restarts after being killed in the middle of a commit. Transient; retried.
-_RECOVERY_CODE = sqlite3.SQLITE_READONLY_RECOVERY
+# The shared WAL index needs rebuilding and only a writer may do it (RECOVERY): for a moment while
+# the daemon starts, or until it restarts after being killed in the middle of a commit. Or no writer
+# could be seen holding the index at the moment this connection looked, so its content could not be
+# trusted (CANTINIT): SQLite normally answers that itself by reading from its own memory, but a
+# look that races the daemon's start can still return it. Both transient; retried.
+_WAL_INDEX_CODES = {sqlite3.SQLITE_READONLY_RECOVERY, sqlite3.SQLITE_READONLY_CANTINIT}
 
 
 def connect(path: str | Path) -> sqlite3.Connection:
@@ -65,10 +69,10 @@ def connect(path: str | Path) -> sqlite3.Connection:
 
 
 def _is_transient(e: sqlite3.OperationalError) -> bool:
-    """SQLITE_BUSY / SQLITE_LOCKED, or SQLITE_READONLY_RECOVERY: retry the whole read."""
+    """SQLITE_BUSY / SQLITE_LOCKED, or the WAL index not yet usable: retry the whole read."""
     code = getattr(e, "sqlite_errorcode", None)
     if code is not None:
-        return code & 0xFF in _BUSY_CODES or code == _RECOVERY_CODE
+        return code & 0xFF in _BUSY_CODES or code in _WAL_INDEX_CODES
     return "locked" in str(e) or "busy" in str(e)
 
 

@@ -73,8 +73,11 @@ type Converter = (cell: Cell) => unknown;
 const MAX_CACHED_STATEMENTS = 256;
 // Brief, normal states of a cache the daemon writes; a whole read is retried on them. READONLY_RECOVERY:
 // a read-only connection may not rebuild the shared WAL index, which the daemon does at its start.
+// READONLY_CANTINIT: no writer was seen holding the index as this connection looked, so it could not
+// trust it; SQLite normally reads from its own memory then, but a look racing the daemon's start
+// can still return it.
 const BUSY_CODES = new Set(["SQLITE_BUSY", "SQLITE_BUSY_RECOVERY", "SQLITE_BUSY_SNAPSHOT", "SQLITE_LOCKED",
-  "SQLITE_READONLY_RECOVERY"]);
+  "SQLITE_READONLY_RECOVERY", "SQLITE_READONLY_CANTINIT"]);
 const SLEEP_CELL = new Int32Array(new SharedArrayBuffer(4));
 
 /** Block this thread for `ms` (better-sqlite3 is synchronous, so the retry is too). */
@@ -199,7 +202,8 @@ export class CacheReader {
   }
 
   /**
-   * Run `fn` inside one read transaction (one snapshot); retry the whole of it while SQLITE_BUSY.
+   * Run `fn` inside one read transaction (one snapshot); retry the whole of it while the cache is
+   * busy or its WAL index not yet usable by a read-only connection (the contract's retried states).
    * Keep it short: an open read transaction stops the daemon's WAL from being recycled.
    */
   read<T>(fn: () => T): T {

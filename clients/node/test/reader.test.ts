@@ -136,6 +136,32 @@ test("a read that meets a held lock fails without retries, and succeeds with the
   }
 });
 
+test("a read meeting a WAL index a read-only connection cannot use yet is retried; another error is not", () => {
+  const file = makeCache("wal-index.db", syncAll(1700000000));
+  const reader = CacheReader.open(file, { busyRetries: 2 });
+  const failing = (code: string, times: number) => {
+    let calls = 0;
+    const fn = () => {
+      calls += 1;
+      if (calls <= times) throw Object.assign(new Error("attempt to write a readonly database"), { code });
+      return "read";
+    };
+    return { fn, calls: () => calls };
+  };
+  try {
+    for (const code of ["SQLITE_READONLY_RECOVERY", "SQLITE_READONLY_CANTINIT"]) {
+      const once = failing(code, 1);
+      assert.equal(reader.read(once.fn), "read", code);
+      assert.equal(once.calls(), 2, code);
+    }
+    const other = failing("SQLITE_IOERR", 1);
+    assert.throws(() => reader.read(other.fn));
+    assert.equal(other.calls(), 1);
+  } finally {
+    reader.close();
+  }
+});
+
 test("read() is one snapshot: a row committed between its statements shows only in the next read", () => {
   const file = makeCache("snapshot.db", syncAll(1700000000));
   const writer = new Database(file);
